@@ -1,0 +1,134 @@
+// Node: one peer of a peermq cluster.
+//
+// A Node owns an actor thread that owns every socket, the peer table, the in-flight table and the
+// journal; every public method is thread-safe and talks to that actor through a command pipe.
+// Handlers run on the node's dispatcher pool, never on the actor thread, and must not call
+// close() on their own node. Moving a Node moves the handle; destroying it (or close()) stops the
+// actor, says BYE to peers, and commits the journal. Queue handles outliving their node return
+// `closed`.
+#pragma once
+
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "peermq/dead_letters.hpp"
+#include "peermq/message.hpp"
+#include "peermq/options.hpp"
+#include "peermq/stats.hpp"
+#include "peermq/status.hpp"
+
+namespace peermq {
+
+namespace detail {
+class NodeCore;
+}
+
+// What became of a message sent with send_confirmed().
+struct Receipt {
+    enum class Outcome { acked, dead_lettered };
+    MessageId id;
+    Outcome outcome = Outcome::acked;
+    std::string reason;      // dead-letter reason, when dead-lettered
+    std::string last_error;  // the last handler error text, if any
+};
+
+// A handle for sending to one work queue; cheap to copy, thread-safe.
+class Queue {
+public:
+    const std::string& name() const noexcept { return name_; }
+
+    template <typename T>
+    Result<MessageId> send(const T& value, Headers headers = {}) {
+        return send_payload(Payload::encode(value), std::move(headers));
+    }
+    // Hands the message to the actor and returns its id at once (waits only under the `block`
+    // overflow policy while the queue is full).
+    Result<MessageId> send_payload(Payload payload, Headers headers = {});
+
+    template <typename T>
+    std::future<Result<Receipt>> send_confirmed(const T& value, Headers headers = {}) {
+        return send_payload_confirmed(Payload::encode(value), std::move(headers));
+    }
+    std::future<Result<Receipt>> send_payload_confirmed(Payload payload, Headers headers = {});
+
+    // Waits until every message sent so far on this node is durable as the node's durability
+    // option defines it (for `memory`: accepted by the actor).
+    Status flush(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+private:
+    friend class Node;
+    Queue(std::shared_ptr<detail::NodeCore> core, std::string name, std::uint32_t index)
+        : core_(std::move(core)), name_(std::move(name)), index_(index) {}
+
+    std::shared_ptr<detail::NodeCore> core_;
+    std::string name_;
+    std::uint32_t index_ = 0;
+};
+
+// Dead letters of a running node; operations run on its actor.
+class DeadLetters {
+public:
+    Result<std::vector<DeadLetter>> list(const DeadLetterFilter& filter = {}) const;
+    Result<DeadLetter> get(const MessageId& id) const;
+    Result<std::size_t> purge(const DeadLetterFilter& filter);
+    // Sends the dead letter again on `queue` (empty = its own), with fresh attempts, and removes
+    // it from the journal. Returns the new message id.
+    Result<MessageId> replay(const MessageId& id, const std::string& queue = {});
+
+private:
+    friend class Node;
+    explicit DeadLetters(std::shared_ptr<detail::NodeCore> core) : core_(std::move(core)) {}
+    std::shared_ptr<detail::NodeCore> core_;
+};
+
+class Node {
+public:
+    // Binds the sockets, opens the journal, starts the actor and discovery. Bad options, a port
+    // in use, an unknown interface or a corrupt journal give an error naming the problem.
+    static Result<Node> create(NodeOptions options);
+
+    Node(Node&&) noexcept;
+    Node& operator=(Node&&) noexcept;
+    ~Node();
+
+    const NodeId& id() const noexcept;
+    const std::string& name() const noexcept;
+    // Endpoints as peers connect to them ("tcp://127.0.0.1:40123").
+    const std::string& inbox_endpoint() const noexcept;
+    const std::string& pub_endpoint() const noexcept;
+
+    // Work queues: load-balanced over every node consuming `queue` (this one included).
+    Status consume(std::string queue, ConsumeHandler handler, ConsumeOptions options = {});
+    Result<Queue> queue(std::string name, QueueOptions options = {});
+
+    // Topics: every subscriber whose prefix matches the topic gets the message (this node's
+    // subscribers included). Best effort: a peer not yet connected misses it.
+    template <typename T>
+    Status publish(std::string_view topic, const T& value, Headers headers = {}) {
+        return publish_payload(topic, Payload::encode(value), std::move(headers));
+    }
+    Status publish_payload(std::string_view topic, Payload payload, Headers headers = {});
+    Status subscribe(std::string prefix, SubscribeHandler handler);
+
+    // Adds a peer by inbox endpoint ("host:port" or "tcp://host:port").
+    Status add_peer(std::string endpoint);
+    std::vector<PeerInfo> peers() const;
+    // Called on a dispatcher thread at every peer state change.
+    void on_peer_event(std::function<void(const PeerEvent&)> handler);
+
+    NodeStats stats() const;
+    DeadLetters dead_letters();
+
+    // Stops the node: says BYE, commits the journal, joins every thread. Idempotent.
+    void close();
+
+private:
+    explicit Node(std::shared_ptr<detail::NodeCore> core);
+    std::shared_ptr<detail::NodeCore> core_;
+};
+
+}  // namespace peermq

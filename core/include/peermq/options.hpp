@@ -1,0 +1,95 @@
+// Options for nodes, queues and consumers. Plain structs with defaults: set what you need with
+// designated initialisers. Validated by Node::create / Node::queue / Node::consume, which return
+// a clear invalid_argument error for bad values.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "peermq/clock.hpp"
+#include "peermq/discovery.hpp"
+
+namespace peermq {
+
+using namespace std::chrono_literals;
+
+enum class Guarantee {
+    best_effort,       // one send, no ack, no journal
+    at_least_once,     // acks, retries, redirect, TTL, DLQ, journaled outbox
+    effectively_once,  // at_least_once + receiver-side dedupe over the retry horizon
+};
+
+enum class Durability {
+    memory,        // outbox in memory only: lost if the sender process dies
+    group_commit,  // SQLite WAL, synchronous=FULL, one transaction every <= 2 ms or 1000 records
+    fsync_each,    // one synced transaction per message before send() returns
+};
+
+enum class OverflowPolicy {
+    block,        // send() waits up to block_timeout for room, then fails with timed_out
+    reject,       // send() fails at once with queue_full
+    drop_oldest,  // the oldest waiting message goes to the dead-letter journal ("dropped_oldest")
+};
+
+struct QueueOptions {
+    Guarantee guarantee = Guarantee::at_least_once;
+    std::chrono::milliseconds ttl = 0ms;  // 0 = never expires
+    std::uint32_t max_attempts = 5;       // deliveries before dead-lettering ("max_attempts")
+    std::chrono::milliseconds retry_initial = 200ms;
+    std::chrono::milliseconds retry_max = 10s;
+    // An unacked delivery is retried after ack_timeout (and redirected at once if its consumer
+    // is marked down).
+    std::chrono::milliseconds ack_timeout = 5s;
+    std::size_t max_length = 100'000;  // waiting + in flight
+    OverflowPolicy overflow = OverflowPolicy::block;
+    std::chrono::milliseconds block_timeout = 10s;
+    // Deliver to one consumer at a time, in send order (one in flight per queue).
+    bool ordered = false;
+    // 0 = wait for a consumer for as long as the TTL allows; otherwise dead-letter with reason
+    // "no_consumer" after waiting this long.
+    std::chrono::milliseconds no_consumer_timeout = 0ms;
+};
+
+struct ConsumeOptions {
+    // Credit: the most unacked messages a sender may have outstanding at this consumer.
+    std::uint32_t prefetch = 256;
+    // Handlers of this queue running at once on the dispatcher pool.
+    std::uint32_t concurrency = 1;
+};
+
+struct NodeOptions {
+    std::string name;                 // required; [A-Za-z0-9._-], at most 48 characters
+    std::string cluster = "default";  // nodes only talk to nodes of the same cluster
+    // Interface to bind and announce on: a name ("lo", "eth0") or "*" for all interfaces.
+    std::string interface = "*";
+    std::uint16_t inbox_port = 0;  // 0 = ephemeral
+    std::uint16_t pub_port = 0;    // 0 = ephemeral
+    // Static peers ("host:port" of their inbox). PEERMQ_PEERS=host:port,... adds to these.
+    std::vector<std::string> peers;
+    // Peer discovery; empty = static peers only. See peermq::discovery::automatic().
+    DiscoveryFactory discovery;
+
+    std::chrono::milliseconds heartbeat_interval = 1000ms;
+    std::chrono::milliseconds peer_timeout = 3000ms;  // silent this long = down
+
+    std::size_t dispatcher_threads = 2;
+    std::size_t max_payload_bytes = 16u << 20;
+
+    // Where the journal (outbox + dead letters) lives; empty = in memory only.
+    std::string data_dir;
+    Durability durability = Durability::group_commit;
+
+    // Receivers ack after this many messages or this long, whichever comes first.
+    std::size_t ack_batch_size = 64;
+    std::chrono::microseconds ack_batch_interval = 500us;
+    // Message ids remembered for effectively_once dedupe (also bounded by the retry horizon).
+    std::size_t dedupe_window = 1'000'000;
+
+    std::shared_ptr<Clock> clock;  // null = system clock
+};
+
+}  // namespace peermq

@@ -1,0 +1,86 @@
+// Observability values returned by Node::stats() and Node::peers(): plain snapshots, safe to
+// keep and copy.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "peermq/uuid.hpp"
+
+namespace peermq {
+
+enum class PeerState {
+    connecting,  // known by endpoint or record; no HELLO yet
+    alive,       // heard from within one heartbeat interval and a half
+    suspect,     // silent for longer than that
+    down,        // silent for peer_timeout
+};
+
+std::string_view to_string(PeerState state) noexcept;
+
+struct PeerInfo {
+    NodeId id;  // nil while connecting by endpoint
+    std::string name;
+    std::string cluster;
+    PeerState state = PeerState::connecting;
+    std::string inbox_endpoint;
+    std::string pub_endpoint;
+    std::vector<std::string> queues;  // queues it consumes
+    std::vector<std::string> topics;  // topic prefixes it subscribes to
+    std::int64_t last_heard_ms = 0;   // Unix ms; 0 = never
+    std::uint64_t frames_sent = 0;
+    std::uint64_t frames_received = 0;
+};
+
+struct PeerEvent {
+    PeerInfo peer;
+    PeerState previous = PeerState::connecting;
+};
+
+// Latency histogram with power-of-two microsecond buckets: bucket i counts values in
+// [2^i, 2^(i+1)) µs; the last bucket is open-ended.
+struct LatencyHistogram {
+    std::array<std::uint64_t, 32> buckets{};
+    std::uint64_t count = 0;
+    std::uint64_t sum_us = 0;
+
+    void record(std::uint64_t micros) noexcept;
+    // Upper bound of the bucket holding quantile q (0..1), in µs; 0 when empty.
+    std::uint64_t quantile_us(double q) const noexcept;
+};
+
+struct ChannelStats {
+    std::uint64_t sent = 0;           // handed to the transport (each attempt counted once)
+    std::uint64_t received = 0;       // frames accepted from the transport
+    std::uint64_t delivered = 0;      // handler calls
+    std::uint64_t handler_errors = 0; // handlers that threw
+    std::uint64_t acked = 0;
+    std::uint64_t nacked = 0;
+    std::uint64_t retried = 0;
+    std::uint64_t redelivered = 0;    // moved off a consumer that went down
+    std::uint64_t expired = 0;
+    std::uint64_t dead_lettered = 0;
+    std::uint64_t duplicates = 0;     // dropped by the dedupe window
+    std::uint64_t in_flight = 0;      // gauge
+    std::uint64_t depth = 0;          // gauge: waiting for a consumer or credit
+    LatencyHistogram ack_latency;
+};
+
+struct NodeStats {
+    NodeId id;
+    std::string name;
+    std::map<std::string, ChannelStats> queues;
+    std::map<std::string, ChannelStats> topics;
+    std::vector<PeerInfo> peers;
+    // Everything not delivered, by reason: "frame.garbage", "frame.truncated",
+    // "frame.bad_version", "frame.oversized_header", "frame.missing_field", "frame.unknown_kind",
+    // "hello.bad", "ack.unknown_id", "dedupe.duplicate", "ttl.expired", ... (docs/spec/wire.md).
+    std::map<std::string, std::uint64_t> dropped;
+    std::uint64_t bad_frames = 0;  // sum of the "frame.*" and "hello.*" reasons
+    std::map<std::string, std::uint64_t> discovery_ignored;
+};
+
+}  // namespace peermq

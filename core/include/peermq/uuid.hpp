@@ -1,0 +1,57 @@
+// Uuid: 16-byte identifiers for messages (UUIDv7, time-ordered) and nodes.
+//
+// A value type; generate() is thread-safe and monotonic within a process: two ids generated one
+// after the other compare in generation order (the 12-bit rand_a field is a sub-millisecond
+// counter, RFC 9562 §6.2 method 1).
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace peermq {
+
+class Uuid {
+public:
+    static constexpr std::size_t kSize = 16;
+
+    Uuid() = default;  // the nil id
+    explicit Uuid(const std::array<std::uint8_t, kSize>& bytes) : bytes_(bytes) {}
+
+    // A new UUIDv7 from the system clock and a CSPRNG-seeded generator.
+    static Uuid generate();
+    // From 16 raw bytes; nullopt when the size is wrong.
+    static std::optional<Uuid> from_bytes(const void* data, std::size_t size);
+    // From the canonical 36-character text form.
+    static std::optional<Uuid> parse(std::string_view text);
+
+    const std::array<std::uint8_t, kSize>& bytes() const noexcept { return bytes_; }
+    const std::uint8_t* data() const noexcept { return bytes_.data(); }
+    bool is_nil() const noexcept;
+    // Unix milliseconds stored in a UUIDv7.
+    std::int64_t unix_ms() const noexcept;
+    // "0190a3c4-...." canonical form.
+    std::string to_string() const;
+    // The last 8 hex digits: enough to tell nodes apart in logs and DNS-SD instance names.
+    std::string short_string() const;
+
+    friend auto operator<=>(const Uuid&, const Uuid&) = default;
+    friend bool operator==(const Uuid&, const Uuid&) = default;
+
+private:
+    std::array<std::uint8_t, kSize> bytes_{};
+};
+
+using MessageId = Uuid;
+using NodeId = Uuid;
+
+struct UuidHash {
+    std::size_t operator()(const Uuid& id) const noexcept;
+};
+
+}  // namespace peermq

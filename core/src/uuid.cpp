@@ -1,0 +1,128 @@
+#include "peermq/uuid.hpp"
+
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <random>
+
+namespace peermq {
+namespace {
+
+// Per-process generator state. UUIDv7 (RFC 9562): 48-bit Unix ms, version 7, 12-bit counter
+// (rand_a, method 1: monotonic within a millisecond), variant 0b10, 62 random bits.
+struct Generator {
+    std::mutex mutex;
+    std::mt19937_64 random{std::random_device{}() ^
+                           (static_cast<std::uint64_t>(std::random_device{}()) << 32)};
+    std::int64_t last_ms = 0;
+    std::uint16_t counter = 0;
+};
+
+Generator& generator() {
+    static Generator instance;
+    return instance;
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+}  // namespace
+
+Uuid Uuid::generate() {
+    auto& gen = generator();
+    std::int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+    std::uint64_t random_bits;
+    std::uint16_t counter;
+    {
+        std::lock_guard lock(gen.mutex);
+        if (ms <= gen.last_ms) {
+            ms = gen.last_ms;
+            if (++gen.counter > 0x0FFF) {  // counter exhausted: borrow the next millisecond
+                ++ms;
+                gen.counter = 0;
+            }
+        } else {
+            gen.counter = static_cast<std::uint16_t>(gen.random() & 0x01FF);  // leaves headroom
+        }
+        gen.last_ms = ms;
+        counter = gen.counter;
+        random_bits = gen.random();
+    }
+    std::array<std::uint8_t, kSize> b{};
+    for (int i = 0; i < 6; ++i) b[i] = static_cast<std::uint8_t>(ms >> (8 * (5 - i)));
+    b[6] = static_cast<std::uint8_t>(0x70 | ((counter >> 8) & 0x0F));
+    b[7] = static_cast<std::uint8_t>(counter & 0xFF);
+    for (int i = 0; i < 8; ++i) b[8 + i] = static_cast<std::uint8_t>(random_bits >> (8 * i));
+    b[8] = static_cast<std::uint8_t>(0x80 | (b[8] & 0x3F));
+    return Uuid(b);
+}
+
+std::optional<Uuid> Uuid::from_bytes(const void* data, std::size_t size) {
+    if (size != kSize || data == nullptr) return std::nullopt;
+    std::array<std::uint8_t, kSize> b{};
+    std::memcpy(b.data(), data, kSize);
+    return Uuid(b);
+}
+
+std::optional<Uuid> Uuid::parse(std::string_view text) {
+    if (text.size() != 36) return std::nullopt;
+    std::array<std::uint8_t, kSize> b{};
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < text.size();) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (text[i] != '-') return std::nullopt;
+            ++i;
+            continue;
+        }
+        const int hi = hex_value(text[i]);
+        const int lo = hex_value(text[i + 1]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        b[out++] = static_cast<std::uint8_t>(hi << 4 | lo);
+        i += 2;
+    }
+    return Uuid(b);
+}
+
+bool Uuid::is_nil() const noexcept {
+    for (auto byte : bytes_) {
+        if (byte != 0) return false;
+    }
+    return true;
+}
+
+std::int64_t Uuid::unix_ms() const noexcept {
+    std::int64_t ms = 0;
+    for (int i = 0; i < 6; ++i) ms = (ms << 8) | bytes_[i];
+    return ms;
+}
+
+std::string Uuid::to_string() const {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string text;
+    text.reserve(36);
+    for (std::size_t i = 0; i < kSize; ++i) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) text.push_back('-');
+        text.push_back(kHex[bytes_[i] >> 4]);
+        text.push_back(kHex[bytes_[i] & 0x0F]);
+    }
+    return text;
+}
+
+std::string Uuid::short_string() const { return to_string().substr(28); }
+
+std::size_t UuidHash::operator()(const Uuid& id) const noexcept {
+    // The last 8 bytes of a UUIDv7 are random: a good hash as they are.
+    std::uint64_t h;
+    std::memcpy(&h, id.data() + 8, sizeof h);
+    std::uint64_t t;
+    std::memcpy(&t, id.data(), sizeof t);
+    return static_cast<std::size_t>(h ^ (t * 0x9E3779B97F4A7C15ull));
+}
+
+}  // namespace peermq
