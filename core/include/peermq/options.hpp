@@ -62,16 +62,16 @@ struct ConsumeOptions {
 };
 
 struct NodeOptions {
-    std::string name;                 // required; [A-Za-z0-9._-], at most 48 characters
+    std::string name{};               // required; [A-Za-z0-9._-], at most 48 characters
     std::string cluster = "default";  // nodes only talk to nodes of the same cluster
     // Interface to bind and announce on: a name ("lo", "eth0") or "*" for all interfaces.
     std::string interface = "*";
     std::uint16_t inbox_port = 0;  // 0 = ephemeral
     std::uint16_t pub_port = 0;    // 0 = ephemeral
     // Static peers ("host:port" of their inbox). PEERMQ_PEERS=host:port,... adds to these.
-    std::vector<std::string> peers;
+    std::vector<std::string> peers{};
     // Peer discovery; empty = static peers only. See peermq::discovery::automatic().
-    DiscoveryFactory discovery;
+    DiscoveryFactory discovery{};
 
     std::chrono::milliseconds heartbeat_interval = 1000ms;
     std::chrono::milliseconds peer_timeout = 3000ms;  // silent this long = down
@@ -80,7 +80,7 @@ struct NodeOptions {
     std::size_t max_payload_bytes = 16u << 20;
 
     // Where the journal (outbox + dead letters) lives; empty = in memory only.
-    std::string data_dir;
+    std::string data_dir{};
     Durability durability = Durability::group_commit;
 
     // Receivers ack after this many messages or this long, whichever comes first.
@@ -89,7 +89,7 @@ struct NodeOptions {
     // Message ids remembered for effectively_once dedupe (also bounded by the retry horizon).
     std::size_t dedupe_window = 1'000'000;
 
-    std::shared_ptr<Clock> clock;  // null = system clock
+    std::shared_ptr<Clock> clock{};  // null = system clock
 };
 
 }  // namespace peermq

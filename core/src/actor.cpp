@@ -1,0 +1,1449 @@
+#include "actor.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace peermq::detail {
+namespace {
+
+constexpr std::size_t kReadBatch = 1024;        // frames read per socket per loop turn
+constexpr std::size_t kCopyBelow = 1024;        // smaller payloads are copied, larger lent
+constexpr int kPeerSendHwm = 20'000;
+constexpr int kReceiveHwm = 100'000;
+constexpr std::size_t kCommitRecords = 1000;    // group commit: at most this many records...
+constexpr auto kCommitInterval = std::chrono::milliseconds(2);  // ...or this long
+constexpr auto kCommitRetry = std::chrono::milliseconds(100);
+constexpr auto kForgetDownPeer = std::chrono::seconds(60);
+constexpr std::size_t kMemoryDeadLetters = 100'000;
+constexpr std::size_t kMaxTopicStats = 1024;
+constexpr std::int64_t kDedupeHorizonMs = 60LL * 60 * 1000;
+
+void free_lent_payload(void* /*data*/, void* hint) {
+    delete static_cast<std::shared_ptr<const void>*>(hint);
+}
+
+// A ZeroMQ frame for a payload: small ones are copied; large ones are lent to ZeroMQ, which
+// releases them from its I/O thread once sent.
+zmq::message_t payload_frame(const Payload& payload) {
+    if (payload.size() < kCopyBelow || !payload.owner()) {
+        return zmq::message_t(payload.data(), payload.size());
+    }
+    auto* hold = new std::shared_ptr<const void>(payload.owner());
+    return zmq::message_t(const_cast<std::byte*>(payload.data()), payload.size(),
+                          &free_lent_payload, hold);
+}
+
+Payload payload_of(zmq::message_t& frame) {
+    if (frame.size() == 0) return {};
+    if (frame.size() < kCopyBelow) return Payload::copy_of(frame.data(), frame.size());
+    auto holder = std::make_shared<zmq::message_t>(std::move(frame));
+    return Payload::adopt(holder, static_cast<const std::byte*>(holder->data()), holder->size());
+}
+
+std::string endpoint_of(const std::string& host, std::uint16_t port) {
+    if (host.find(':') != std::string::npos) return "tcp://[" + host + "]:" + std::to_string(port);
+    return "tcp://" + host + ":" + std::to_string(port);
+}
+
+std::string peer_address(zmq::message_t& frame) {
+    try {
+        const char* address = frame.gets("Peer-Address");
+        return address ? address : "";
+    } catch (const zmq::error_t&) {
+        return {};
+    }
+}
+
+}  // namespace
+
+Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket_t sub,
+             std::unique_ptr<Journal> journal)
+    : core_(core),
+      options_(core.options),
+      clock_(*core.clock),
+      inbox_(std::move(inbox)),
+      pub_(std::move(pub)),
+      sub_(std::move(sub)),
+      journal_(std::move(journal)),
+      timers_(std::chrono::milliseconds(1), 4096, core.clock->steady_now()),
+      dedupe_(std::chrono::milliseconds(kDedupeHorizonMs), options_.dedupe_window) {
+    next_tick_ = clock_.steady_now();
+    hello_dirty_ = true;
+}
+
+Actor::~Actor() = default;
+
+// ---------------------------------------------------------------------------------------------
+// The loop
+
+void Actor::run() {
+    while (!stopping_) {
+        poll_items_.clear();
+        polled_peers_.clear();
+        poll_items_.push_back({nullptr, core_.mailbox_.fd(), ZMQ_POLLIN, 0});
+        poll_items_.push_back({inbox_.handle(), 0, ZMQ_POLLIN, 0});
+        poll_items_.push_back({sub_.handle(), 0, ZMQ_POLLIN, 0});
+        for (auto& peer : peers_) {
+            if (peer->blocked) {
+                poll_items_.push_back({peer->push.handle(), 0, ZMQ_POLLOUT, 0});
+                polled_peers_.push_back(peer.get());
+            }
+        }
+        try {
+            zmq::poll(poll_items_.data(), poll_items_.size(), poll_timeout(clock_.steady_now()));
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EINTR) throw;
+        }
+
+        if (poll_items_[0].revents & ZMQ_POLLIN) {
+            core_.mailbox_.drain(commands_);
+            for (auto& command : commands_) handle(command);
+            commands_.clear();
+            for (auto& q : out_queues_) {
+                if (!q->waiting.empty()) pump(*q);
+            }
+        }
+        if (poll_items_[1].revents & ZMQ_POLLIN) read_inbox();
+        if (poll_items_[2].revents & ZMQ_POLLIN) read_sub();
+        bool writable = false;
+        for (std::size_t i = 0; i < polled_peers_.size(); ++i) {
+            if (poll_items_[3 + i].revents & ZMQ_POLLOUT) {
+                polled_peers_[i]->blocked = false;
+                if (polled_peers_[i]->hello_owed) send_hello(polled_peers_[i]);
+                writable = true;
+            }
+        }
+        if (writable) pump_all();
+
+        const Steady now = clock_.steady_now();
+        timers_.expire(now, [this](const MessageId& id) { on_timer(id); });
+        if (now >= next_tick_) {
+            tick_peers(now);
+            expire_waiting(now);
+            next_tick_ = now + options_.heartbeat_interval / 4;
+        }
+        if (hello_dirty_) broadcast_hello();
+        flush_acks(now, false);
+        maybe_commit(now, !commit_waiters_.empty());
+        flush_jobs();
+    }
+    shutdown();
+}
+
+std::chrono::milliseconds Actor::poll_timeout(Steady now) const {
+    Steady due = next_tick_;
+    if (auto next = timers_.next_due(); next && *next < due) due = *next;
+    if (acks_pending_ > 0) {
+        for (const auto& [id, batch] : acks_) {
+            if (!batch.ids.empty()) {
+                due = std::min(due, batch.first + std::chrono::duration_cast<Clock::Steady::duration>(
+                                                      options_.ack_batch_interval));
+            }
+        }
+    }
+    if (journal_ && journal_->pending() > 0) {
+        due = std::min(due, std::max(first_uncommitted_ + kCommitInterval, commit_retry_at_));
+    }
+    if (due <= now) return std::chrono::milliseconds(0);
+    // Round up: waking a little late is fine, spinning on a sub-millisecond wait is not.
+    return std::chrono::ceil<std::chrono::milliseconds>(due - now);
+}
+
+void Actor::flush_jobs() {
+    if (!jobs_.empty()) core_.dispatcher->submit(jobs_);
+}
+
+void Actor::handle(Command& command) {
+    std::visit(
+        [this](auto& cmd) {
+            using T = std::decay_t<decltype(cmd)>;
+            if constexpr (std::is_same_v<T, SendCmd>) on_send(cmd);
+            else if constexpr (std::is_same_v<T, DeclareQueueCmd>) on_declare(cmd);
+            else if constexpr (std::is_same_v<T, ConsumeCmd>) on_consume(cmd);
+            else if constexpr (std::is_same_v<T, SubscribeCmd>) on_subscribe(cmd);
+            else if constexpr (std::is_same_v<T, PublishCmd>) on_publish(cmd);
+            else if constexpr (std::is_same_v<T, DiscoveryCmd>) on_discovery(cmd);
+            else if constexpr (std::is_same_v<T, OutcomesCmd>) on_outcomes(cmd);
+            else if constexpr (std::is_same_v<T, FlushCmd>) on_flush(cmd);
+            else if constexpr (std::is_same_v<T, CallCmd>) cmd.fn(*this);
+            else if constexpr (std::is_same_v<T, StopCmd>) stopping_ = true;
+        },
+        command);
+}
+
+void Actor::shutdown() {
+    // Whatever is still in the mailbox: outcomes become acks; calls are answered by the broken
+    // promise (NodeCore::call reports `closed`).
+    core_.mailbox_.drain(commands_);
+    for (auto& command : commands_) {
+        if (std::holds_alternative<OutcomesCmd>(command)) handle(command);
+        if (auto* send = std::get_if<SendCmd>(&command)) on_send(*send);
+    }
+    commands_.clear();
+    const Steady now = clock_.steady_now();
+    flush_acks(now, true);
+    for (auto& peer : peers_) {
+        if (!peer->id.is_nil() && peer->state != PeerState::down) send_control(peer.get(), Kind::bye);
+    }
+    maybe_commit(now, true);
+    for (auto& waiter : commit_waiters_) waiter->set_value(make_error(ErrorCode::closed, "node closed"));
+    commit_waiters_.clear();
+    auto closed = [](const ReceiptPromise& receipt) {
+        if (receipt) receipt->set_value(make_error(ErrorCode::closed, "node closed before the message was acked"));
+    };
+    for (auto& [id, entry] : inflight_) closed(entry.message.receipt);
+    for (auto& q : out_queues_) {
+        for (auto& message : q->waiting) closed(message.receipt);
+    }
+    // Give BYE frames a moment to leave; undelivered data is the senders' to retry.
+    for (auto& peer : peers_) peer->push.set(zmq::sockopt::linger, 100);
+    peers_.clear();
+    by_id_.clear();
+    inbox_.set(zmq::sockopt::linger, 0);
+    pub_.set(zmq::sockopt::linger, 0);
+    sub_.set(zmq::sockopt::linger, 0);
+    inbox_.close();
+    pub_.close();
+    sub_.close();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+Actor::OutQueue& Actor::out_queue(std::uint32_t index) {
+    if (index >= out_queues_.size()) out_queues_.resize(index + 1);
+    auto& slot = out_queues_[index];
+    if (!slot) {
+        slot = std::make_unique<OutQueue>();
+        slot->index = index;
+        slot->shared = core_.queue_shared(index);
+        slot->name = slot->shared->name;
+        slot->stats = queue_stats(slot->name);
+        slot->backoff = std::make_unique<Backoff>(slot->options.retry_initial, slot->options.retry_max);
+    }
+    return *slot;
+}
+
+void Actor::on_declare(DeclareQueueCmd& cmd) {
+    OutQueue& q = out_queue(cmd.queue);
+    q.options = cmd.options;
+    q.flags = 0;
+    if (q.options.guarantee != Guarantee::best_effort) q.flags |= kFlagAckRequested;
+    if (q.options.guarantee == Guarantee::effectively_once) q.flags |= kFlagDedupe;
+    q.backoff = std::make_unique<Backoff>(q.options.retry_initial, q.options.retry_max);
+    q.targets_generation = 0;
+}
+
+void Actor::on_send(SendCmd& cmd) {
+    OutQueue& q = out_queue(cmd.queue);
+    Outgoing message;
+    message.id = cmd.id;
+    message.payload = std::move(cmd.payload);
+    message.headers = std::move(cmd.headers);
+    message.created_ms = cmd.created_ms;
+    message.deadline_ms = q.options.ttl.count() > 0 ? cmd.created_ms + q.options.ttl.count() : 0;
+    message.seq = ++seq_;
+    message.receipt = std::move(cmd.receipt);
+    if (q.reliable() && journal_ && options_.durability != Durability::memory) {
+        if (journal_->pending() == 0) first_uncommitted_ = clock_.steady_now();
+        journal_->outbox_put(OutboxRecord{message.id, q.name, message.headers, message.payload, 0,
+                                          message.created_ms, message.deadline_ms,
+                                          static_cast<std::uint8_t>(q.options.guarantee),
+                                          message.seq});
+        message.journaled = true;
+    }
+    if (cmd.durable) commit_waiters_.push_back(std::move(cmd.durable));
+    if (q.options.overflow == OverflowPolicy::drop_oldest) {
+        while (!q.waiting.empty() && q.waiting.size() + q.inflight >= q.options.max_length) {
+            Outgoing oldest = std::move(q.waiting.front());
+            q.waiting.pop_front();
+            if (q.reliable()) {
+                dead_letter(q, oldest, "dropped_oldest", "queue over max_length");
+            } else {
+                drop("queue.dropped_oldest");
+                q.shared->release(1);
+            }
+        }
+    }
+    q.waiting.push_back(std::move(message));
+    q.stats->depth = q.waiting.size();
+}
+
+void Actor::on_consume(ConsumeCmd& cmd) {
+    LocalConsumer& consumer = consumers_[cmd.queue];
+    consumer.queue = cmd.queue;
+    consumer.slot = cmd.slot;
+    consumer.options = cmd.options;
+    consumer.stats = queue_stats(cmd.queue);
+    consumer_by_slot_[cmd.slot] = &consumer;
+    ++generation_;
+    hello_dirty_ = true;
+    pump_all();
+}
+
+void Actor::on_subscribe(SubscribeCmd& cmd) {
+    sub_.set(zmq::sockopt::subscribe, cmd.prefix);
+    subscriptions_.push_back(Subscription{cmd.prefix, cmd.slot});
+    hello_dirty_ = true;
+}
+
+void Actor::on_publish(PublishCmd& cmd) {
+    static const Headers kNoHeaders;
+    encode_buffer_.clear();
+    encode_data_header(DataHeaderRef{core_.id, cmd.id, cmd.topic, 0, 1, cmd.created_ms, 0, 0,
+                                     cmd.headers.empty() ? kNoHeaders : cmd.headers},
+                       encode_buffer_);
+    ChannelStats* stats = topic_stats(cmd.topic);
+    zmq::message_t topic(cmd.topic.data(), cmd.topic.size());
+    zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
+    zmq::message_t payload = payload_frame(cmd.payload);
+    // PUB never blocks: past its high-water mark ZeroMQ drops for slow subscribers.
+    pub_.send(topic, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    pub_.send(header, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+    pub_.send(payload, zmq::send_flags::dontwait);
+    ++stats->sent;
+    for (const auto& subscription : subscriptions_) {
+        if (!cmd.topic.starts_with(subscription.prefix)) continue;
+        Job job;
+        job.message.id = cmd.id;
+        job.message.sender = core_.id;
+        job.message.channel = cmd.topic;
+        job.message.created_ms = cmd.created_ms;
+        job.message.headers = cmd.headers;
+        job.message.payload = cmd.payload;
+        jobs_.emplace_back(subscription.slot, std::move(job));
+        ++stats->delivered;
+    }
+}
+
+void Actor::on_discovery(DiscoveryCmd& cmd) {
+    const ServiceRecord& record = cmd.event.record;
+    if (!record.id.is_nil() && record.id == core_.id) return;
+    if (!record.cluster.empty() && record.cluster != options_.cluster) {
+        drop("discovery.other_cluster");
+        return;
+    }
+    const std::string endpoint = endpoint_of(record.host, record.inbox_port);
+    if (cmd.event.kind == DiscoveryEvent::Kind::lost) {
+        // mDNS never decides liveness; a peer that is also down is forgotten.
+        Peer* peer = find_peer(record.id);
+        if (peer && peer->state == PeerState::down && !peer->configured) remove_peer(peer);
+        return;
+    }
+    Peer* peer = record.id.is_nil() ? nullptr : find_peer(record.id);
+    if (!peer) {
+        for (auto& candidate : peers_) {
+            if (candidate->inbox_endpoint == endpoint) peer = candidate.get();
+        }
+    }
+    if (peer) {
+        if (peer->inbox_endpoint != endpoint && !record.id.is_nil()) {
+            // Same node, new address or port (a changed record): move the link.
+            remove_peer(peer);
+            peer = add_peer(record.id, record.host, record.inbox_port);
+            send_hello(peer);
+        }
+        if (record.id.is_nil()) peer->configured = true;
+        return;
+    }
+    peer = add_peer(record.id, record.host, record.inbox_port);
+    peer->configured = record.id.is_nil();
+    send_hello(peer);
+}
+
+void Actor::on_outcomes(OutcomesCmd& cmd) {
+    for (auto& outcome : cmd.outcomes) {
+        auto it = consumer_by_slot_.find(outcome.slot);
+        if (it == consumer_by_slot_.end()) continue;
+        LocalConsumer& consumer = *it->second;
+        ++consumer.stats->delivered;
+        if (outcome.result == HandlerOutcome::Result::nack) ++consumer.stats->handler_errors;
+        const bool dedupe = (outcome.flags & kFlagDedupe) != 0;
+        if (dedupe) {
+            in_progress_.erase(outcome.id);
+            if (outcome.result != HandlerOutcome::Result::nack) {
+                dedupe_.check_and_insert(outcome.id, clock_.unix_ms());
+            }
+        }
+        if (outcome.sender == core_.id) {
+            // Delivered by this node to itself: settle the in-flight entry directly.
+            if (consumer.local_unacked > 0) --consumer.local_unacked;
+            auto entry_it = inflight_.find(outcome.id);
+            if (entry_it != inflight_.end() && entry_it->second.consumer == core_.id &&
+                !entry_it->second.retry_wait) {
+                Inflight& entry = entry_it->second;
+                OutQueue& q = out_queue(entry.queue);
+                if (outcome.result == HandlerOutcome::Result::ack) {
+                    complete(entry, q);
+                } else if (outcome.result == HandlerOutcome::Result::reject) {
+                    release_credit(entry, q);
+                    timers_.cancel(outcome.id);
+                    Outgoing message = std::move(entry.message);
+                    inflight_.erase(entry_it);
+                    --q.inflight;
+                    dead_letter(q, message, "rejected", outcome.error);
+                } else {
+                    fail_attempt(entry, q, outcome.error, true);
+                }
+            }
+            continue;
+        }
+        if (!(outcome.flags & kFlagAckRequested)) continue;
+        if (outcome.result == HandlerOutcome::Result::ack) {
+            queue_ack(outcome.sender, outcome.id);
+        } else if (Peer* peer = find_peer(outcome.sender)) {
+            send_control(peer,
+                         outcome.result == HandlerOutcome::Result::nack ? Kind::nack : Kind::reject,
+                         {outcome.id}, outcome.error);
+        }
+    }
+    pump_all();
+}
+
+void Actor::on_flush(FlushCmd& cmd) {
+    if (!journal_ || options_.durability == Durability::memory || journal_->pending() == 0) {
+        cmd.done->set_value(core_.storage_error());
+        return;
+    }
+    commit_waiters_.push_back(std::move(cmd.done));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frames
+
+void Actor::read_inbox() {
+    zmq::message_t header;
+    zmq::message_t payload;
+    for (std::size_t n = 0; n < kReadBatch; ++n) {
+        if (!inbox_.recv(header, zmq::recv_flags::dontwait)) break;
+        std::size_t frames = 1;
+        if (header.more()) {
+            (void)inbox_.recv(payload);
+            frames = 2;
+            zmq::message_t extra;
+            bool more = payload.more();
+            while (more) {
+                (void)inbox_.recv(extra);
+                more = extra.more();
+                ++frames;
+            }
+        }
+        if (frames > 2) {
+            drop("frame.truncated");
+            continue;
+        }
+        on_frame(header, payload, frames == 2);
+        payload.rebuild();
+    }
+    flush_jobs();
+}
+
+void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame,
+                     bool has_payload) {
+    zone_.clear();
+    if (auto reason = decode_header(header_frame.data(), header_frame.size(), header_, zone_)) {
+        drop(*reason);
+        return;
+    }
+    Peer* peer = find_peer(header_.sender);
+    if (peer) {
+        ++peer->frames_received;
+        if (header_.kind != Kind::bye) heard(peer);
+    }
+    switch (header_.kind) {
+        case Kind::data:
+            if (!has_payload) {
+                drop("frame.truncated");
+                return;
+            }
+            on_data(peer, payload_frame);
+            break;
+        case Kind::hello:
+            if (!has_payload) {
+                drop("hello.missing_field");
+                return;
+            }
+            on_hello(header_frame, payload_frame);
+            break;
+        case Kind::ack:
+        case Kind::nack:
+        case Kind::reject:
+            on_ack_frame(peer);
+            break;
+        case Kind::heartbeat:
+            if (!peer) drop("frame.unknown_sender");
+            break;
+        case Kind::bye:
+            if (peer && peer->state != PeerState::down) {
+                set_state(peer, PeerState::down);
+                redirect_from(peer->id);
+                ++generation_;
+            }
+            break;
+    }
+}
+
+void Actor::on_data(Peer* /*peer*/, zmq::message_t& payload_frame) {
+    auto it = consumers_.find(header_.channel);
+    const bool ack_requested = (header_.flags & kFlagAckRequested) != 0;
+    auto refuse = [&](std::string_view reason, const char* error) {
+        drop(reason);
+        if (!ack_requested) return;
+        if (Peer* sender = find_peer(header_.sender)) {
+            send_control(sender, Kind::nack, {header_.id}, error);
+        }
+    };
+    if (it == consumers_.end()) {
+        refuse("data.no_consumer", "no consumer for this queue here");
+        return;
+    }
+    if (payload_frame.size() > options_.max_payload_bytes) {
+        refuse("frame.oversized_payload", "payload over the receiver's limit");
+        return;
+    }
+    LocalConsumer& consumer = it->second;
+    ++consumer.stats->received;
+    if (header_.deadline_ms != 0 && clock_.unix_ms() >= header_.deadline_ms) {
+        ++consumer.stats->expired;
+        refuse("ttl.expired", "expired");
+        return;
+    }
+    if (header_.flags & kFlagDedupe) {
+        if (in_progress_.contains(header_.id)) {
+            ++consumer.stats->duplicates;
+            drop("dedupe.duplicate");
+            return;  // its first copy is being handled; that one will be acked
+        }
+        if (dedupe_.contains(header_.id)) {
+            ++consumer.stats->duplicates;
+            drop("dedupe.duplicate");
+            if (ack_requested) queue_ack(header_.sender, header_.id);  // the earlier ack was lost
+            return;
+        }
+        in_progress_.insert(header_.id);
+    }
+    Job job;
+    job.flags = header_.flags;
+    job.message.id = header_.id;
+    job.message.sender = header_.sender;
+    job.message.channel = header_.channel;
+    job.message.attempt = header_.attempt;
+    job.message.created_ms = header_.created_ms;
+    job.message.deadline_ms = header_.deadline_ms;
+    job.message.headers = std::move(header_.headers);
+    job.message.payload = payload_of(payload_frame);
+    jobs_.emplace_back(consumer.slot, std::move(job));
+}
+
+void Actor::read_sub() {
+    zmq::message_t topic;
+    zmq::message_t header;
+    zmq::message_t payload;
+    for (std::size_t n = 0; n < kReadBatch; ++n) {
+        if (!sub_.recv(topic, zmq::recv_flags::dontwait)) break;
+        std::size_t frames = 1;
+        bool more = topic.more();
+        if (more) {
+            (void)sub_.recv(header);
+            ++frames;
+            more = header.more();
+        }
+        if (more) {
+            (void)sub_.recv(payload);
+            ++frames;
+            more = payload.more();
+        }
+        zmq::message_t extra;
+        while (more) {
+            (void)sub_.recv(extra);
+            more = extra.more();
+            ++frames;
+        }
+        if (frames != 3) {
+            drop("frame.truncated");
+            continue;
+        }
+        zone_.clear();
+        if (auto reason = decode_header(header.data(), header.size(), header_, zone_)) {
+            drop(*reason);
+            continue;
+        }
+        if (header_.kind != Kind::data) {
+            drop("frame.unknown_kind");
+            continue;
+        }
+        if (topic.to_string_view() != header_.channel) {
+            drop("frame.topic_mismatch");
+            continue;
+        }
+        if (Peer* peer = find_peer(header_.sender)) {
+            ++peer->frames_received;
+            heard(peer);
+        }
+        ChannelStats* stats = topic_stats(header_.channel);
+        ++stats->received;
+        Payload body = payload_of(payload);
+        for (const auto& subscription : subscriptions_) {
+            if (!header_.channel.starts_with(subscription.prefix)) continue;
+            Job job;
+            job.message.id = header_.id;
+            job.message.sender = header_.sender;
+            job.message.channel = header_.channel;
+            job.message.created_ms = header_.created_ms;
+            job.message.headers = header_.headers;
+            job.message.payload = body;
+            jobs_.emplace_back(subscription.slot, std::move(job));
+            ++stats->delivered;
+        }
+        payload.rebuild();
+    }
+    flush_jobs();
+}
+
+void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame) {
+    Hello hello;
+    if (auto reason = decode_hello(payload_frame.data(), payload_frame.size(), hello)) {
+        drop(*reason);
+        return;
+    }
+    if (hello.cluster != options_.cluster) {
+        drop("hello.wrong_cluster");
+        return;
+    }
+    if (header_.sender == core_.id || header_.sender.is_nil()) return;
+    std::string host = hello.host.empty() ? peer_address(header_frame) : hello.host;
+    if (host.empty()) {
+        drop("hello.bad");
+        return;
+    }
+    const std::string endpoint = endpoint_of(host, hello.inbox_port);
+    Peer* peer = find_peer(header_.sender);
+    if (!peer) {
+        // A peer added by endpoint answers, or a node restarted (new id) on a known endpoint.
+        for (std::size_t i = 0; i < peers_.size(); ++i) {
+            Peer* candidate = peers_[i].get();
+            if (candidate->inbox_endpoint != endpoint) continue;
+            if (candidate->id.is_nil()) {
+                peer = candidate;
+                peer->id = header_.sender;
+                by_id_[peer->id] = peer;
+                break;
+            }
+            if (candidate->state != PeerState::alive) {
+                const bool configured = candidate->configured;
+                if (candidate->state != PeerState::down) redirect_from(candidate->id);
+                remove_peer(candidate);
+                peer = add_peer(header_.sender, host, hello.inbox_port);
+                peer->configured = configured;
+                break;
+            }
+        }
+        if (!peer) peer = add_peer(header_.sender, host, hello.inbox_port);
+    } else if (peer->inbox_endpoint != endpoint) {
+        const bool configured = peer->configured;
+        remove_peer(peer);
+        peer = add_peer(header_.sender, host, hello.inbox_port);
+        peer->configured = configured;
+    }
+    ++peer->frames_received;
+    peer->name = hello.name;
+    peer->cluster = hello.cluster;
+    peer->pub_port = hello.pub_port;
+    const std::string pub_endpoint = endpoint_of(host, hello.pub_port);
+    if (peer->pub_endpoint != pub_endpoint) {
+        if (!peer->pub_endpoint.empty()) {
+            try {
+                sub_.disconnect(peer->pub_endpoint);
+            } catch (const zmq::error_t&) {
+            }
+        }
+        peer->pub_endpoint = pub_endpoint;
+        sub_.connect(pub_endpoint);
+    }
+    std::unordered_map<std::string, QueueLink> queues;
+    for (const auto& ad : hello.queues) {
+        QueueLink link;
+        link.prefetch = std::max<std::uint32_t>(ad.prefetch, 1);
+        if (auto old = peer->queues.find(ad.name); old != peer->queues.end()) {
+            link.unacked = old->second.unacked;
+        }
+        queues.emplace(ad.name, link);
+    }
+    peer->queues = std::move(queues);
+    peer->topics = std::move(hello.topics);
+    ++generation_;
+
+    const bool was_alive = peer->state == PeerState::alive || peer->state == PeerState::suspect;
+    heard(peer);
+    const Steady now = clock_.steady_now();
+    // Answer so that it learns us too; at most once a heartbeat, so two nodes never ping-pong.
+    if (!was_alive || now - peer->last_hello_reply >= options_.heartbeat_interval) {
+        peer->last_hello_reply = now;
+        send_hello(peer);
+    }
+    pump_all();
+}
+
+void Actor::on_ack_frame(Peer* peer) {
+    if (header_.kind == Kind::ack) {
+        for (const auto& id : header_.ids) {
+            auto it = inflight_.find(id);
+            if (it == inflight_.end()) {
+                drop("ack.unknown_id");
+                continue;
+            }
+            Inflight& entry = it->second;
+            if (std::find(entry.tried.begin(), entry.tried.end(), header_.sender) ==
+                entry.tried.end()) {
+                drop("ack.wrong_peer");
+                continue;
+            }
+            complete(entry, out_queue(entry.queue));
+        }
+        return;
+    }
+    (void)peer;
+    for (const auto& id : header_.ids) {
+        auto it = inflight_.find(id);
+        if (it == inflight_.end()) {
+            drop("ack.unknown_id");
+            continue;
+        }
+        Inflight& entry = it->second;
+        if (entry.consumer != header_.sender || entry.retry_wait) {
+            // A late answer from a consumer it no longer waits on.
+            drop(std::find(entry.tried.begin(), entry.tried.end(), header_.sender) ==
+                         entry.tried.end()
+                     ? "ack.wrong_peer"
+                     : "ack.stale");
+            continue;
+        }
+        OutQueue& q = out_queue(entry.queue);
+        if (header_.kind == Kind::reject) {
+            release_credit(entry, q);
+            timers_.cancel(id);
+            Outgoing message = std::move(entry.message);
+            inflight_.erase(it);
+            --q.inflight;
+            dead_letter(q, message, "rejected", header_.error);
+        } else if (header_.error == "expired" && entry.message.deadline_ms != 0 &&
+                   clock_.unix_ms() >= entry.message.deadline_ms) {
+            release_credit(entry, q);
+            timers_.cancel(id);
+            Outgoing message = std::move(entry.message);
+            inflight_.erase(it);
+            --q.inflight;
+            ++q.stats->expired;
+            dead_letter(q, message, "expired", "expired before it could be handled");
+        } else {
+            ++q.stats->nacked;
+            fail_attempt(entry, q, header_.error, true);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peers
+
+Actor::Peer* Actor::find_peer(const NodeId& id) const {
+    auto it = by_id_.find(id);
+    return it == by_id_.end() ? nullptr : it->second;
+}
+
+Actor::Peer* Actor::add_peer(const NodeId& id, const std::string& host, std::uint16_t inbox_port) {
+    auto peer = std::make_unique<Peer>();
+    peer->id = id;
+    peer->host = host;
+    peer->inbox_port = inbox_port;
+    peer->inbox_endpoint = endpoint_of(host, inbox_port);
+    peer->push = zmq::socket_t(core_.context, zmq::socket_type::push);
+    // The node picks the destination of each message itself: queue only to live connections,
+    // keep the per-peer buffer bounded, and never block the actor.
+    peer->push.set(zmq::sockopt::immediate, 1);
+    peer->push.set(zmq::sockopt::sndhwm, kPeerSendHwm);
+    peer->push.set(zmq::sockopt::linger, 0);
+    peer->push.set(zmq::sockopt::reconnect_ivl, 100);
+    peer->push.set(zmq::sockopt::reconnect_ivl_max, 1000);
+    peer->push.connect(peer->inbox_endpoint);
+    peer->last_heard = clock_.steady_now();
+    Peer* raw = peer.get();
+    peers_.push_back(std::move(peer));
+    if (!id.is_nil()) by_id_[id] = raw;
+    ++generation_;
+    return raw;
+}
+
+void Actor::remove_peer(Peer* peer) {
+    if (!peer->pub_endpoint.empty()) {
+        try {
+            sub_.disconnect(peer->pub_endpoint);
+        } catch (const zmq::error_t&) {
+        }
+    }
+    if (!peer->id.is_nil()) {
+        by_id_.erase(peer->id);
+        acks_.erase(peer->id);
+    }
+    ++generation_;
+    std::erase_if(peers_, [peer](const auto& p) { return p.get() == peer; });
+}
+
+void Actor::heard(Peer* peer) {
+    peer->last_heard = clock_.steady_now();
+    peer->last_heard_unix = clock_.unix_ms();
+    if (peer->state != PeerState::alive && !peer->id.is_nil()) {
+        const bool was_down = peer->state == PeerState::down;
+        set_state(peer, PeerState::alive);
+        if (was_down) send_hello(peer);
+        ++generation_;
+    }
+}
+
+void Actor::set_state(Peer* peer, PeerState state) {
+    if (peer->state == state) return;
+    const PeerState previous = peer->state;
+    peer->state = state;
+    if (peer_handler_) {
+        PeerEvent event{info(*peer), previous};
+        core_.dispatcher->post([handler = peer_handler_, event = std::move(event)] { handler(event); });
+    }
+}
+
+bool Actor::send_frames(Peer* peer, zmq::message_t& header, zmq::message_t* payload) {
+    try {
+        auto sent = peer->push.send(header, payload ? zmq::send_flags::dontwait | zmq::send_flags::sndmore
+                                                    : zmq::send_flags::dontwait);
+        if (!sent) {
+            peer->blocked = true;
+            return false;
+        }
+        if (payload) (void)peer->push.send(*payload, zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+        peer->blocked = true;
+        return false;
+    }
+    ++peer->frames_sent;
+    peer->last_sent = clock_.steady_now();
+    return true;
+}
+
+void Actor::send_control(Peer* peer, Kind kind, std::vector<MessageId> ids, std::string error) {
+    Header h;
+    h.kind = kind;
+    h.sender = core_.id;
+    h.ids = std::move(ids);
+    h.error = std::move(error);
+    encode_buffer_.clear();
+    encode_header(h, encode_buffer_);
+    zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
+    send_frames(peer, header, nullptr);
+}
+
+void Actor::send_hello(Peer* peer) {
+    if (hello_body_.size() == 0 || hello_dirty_) {
+        Hello hello;
+        hello.name = options_.name;
+        hello.cluster = options_.cluster;
+        hello.host = core_.advertised_host;
+        hello.inbox_port = static_cast<std::uint16_t>(
+            std::stoi(core_.inbox_endpoint.substr(core_.inbox_endpoint.rfind(':') + 1)));
+        hello.pub_port = static_cast<std::uint16_t>(
+            std::stoi(core_.pub_endpoint.substr(core_.pub_endpoint.rfind(':') + 1)));
+        for (const auto& [name, consumer] : consumers_) {
+            hello.queues.push_back(QueueAd{name, consumer.options.prefetch});
+        }
+        for (const auto& subscription : subscriptions_) hello.topics.push_back(subscription.prefix);
+        hello.heartbeat_ms = static_cast<std::uint32_t>(options_.heartbeat_interval.count());
+        hello_body_.clear();
+        encode_hello(hello, hello_body_);
+    }
+    Header h;
+    h.kind = Kind::hello;
+    h.sender = core_.id;
+    encode_buffer_.clear();
+    encode_header(h, encode_buffer_);
+    zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
+    zmq::message_t body(hello_body_.data(), hello_body_.size());
+    peer->hello_owed = !send_frames(peer, header, &body);
+}
+
+void Actor::broadcast_hello() {
+    hello_body_.clear();  // rebuilt by the first send_hello
+    for (auto& peer : peers_) {
+        send_hello(peer.get());
+        hello_dirty_ = false;
+    }
+    hello_dirty_ = false;
+}
+
+void Actor::tick_peers(Steady now) {
+    const auto hb = options_.heartbeat_interval;
+    const auto suspect_after = hb + hb / 2;
+    std::vector<Peer*> forget;
+    for (auto& owned : peers_) {
+        Peer* peer = owned.get();
+        if (peer->state == PeerState::connecting || peer->state == PeerState::down || peer->hello_owed) {
+            // Until it answers, keep saying HELLO: it may be starting, restarting or healing.
+            if (now - peer->last_sent >= hb || peer->hello_owed) send_hello(peer);
+        } else if (now - peer->last_sent >= hb) {
+            send_control(peer, Kind::heartbeat);
+        }
+        if (peer->state == PeerState::connecting) continue;
+        const auto silent = now - peer->last_heard;
+        if (peer->state == PeerState::alive && silent > suspect_after) {
+            set_state(peer, PeerState::suspect);
+        }
+        if ((peer->state == PeerState::alive || peer->state == PeerState::suspect) &&
+            silent >= options_.peer_timeout) {
+            set_state(peer, PeerState::down);
+            redirect_from(peer->id);
+            ++generation_;
+        }
+        if (peer->state == PeerState::down && !peer->configured && silent >= kForgetDownPeer) {
+            forget.push_back(peer);
+        }
+    }
+    for (Peer* peer : forget) remove_peer(peer);
+}
+
+PeerInfo Actor::info(const Peer& peer) const {
+    PeerInfo out;
+    out.id = peer.id;
+    out.name = peer.name;
+    out.cluster = peer.cluster;
+    out.state = peer.state;
+    out.inbox_endpoint = peer.inbox_endpoint;
+    out.pub_endpoint = peer.pub_endpoint;
+    for (const auto& [name, link] : peer.queues) out.queues.push_back(name);
+    std::sort(out.queues.begin(), out.queues.end());
+    out.topics = peer.topics;
+    out.last_heard_ms = peer.last_heard_unix;
+    out.frames_sent = peer.frames_sent;
+    out.frames_received = peer.frames_received;
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Work queues: sender side
+
+void Actor::refresh_targets(OutQueue& q) {
+    if (q.targets_generation == generation_) return;
+    q.targets.clear();
+    if (consumers_.contains(q.name)) q.targets.push_back(Target{});
+    for (auto& peer : peers_) {
+        auto it = peer->queues.find(q.name);
+        if (it != peer->queues.end() && !peer->id.is_nil()) {
+            q.targets.push_back(Target{peer.get(), &it->second});
+        }
+    }
+    q.targets_generation = generation_;
+    if (q.next_target >= q.targets.size()) q.next_target = 0;
+}
+
+bool Actor::available(const OutQueue& q, const Target& target) const {
+    if (!target.peer) {
+        const auto& consumer = consumers_.at(q.name);
+        return consumer.local_unacked < consumer.options.prefetch;
+    }
+    const Peer& peer = *target.peer;
+    if (peer.blocked) return false;
+    if (peer.state != PeerState::alive && peer.state != PeerState::suspect) return false;
+    return !q.reliable() || target.link->unacked < target.link->prefetch;
+}
+
+Actor::Target* Actor::choose(OutQueue& q, const NodeId& avoid) {
+    refresh_targets(q);
+    const std::size_t n = q.targets.size();
+    Target* fallback = nullptr;
+    for (std::size_t i = 0; i < n; ++i) {
+        const std::size_t index = (q.next_target + i) % n;
+        Target& target = q.targets[index];
+        if (!available(q, target)) continue;
+        const NodeId& id = target.peer ? target.peer->id : core_.id;
+        if (!avoid.is_nil() && id == avoid) {
+            if (!fallback) fallback = &target;
+            continue;
+        }
+        q.next_target = (index + 1) % n;
+        return &target;
+    }
+    return fallback;
+}
+
+bool Actor::deliver(OutQueue& q, Outgoing& message, Target& target) {
+    ++message.attempts;
+    const NodeId& consumer_id = target.peer ? target.peer->id : core_.id;
+    if (target.peer) {
+        encode_buffer_.clear();
+        encode_data_header(DataHeaderRef{core_.id, message.id, q.name, q.flags, message.attempts,
+                                         message.created_ms, message.deadline_ms, message.seq,
+                                         message.headers},
+                           encode_buffer_);
+        zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
+        zmq::message_t payload = payload_frame(message.payload);
+        if (!send_frames(target.peer, header, &payload)) {
+            --message.attempts;
+            return false;
+        }
+    } else {
+        LocalConsumer& consumer = consumers_.at(q.name);
+        ++consumer.local_unacked;
+        ++consumer.stats->received;
+        Job job;
+        job.flags = q.flags;
+        job.message.id = message.id;
+        job.message.sender = core_.id;
+        job.message.channel = q.name;
+        job.message.attempt = message.attempts;
+        job.message.created_ms = message.created_ms;
+        job.message.deadline_ms = message.deadline_ms;
+        job.message.headers = message.headers;
+        job.message.payload = message.payload;
+        if (q.flags & kFlagDedupe) in_progress_.insert(message.id);
+        jobs_.emplace_back(consumer.slot, std::move(job));
+    }
+    ++q.stats->sent;
+    if (message.attempts > 1) ++q.stats->retried;
+    if (!q.reliable()) {
+        q.shared->release(1);
+        return true;
+    }
+    if (target.link) ++target.link->unacked;
+    const Steady now = clock_.steady_now();
+    const MessageId id = message.id;
+    auto [it, inserted] = inflight_.try_emplace(id);
+    Inflight& entry = it->second;
+    entry.queue = q.index;
+    entry.message = std::move(message);
+    entry.consumer = consumer_id;
+    entry.retry_wait = false;
+    entry.sent_at = now;
+    if (std::find(entry.tried.begin(), entry.tried.end(), consumer_id) == entry.tried.end()) {
+        entry.tried.push_back(consumer_id);
+    }
+    if (inserted) ++q.inflight;
+    timers_.schedule(id, now + q.options.ack_timeout);
+    return true;
+}
+
+void Actor::pump(OutQueue& q) {
+    if (q.waiting.empty()) return;
+    const std::int64_t now_ms = clock_.unix_ms();
+    while (!q.waiting.empty()) {
+        if (q.options.ordered && q.inflight > 0) break;
+        Outgoing& message = q.waiting.front();
+        if (message.deadline_ms != 0 && now_ms >= message.deadline_ms) {
+            Outgoing expired = std::move(message);
+            q.waiting.pop_front();
+            ++q.stats->expired;
+            if (q.reliable()) {
+                dead_letter(q, expired, "expired", "expired before delivery");
+            } else {
+                drop("ttl.expired");
+                q.shared->release(1);
+            }
+            continue;
+        }
+        bool sent = false;
+        while (Target* target = choose(q, message.avoid)) {
+            if (deliver(q, message, *target)) {
+                sent = true;
+                break;
+            }
+            // The peer refused (high-water mark): it is now marked blocked; try another.
+        }
+        if (!sent) break;
+        q.waiting.pop_front();
+    }
+    q.stats->depth = q.waiting.size();
+}
+
+void Actor::pump_all() {
+    for (auto& q : out_queues_) {
+        if (q && !q->waiting.empty()) pump(*q);
+    }
+}
+
+void Actor::release_credit(const Inflight& entry, const OutQueue& q) {
+    if (entry.retry_wait) return;
+    if (entry.consumer == core_.id) return;  // local credit is released by the outcome
+    if (Peer* peer = find_peer(entry.consumer)) {
+        auto it = peer->queues.find(q.name);
+        if (it != peer->queues.end() && it->second.unacked > 0) --it->second.unacked;
+    }
+}
+
+void Actor::complete(Inflight& entry, OutQueue& q) {
+    const MessageId id = entry.message.id;
+    release_credit(entry, q);
+    timers_.cancel(id);
+    ++q.stats->acked;
+    q.stats->ack_latency.record(static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(clock_.steady_now() - entry.sent_at)
+            .count()));
+    if (entry.message.journaled && journal_) {
+        if (journal_->pending() == 0) first_uncommitted_ = clock_.steady_now();
+        journal_->outbox_remove(id);
+    }
+    if (entry.message.receipt) {
+        entry.message.receipt->set_value(Receipt{id, Receipt::Outcome::acked, {}, entry.message.last_error});
+    }
+    inflight_.erase(id);
+    --q.inflight;
+    q.shared->release(1);
+}
+
+void Actor::fail_attempt(Inflight& entry, OutQueue& q, std::string error, bool count_attempt) {
+    release_credit(entry, q);
+    const std::int64_t now_ms = clock_.unix_ms();
+    entry.message.last_error = std::move(error);
+    if (entry.message.first_failure_ms == 0) entry.message.first_failure_ms = now_ms;
+    entry.message.avoid = entry.consumer;
+    if (!count_attempt && entry.message.attempts > 0) --entry.message.attempts;
+    if (entry.message.attempts >= q.options.max_attempts) {
+        const MessageId id = entry.message.id;
+        timers_.cancel(id);
+        Outgoing message = std::move(entry.message);
+        inflight_.erase(id);
+        --q.inflight;
+        dead_letter(q, message, "max_attempts", message.last_error);
+        return;
+    }
+    entry.retry_wait = true;
+    const auto delay = q.backoff->delay(entry.message.attempts);
+    timers_.schedule(entry.message.id, clock_.steady_now() + delay);
+}
+
+void Actor::requeue(Inflight& entry, OutQueue& q) {
+    const MessageId id = entry.message.id;
+    timers_.cancel(id);
+    q.waiting.push_front(std::move(entry.message));
+    inflight_.erase(id);
+    --q.inflight;
+}
+
+void Actor::on_timer(const MessageId& id) {
+    auto it = inflight_.find(id);
+    if (it == inflight_.end()) return;
+    Inflight& entry = it->second;
+    OutQueue& q = out_queue(entry.queue);
+    if (entry.retry_wait) {
+        requeue(entry, q);  // backoff over: first in line again
+        pump(q);
+        return;
+    }
+    fail_attempt(entry, q, "no ack within " + std::to_string(q.options.ack_timeout.count()) + " ms",
+                 true);
+}
+
+void Actor::redirect_from(const NodeId& consumer) {
+    std::vector<MessageId> moved;
+    for (auto& [id, entry] : inflight_) {
+        if (entry.consumer == consumer && !entry.retry_wait) moved.push_back(id);
+    }
+    // Oldest first back at the head of their queues, so they keep their order.
+    std::sort(moved.begin(), moved.end(), [this](const MessageId& a, const MessageId& b) {
+        return inflight_.at(a).message.seq > inflight_.at(b).message.seq;
+    });
+    for (const auto& id : moved) {
+        Inflight& entry = inflight_.at(id);
+        OutQueue& q = out_queue(entry.queue);
+        release_credit(entry, q);
+        entry.message.avoid = consumer;
+        if (entry.message.attempts > 0) --entry.message.attempts;  // not the message's fault
+        ++q.stats->redelivered;
+        requeue(entry, q);
+    }
+    if (!moved.empty()) pump_all();
+}
+
+void Actor::dead_letter(OutQueue& q, Outgoing& message, std::string reason, std::string error) {
+    const std::int64_t now_ms = clock_.unix_ms();
+    DeadLetter letter;
+    letter.id = message.id;
+    letter.queue = q.name;
+    letter.headers = message.headers;
+    letter.payload = message.payload;
+    letter.reason = reason;
+    letter.attempts = message.attempts;
+    letter.last_error = error;
+    letter.created_ms = message.created_ms;
+    letter.first_failure_ms = message.first_failure_ms ? message.first_failure_ms : now_ms;
+    letter.last_failure_ms = now_ms;
+    if (journal_) {
+        if (journal_->pending() == 0) first_uncommitted_ = clock_.steady_now();
+        journal_->dead_letter_put(std::move(letter));
+    } else {
+        if (memory_dead_letters_.size() >= kMemoryDeadLetters) {
+            memory_dead_letters_.pop_front();
+            drop("dlq.memory_full");
+        }
+        memory_dead_letters_.push_back(std::move(letter));
+    }
+    ++q.stats->dead_lettered;
+    if (message.receipt) {
+        message.receipt->set_value(
+            Receipt{message.id, Receipt::Outcome::dead_lettered, reason, std::move(error)});
+        message.receipt.reset();
+    }
+    q.shared->release(1);
+}
+
+void Actor::expire_waiting(Steady /*now*/) {
+    const std::int64_t now_ms = clock_.unix_ms();
+    for (auto& owned : out_queues_) {
+        if (!owned || owned->waiting.empty()) continue;
+        OutQueue& q = *owned;
+        // Messages that cannot leave (no consumer, no credit) still expire on time.
+        for (auto it = q.waiting.begin(); it != q.waiting.end();) {
+            const bool expired = it->deadline_ms != 0 && now_ms >= it->deadline_ms;
+            const bool orphaned = q.options.no_consumer_timeout.count() > 0 && q.targets.empty() &&
+                                  now_ms - it->created_ms >= q.options.no_consumer_timeout.count();
+            if (!expired && !orphaned) {
+                ++it;
+                continue;
+            }
+            Outgoing message = std::move(*it);
+            it = q.waiting.erase(it);
+            if (expired) ++q.stats->expired;
+            if (q.reliable()) {
+                dead_letter(q, message, expired ? "expired" : "no_consumer",
+                            expired ? "expired before delivery" : "no consumer appeared in time");
+            } else {
+                drop(expired ? "ttl.expired" : "queue.no_consumer");
+                q.shared->release(1);
+            }
+        }
+        q.stats->depth = q.waiting.size();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Receiver side acks
+
+void Actor::queue_ack(const NodeId& sender, const MessageId& id) {
+    AckBatch& batch = acks_[sender];
+    if (batch.ids.empty()) batch.first = clock_.steady_now();
+    batch.ids.push_back(id);
+    ++acks_pending_;
+    if (batch.ids.size() >= options_.ack_batch_size) flush_acks(clock_.steady_now(), false);
+}
+
+void Actor::flush_acks(Steady now, bool force) {
+    if (acks_pending_ == 0) return;
+    for (auto it = acks_.begin(); it != acks_.end(); ++it) {
+        AckBatch& batch = it->second;
+        if (batch.ids.empty()) continue;
+        if (!force && batch.ids.size() < options_.ack_batch_size &&
+            now - batch.first < options_.ack_batch_interval) {
+            continue;
+        }
+        Peer* peer = find_peer(it->first);
+        if (!peer) {
+            drop("ack.no_route", batch.ids.size());
+            acks_pending_ -= batch.ids.size();
+            batch.ids.clear();
+            continue;
+        }
+        const std::size_t n = batch.ids.size();
+        for (std::size_t start = 0; start < n; start += kMaxIdsPerFrame) {
+            const std::size_t end = std::min(n, start + kMaxIdsPerFrame);
+            send_control(peer, Kind::ack,
+                         std::vector<MessageId>(batch.ids.begin() + static_cast<std::ptrdiff_t>(start),
+                                                batch.ids.begin() + static_cast<std::ptrdiff_t>(end)));
+        }
+        // An ack that could not be sent is not kept: the sender retries, the receiver re-acks.
+        acks_pending_ -= n;
+        batch.ids.clear();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Journal
+
+void Actor::maybe_commit(Steady now, bool force) {
+    if (!journal_) return;
+    const std::size_t pending = journal_->pending();
+    if (pending == 0) {
+        for (auto& waiter : commit_waiters_) waiter->set_value(core_.storage_error());
+        commit_waiters_.clear();
+        return;
+    }
+    if (now < commit_retry_at_) return;
+    if (!force && pending < kCommitRecords && now - first_uncommitted_ < kCommitInterval) return;
+    Status status = journal_->commit();
+    if (status.ok()) {
+        core_.set_storage_error({});
+        for (auto& waiter : commit_waiters_) waiter->set_value(Status{});
+        commit_waiters_.clear();
+        return;
+    }
+    // Kept in the journal's buffer; retried shortly. send() reports it meanwhile.
+    core_.set_storage_error(status);
+    commit_retry_at_ = now + kCommitRetry;
+    for (auto& waiter : commit_waiters_) waiter->set_value(status);
+    commit_waiters_.clear();
+}
+
+Status Actor::load_outbox() {
+    if (!journal_) return {};
+    auto records = journal_->outbox_load();
+    if (!records) return records.status();
+    for (auto& record : records.value()) {
+        QueueOptions options;
+        options.guarantee = static_cast<Guarantee>(std::min<std::uint8_t>(record.guarantee, 2));
+        if (options.guarantee == Guarantee::best_effort) options.guarantee = Guarantee::at_least_once;
+        auto index = core_.declare_queue(record.queue, options);
+        if (!index) return index.status();
+        OutQueue& q = out_queue(index.value());
+        if (q.flags == 0) {
+            DeclareQueueCmd declare{index.value(), options};
+            on_declare(declare);
+        }
+        Outgoing message;
+        message.id = record.id;
+        message.payload = std::move(record.payload);
+        message.headers = std::move(record.headers);
+        message.created_ms = record.created_ms;
+        message.deadline_ms = record.deadline_ms;
+        message.seq = record.seq;
+        message.attempts = record.attempts;
+        message.journaled = true;
+        seq_ = std::max(seq_, record.seq);
+        q.waiting.push_back(std::move(message));
+        q.shared->outstanding.fetch_add(1);
+    }
+    return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calls
+
+NodeStats Actor::stats() {
+    NodeStats out;
+    out.id = core_.id;
+    out.name = options_.name;
+    for (auto& q : out_queues_) {
+        if (!q) continue;
+        q->stats->depth = q->waiting.size();
+        q->stats->in_flight = q->inflight;
+    }
+    for (const auto& [name, stats] : queue_stats_) out.queues[name] = stats;
+    for (const auto& [name, stats] : topic_stats_) out.topics[name] = stats;
+    for (const auto& [name, consumer] : consumers_) {
+        out.queues[name].handler_errors = consumer.stats->handler_errors;
+    }
+    out.peers = peers();
+    for (const auto& [reason, count] : dropped_) {
+        out.dropped[reason] = count;
+        if (reason.starts_with("frame.") || reason.starts_with("hello.")) out.bad_frames += count;
+    }
+    return out;
+}
+
+std::vector<PeerInfo> Actor::peers() const {
+    std::vector<PeerInfo> out;
+    out.reserve(peers_.size());
+    for (const auto& peer : peers_) out.push_back(info(*peer));
+    return out;
+}
+
+void Actor::set_peer_handler(std::function<void(const PeerEvent&)> handler) {
+    peer_handler_ = std::move(handler);
+}
+
+namespace {
+
+bool matches(const DeadLetter& letter, const DeadLetterFilter& filter) {
+    if (filter.queue && letter.queue != *filter.queue) return false;
+    if (filter.reason && letter.reason != *filter.reason) return false;
+    if (filter.since_ms && letter.last_failure_ms < *filter.since_ms) return false;
+    if (filter.until_ms && letter.last_failure_ms >= *filter.until_ms) return false;
+    return true;
+}
+
+}  // namespace
+
+Result<std::vector<DeadLetter>> Actor::dead_letter_list(const DeadLetterFilter& filter) {
+    if (journal_) return journal_->dead_letter_list(filter);
+    std::vector<DeadLetter> out;
+    for (const auto& letter : memory_dead_letters_) {
+        if (!matches(letter, filter)) continue;
+        out.push_back(letter);
+        if (filter.limit != 0 && out.size() >= filter.limit) break;
+    }
+    return out;
+}
+
+Result<DeadLetter> Actor::dead_letter_get(const MessageId& id) {
+    if (journal_) return journal_->dead_letter_get(id);
+    for (const auto& letter : memory_dead_letters_) {
+        if (letter.id == id) return letter;
+    }
+    return make_error(ErrorCode::not_found, "no dead letter " + id.to_string());
+}
+
+Result<std::size_t> Actor::dead_letter_purge(const DeadLetterFilter& filter) {
+    if (journal_) return journal_->dead_letter_purge(filter);
+    const std::size_t before = memory_dead_letters_.size();
+    std::erase_if(memory_dead_letters_, [&](const DeadLetter& d) { return matches(d, filter); });
+    return before - memory_dead_letters_.size();
+}
+
+Result<MessageId> Actor::dead_letter_replay(const MessageId& id, const std::string& queue) {
+    DeadLetter letter;
+    if (journal_) {
+        auto taken = journal_->dead_letter_take(id);
+        if (!taken) return taken.status();
+        letter = std::move(taken).value();
+    } else {
+        auto it = std::find_if(memory_dead_letters_.begin(), memory_dead_letters_.end(),
+                               [&](const DeadLetter& d) { return d.id == id; });
+        if (it == memory_dead_letters_.end()) {
+            return make_error(ErrorCode::not_found, "no dead letter " + id.to_string());
+        }
+        letter = std::move(*it);
+        memory_dead_letters_.erase(it);
+    }
+    const std::string& target = queue.empty() ? letter.queue : queue;
+    auto index = core_.declare_queue(target, QueueOptions{});
+    if (!index) return index.status();
+    OutQueue& q = out_queue(index.value());
+    if (q.flags == 0) {
+        DeclareQueueCmd declare{index.value(), QueueOptions{}};
+        on_declare(declare);
+    }
+    SendCmd cmd;
+    cmd.queue = index.value();
+    cmd.id = MessageId::generate();
+    cmd.payload = std::move(letter.payload);
+    cmd.headers = std::move(letter.headers);
+    cmd.headers.insert_or_assign("peermq-replayed-from", letter.id.to_string());
+    cmd.created_ms = clock_.unix_ms();
+    q.shared->outstanding.fetch_add(1);
+    const MessageId new_id = cmd.id;
+    on_send(cmd);
+    pump(q);
+    return new_id;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stats
+
+void Actor::drop(std::string_view reason, std::uint64_t n) {
+    auto it = dropped_.find(reason);
+    if (it == dropped_.end()) it = dropped_.emplace(std::string(reason), 0).first;
+    it->second += n;
+}
+
+ChannelStats* Actor::queue_stats(const std::string& name) { return &queue_stats_[name]; }
+
+ChannelStats* Actor::topic_stats(const std::string& name) {
+    auto it = topic_stats_.find(name);
+    if (it != topic_stats_.end()) return &it->second;
+    // Topics can be many: past a bound they share one entry.
+    if (topic_stats_.size() >= kMaxTopicStats) return &topic_stats_["*"];
+    return &topic_stats_[name];
+}
+
+}  // namespace peermq::detail

@@ -1,0 +1,263 @@
+// Actor: the single thread that owns a node's sockets, peer table, queues, in-flight table,
+// dedupe window and journal. Nothing else touches them; other threads reach it through the
+// NodeCore mailbox (commands) and it answers through promises and the dispatcher.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "envelope.hpp"
+#include "journal.hpp"
+#include "node_core.hpp"
+#include "reliability/backoff.hpp"
+#include "reliability/dedupe_window.hpp"
+#include "reliability/timer_wheel.hpp"
+
+namespace peermq::detail {
+
+class Actor {
+public:
+    Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket_t sub,
+          std::unique_ptr<Journal> journal);
+    ~Actor();
+    Actor(const Actor&) = delete;
+    Actor& operator=(const Actor&) = delete;
+
+    // Takes the journal's outbox (unacked messages of a previous run) into the queues. Called
+    // once, before run(), on the creating thread.
+    Status load_outbox();
+    // The loop; returns after a StopCmd.
+    void run();
+
+    // Operations run on the actor through CallCmd.
+    NodeStats stats();
+    std::vector<PeerInfo> peers() const;
+    void set_peer_handler(std::function<void(const PeerEvent&)> handler);
+    bool consumes(const std::string& queue) const { return consumers_.contains(queue); }
+    Result<std::vector<DeadLetter>> dead_letter_list(const DeadLetterFilter& filter);
+    Result<DeadLetter> dead_letter_get(const MessageId& id);
+    Result<std::size_t> dead_letter_purge(const DeadLetterFilter& filter);
+    Result<MessageId> dead_letter_replay(const MessageId& id, const std::string& queue);
+
+private:
+    using Steady = Clock::Steady;
+
+    // Credit of one consumer for one queue: what it advertised and what is unacked there.
+    struct QueueLink {
+        std::uint32_t prefetch = 0;
+        std::uint32_t unacked = 0;
+    };
+
+    struct Peer {
+        NodeId id;  // nil until its HELLO (peers added by endpoint)
+        std::string name;
+        std::string cluster;
+        std::string host;
+        std::uint16_t inbox_port = 0;
+        std::uint16_t pub_port = 0;
+        std::string inbox_endpoint;
+        std::string pub_endpoint;  // connected on the SUB socket when not empty
+        zmq::socket_t push;
+        PeerState state = PeerState::connecting;
+        Steady last_heard{};
+        Steady last_sent{};
+        Steady last_hello_reply{};
+        std::int64_t last_heard_unix = 0;
+        bool blocked = false;     // the PUSH refused a frame; polled for POLLOUT
+        bool hello_owed = false;  // our HELLO still has to reach it
+        bool configured = false;  // added by endpoint (static): kept while down
+        std::unordered_map<std::string, QueueLink> queues;
+        std::vector<std::string> topics;
+        std::uint64_t frames_sent = 0;
+        std::uint64_t frames_received = 0;
+    };
+
+    // One message on its way: waiting in a queue, or in flight to a consumer.
+    struct Outgoing {
+        MessageId id;
+        Payload payload;
+        Headers headers;
+        std::int64_t created_ms = 0;
+        std::int64_t deadline_ms = 0;
+        std::uint64_t seq = 0;
+        std::uint32_t attempts = 0;  // deliveries made
+        std::string last_error;
+        std::int64_t first_failure_ms = 0;
+        NodeId avoid;  // the consumer that failed it last: try another one first
+        ReceiptPromise receipt;
+        bool journaled = false;
+    };
+
+    // A consumer as the sender sees it: a peer's credit link, or this node's own consumer.
+    struct Target {
+        Peer* peer = nullptr;  // null: the local consumer
+        QueueLink* link = nullptr;
+    };
+
+    struct LocalConsumer {
+        std::string queue;
+        std::uint32_t slot = 0;
+        ConsumeOptions options;
+        std::uint32_t local_unacked = 0;  // deliveries from this node to itself
+        ChannelStats* stats = nullptr;
+    };
+
+    struct OutQueue {
+        std::uint32_t index = 0;
+        std::string name;
+        QueueOptions options;
+        std::uint32_t flags = 0;
+        QueueShared* shared = nullptr;
+        ChannelStats* stats = nullptr;
+        std::unique_ptr<Backoff> backoff;
+        std::deque<Outgoing> waiting;
+        std::size_t inflight = 0;  // in flight or waiting for a retry
+        std::vector<Target> targets;
+        std::uint64_t targets_generation = 0;
+        std::size_t next_target = 0;
+        bool reliable() const { return options.guarantee != Guarantee::best_effort; }
+    };
+
+    struct Inflight {
+        std::uint32_t queue = 0;
+        Outgoing message;
+        NodeId consumer;  // the node itself for local deliveries
+        bool retry_wait = false;
+        Steady sent_at{};
+        std::vector<NodeId> tried;  // every consumer it went to: their late acks still count
+    };
+
+    struct Subscription {
+        std::string prefix;
+        std::uint32_t slot = 0;
+    };
+
+    struct AckBatch {
+        std::vector<MessageId> ids;
+        Steady first{};
+    };
+
+    // Commands.
+    void handle(Command& command);
+    void on_send(SendCmd& cmd);
+    void on_declare(DeclareQueueCmd& cmd);
+    void on_consume(ConsumeCmd& cmd);
+    void on_subscribe(SubscribeCmd& cmd);
+    void on_publish(PublishCmd& cmd);
+    void on_discovery(DiscoveryCmd& cmd);
+    void on_outcomes(OutcomesCmd& cmd);
+    void on_flush(FlushCmd& cmd);
+
+    // Frames.
+    void read_inbox();
+    void read_sub();
+    void on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame, bool has_payload);
+    void on_data(Peer* peer, zmq::message_t& payload_frame);
+    void on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame);
+    void on_ack_frame(Peer* peer);
+
+    // Peers.
+    Peer* find_peer(const NodeId& id) const;
+    Peer* add_peer(const NodeId& id, const std::string& host, std::uint16_t inbox_port);
+    void remove_peer(Peer* peer);
+    void heard(Peer* peer);
+    void set_state(Peer* peer, PeerState state);
+    void send_hello(Peer* peer);
+    void send_control(Peer* peer, Kind kind, std::vector<MessageId> ids = {},
+                      std::string error = {});
+    bool send_frames(Peer* peer, zmq::message_t& header, zmq::message_t* payload);
+    void broadcast_hello();
+    void tick_peers(Steady now);
+    PeerInfo info(const Peer& peer) const;
+
+    // Work queues, sender side.
+    OutQueue& out_queue(std::uint32_t index);
+    void refresh_targets(OutQueue& q);
+    Target* choose(OutQueue& q, const NodeId& avoid);
+    bool available(const OutQueue& q, const Target& target) const;
+    bool deliver(OutQueue& q, Outgoing& message, Target& target);
+    void pump(OutQueue& q);
+    void pump_all();
+    void on_timer(const MessageId& id);
+    void complete(Inflight& entry, OutQueue& q);
+    void fail_attempt(Inflight& entry, OutQueue& q, std::string error, bool count_attempt);
+    void release_credit(const Inflight& entry, const OutQueue& q);
+    void requeue(Inflight& entry, OutQueue& q);
+    void redirect_from(const NodeId& consumer);
+    void dead_letter(OutQueue& q, Outgoing& message, std::string reason, std::string error);
+    void expire_waiting(Steady now);
+
+    // Work queues, receiver side.
+    void queue_ack(const NodeId& sender, const MessageId& id);
+    void flush_acks(Steady now, bool force);
+
+    // Journal.
+    void maybe_commit(Steady now, bool force);
+
+    void drop(std::string_view reason, std::uint64_t n = 1);
+    ChannelStats* queue_stats(const std::string& name);
+    ChannelStats* topic_stats(const std::string& name);
+    std::chrono::milliseconds poll_timeout(Steady now) const;
+    void flush_jobs();
+    void shutdown();
+
+    NodeCore& core_;
+    const NodeOptions& options_;
+    Clock& clock_;
+    zmq::socket_t inbox_;
+    zmq::socket_t pub_;
+    zmq::socket_t sub_;
+    std::unique_ptr<Journal> journal_;
+    bool stopping_ = false;
+
+    std::vector<std::unique_ptr<Peer>> peers_;
+    std::unordered_map<NodeId, Peer*, UuidHash> by_id_;
+    std::uint64_t generation_ = 1;  // bumped whenever the set of consumers may have changed
+    std::function<void(const PeerEvent&)> peer_handler_;
+    bool hello_dirty_ = false;
+    msgpack::sbuffer hello_body_;
+
+    std::vector<std::unique_ptr<OutQueue>> out_queues_;
+    std::unordered_map<MessageId, Inflight, UuidHash> inflight_;
+    TimerWheel<MessageId, UuidHash> timers_;
+    std::uint64_t seq_ = 0;
+
+    std::unordered_map<std::string, LocalConsumer> consumers_;
+    std::unordered_map<std::uint32_t, LocalConsumer*> consumer_by_slot_;
+    std::vector<Subscription> subscriptions_;
+    DedupeWindow dedupe_;
+    std::unordered_set<MessageId, UuidHash> in_progress_;  // effectively_once, being handled
+    std::unordered_map<NodeId, AckBatch, UuidHash> acks_;
+    std::size_t acks_pending_ = 0;
+
+    std::vector<StatusPromise> commit_waiters_;
+    Steady first_uncommitted_{};
+    Steady commit_retry_at_{};
+    std::deque<DeadLetter> memory_dead_letters_;  // when there is no journal
+
+    std::unordered_map<std::string, ChannelStats> queue_stats_;
+    std::unordered_map<std::string, ChannelStats> topic_stats_;
+    std::map<std::string, std::uint64_t, std::less<>> dropped_;
+
+    Steady next_tick_{};
+    Header header_;       // decode scratch
+    msgpack::zone zone_;  // decode scratch
+    msgpack::sbuffer encode_buffer_;
+    std::vector<std::pair<std::uint32_t, Job>> jobs_;
+    std::vector<Command> commands_;
+    std::vector<zmq::pollitem_t> poll_items_;
+    std::vector<Peer*> polled_peers_;
+};
+
+}  // namespace peermq::detail

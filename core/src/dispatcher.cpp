@@ -1,0 +1,178 @@
+#include "dispatcher.hpp"
+
+#include <exception>
+
+namespace peermq::detail {
+namespace {
+
+// Jobs a slot of concurrency 1 takes per turn: amortizes the lock without starving others.
+constexpr std::size_t kBatch = 32;
+
+}  // namespace
+
+Dispatcher::Dispatcher(std::size_t threads, OutcomeSink sink) : sink_(std::move(sink)) {
+    slots_.emplace_back();  // slot 0: plain tasks, one at a time
+    task_slot_ = 0;
+    threads_.reserve(threads);
+    for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+}
+
+Dispatcher::~Dispatcher() { stop(); }
+
+std::uint32_t Dispatcher::add_consumer(ConsumeHandler handler, std::uint32_t concurrency) {
+    std::lock_guard lock(mutex_);
+    auto& slot = slots_.emplace_back();
+    slot.consume = std::move(handler);
+    slot.concurrency = concurrency == 0 ? 1 : concurrency;
+    return static_cast<std::uint32_t>(slots_.size() - 1);
+}
+
+std::uint32_t Dispatcher::add_subscriber(SubscribeHandler handler) {
+    std::lock_guard lock(mutex_);
+    auto& slot = slots_.emplace_back();
+    slot.subscribe = std::move(handler);
+    return static_cast<std::uint32_t>(slots_.size() - 1);
+}
+
+void Dispatcher::make_ready_locked(std::uint32_t index) {
+    Slot& slot = slots_[index];
+    if (!slot.ready && !slot.jobs.empty() && slot.running < slot.concurrency) {
+        slot.ready = true;
+        ready_.push_back(index);
+    }
+}
+
+void Dispatcher::submit(std::vector<std::pair<std::uint32_t, Job>>& jobs) {
+    if (jobs.empty()) return;
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_) {
+            jobs.clear();
+            return;
+        }
+        for (auto& [index, job] : jobs) {
+            Slot& slot = slots_[index];
+            slot.outstanding.fetch_add(1, std::memory_order_relaxed);
+            slot.jobs.push_back(std::move(job));
+            if (!slot.ready && slot.running < slot.concurrency) {
+                slot.ready = true;
+                ready_.push_back(index);
+            }
+        }
+    }
+    jobs.clear();
+    wake_.notify_all();
+}
+
+void Dispatcher::post(std::function<void()> task) {
+    std::vector<std::pair<std::uint32_t, Job>> one;
+    Job job;
+    job.task = std::move(task);
+    one.emplace_back(task_slot_, std::move(job));
+    submit(one);
+}
+
+std::uint64_t Dispatcher::pending(std::uint32_t slot) const {
+    std::lock_guard lock(mutex_);
+    return slot < slots_.size() ? slots_[slot].outstanding.load(std::memory_order_relaxed) : 0;
+}
+
+std::uint64_t Dispatcher::handler_errors(std::uint32_t slot) const {
+    std::lock_guard lock(mutex_);
+    return slot < slots_.size() ? slots_[slot].errors.load(std::memory_order_relaxed) : 0;
+}
+
+void Dispatcher::stop() {
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_ && threads_.empty()) return;
+        stopping_ = true;
+        for (auto& slot : slots_) slot.jobs.clear();
+        ready_.clear();
+    }
+    wake_.notify_all();
+    for (auto& thread : threads_) {
+        if (thread.joinable()) thread.join();
+    }
+    threads_.clear();
+}
+
+void Dispatcher::run() {
+    std::vector<Job> batch;
+    std::vector<HandlerOutcome> outcomes;
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        wake_.wait(lock, [&] { return stopping_ || !ready_.empty(); });
+        if (stopping_) return;
+        const std::uint32_t index = ready_.front();
+        ready_.pop_front();
+        Slot& slot = slots_[index];
+        slot.ready = false;
+        const std::size_t take = slot.concurrency == 1 ? kBatch : 1;
+        batch.clear();
+        while (!slot.jobs.empty() && batch.size() < take) {
+            batch.push_back(std::move(slot.jobs.front()));
+            slot.jobs.pop_front();
+        }
+        ++slot.running;
+        make_ready_locked(index);  // more concurrency available: let another thread join in
+        lock.unlock();
+
+        execute(index, slot, batch, outcomes);
+        if (!outcomes.empty() && sink_) sink_(std::move(outcomes));
+        outcomes.clear();
+
+        lock.lock();
+        --slot.running;
+        slot.outstanding.fetch_sub(batch.size(), std::memory_order_relaxed);
+        make_ready_locked(index);
+        if (slot.ready) wake_.notify_one();
+    }
+}
+
+void Dispatcher::execute(std::uint32_t index, Slot& slot, std::vector<Job>& batch,
+                         std::vector<HandlerOutcome>& outcomes) {
+    for (auto& job : batch) {
+        if (job.task) {
+            try {
+                job.task();
+            } catch (...) {
+                slot.errors.fetch_add(1, std::memory_order_relaxed);
+            }
+            continue;
+        }
+        if (slot.subscribe) {
+            try {
+                slot.subscribe(job.message);
+            } catch (...) {
+                slot.errors.fetch_add(1, std::memory_order_relaxed);
+            }
+            continue;
+        }
+        HandlerOutcome outcome;
+        outcome.slot = index;
+        outcome.flags = job.flags;
+        outcome.sender = job.message.sender;
+        outcome.id = job.message.id;
+        Delivery delivery(std::move(job.message));
+        try {
+            slot.consume(delivery);
+            if (delivery.rejected()) {
+                outcome.result = HandlerOutcome::Result::reject;
+                outcome.error = delivery.reject_reason();
+            }
+        } catch (const std::exception& e) {
+            outcome.result = HandlerOutcome::Result::nack;
+            outcome.error = e.what();
+        } catch (...) {
+            outcome.result = HandlerOutcome::Result::nack;
+            outcome.error = "handler threw a non-std exception";
+        }
+        if (outcome.result == HandlerOutcome::Result::nack) {
+            slot.errors.fetch_add(1, std::memory_order_relaxed);
+        }
+        outcomes.push_back(std::move(outcome));
+    }
+}
+
+}  // namespace peermq::detail

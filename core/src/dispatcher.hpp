@@ -1,0 +1,92 @@
+// Dispatcher: the pool of threads that runs user handlers, so that no handler ever runs on the
+// actor thread.
+//
+// Each consumer or subscriber is a slot with its own job queue and a concurrency limit (1 = its
+// messages are handled one at a time, in arrival order). Outcomes of queue handlers (ack, nack,
+// reject) go back to the actor in batches through the sink. Thread-safe; slots are added from any
+// thread and never removed while the dispatcher runs.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "peermq/message.hpp"
+
+namespace peermq::detail {
+
+struct HandlerOutcome {
+    enum class Result : std::uint8_t { ack, nack, reject };
+    std::uint32_t slot = 0;
+    Result result = Result::ack;
+    std::uint32_t flags = 0;  // the DATA header's flags
+    NodeId sender;
+    MessageId id;
+    std::string error;
+};
+
+struct Job {
+    Message message;
+    std::uint32_t flags = 0;
+    std::function<void()> task;  // set for plain tasks (peer events)
+};
+
+class Dispatcher {
+public:
+    using OutcomeSink = std::function<void(std::vector<HandlerOutcome>&&)>;
+
+    Dispatcher(std::size_t threads, OutcomeSink sink);
+    ~Dispatcher();
+    Dispatcher(const Dispatcher&) = delete;
+    Dispatcher& operator=(const Dispatcher&) = delete;
+
+    std::uint32_t add_consumer(ConsumeHandler handler, std::uint32_t concurrency);
+    std::uint32_t add_subscriber(SubscribeHandler handler);
+
+    // Queues jobs for their slots (one lock for the batch) and clears `jobs`.
+    void submit(std::vector<std::pair<std::uint32_t, Job>>& jobs);
+    // Runs `task` on a pool thread; tasks run one at a time, in order.
+    void post(std::function<void()> task);
+
+    // Jobs queued and not yet finished for `slot`.
+    std::uint64_t pending(std::uint32_t slot) const;
+    std::uint64_t handler_errors(std::uint32_t slot) const;
+
+    // Drops queued jobs, waits for running handlers, joins the threads. Idempotent.
+    void stop();
+
+private:
+    struct Slot {
+        ConsumeHandler consume;
+        SubscribeHandler subscribe;
+        std::uint32_t concurrency = 1;
+        std::uint32_t running = 0;
+        bool ready = false;
+        std::deque<Job> jobs;
+        std::atomic<std::uint64_t> outstanding{0};
+        std::atomic<std::uint64_t> errors{0};
+    };
+
+    void run();
+    void make_ready_locked(std::uint32_t index);
+    void execute(std::uint32_t index, Slot& slot, std::vector<Job>& batch,
+                 std::vector<HandlerOutcome>& outcomes);
+
+    OutcomeSink sink_;
+    mutable std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<Slot> slots_;  // deque: stable addresses as slots are added
+    std::deque<std::uint32_t> ready_;
+    bool stopping_ = false;
+    std::uint32_t task_slot_ = 0;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace peermq::detail

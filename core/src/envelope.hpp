@@ -1,0 +1,103 @@
+// The peermq wire envelope (docs/spec/wire.md): the MessagePack header of every frame, the HELLO
+// body, and the limits a receiver enforces. Pure functions; safe from any thread.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <msgpack.hpp>
+
+#include "peermq/message.hpp"
+#include "peermq/uuid.hpp"
+
+namespace peermq::detail {
+
+inline constexpr std::uint32_t kProtocolVersion = 1;
+inline constexpr std::size_t kMaxHeaderBytes = 65536;
+inline constexpr std::size_t kMaxChannelBytes = 255;
+inline constexpr std::size_t kMaxHeaderEntries = 64;
+inline constexpr std::size_t kMaxIdsPerFrame = 4096;
+inline constexpr std::size_t kHeaderFields = 13;
+
+enum class Kind : std::uint8_t {
+    data = 1,
+    ack = 2,
+    nack = 3,
+    hello = 4,
+    heartbeat = 5,
+    bye = 6,
+    reject = 7,
+};
+
+enum HeaderFlag : std::uint32_t {
+    kFlagAckRequested = 1u << 0,  // at_least_once / effectively_once
+    kFlagDedupe = 1u << 1,        // effectively_once
+};
+
+struct Header {
+    std::uint32_t version = kProtocolVersion;
+    Kind kind = Kind::data;
+    NodeId sender;
+    MessageId id;
+    std::string channel;
+    std::uint32_t flags = 0;
+    std::uint32_t attempt = 1;
+    std::int64_t created_ms = 0;
+    std::int64_t deadline_ms = 0;
+    std::uint64_t seq = 0;
+    Headers headers;
+    std::vector<MessageId> ids;
+    std::string error;
+};
+
+// Appends the MessagePack encoding of `header` to `out` (clear it first to reuse it).
+void encode_header(const Header& header, msgpack::sbuffer& out);
+
+// The DATA header of the hot path, encoded from its parts without building a Header.
+struct DataHeaderRef {
+    const NodeId& sender;
+    const MessageId& id;
+    std::string_view channel;
+    std::uint32_t flags;
+    std::uint32_t attempt;
+    std::int64_t created_ms;
+    std::int64_t deadline_ms;
+    std::uint64_t seq;
+    const Headers& headers;
+};
+void encode_data_header(const DataHeaderRef& header, msgpack::sbuffer& out);
+
+// Decodes a header frame. On failure returns the drop reason ("frame.garbage",
+// "frame.bad_version", ...) and leaves `out` unspecified. `zone` is scratch memory reused across
+// calls.
+std::optional<std::string_view> decode_header(const void* data, std::size_t size, Header& out,
+                                              msgpack::zone& zone);
+
+struct QueueAd {
+    std::string name;
+    std::uint32_t prefetch = 0;
+};
+
+struct Hello {
+    std::string name;
+    std::string cluster;
+    std::string host;  // empty: use the address the HELLO came from
+    std::uint16_t inbox_port = 0;
+    std::uint16_t pub_port = 0;
+    std::vector<QueueAd> queues;
+    std::vector<std::string> topics;
+    std::uint32_t heartbeat_ms = 0;
+};
+
+void encode_hello(const Hello& hello, msgpack::sbuffer& out);
+// On failure returns the drop reason ("hello.bad", "hello.missing_field").
+std::optional<std::string_view> decode_hello(const void* data, std::size_t size, Hello& out);
+
+std::string_view to_string(Kind kind) noexcept;
+
+}  // namespace peermq::detail

@@ -1,0 +1,178 @@
+// The node's on-disk journal: the outbox of unacked messages and the dead-letter queue, in one
+// SQLite database (<data_dir>/peermq.db). The file format is specified in docs/spec/journal.md.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <variant>
+#include <vector>
+
+#include "peermq/dead_letters.hpp"
+#include "peermq/message.hpp"
+#include "peermq/options.hpp"
+#include "peermq/status.hpp"
+#include "peermq/uuid.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace peermq::detail {
+
+// One unacked at_least_once / effectively_once message.
+struct OutboxRecord {
+    MessageId id;
+    std::string queue;
+    Headers headers;
+    Payload payload;
+    std::uint32_t attempts = 0;
+    std::int64_t created_ms = 0;
+    std::int64_t deadline_ms = 0;
+    std::uint8_t guarantee = 1;  // static_cast of peermq::Guarantee
+    std::uint64_t seq = 0;       // send order within this node; load order
+};
+
+// How Journal::open treats a missing database file.
+enum class JournalOpenMode {
+    create,    // the node: create the data directory and the file when absent
+    existing,  // tools: a missing directory or file is not_found, nothing is created
+};
+
+// A finalizing owner of one prepared statement.
+class SqlStatement {
+public:
+    SqlStatement() = default;
+    explicit SqlStatement(sqlite3_stmt* stmt) noexcept : stmt_(stmt) {}
+    SqlStatement(SqlStatement&& other) noexcept;
+    SqlStatement& operator=(SqlStatement&& other) noexcept;
+    SqlStatement(const SqlStatement&) = delete;
+    SqlStatement& operator=(const SqlStatement&) = delete;
+    ~SqlStatement();
+
+    sqlite3_stmt* get() const noexcept { return stmt_; }
+    explicit operator bool() const noexcept { return stmt_ != nullptr; }
+
+private:
+    sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Journal: the outbox and dead-letter tables of one node, with group commit.
+//
+// Not thread-safe: used only by the node's actor thread, or by one tool thread through
+// DeadLetterJournal. Several Journal objects (in one process or several) may open the same file;
+// SQLite's WAL locking keeps them consistent, and a writer waits up to the busy timeout for
+// another. Owns its SQLite connection and prepared statements; closing (destruction) drops
+// whatever was buffered and not committed.
+class Journal {
+public:
+    static constexpr std::int32_t kFormatVersion = 1;
+    // "PMQJ": PRAGMA application_id of every peermq journal.
+    static constexpr std::int32_t kApplicationId = 0x504D514A;
+    static constexpr const char* kFileName = "peermq.db";
+    static constexpr std::chrono::milliseconds kDefaultBusyTimeout{1000};
+
+    // Opens or creates <data_dir>/peermq.db (see JournalOpenMode), in WAL mode with
+    // synchronous=FULL. `memory` durability is treated as group_commit (the DLQ still needs the
+    // file). A corrupt, truncated or foreign file is corrupt_journal naming the path; a file of
+    // a newer format is corrupt_journal saying so.
+    static Result<std::unique_ptr<Journal>> open(const std::string& data_dir, Durability durability,
+                                                 JournalOpenMode mode = JournalOpenMode::create);
+
+    Journal(const Journal&) = delete;
+    Journal& operator=(const Journal&) = delete;
+    ~Journal();
+
+    const std::string& path() const noexcept { return path_; }
+
+    // How long a write waits for another connection's write lock before failing (io_error).
+    void set_busy_timeout(std::chrono::milliseconds timeout);
+    // Caps the database size (rounded down to whole pages); a commit that would grow past it
+    // fails with disk_full. 0 restores SQLite's default limit.
+    Status set_size_limit(std::uint64_t max_bytes);
+
+    // --- Outbox. These only buffer; nothing touches the disk until commit().
+    // A put of an id already in the outbox replaces it (e.g. to persist a new attempt count).
+    void outbox_put(OutboxRecord record);
+    // Acked, or moved to the DLQ. A put and a remove of the same id between two commits cancel
+    // out: neither reaches the disk.
+    void outbox_remove(const MessageId& id);
+    // Committed rows, ordered by seq (then id). Buffered operations are not included.
+    Result<std::vector<OutboxRecord>> outbox_load();
+    Result<std::size_t> outbox_count();
+
+    // --- Dead letters.
+    // Buffers the letter (written by the next commit) and removes its id from the outbox in the
+    // same transaction. The same id put again updates reason, attempts, last_error and
+    // last_failure_ms and keeps the rest of the first row.
+    void dead_letter_put(DeadLetter letter);
+    // These commit what is buffered first (and return its error if that fails). Lists are
+    // ordered by last_failure_ms, then id.
+    Result<std::vector<DeadLetter>> dead_letter_list(const DeadLetterFilter& filter);
+    Result<DeadLetter> dead_letter_get(const MessageId& id);  // not_found if absent
+    Result<std::size_t> dead_letter_purge(const DeadLetterFilter& filter);
+    // Removes and returns a dead letter, for replay by a running node.
+    Result<DeadLetter> dead_letter_take(const MessageId& id);
+    // In one transaction: deletes the dead letter and inserts it into the outbox under a new id
+    // (attempts 0, seq = max(seq) + 1, created_ms = now_ms, no deadline, at_least_once), for
+    // `queue`, or its own queue when empty. Returns the new id. Used on a stopped node's journal.
+    Result<MessageId> dead_letter_replay(const MessageId& id, std::string_view queue,
+                                         std::int64_t now_ms);
+
+    // Group commit: one transaction holding every buffered operation, synced to disk. Ok when
+    // nothing is pending. On failure (disk_full; corrupt_journal; io_error otherwise, e.g. the
+    // write lock stayed busy) the transaction is rolled back and the buffered operations are
+    // kept, so a later commit retries them.
+    Status commit();
+    std::size_t pending() const noexcept { return live_ops_; }
+    std::uint64_t commits() const noexcept { return commits_; }
+
+    // PRAGMA quick_check over the whole file: ok, or corrupt_journal with SQLite's first finding.
+    Status verify();
+
+private:
+    struct OutboxRemoval {
+        MessageId id;
+    };
+    // std::monostate marks an operation cancelled by a later one.
+    using PendingOp = std::variant<std::monostate, OutboxRecord, OutboxRemoval, DeadLetter>;
+
+    struct Statements;
+
+    Journal(std::string path, sqlite3* db);
+
+    Status initialize(Durability durability, bool created_file);
+    Status prepare_all();
+    Status load_outbox_ids();
+    Status apply(const PendingOp& op);
+    Status bind_outbox(sqlite3_stmt* stmt, const OutboxRecord& record);
+    Status run(sqlite3_stmt* stmt, const char* what);
+    Status exec(const char* sql, const char* what);
+    Status query_int(const char* sql, std::int64_t& out);
+    Status begin();
+    Status finish(Status status);
+    Result<sqlite3_stmt*> filter_statement(const DeadLetterFilter& filter, bool purge);
+    Result<DeadLetter> read_dead_letter(sqlite3_stmt* stmt);
+    Result<DeadLetter> select_dead_letter(const MessageId& id);
+    Status error(int rc, std::string_view what) const;
+
+    std::string path_;
+    sqlite3* db_ = nullptr;  // closed last, after every statement is finalized
+    std::unique_ptr<Statements> stmts_;
+
+    std::vector<PendingOp> ops_;
+    std::size_t live_ops_ = 0;
+    // Position in ops_ of the latest live outbox operation for each id.
+    std::unordered_map<MessageId, std::size_t, UuidHash> outbox_ops_;
+    // Ids committed to the outbox table: a put cancelled by a remove leaves a DELETE behind only
+    // when the row really is on disk.
+    std::unordered_set<MessageId, UuidHash> outbox_on_disk_;
+    std::uint64_t commits_ = 0;
+    std::int64_t default_max_pages_ = 0;  // SQLite's max_page_count before set_size_limit
+};
+
+}  // namespace peermq::detail

@@ -1,0 +1,530 @@
+#include <cstdlib>
+#include <future>
+
+#include "actor.hpp"
+#include "interfaces.hpp"
+#include "journal.hpp"
+#include "node_core.hpp"
+
+namespace peermq {
+namespace detail {
+namespace {
+
+bool valid_name(std::string_view name, std::size_t max) {
+    if (name.empty() || name.size() > max) return false;
+    for (char c : name) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                        c == '.' || c == '_' || c == '-';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+Status validate(const NodeOptions& o) {
+    auto bad = [](std::string text) { return make_error(ErrorCode::invalid_argument, std::move(text)); };
+    if (o.name.empty()) return bad("name must not be empty");
+    if (!valid_name(o.name, 48)) {
+        return bad("name '" + o.name + "' must be 1-48 characters of [A-Za-z0-9._-]");
+    }
+    if (!valid_name(o.cluster, 64)) {
+        return bad("cluster '" + o.cluster + "' must be 1-64 characters of [A-Za-z0-9._-]");
+    }
+    if (o.heartbeat_interval.count() <= 0) return bad("heartbeat_interval must be positive");
+    if (o.peer_timeout <= o.heartbeat_interval) {
+        return bad("peer_timeout must be longer than heartbeat_interval");
+    }
+    if (o.dispatcher_threads == 0 || o.dispatcher_threads > 256) {
+        return bad("dispatcher_threads must be between 1 and 256");
+    }
+    if (o.max_payload_bytes == 0) return bad("max_payload_bytes must be positive");
+    if (o.ack_batch_size == 0 || o.ack_batch_size > kMaxIdsPerFrame) {
+        return bad("ack_batch_size must be between 1 and " + std::to_string(kMaxIdsPerFrame));
+    }
+    if (o.ack_batch_interval.count() < 0) return bad("ack_batch_interval must not be negative");
+    if (o.dedupe_window == 0) return bad("dedupe_window must be positive");
+    if (o.interface.empty()) return bad("interface must be a name like \"lo\", or \"*\"");
+    return {};
+}
+
+Status validate(const QueueOptions& o, std::string_view name) {
+    auto bad = [](std::string text) { return make_error(ErrorCode::invalid_argument, std::move(text)); };
+    if (name.empty() || name.size() > kMaxChannelBytes) return bad("queue name must be 1-255 bytes");
+    if (o.max_attempts == 0) return bad("max_attempts must be at least 1");
+    if (o.max_length == 0) return bad("max_length must be at least 1");
+    if (o.ttl.count() < 0) return bad("ttl must not be negative");
+    if (o.retry_initial.count() <= 0 || o.retry_max < o.retry_initial) {
+        return bad("retry_initial must be positive and at most retry_max");
+    }
+    if (o.ack_timeout.count() <= 0) return bad("ack_timeout must be positive");
+    if (o.block_timeout.count() < 0) return bad("block_timeout must not be negative");
+    return {};
+}
+
+std::uint16_t port_of(const std::string& endpoint) {
+    return static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+}
+
+// Binds `socket` on host:port (port 0: ephemeral) and returns the endpoint bound.
+Result<std::string> bind_socket(zmq::socket_t& socket, const std::string& host, std::uint16_t port,
+                         const char* what) {
+    const std::string endpoint =
+        "tcp://" + host + ":" + (port == 0 ? std::string("*") : std::to_string(port));
+    try {
+        socket.bind(endpoint);
+    } catch (const zmq::error_t& e) {
+        if (e.num() == EADDRINUSE) {
+            return make_error(ErrorCode::address_in_use, std::string(what) + " port " +
+                                                             std::to_string(port) + " on " + host +
+                                                             " is in use");
+        }
+        return make_error(ErrorCode::io_error,
+                          std::string("cannot bind ") + what + " on " + endpoint + ": " + e.what());
+    }
+    return socket.get(zmq::sockopt::last_endpoint);
+}
+
+}  // namespace
+
+NodeCore::NodeCore(NodeOptions opts, NodeId node_id)
+    : options(std::move(opts)), id(node_id), clock(options.clock ? options.clock : system_clock()) {}
+
+NodeCore::~NodeCore() { close(); }
+
+Status NodeCore::start() {
+    std::string host = "*";
+    if (options.interface != "*") {
+        auto address = interface_ipv4(options.interface);
+        if (!address) return address.status();
+        host = advertised_host = address.value();
+    }
+    const auto max_frame = static_cast<std::int64_t>(std::min<std::size_t>(
+        options.max_payload_bytes + kMaxHeaderBytes, static_cast<std::size_t>(INT32_MAX)));
+
+    zmq::socket_t inbox(context, zmq::socket_type::pull);
+    inbox.set(zmq::sockopt::rcvhwm, 100'000);
+    inbox.set(zmq::sockopt::maxmsgsize, max_frame);
+    inbox.set(zmq::sockopt::linger, 0);
+    auto inbox_bound = bind_socket(inbox, host, options.inbox_port, "inbox");
+    if (!inbox_bound) return inbox_bound.status();
+    inbox_endpoint = inbox_bound.value();
+
+    zmq::socket_t pub(context, zmq::socket_type::pub);
+    pub.set(zmq::sockopt::sndhwm, 100'000);
+    pub.set(zmq::sockopt::linger, 0);
+    auto pub_bound = bind_socket(pub, host, options.pub_port, "pub");
+    if (!pub_bound) return pub_bound.status();
+    pub_endpoint = pub_bound.value();
+
+    zmq::socket_t sub(context, zmq::socket_type::sub);
+    sub.set(zmq::sockopt::rcvhwm, 100'000);
+    sub.set(zmq::sockopt::maxmsgsize, max_frame);
+    sub.set(zmq::sockopt::linger, 0);
+
+    std::unique_ptr<Journal> journal;
+    if (!options.data_dir.empty()) {
+        auto opened = Journal::open(options.data_dir, options.durability);
+        if (!opened) return opened.status();
+        journal = std::move(opened).value();
+    }
+
+    dispatcher = std::make_unique<Dispatcher>(
+        options.dispatcher_threads,
+        [this](std::vector<HandlerOutcome>&& outcomes) { post(OutcomesCmd{std::move(outcomes)}); });
+    actor_ = std::make_unique<Actor>(*this, std::move(inbox), std::move(pub), std::move(sub),
+                                     std::move(journal));
+    if (Status loaded = actor_->load_outbox(); !loaded.ok()) {
+        dispatcher->stop();
+        actor_.reset();
+        return loaded;
+    }
+    actor_thread_ = std::thread([this] { actor_->run(); });
+
+    // Static peers from the options and PEERMQ_PEERS, then the configured discovery.
+    std::vector<std::string> endpoints = options.peers;
+    if (const char* env = std::getenv("PEERMQ_PEERS"); env != nullptr && *env != '\0') {
+        std::string_view list(env);
+        while (!list.empty()) {
+            const auto comma = list.find(',');
+            std::string_view item = list.substr(0, comma);
+            while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+            while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+            if (!item.empty()) endpoints.emplace_back(item);
+            list = comma == std::string_view::npos ? std::string_view{} : list.substr(comma + 1);
+        }
+    }
+    std::vector<ServiceRecord> records;
+    for (const auto& endpoint : endpoints) {
+        auto record = parse_endpoint(endpoint);
+        if (!record) {
+            close();
+            return record.status();
+        }
+        auto resolved = resolve_ipv4(record->host);
+        if (!resolved) {
+            close();
+            return resolved.status();
+        }
+        record->host = resolved.value();
+        records.push_back(std::move(record).value());
+    }
+    for (auto& record : records) post(DiscoveryCmd{DiscoveryEvent{DiscoveryEvent::Kind::found, record}});
+
+    if (options.discovery) {
+        auto created = options.discovery();
+        if (!created) {
+            close();
+            return created.status();
+        }
+        ServiceRecord self;
+        self.id = id;
+        self.name = options.name;
+        self.cluster = options.cluster;
+        self.host = advertised_host;
+        self.inbox_port = port_of(inbox_endpoint);
+        self.pub_port = port_of(pub_endpoint);
+        self.interface = options.interface == "*" ? std::string() : options.interface;
+        auto discovery = std::move(created).value();
+        Status started = discovery->start(self, [this](DiscoveryEvent event) {
+            post(DiscoveryCmd{std::move(event)});
+        });
+        if (!started.ok()) {
+            close();
+            return started;
+        }
+        std::lock_guard lock(discovery_mutex_);
+        discoveries_.push_back(std::move(discovery));
+    }
+    return {};
+}
+
+void NodeCore::close() {
+    std::lock_guard lock(close_mutex_);
+    if (closed_.exchange(true)) return;
+    for (auto& discovery : discoveries_) discovery->stop();
+    if (dispatcher) dispatcher->stop();
+    if (actor_thread_.joinable()) {
+        post(StopCmd{});
+        actor_thread_.join();
+    }
+    actor_.reset();
+    {
+        std::lock_guard queues_lock(queues_mutex_);
+        for (auto& q : queues_) {
+            std::lock_guard q_lock(q->mutex);
+            q->room.notify_all();
+        }
+    }
+    std::lock_guard discovery_lock(discovery_mutex_);
+    discoveries_.clear();
+}
+
+QueueShared* NodeCore::queue_shared(std::uint32_t index) {
+    std::lock_guard lock(queues_mutex_);
+    return index < queues_.size() ? queues_[index].get() : nullptr;
+}
+
+Result<std::uint32_t> NodeCore::declare_queue(const std::string& name, const QueueOptions& opts) {
+    if (Status valid = validate(opts, name); !valid.ok()) return valid;
+    std::uint32_t index;
+    {
+        std::lock_guard lock(queues_mutex_);
+        auto it = queue_index_.find(name);
+        if (it == queue_index_.end()) {
+            index = static_cast<std::uint32_t>(queues_.size());
+            auto shared = std::make_unique<QueueShared>();
+            shared->name = name;
+            queues_.push_back(std::move(shared));
+            queue_index_.emplace(name, index);
+        } else {
+            index = it->second;
+        }
+        QueueShared& q = *queues_[index];
+        q.max_length.store(opts.max_length);
+        q.overflow.store(opts.overflow);
+        q.block_timeout_ms.store(opts.block_timeout.count());
+        q.reliable.store(opts.guarantee != Guarantee::best_effort);
+        q.journaled_each.store(opts.guarantee != Guarantee::best_effort &&
+                               options.durability == Durability::fsync_each &&
+                               !options.data_dir.empty());
+    }
+    post(DeclareQueueCmd{index, opts});
+    return index;
+}
+
+std::map<std::string, std::uint64_t> NodeCore::discovery_ignored() const {
+    std::lock_guard lock(discovery_mutex_);
+    std::map<std::string, std::uint64_t> out;
+    for (const auto& discovery : discoveries_) {
+        for (const auto& [reason, count] : discovery->ignored()) out[reason] += count;
+    }
+    return out;
+}
+
+void NodeCore::set_storage_error(Status status) {
+    if (status.ok() && !storage_failed_.load(std::memory_order_relaxed)) return;
+    std::lock_guard lock(storage_mutex_);
+    storage_failed_.store(!status.ok(), std::memory_order_relaxed);
+    storage_error_ = std::move(status);
+}
+
+Status NodeCore::storage_error() const {
+    if (!storage_failed_.load(std::memory_order_relaxed)) return {};
+    std::lock_guard lock(storage_mutex_);
+    return storage_error_;
+}
+
+}  // namespace detail
+
+// -------------------------------------------------------------------------------------------------
+// Node
+
+Result<Node> Node::create(NodeOptions options) {
+    if (Status valid = detail::validate(options); !valid.ok()) return valid;
+    auto core = std::make_shared<detail::NodeCore>(std::move(options), NodeId::generate());
+    if (Status started = core->start(); !started.ok()) {
+        core->close();
+        return started;
+    }
+    return Node(std::move(core));
+}
+
+Node::Node(std::shared_ptr<detail::NodeCore> core) : core_(std::move(core)) {}
+Node::Node(Node&&) noexcept = default;
+Node& Node::operator=(Node&& other) noexcept {
+    if (this != &other) {
+        close();
+        core_ = std::move(other.core_);
+    }
+    return *this;
+}
+Node::~Node() { close(); }
+
+void Node::close() {
+    if (core_) core_->close();
+}
+
+const NodeId& Node::id() const noexcept { return core_->id; }
+const std::string& Node::name() const noexcept { return core_->options.name; }
+const std::string& Node::inbox_endpoint() const noexcept { return core_->inbox_endpoint; }
+const std::string& Node::pub_endpoint() const noexcept { return core_->pub_endpoint; }
+
+Status Node::consume(std::string queue, ConsumeHandler handler, ConsumeOptions options) {
+    if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+    if (queue.empty() || queue.size() > detail::kMaxChannelBytes) {
+        return make_error(ErrorCode::invalid_argument, "queue name must be 1-255 bytes");
+    }
+    if (!handler) return make_error(ErrorCode::invalid_argument, "consume needs a handler");
+    if (options.prefetch == 0 || options.concurrency == 0) {
+        return make_error(ErrorCode::invalid_argument, "prefetch and concurrency must be at least 1");
+    }
+    auto consuming = core_->call<bool>([queue](detail::Actor& actor) -> Result<bool> {
+        return actor.consumes(queue);
+    });
+    if (!consuming) return consuming.status();
+    if (consuming.value()) {
+        return make_error(ErrorCode::invalid_argument, "this node already consumes '" + queue + "'");
+    }
+    const std::uint32_t slot = core_->dispatcher->add_consumer(std::move(handler), options.concurrency);
+    core_->post(detail::ConsumeCmd{std::move(queue), slot, options});
+    return {};
+}
+
+Result<Queue> Node::queue(std::string name, QueueOptions options) {
+    if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+    auto index = core_->declare_queue(name, options);
+    if (!index) return index.status();
+    return Queue(core_, std::move(name), index.value());
+}
+
+Status Node::publish_payload(std::string_view topic, Payload payload, Headers headers) {
+    if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+    if (topic.empty() || topic.size() > detail::kMaxChannelBytes) {
+        return make_error(ErrorCode::invalid_argument, "topic must be 1-255 bytes");
+    }
+    if (payload.size() > core_->options.max_payload_bytes) {
+        return make_error(ErrorCode::invalid_argument, "payload of " + std::to_string(payload.size()) +
+                                                           " bytes is over max_payload_bytes");
+    }
+    core_->post(detail::PublishCmd{std::string(topic), std::move(payload), std::move(headers),
+                                   MessageId::generate(), core_->clock->unix_ms()});
+    return {};
+}
+
+Status Node::subscribe(std::string prefix, SubscribeHandler handler) {
+    if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+    if (prefix.size() > detail::kMaxChannelBytes) {
+        return make_error(ErrorCode::invalid_argument, "topic prefix must be at most 255 bytes");
+    }
+    if (!handler) return make_error(ErrorCode::invalid_argument, "subscribe needs a handler");
+    const std::uint32_t slot = core_->dispatcher->add_subscriber(std::move(handler));
+    core_->post(detail::SubscribeCmd{std::move(prefix), slot});
+    return {};
+}
+
+Status Node::add_peer(std::string endpoint) {
+    if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+    auto record = parse_endpoint(endpoint);
+    if (!record) return record.status();
+    auto resolved = detail::resolve_ipv4(record->host);
+    if (!resolved) return resolved.status();
+    record->host = resolved.value();
+    core_->post(detail::DiscoveryCmd{DiscoveryEvent{DiscoveryEvent::Kind::found, record.value()}});
+    return {};
+}
+
+std::vector<PeerInfo> Node::peers() const {
+    if (!core_) return {};
+    auto result = core_->call<std::vector<PeerInfo>>(
+        [](detail::Actor& actor) -> Result<std::vector<PeerInfo>> { return actor.peers(); });
+    return result ? std::move(result).value() : std::vector<PeerInfo>{};
+}
+
+void Node::on_peer_event(std::function<void(const PeerEvent&)> handler) {
+    if (!core_ || core_->closed()) return;
+    core_->post(detail::CallCmd{[handler = std::move(handler)](detail::Actor& actor) mutable {
+        actor.set_peer_handler(std::move(handler));
+    }});
+}
+
+NodeStats Node::stats() const {
+    if (!core_) return {};
+    auto result = core_->call<NodeStats>(
+        [](detail::Actor& actor) -> Result<NodeStats> { return actor.stats(); });
+    NodeStats stats = result ? std::move(result).value() : NodeStats{};
+    for (const auto& [reason, count] : core_->discovery_ignored()) {
+        stats.discovery_ignored[reason] += count;
+    }
+    return stats;
+}
+
+DeadLetters Node::dead_letters() { return DeadLetters(core_); }
+
+// -------------------------------------------------------------------------------------------------
+// Queue
+
+Result<MessageId> Queue::send_payload(Payload payload, Headers headers) {
+    if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+    if (Status error = core_->storage_error(); !error.ok()) return error;
+    if (payload.size() > core_->options.max_payload_bytes) {
+        return make_error(ErrorCode::invalid_argument, "payload of " + std::to_string(payload.size()) +
+                                                           " bytes is over max_payload_bytes");
+    }
+    detail::QueueShared& q = *core_->queue_shared(index_);
+    const std::size_t max = q.max_length.load(std::memory_order_relaxed);
+    if (q.outstanding.load(std::memory_order_acquire) >= max) {
+        switch (q.overflow.load(std::memory_order_relaxed)) {
+            case OverflowPolicy::reject:
+                return make_error(ErrorCode::queue_full,
+                                  "queue '" + name_ + "' holds its max_length of " +
+                                      std::to_string(max) + " messages");
+            case OverflowPolicy::block: {
+                std::unique_lock lock(q.mutex);
+                const auto timeout = std::chrono::milliseconds(q.block_timeout_ms.load());
+                const bool room = q.room.wait_for(lock, timeout, [&] {
+                    return core_->closed() || q.outstanding.load(std::memory_order_acquire) < max;
+                });
+                if (core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+                if (!room) {
+                    return make_error(ErrorCode::timed_out, "queue '" + name_ + "' stayed full for " +
+                                                                std::to_string(timeout.count()) + " ms");
+                }
+                break;
+            }
+            case OverflowPolicy::drop_oldest:
+                break;
+        }
+    }
+    q.outstanding.fetch_add(1, std::memory_order_acq_rel);
+    detail::SendCmd cmd;
+    cmd.queue = index_;
+    cmd.id = MessageId::generate();
+    cmd.payload = std::move(payload);
+    cmd.headers = std::move(headers);
+    cmd.created_ms = core_->clock->unix_ms();
+    const MessageId id = cmd.id;
+    if (q.journaled_each.load(std::memory_order_relaxed)) {
+        cmd.durable = std::make_shared<std::promise<Status>>();
+        auto durable = cmd.durable->get_future();
+        core_->post(std::move(cmd));
+        try {
+            if (Status status = durable.get(); !status.ok()) return status;
+        } catch (const std::future_error&) {
+            return make_error(ErrorCode::closed, "the node closed before the message was stored");
+        }
+        return id;
+    }
+    core_->post(std::move(cmd));
+    return id;
+}
+
+std::future<Result<Receipt>> Queue::send_payload_confirmed(Payload payload, Headers headers) {
+    auto fail = [](Status status) {
+        std::promise<Result<Receipt>> failed;
+        failed.set_value(std::move(status));
+        return failed.get_future();
+    };
+    if (!core_ || core_->closed()) return fail(make_error(ErrorCode::closed, "the node is closed"));
+    if (!core_->queue_shared(index_)->reliable.load()) {
+        return fail(make_error(ErrorCode::invalid_argument,
+                               "send_confirmed needs an at_least_once or effectively_once queue"));
+    }
+    // Same admission as send(), with a receipt attached.
+    auto receipt = std::make_shared<std::promise<Result<Receipt>>>();
+    auto future = receipt->get_future();
+    detail::QueueShared& q = *core_->queue_shared(index_);
+    if (Status error = core_->storage_error(); !error.ok()) return fail(error);
+    if (q.outstanding.load() >= q.max_length.load() &&
+        q.overflow.load() == OverflowPolicy::reject) {
+        return fail(make_error(ErrorCode::queue_full, "queue '" + name_ + "' is full"));
+    }
+    q.outstanding.fetch_add(1, std::memory_order_acq_rel);
+    detail::SendCmd cmd;
+    cmd.queue = index_;
+    cmd.id = MessageId::generate();
+    cmd.payload = std::move(payload);
+    cmd.headers = std::move(headers);
+    cmd.created_ms = core_->clock->unix_ms();
+    cmd.receipt = std::move(receipt);
+    core_->post(std::move(cmd));
+    return future;
+}
+
+Status Queue::flush(std::chrono::milliseconds timeout) {
+    if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+    auto done = std::make_shared<std::promise<Status>>();
+    auto future = done->get_future();
+    core_->post(detail::FlushCmd{std::move(done)});
+    if (future.wait_for(timeout) != std::future_status::ready) {
+        return make_error(ErrorCode::timed_out, "flush did not finish within " +
+                                                    std::to_string(timeout.count()) + " ms");
+    }
+    try {
+        return future.get();
+    } catch (const std::future_error&) {
+        return make_error(ErrorCode::closed, "the node closed during flush");
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// DeadLetters
+
+Result<std::vector<DeadLetter>> DeadLetters::list(const DeadLetterFilter& filter) const {
+    return core_->call<std::vector<DeadLetter>>(
+        [filter](detail::Actor& actor) { return actor.dead_letter_list(filter); });
+}
+
+Result<DeadLetter> DeadLetters::get(const MessageId& id) const {
+    return core_->call<DeadLetter>([id](detail::Actor& actor) { return actor.dead_letter_get(id); });
+}
+
+Result<std::size_t> DeadLetters::purge(const DeadLetterFilter& filter) {
+    return core_->call<std::size_t>(
+        [filter](detail::Actor& actor) { return actor.dead_letter_purge(filter); });
+}
+
+Result<MessageId> DeadLetters::replay(const MessageId& id, const std::string& queue) {
+    return core_->call<MessageId>(
+        [id, queue](detail::Actor& actor) { return actor.dead_letter_replay(id, queue); });
+}
+
+}  // namespace peermq

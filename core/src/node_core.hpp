@@ -1,0 +1,173 @@
+// NodeCore: the state a Node shares between the application's threads and its actor.
+//
+// Everything here is either immutable after create(), atomic, or guarded by the named mutex.
+// Sockets, peers, in-flight messages and the journal belong to the Actor (actor.hpp) alone.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "dispatcher.hpp"
+#include "mailbox.hpp"
+#include "peermq/node.hpp"
+
+namespace peermq::detail {
+
+class Actor;
+class Journal;
+
+// Sender-side state of a queue shared with send(): its options and how many of its messages
+// the node holds (waiting + in flight), which the overflow policy compares with max_length.
+struct QueueShared {
+    std::string name;
+    std::atomic<std::size_t> max_length{0};
+    std::atomic<OverflowPolicy> overflow{OverflowPolicy::block};
+    std::atomic<std::int64_t> block_timeout_ms{0};
+    std::atomic<bool> journaled_each{false};  // fsync_each: send() waits for the commit
+    std::atomic<bool> reliable{true};         // acks, so send_confirmed can tell the outcome
+    std::atomic<std::size_t> outstanding{0};
+    std::mutex mutex;  // with room: lets a blocked send() sleep until the actor frees space
+    std::condition_variable room;
+
+    // Called by the actor when `n` messages leave the queue (acked, sent best-effort, dead).
+    void release(std::size_t n) {
+        const std::size_t before = outstanding.fetch_sub(n, std::memory_order_acq_rel);
+        if (before >= max_length.load(std::memory_order_relaxed)) {
+            std::lock_guard lock(mutex);
+            room.notify_all();
+        }
+    }
+};
+
+using ReceiptPromise = std::shared_ptr<std::promise<Result<Receipt>>>;
+using StatusPromise = std::shared_ptr<std::promise<Status>>;
+
+struct SendCmd {
+    std::uint32_t queue = 0;
+    MessageId id;
+    Payload payload;
+    Headers headers;
+    std::int64_t created_ms = 0;
+    ReceiptPromise receipt;  // send_confirmed
+    StatusPromise durable;   // fsync_each: fulfilled once the message is on disk
+};
+struct DeclareQueueCmd {
+    std::uint32_t queue = 0;
+    QueueOptions options;
+};
+struct ConsumeCmd {
+    std::string queue;
+    std::uint32_t slot = 0;
+    ConsumeOptions options;
+};
+struct SubscribeCmd {
+    std::string prefix;
+    std::uint32_t slot = 0;
+};
+struct PublishCmd {
+    std::string topic;
+    Payload payload;
+    Headers headers;
+    MessageId id;
+    std::int64_t created_ms = 0;
+};
+struct DiscoveryCmd {
+    DiscoveryEvent event;
+};
+struct OutcomesCmd {
+    std::vector<HandlerOutcome> outcomes;
+};
+struct FlushCmd {
+    StatusPromise done;
+};
+// Rare operations (stats, peers, dead letters, settings) run as a function on the actor.
+struct CallCmd {
+    std::function<void(Actor&)> fn;
+};
+struct StopCmd {};
+
+using Command = std::variant<SendCmd, DeclareQueueCmd, ConsumeCmd, SubscribeCmd, PublishCmd,
+                             DiscoveryCmd, OutcomesCmd, FlushCmd, CallCmd, StopCmd>;
+
+class NodeCore {
+public:
+    NodeCore(NodeOptions options, NodeId id);
+    ~NodeCore();
+
+    // Binds sockets, opens the journal, starts the actor, dispatcher and discovery.
+    Status start();
+    void close();
+
+    bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+    void post(Command command) { mailbox_.push(std::move(command)); }
+    // Runs fn on the actor and waits for its result; `closed` if the node stops first.
+    template <typename T>
+    Result<T> call(std::function<Result<T>(Actor&)> fn);
+
+    QueueShared* queue_shared(std::uint32_t index);
+    Result<std::uint32_t> declare_queue(const std::string& name, const QueueOptions& options);
+
+    // Records the discovery backends ignored, by reason (thread-safe).
+    std::map<std::string, std::uint64_t> discovery_ignored() const;
+
+    // A sticky storage error (disk full, I/O): send() reports it until a commit succeeds.
+    void set_storage_error(Status status);
+    Status storage_error() const;
+
+    const NodeOptions options;
+    const NodeId id;
+    std::string inbox_endpoint;
+    std::string pub_endpoint;
+    std::string advertised_host;  // empty when bound to every interface
+
+    zmq::context_t context;
+    Mailbox<Command> mailbox_;
+    std::unique_ptr<Dispatcher> dispatcher;
+    std::shared_ptr<Clock> clock;
+
+private:
+    friend class Actor;
+
+    std::atomic<bool> closed_{false};
+    std::mutex close_mutex_;
+    mutable std::mutex discovery_mutex_;  // discoveries_ vs. stats() readers
+    std::unique_ptr<Actor> actor_;
+    std::thread actor_thread_;
+    std::vector<std::unique_ptr<Discovery>> discoveries_;
+
+    std::mutex queues_mutex_;
+    std::vector<std::unique_ptr<QueueShared>> queues_;
+    std::unordered_map<std::string, std::uint32_t> queue_index_;
+
+    mutable std::mutex storage_mutex_;
+    std::atomic<bool> storage_failed_{false};
+    Status storage_error_;
+};
+
+template <typename T>
+Result<T> NodeCore::call(std::function<Result<T>(Actor&)> fn) {
+    if (closed()) return make_error(ErrorCode::closed, "the node is closed");
+    auto promise = std::make_shared<std::promise<Result<T>>>();
+    auto future = promise->get_future();
+    post(CallCmd{[promise, fn = std::move(fn)](Actor& actor) { promise->set_value(fn(actor)); }});
+    // A stopping actor drops CallCmds it did not run; the promise is then destroyed unfulfilled.
+    try {
+        return future.get();
+    } catch (const std::future_error&) {
+        return make_error(ErrorCode::closed, "the node closed before answering");
+    }
+}
+
+}  // namespace peermq::detail
