@@ -120,7 +120,7 @@ void Actor::run() {
         if (now >= next_tick_) {
             tick_peers(now);
             expire_waiting(now);
-            next_tick_ = now + options_.heartbeat_interval / 4;
+            next_tick_ = next_liveness_check(now);
         }
         if (hello_dirty_) broadcast_hello();
         flush_acks(now, false);
@@ -700,6 +700,7 @@ void Actor::on_ack_frame(Peer* peer) {
             }
             complete(entry, out_queue(entry.queue));
         }
+        pump_all();  // credit came back
         return;
     }
     (void)peer;
@@ -740,6 +741,7 @@ void Actor::on_ack_frame(Peer* peer) {
             fail_attempt(entry, q, header_.error, true);
         }
     }
+    pump_all();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -904,6 +906,19 @@ void Actor::tick_peers(Steady now) {
         }
     }
     for (Peer* peer : forget) remove_peer(peer);
+}
+
+Actor::Steady Actor::next_liveness_check(Steady now) const {
+    // Wake exactly when a peer's silence crosses a threshold, so "down after 3 s" means 3 s.
+    Steady next = now + options_.heartbeat_interval / 4;
+    const auto suspect_after = options_.heartbeat_interval + options_.heartbeat_interval / 2;
+    for (const auto& peer : peers_) {
+        if (peer->state == PeerState::alive) next = std::min(next, peer->last_heard + suspect_after);
+        if (peer->state == PeerState::alive || peer->state == PeerState::suspect) {
+            next = std::min(next, peer->last_heard + options_.peer_timeout);
+        }
+    }
+    return std::max(next, now + std::chrono::milliseconds(1));
 }
 
 PeerInfo Actor::info(const Peer& peer) const {

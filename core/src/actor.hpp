@@ -179,6 +179,7 @@ private:
     bool send_frames(Peer* peer, zmq::message_t& header, zmq::message_t* payload);
     void broadcast_hello();
     void tick_peers(Steady now);
+    Steady next_liveness_check(Steady now) const;
     PeerInfo info(const Peer& peer) const;
 
     // Work queues, sender side.

@@ -196,6 +196,17 @@ void sync_directory(const fs::path& dir) {
     ::close(fd);
 }
 
+// Every level syncs each commit (a power cut keeps what was committed): `memory` only opens a
+// journal for the DLQ, and fsync_each differs from group_commit in how often the actor commits.
+const char* synchronous_pragma(Durability durability) {
+    switch (durability) {
+        case Durability::memory:
+        case Durability::group_commit:
+        case Durability::fsync_each: return "PRAGMA synchronous=FULL";
+    }
+    return "PRAGMA synchronous=FULL";
+}
+
 std::string filter_where(unsigned shape) {
     std::string where = "1";
     if (shape & kByQueue) where += " AND queue = ?1";
@@ -301,14 +312,16 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& data_dir, Dura
 Status Journal::initialize(Durability durability, bool created_file) {
     // The first read of a file that is not SQLite fails here with NOTADB / CORRUPT; a file cut
     // short is CORRUPT too, since its header counts more pages than it holds.
-    // Called right after the failing call, while sqlite3_errmsg still describes it.
     auto not_a_journal = [this](const Status& cause) {
         if (cause.code() != ErrorCode::corrupt_journal) return cause;
+        const std::string prefix = "journal " + path_ + ": ";
+        std::string detail = cause.message();
+        if (detail.starts_with(prefix)) detail.erase(0, prefix.size());
         return Status(ErrorCode::corrupt_journal,
                       "journal " + path_ +
                           " is not a readable peermq journal (corrupt, truncated or not an SQLite "
                           "database): " +
-                          sqlite3_errmsg(db_));
+                          detail);
     };
     std::int64_t application_id = 0;
     std::int64_t version = 0;
@@ -352,15 +365,9 @@ Status Journal::initialize(Durability durability, bool created_file) {
                           "journal " + path_ + ": cannot use WAL mode (got " + mode + ")");
         }
     }
-    // Every durability level syncs each commit: memory only reaches here for the DLQ, and
-    // fsync_each differs from group_commit in how often the actor commits, not in how.
-    const char* synchronous = "PRAGMA synchronous=FULL";
-    switch (durability) {
-        case Durability::memory:
-        case Durability::group_commit:
-        case Durability::fsync_each: break;
+    if (Status s = exec(synchronous_pragma(durability), "setting synchronous"); !s.ok()) {
+        return s;
     }
-    if (Status s = exec(synchronous, "setting synchronous"); !s.ok()) return s;
     if (Status s = exec(("PRAGMA journal_size_limit=" + std::to_string(kWalSizeLimit)).c_str(),
                         "setting journal_size_limit");
         !s.ok()) {

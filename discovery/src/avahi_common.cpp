@@ -1,0 +1,120 @@
+#include "avahi_common.hpp"
+
+#include <avahi-core/log.h>
+#include <net/if.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+
+namespace peermq::detail {
+namespace {
+
+void filtered_avahi_log(AvahiLogLevel level, const char* text) {
+    static const bool verbose = [] {
+        const char* value = std::getenv("PEERMQ_AVAHI_LOG");
+        return value != nullptr && std::strcmp(value, "1") == 0;
+    }();
+    if (level == AVAHI_LOG_ERROR || verbose) {
+        std::fprintf(stderr, "peermq: avahi-core: %s\n", text);
+    }
+}
+
+}  // namespace
+
+void log_line(std::string_view text) {
+    std::fprintf(stderr, "peermq: discovery: %.*s\n", static_cast<int>(text.size()), text.data());
+}
+
+void install_avahi_log_filter() {
+    static std::once_flag once;
+    std::call_once(once, [] { avahi_set_log_function(filtered_avahi_log); });
+}
+
+std::vector<std::string> to_strings(AvahiStringList* list) {
+    std::vector<std::string> strings;
+    for (AvahiStringList* item = list; item != nullptr; item = avahi_string_list_get_next(item)) {
+        const auto* text = reinterpret_cast<const char*>(avahi_string_list_get_text(item));
+        strings.emplace_back(text, avahi_string_list_get_size(item));
+    }
+    return strings;
+}
+
+AvahiStringList* to_string_list(const std::vector<std::string>& strings) {
+    AvahiStringList* list = nullptr;
+    // avahi_string_list_add() prepends: add in reverse to keep the order on the wire.
+    for (auto it = strings.rbegin(); it != strings.rend(); ++it) {
+        list = avahi_string_list_add_arbitrary(
+            list, reinterpret_cast<const std::uint8_t*>(it->data()), it->size());
+    }
+    return list;
+}
+
+std::string address_literal(const AvahiAddress& address, std::string_view interface_name) {
+    char text[AVAHI_ADDRESS_STR_MAX] = {};
+    if (avahi_address_snprint(text, sizeof text, &address) == nullptr) return {};
+    std::string literal(text);
+    if (address.proto == AVAHI_PROTO_INET6 && !interface_name.empty() &&
+        address.data.ipv6.address[0] == 0xfe && (address.data.ipv6.address[1] & 0xc0) == 0x80) {
+        literal += "%";
+        literal += interface_name;
+    }
+    return literal;
+}
+
+std::string interface_name(int index) {
+    if (index <= 0) return {};
+    char name[IF_NAMESIZE] = {};
+    if (if_indextoname(static_cast<unsigned>(index), name) == nullptr) return {};
+    return name;
+}
+
+Result<std::vector<int>> interface_indexes(const std::vector<std::string>& names) {
+    std::vector<int> indexes;
+    for (const auto& name : names) {
+        const unsigned index = if_nametoindex(name.c_str());
+        if (index == 0) {
+            return make_error(ErrorCode::unknown_interface,
+                              "network interface '" + name + "' does not exist");
+        }
+        indexes.push_back(static_cast<int>(index));
+    }
+    return indexes;
+}
+
+std::string join(const std::vector<std::string>& items, std::string_view separator) {
+    std::string text;
+    for (const auto& item : items) {
+        if (!text.empty()) text += separator;
+        text += item;
+    }
+    return text;
+}
+
+void EventRelay::reset(PeerTable table, DiscoverySink sink) {
+    std::lock_guard lock(mutex_);
+    table_.emplace(std::move(table));
+    sink_ = std::move(sink);
+}
+
+std::map<std::string, std::uint64_t> EventRelay::ignored() const {
+    std::lock_guard lock(mutex_);
+    if (!table_) return {};
+    return table_->ignored();
+}
+
+void EventRelay::deliver(const std::vector<DiscoveryEvent>& events) {
+    for (const auto& event : events) {
+        // No exception may unwind into Avahi's C callbacks.
+        try {
+            if (sink_) sink_(event);
+        } catch (const std::exception& error) {
+            log_line(std::string("a discovery event handler threw: ") + error.what());
+        } catch (...) {
+            log_line("a discovery event handler threw");
+        }
+    }
+}
+
+}  // namespace peermq::detail

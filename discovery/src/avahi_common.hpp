@@ -1,0 +1,84 @@
+// Small pieces shared by the two Avahi backends: the poll thread and its lock, conversions
+// between Avahi and peermq types, event delivery and logging.
+#pragma once
+
+#include <avahi-common/address.h>
+#include <avahi-common/strlst.h>
+#include <avahi-common/thread-watch.h>
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "peer_table.hpp"
+#include "peermq/discovery.hpp"
+#include "peermq/discovery/avahi.hpp"
+#include "peermq/status.hpp"
+
+namespace peermq::detail {
+
+// Holds an AvahiThreadedPoll's lock: required for every Avahi call made outside its thread.
+class PollLock {
+public:
+    explicit PollLock(AvahiThreadedPoll* poll) : poll_(poll) { avahi_threaded_poll_lock(poll_); }
+    ~PollLock() { avahi_threaded_poll_unlock(poll_); }
+    PollLock(const PollLock&) = delete;
+    PollLock& operator=(const PollLock&) = delete;
+
+private:
+    AvahiThreadedPoll* poll_;
+};
+
+// One line to stderr, prefixed "peermq: discovery: ".
+void log_line(std::string_view text);
+
+// Routes the embedded stack's log (avahi-core logs every interface join, and warns about the
+// avahi-daemon it coexists with on purpose): errors go to stderr, the rest only when the
+// environment sets PEERMQ_AVAHI_LOG=1. Process-wide; installed once.
+void install_avahi_log_filter();
+
+std::vector<std::string> to_strings(AvahiStringList* list);
+// Caller frees with avahi_string_list_free().
+AvahiStringList* to_string_list(const std::vector<std::string>& strings);
+
+// "127.0.0.1"; IPv6 link-local addresses get "%<interface>" so that they can be connected to.
+std::string address_literal(const AvahiAddress& address, std::string_view interface_name);
+
+// if_indextoname(), or "" when the index is unknown.
+std::string interface_name(int index);
+
+// Checks that every named interface exists; their indexes, in the given order.
+Result<std::vector<int>> interface_indexes(const std::vector<std::string>& names);
+
+std::string join(const std::vector<std::string>& items, std::string_view separator);
+
+// The table of one backend with the lock that lets ignored() read it from the node's thread,
+// and the sink the events go to. Events are delivered outside the table's lock.
+class EventRelay {
+public:
+    void reset(PeerTable table, DiscoverySink sink);
+    // Runs `change` on the table under its lock, then delivers the events it produced.
+    template <typename Change>
+    void apply(Change&& change) {
+        std::vector<DiscoveryEvent> events;
+        {
+            std::lock_guard lock(mutex_);
+            if (!table_) return;
+            events = change(*table_);
+        }
+        deliver(events);
+    }
+    std::map<std::string, std::uint64_t> ignored() const;
+
+private:
+    void deliver(const std::vector<DiscoveryEvent>& events);
+
+    mutable std::mutex mutex_;
+    std::optional<PeerTable> table_;
+    DiscoverySink sink_;
+};
+
+}  // namespace peermq::detail

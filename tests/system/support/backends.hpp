@@ -1,0 +1,46 @@
+// The Avahi backends as the system tests build them: always restricted to lo.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "peermq/discovery.hpp"
+#include "peermq/discovery/avahi.hpp"
+
+namespace peermq::test {
+
+enum class Backend { daemon, embedded };
+
+inline std::string backend_name(Backend backend) {
+    return backend == Backend::daemon ? "daemon" : "embedded";
+}
+
+inline discovery::AvahiOptions loopback_options() {
+    discovery::AvahiOptions options;
+    options.interfaces = {"lo"};
+    return options;
+}
+
+inline DiscoveryFactory factory_for(Backend backend) {
+    return backend == Backend::daemon ? discovery::avahi_daemon(loopback_options())
+                                      : discovery::embedded(loopback_options());
+}
+
+// A backend object, or nullptr with a test failure saying why.
+inline std::unique_ptr<Discovery> make_backend(Backend backend) {
+    auto made = factory_for(backend)();
+    EXPECT_TRUE(made.ok()) << backend_name(backend) << ": " << made.status().to_string()
+                           << " (is scripts/avahi-lo.sh start done? ctest runs it as a fixture)";
+    if (!made) return nullptr;
+    return std::move(made).value();
+}
+
+struct BackendName {
+    std::string operator()(const testing::TestParamInfo<Backend>& info) const {
+        return backend_name(info.param);
+    }
+};
+
+}  // namespace peermq::test
