@@ -46,16 +46,18 @@ public:
 
     Status connect() {
         poll_ = avahi_threaded_poll_new();
-        if (poll_ == nullptr) return make_error(ErrorCode::internal, "avahi_threaded_poll_new failed");
+        if (poll_ == nullptr)
+            return make_error(ErrorCode::internal, "avahi_threaded_poll_new failed");
         int error = 0;
         // Without AVAHI_CLIENT_NO_FAIL: a missing daemon is reported now, so automatic() can
         // choose another backend. Reconnects later use NO_FAIL.
-        AvahiClient* client = avahi_client_new(avahi_threaded_poll_get(poll_),
-                                               static_cast<AvahiClientFlags>(0), &client_callback,
-                                               this, &error);
+        AvahiClient* client =
+            avahi_client_new(avahi_threaded_poll_get(poll_), static_cast<AvahiClientFlags>(0),
+                             &client_callback, this, &error);
         if (client == nullptr) {
-            return make_error(ErrorCode::unavailable, std::string("avahi-daemon does not answer on D-Bus: ") +
-                                                          avahi_strerror(error));
+            return make_error(
+                ErrorCode::unavailable,
+                std::string("avahi-daemon does not answer on D-Bus: ") + avahi_strerror(error));
         }
         client_ = client;
         return {};
@@ -65,7 +67,8 @@ public:
 
     Status start(const ServiceRecord& self, DiscoverySink sink) override {
         if (started_) return make_error(ErrorCode::invalid_argument, "discovery already started");
-        if (client_ == nullptr) return make_error(ErrorCode::closed, "avahi client is not connected");
+        if (client_ == nullptr)
+            return make_error(ErrorCode::closed, "avahi client is not connected");
         auto indexes = interface_indexes(options_.interfaces);
         if (!indexes) return indexes.status();
         announce_ = self.inbox_port != 0;
@@ -159,13 +162,13 @@ private:
 
     Status start_browsing() {
         if (browser_ != nullptr) return {};
-        browser_ = avahi_service_browser_new(client_, AVAHI_IF_UNSPEC, protocol_,
-                                             options_.service_type.c_str(), nullptr,
-                                             static_cast<AvahiLookupFlags>(0), &browse_callback, this);
+        browser_ = avahi_service_browser_new(
+            client_, AVAHI_IF_UNSPEC, protocol_, options_.service_type.c_str(), nullptr,
+            static_cast<AvahiLookupFlags>(0), &browse_callback, this);
         if (browser_ == nullptr) {
-            const std::string text = std::string("cannot browse ") + options_.service_type +
-                                     " through avahi-daemon: " +
-                                     avahi_strerror(avahi_client_errno(client_));
+            const std::string text =
+                std::string("cannot browse ") + options_.service_type +
+                " through avahi-daemon: " + avahi_strerror(avahi_client_errno(client_));
             log_line(text);
             return make_error(ErrorCode::unavailable, text);
         }
@@ -178,7 +181,8 @@ private:
 
     void rename_service() {
         char* alternative = avahi_alternative_service_name(service_name_.c_str());
-        log_line("DNS-SD name collision on '" + service_name_ + "': renamed to '" + alternative + "'");
+        log_line("DNS-SD name collision on '" + service_name_ + "': renamed to '" + alternative +
+                 "'");
         service_name_ = alternative;
         avahi_free(alternative);
     }
@@ -216,11 +220,13 @@ private:
                 continue;
             }
             if (result < 0) {
-                log_line(std::string("cannot announce '") + service_name_ + "': " + avahi_strerror(result));
+                log_line(std::string("cannot announce '") + service_name_ +
+                         "': " + avahi_strerror(result));
                 return;
             }
             if (const int committed = avahi_entry_group_commit(group_); committed < 0) {
-                log_line(std::string("cannot commit the DNS-SD record: ") + avahi_strerror(committed));
+                log_line(std::string("cannot commit the DNS-SD record: ") +
+                         avahi_strerror(committed));
             }
             return;
         }
@@ -244,7 +250,8 @@ private:
         if (client_ != nullptr) avahi_client_free(client_);
         client_ = nullptr;
         int error = 0;
-        AvahiClient* client = avahi_client_new(api(), AVAHI_CLIENT_NO_FAIL, &client_callback, this, &error);
+        AvahiClient* client =
+            avahi_client_new(api(), AVAHI_CLIENT_NO_FAIL, &client_callback, this, &error);
         if (client == nullptr) {
             log_line(std::string("cannot create an avahi client: ") + avahi_strerror(error) +
                      "; retrying");
@@ -305,8 +312,7 @@ private:
                 break;
             case AVAHI_ENTRY_GROUP_UNCOMMITED:
             case AVAHI_ENTRY_GROUP_REGISTERING:
-            case AVAHI_ENTRY_GROUP_ESTABLISHED:
-                break;
+            case AVAHI_ENTRY_GROUP_ESTABLISHED: break;
         }
     }
 
@@ -331,8 +337,8 @@ private:
                     self->options_.ipv6 ? AVAHI_PROTO_UNSPEC : AVAHI_PROTO_INET,
                     static_cast<AvahiLookupFlags>(0), &resolve_callback, instance.get());
                 if (instance->resolver == nullptr) {
-                    log_line(std::string("cannot resolve '") + name + "': " +
-                             avahi_strerror(avahi_client_errno(self->client_)));
+                    log_line(std::string("cannot resolve '") + name +
+                             "': " + avahi_strerror(avahi_client_errno(self->client_)));
                     return;
                 }
                 self->instances_.emplace(std::move(key), std::move(instance));
@@ -342,7 +348,8 @@ private:
                 const InstanceKey key{interface, protocol, name};
                 auto it = self->instances_.find(key);
                 if (it == self->instances_.end()) return;
-                if (it->second->resolver != nullptr) avahi_service_resolver_free(it->second->resolver);
+                if (it->second->resolver != nullptr)
+                    avahi_service_resolver_free(it->second->resolver);
                 self->instances_.erase(it);
                 self->relay_.apply([&](PeerTable& table) { return table.removed(key); });
                 break;
@@ -352,16 +359,15 @@ private:
                          avahi_strerror(avahi_client_errno(self->client_)));
                 break;
             case AVAHI_BROWSER_CACHE_EXHAUSTED:
-            case AVAHI_BROWSER_ALL_FOR_NOW:
-                break;
+            case AVAHI_BROWSER_ALL_FOR_NOW: break;
         }
     }
 
     static void resolve_callback(AvahiServiceResolver* /*resolver*/, AvahiIfIndex /*interface*/,
                                  AvahiProtocol /*protocol*/, AvahiResolverEvent event,
-                                 const char* /*name*/, const char* /*type*/,
-                                 const char* /*domain*/, const char* /*host_name*/,
-                                 const AvahiAddress* address, uint16_t port, AvahiStringList* txt,
+                                 const char* /*name*/, const char* /*type*/, const char* /*domain*/,
+                                 const char* /*host_name*/, const AvahiAddress* address,
+                                 uint16_t port, AvahiStringList* txt,
                                  AvahiLookupResultFlags /*flags*/, void* userdata) {
         auto* instance = static_cast<Instance*>(userdata);
         AvahiDaemonDiscovery* self = instance->owner;
@@ -425,6 +431,7 @@ private:
 Result<std::unique_ptr<Discovery>> make_avahi_daemon_discovery(
     const discovery::AvahiOptions& options) {
     if (Status valid = validate_service_type(options.service_type); !valid.ok()) return valid;
+    if (auto indexes = interface_indexes(options.interfaces); !indexes) return indexes.status();
     auto discovery = std::make_unique<AvahiDaemonDiscovery>(options);
     if (Status connected = discovery->connect(); !connected.ok()) return connected;
     return std::unique_ptr<Discovery>(std::move(discovery));

@@ -30,9 +30,9 @@ DiscoveryFactory embedded(AvahiOptions options) {
 
 DiscoveryFactory automatic(AvahiOptions options) {
     return [options = std::move(options)]() -> Result<std::unique_ptr<Discovery>> {
-        const std::string interfaces =
-            options.interfaces.empty() ? std::string("all interfaces")
-                                       : "interfaces " + detail::join(options.interfaces, ",");
+        const std::string interfaces = options.interfaces.empty()
+                                           ? std::string("all interfaces")
+                                           : "interfaces " + detail::join(options.interfaces, ",");
         auto daemon = detail::make_avahi_daemon_discovery(options);
         if (daemon) {
             detail::log_line("using avahi-daemon over D-Bus (it answers; " + interfaces + ")");
@@ -44,12 +44,13 @@ DiscoveryFactory automatic(AvahiOptions options) {
                              daemon.status().message());
             return embedded;
         }
-        detail::log_line("no discovery: " + daemon.status().message() +
-                         "; and the embedded Avahi stack cannot run: " +
-                         embedded.status().message());
-        return make_error(embedded.status().code(),
-                          daemon.status().message() + "; and the embedded Avahi stack cannot run: " +
-                              embedded.status().message());
+        detail::log_line(
+            "no discovery: " + daemon.status().message() +
+            "; and the embedded Avahi stack cannot run: " + embedded.status().message());
+        return make_error(
+            embedded.status().code(),
+            daemon.status().message() +
+                "; and the embedded Avahi stack cannot run: " + embedded.status().message());
     };
 }
 

@@ -85,7 +85,8 @@ public:
             return make_error(ErrorCode::invalid_argument,
                               "the embedded Avahi stack needs an interface allow-list");
         }
-        if (auto indexes = interface_indexes(options_.interfaces); !indexes) return indexes.status();
+        if (auto indexes = interface_indexes(options_.interfaces); !indexes)
+            return indexes.status();
         announce_ = self.inbox_port != 0;
         if (announce_ && (self.id.is_nil() || self.cluster.empty())) {
             return make_error(ErrorCode::invalid_argument,
@@ -99,7 +100,8 @@ public:
         install_avahi_log_filter();
 
         poll_ = avahi_threaded_poll_new();
-        if (poll_ == nullptr) return make_error(ErrorCode::internal, "avahi_threaded_poll_new failed");
+        if (poll_ == nullptr)
+            return make_error(ErrorCode::internal, "avahi_threaded_poll_new failed");
 
         AvahiServerConfig config;
         avahi_server_config_init(&config);
@@ -133,10 +135,9 @@ public:
         }
         server_ = server;
 
-        browser_ = avahi_s_service_browser_prepare(server_, AVAHI_IF_UNSPEC, protocol_,
-                                                   options_.service_type.c_str(), nullptr,
-                                                   static_cast<AvahiLookupFlags>(0),
-                                                   &browse_callback, this);
+        browser_ = avahi_s_service_browser_prepare(
+            server_, AVAHI_IF_UNSPEC, protocol_, options_.service_type.c_str(), nullptr,
+            static_cast<AvahiLookupFlags>(0), &browse_callback, this);
         if (browser_ == nullptr) {
             const Status status(ErrorCode::unavailable,
                                 std::string("cannot browse ") + options_.service_type + ": " +
@@ -162,13 +163,15 @@ public:
             if (poll_running_) lock.emplace(poll_);
             stopping_ = true;
             for (auto& [key, instance] : instances_) {
-                if (instance->resolver != nullptr) avahi_s_service_resolver_free(instance->resolver);
+                if (instance->resolver != nullptr)
+                    avahi_s_service_resolver_free(instance->resolver);
             }
             instances_.clear();
             if (browser_ != nullptr) avahi_s_service_browser_free(browser_);
             browser_ = nullptr;
-            // Freeing the group queues goodbye packets; freeing the server flushes them.
-            if (group_ != nullptr) avahi_s_entry_group_free(group_);
+            // The server frees the group itself, sending goodbye packets for every record and
+            // flushing them before it closes its sockets. Freeing the group first would leave a
+            // dead group for the server's teardown, which avahi 0.8 may assert on.
             group_ = nullptr;
             if (server_ != nullptr) avahi_server_free(server_);
             server_ = nullptr;
@@ -251,7 +254,8 @@ private:
             return;
         }
         if (result < 0) {
-            log_line(std::string("cannot announce '") + service_name_ + "': " + avahi_strerror(result));
+            log_line(std::string("cannot announce '") + service_name_ +
+                     "': " + avahi_strerror(result));
             return;
         }
         if (const int committed = avahi_s_entry_group_commit(group_); committed < 0) {
@@ -265,9 +269,7 @@ private:
         self->server_ = server;
         if (!self->started_ || self->stopping_) return;
         switch (state) {
-            case AVAHI_SERVER_RUNNING:
-                self->register_service();
-                break;
+            case AVAHI_SERVER_RUNNING: self->register_service(); break;
             case AVAHI_SERVER_COLLISION: {
                 char* host = avahi_alternative_host_name(avahi_server_get_host_name(server));
                 log_line(std::string("host name collision: renaming to '") + host + ".local'");
@@ -282,8 +284,7 @@ private:
                 log_line(std::string("the embedded Avahi stack failed: ") +
                          avahi_strerror(avahi_server_errno(server)));
                 break;
-            case AVAHI_SERVER_INVALID:
-                break;
+            case AVAHI_SERVER_INVALID: break;
         }
     }
 
@@ -306,8 +307,7 @@ private:
                 break;
             case AVAHI_ENTRY_GROUP_UNCOMMITED:
             case AVAHI_ENTRY_GROUP_REGISTERING:
-            case AVAHI_ENTRY_GROUP_ESTABLISHED:
-                break;
+            case AVAHI_ENTRY_GROUP_ESTABLISHED: break;
         }
     }
 
@@ -332,8 +332,8 @@ private:
                     self->options_.ipv6 ? AVAHI_PROTO_UNSPEC : AVAHI_PROTO_INET,
                     static_cast<AvahiLookupFlags>(0), &resolve_callback, instance.get());
                 if (instance->resolver == nullptr) {
-                    log_line(std::string("cannot resolve '") + name + "': " +
-                             avahi_strerror(avahi_server_errno(self->server_)));
+                    log_line(std::string("cannot resolve '") + name +
+                             "': " + avahi_strerror(avahi_server_errno(self->server_)));
                     return;
                 }
                 AvahiSServiceResolver* resolver = instance->resolver;
@@ -357,16 +357,15 @@ private:
                          avahi_strerror(avahi_server_errno(self->server_)));
                 break;
             case AVAHI_BROWSER_CACHE_EXHAUSTED:
-            case AVAHI_BROWSER_ALL_FOR_NOW:
-                break;
+            case AVAHI_BROWSER_ALL_FOR_NOW: break;
         }
     }
 
     static void resolve_callback(AvahiSServiceResolver* /*resolver*/, AvahiIfIndex /*interface*/,
                                  AvahiProtocol /*protocol*/, AvahiResolverEvent event,
-                                 const char* /*name*/, const char* /*type*/,
-                                 const char* /*domain*/, const char* /*host_name*/,
-                                 const AvahiAddress* address, uint16_t port, AvahiStringList* txt,
+                                 const char* /*name*/, const char* /*type*/, const char* /*domain*/,
+                                 const char* /*host_name*/, const AvahiAddress* address,
+                                 uint16_t port, AvahiStringList* txt,
                                  AvahiLookupResultFlags /*flags*/, void* userdata) {
         auto* instance = static_cast<Instance*>(userdata);
         EmbeddedDiscovery* self = instance->owner;

@@ -37,9 +37,9 @@ void run_mesh(const std::vector<Backend>& backends, const std::string& label) {
     std::vector<std::unique_ptr<Node>> nodes;
     for (std::size_t i = 0; i < backends.size(); ++i) {
         auto node = std::make_unique<Node>();
-        node->self = make_self("n" + std::to_string(i) + "-" + token, cluster,
-                               static_cast<std::uint16_t>(41000 + i),
-                               static_cast<std::uint16_t>(42000 + i));
+        node->self =
+            make_self("n" + std::to_string(i) + "-" + token, cluster,
+                      static_cast<std::uint16_t>(41000 + i), static_cast<std::uint16_t>(42000 + i));
         node->discovery = make_backend(backends[i]);
         ASSERT_NE(node->discovery, nullptr);
         nodes.push_back(std::move(node));
@@ -93,12 +93,13 @@ void run_mesh(const std::vector<Backend>& backends, const std::string& label) {
         }
         node->discovery->stop();
     }
-    std::printf("[timing] %s: start -> found: min %.0f ms, max %.0f ms over %zu pairs; "
-                "stop -> lost: min %.0f ms, max %.0f ms\n",
-                label.c_str(), *std::min_element(found_ms.begin(), found_ms.end()),
-                *std::max_element(found_ms.begin(), found_ms.end()), found_ms.size(),
-                *std::min_element(lost_ms.begin(), lost_ms.end()),
-                *std::max_element(lost_ms.begin(), lost_ms.end()));
+    std::printf(
+        "[timing] %s: start -> found: min %.0f ms, max %.0f ms over %zu pairs; "
+        "stop -> lost: min %.0f ms, max %.0f ms\n",
+        label.c_str(), *std::min_element(found_ms.begin(), found_ms.end()),
+        *std::max_element(found_ms.begin(), found_ms.end()), found_ms.size(),
+        *std::min_element(lost_ms.begin(), lost_ms.end()),
+        *std::max_element(lost_ms.begin(), lost_ms.end()));
 }
 
 TEST(AvahiDaemonDiscovery, ThreeNodesFindEachOtherAndLoseAStoppedOne) {
@@ -114,8 +115,9 @@ TEST(EmbeddedDiscovery, JoinsTheMdnsGroupOnLoopbackOnly) {
     auto discovery = make_backend(Backend::embedded);
     ASSERT_NE(discovery, nullptr);
     EventLog log;
-    ASSERT_TRUE(discovery->start(make_self("igmp-" + unique_token(), "igmp", 41100, 42100), log.sink())
-                    .ok());
+    ASSERT_TRUE(
+        discovery->start(make_self("igmp-" + unique_token(), "igmp", 41100, 42100), log.sink())
+            .ok());
     const auto interfaces = mdns_group_interfaces();
     EXPECT_NE(std::find(interfaces.begin(), interfaces.end(), "lo"), interfaces.end());
     for (const auto& name : interfaces) {
@@ -129,9 +131,9 @@ TEST(EmbeddedDiscovery, WorksWithoutAnyDaemonInAPrivateNetworkNamespace) {
     // so automatic() must fall back to the embedded stack, which must find its peers alone.
     const std::string cluster = "netns-" + unique_token();
     ChildProcess child(
-        {"unshare", "-n", "--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\"",
-         probe_path(), "mesh", "--backend", "auto", "--interface", "lo", "--count", "3",
-         "--cluster", cluster, "--timeout-ms", "20000"},
+        {"unshare", "-n", "--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\"", probe_path(),
+         "mesh", "--backend", "auto", "--interface", "lo", "--count", "3", "--cluster", cluster,
+         "--timeout-ms", "20000"},
         {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/peermq-no-bus"});
     ASSERT_TRUE(child.started());
     child.close_stdin();
@@ -147,7 +149,8 @@ TEST(EmbeddedDiscovery, WorksWithoutAnyDaemonInAPrivateNetworkNamespace) {
     EXPECT_NE(output.find("avahi-daemon does not answer on D-Bus"), std::string::npos) << output;
     EXPECT_NE(output.find("mesh ok backend=embedded nodes=3"), std::string::npos) << output;
     for (const auto& line : child.lines()) {
-        if (line.starts_with("mesh ")) std::printf("[timing] private netns, no daemon: %s\n", line.c_str());
+        if (line.starts_with("mesh "))
+            std::printf("[timing] private netns, no daemon: %s\n", line.c_str());
     }
 }
 

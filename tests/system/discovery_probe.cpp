@@ -77,18 +77,30 @@ Arguments parse(int argc, char** argv) {
             if (i + 1 >= argc) usage(flag + " needs a value");
             return argv[++i];
         };
-        if (flag == "--backend") args.backend = value();
-        else if (flag == "--interface") args.avahi.interfaces.push_back(value());
-        else if (flag == "--cluster") args.cluster = value();
-        else if (flag == "--ipv6") args.avahi.ipv6 = true;
-        else if (flag == "--name") args.name = value();
-        else if (flag == "--id") args.id = value();
-        else if (flag == "--inbox") args.inbox = static_cast<unsigned>(std::stoul(value()));
-        else if (flag == "--pub") args.pub = static_cast<unsigned>(std::stoul(value()));
-        else if (flag == "--count") args.count = std::stoi(value());
-        else if (flag == "--timeout-ms") args.timeout_ms = std::stoi(value());
-        else if (flag == "--until-signal") args.until_signal = true;
-        else usage("unknown option " + flag);
+        if (flag == "--backend")
+            args.backend = value();
+        else if (flag == "--interface")
+            args.avahi.interfaces.push_back(value());
+        else if (flag == "--cluster")
+            args.cluster = value();
+        else if (flag == "--ipv6")
+            args.avahi.ipv6 = true;
+        else if (flag == "--name")
+            args.name = value();
+        else if (flag == "--id")
+            args.id = value();
+        else if (flag == "--inbox")
+            args.inbox = static_cast<unsigned>(std::stoul(value()));
+        else if (flag == "--pub")
+            args.pub = static_cast<unsigned>(std::stoul(value()));
+        else if (flag == "--count")
+            args.count = std::stoi(value());
+        else if (flag == "--timeout-ms")
+            args.timeout_ms = std::stoi(value());
+        else if (flag == "--until-signal")
+            args.until_signal = true;
+        else
+            usage("unknown option " + flag);
     }
     return args;
 }
@@ -149,7 +161,8 @@ int run_serve(const Arguments& args) {
     self.inbox_port = static_cast<std::uint16_t>(args.inbox);
     self.pub_port = static_cast<std::uint16_t>(args.pub);
     const auto start = Clock::now();
-    auto status = (*discovery)->start(self, [start](DiscoveryEvent event) { say(describe(event, start)); });
+    auto status =
+        (*discovery)->start(self, [start](DiscoveryEvent event) { say(describe(event, start)); });
     if (!status.ok()) {
         say("error " + status.to_string());
         return 3;
@@ -250,16 +263,17 @@ int run_mesh(const Arguments& args) {
         for (auto& other : members) {
             if (other.get() == member.get()) continue;
             const auto& record = member->peers.at(other->self.id);
-            if (record.inbox_port != other->self.inbox_port || record.pub_port != other->self.pub_port ||
-                record.cluster != args.cluster || record.name != other->self.name || record.host.empty()) {
+            if (record.inbox_port != other->self.inbox_port ||
+                record.pub_port != other->self.pub_port || record.cluster != args.cluster ||
+                record.name != other->self.name || record.host.empty()) {
                 say("mesh FAILED: " + member->self.name + " has a wrong record for " +
                     other->self.name + ": host=" + record.host + " inbox=" +
                     std::to_string(record.inbox_port) + " pub=" + std::to_string(record.pub_port));
                 return 1;
             }
-            const double ms =
-                std::chrono::duration<double, std::milli>(member->found_at.at(other->self.id) - start)
-                    .count();
+            const double ms = std::chrono::duration<double, std::milli>(
+                                  member->found_at.at(other->self.id) - start)
+                                  .count();
             found_all_ms = std::max(found_all_ms, ms);
         }
     }

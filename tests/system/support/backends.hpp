@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "peermq/discovery.hpp"
@@ -16,6 +17,9 @@ enum class Backend { daemon, embedded };
 inline std::string backend_name(Backend backend) {
     return backend == Backend::daemon ? "daemon" : "embedded";
 }
+
+// GoogleTest prints parameters with this (test names read ".../daemon  # GetParam() = daemon").
+inline void PrintTo(Backend backend, std::ostream* out) { *out << backend_name(backend); }
 
 inline discovery::AvahiOptions loopback_options() {
     discovery::AvahiOptions options;

@@ -155,8 +155,8 @@ std::optional<std::string> ChildProcess::wait_for_line(
 
 std::optional<std::string> ChildProcess::wait_for_line_containing(
     const std::string& text, std::chrono::milliseconds timeout) {
-    return wait_for_line([&](const std::string& line) { return line.find(text) != std::string::npos; },
-                         timeout);
+    return wait_for_line(
+        [&](const std::string& line) { return line.find(text) != std::string::npos; }, timeout);
 }
 
 std::vector<std::string> ChildProcess::lines() const {

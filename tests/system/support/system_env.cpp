@@ -76,7 +76,8 @@ ServiceRecord make_self(const std::string& name, const std::string& cluster,
 std::string unescape_browse_field(const std::string& text) {
     std::string out;
     for (std::size_t i = 0; i < text.size(); ++i) {
-        if (text[i] == '\\' && i + 3 < text.size() && std::isdigit(static_cast<unsigned char>(text[i + 1])) &&
+        if (text[i] == '\\' && i + 3 < text.size() &&
+            std::isdigit(static_cast<unsigned char>(text[i + 1])) &&
             std::isdigit(static_cast<unsigned char>(text[i + 2])) &&
             std::isdigit(static_cast<unsigned char>(text[i + 3]))) {
             out.push_back(static_cast<char>(std::stoi(text.substr(i + 1, 3))));

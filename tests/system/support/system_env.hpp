@@ -11,10 +11,10 @@
 
 namespace peermq::test {
 
-std::string source_dir();        // the peermq source tree
-std::string probe_path();        // peermq_discovery_probe
-std::string avahi_lo_script();   // scripts/avahi-lo.sh
-std::string avahi_state_dir();   // $PEERMQ_AVAHI_STATE or /tmp/peermq-avahi
+std::string source_dir();       // the peermq source tree
+std::string probe_path();       // peermq_discovery_probe
+std::string avahi_lo_script();  // scripts/avahi-lo.sh
+std::string avahi_state_dir();  // $PEERMQ_AVAHI_STATE or /tmp/peermq-avahi
 
 // The avahi-daemon PID recorded by avahi-lo.sh, when that process still runs avahi-daemon.
 std::optional<int> our_avahi_daemon_pid();

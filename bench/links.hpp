@@ -1,0 +1,68 @@
+// Links: the sending side of each benchmark, in this process, paired with a receiving peer
+// process (roles.hpp). A link is set up once per figure and then run several times, so the
+// connection, the peer table and the allocator are warm for every measured run.
+//
+// A link is used by one thread; destroying it stops its node and kills its peer process.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "peermq/status.hpp"
+
+namespace peermq::bench {
+
+struct BenchContext {
+    std::string executable;              // this program, started again for each peer process
+    std::string cluster;                 // unique per benchmark run: no other node can join
+    std::size_t max_length = 1'000'000;  // QueueOptions::max_length of the throughput queues
+};
+
+// Moves messages of one size to the peer process and measures the rate.
+class ThroughputLink {
+public:
+    virtual ~ThroughputLink() = default;
+    // Sends n messages; returns messages per second as the link defines it (see the factories).
+    virtual Result<double> run(std::size_t n) = 0;
+    // Stops the sender and the peer process; reports a peer that did not exit cleanly.
+    virtual Status stop() = 0;
+};
+
+// Round trips, one at a time.
+class LatencyLink {
+public:
+    virtual ~LatencyLink() = default;
+    // Makes m round trips; returns each one's duration in microseconds.
+    virtual Result<std::vector<double>> run(std::size_t m) = 0;
+    virtual Status stop() = 0;
+};
+
+enum class PeermqMode {
+    best_effort,   // rate = messages handled by the consumer, first to last arrival
+    memory,        // at_least_once, Durability::memory: rate = messages acked at the producer
+    group_commit,  // at_least_once, Durability::group_commit in a temporary data_dir: same
+};
+
+const char* to_string(PeermqMode mode) noexcept;
+
+// Raw cppzmq PUSH (here) -> PULL (peer); rate = messages received, first to last arrival.
+Result<std::unique_ptr<ThroughputLink>> start_raw_push(const BenchContext& context,
+                                                       std::size_t payload_size);
+// A peermq producer node (here) sending on queue "bench" to a consumer node (peer).
+Result<std::unique_ptr<ThroughputLink>> start_peermq_queue(const BenchContext& context,
+                                                           PeermqMode mode,
+                                                           std::size_t payload_size);
+
+// Raw cppzmq REQ (here) -> REP echo (peer).
+Result<std::unique_ptr<LatencyLink>> start_raw_reqrep(const BenchContext& context,
+                                                      std::size_t payload_size);
+// peermq send_confirmed (at_least_once, memory) -> consumer -> ack; the consumer acks after
+// `ack_batch_interval` (0 = at the end of the actor's loop turn).
+Result<std::unique_ptr<LatencyLink>> start_peermq_confirmed(
+    const BenchContext& context, std::size_t payload_size,
+    std::chrono::microseconds ack_batch_interval);
+
+}  // namespace peermq::bench

@@ -1,0 +1,479 @@
+// peermq_bench: peermq throughput and latency, each figure measured beside raw ZeroMQ in the
+// same run, over tcp loopback, with the receiving peer in a separate process. See README.md.
+//
+//   peermq_bench [--quick] [--scenario NAME[,NAME...]] [--runs N] [--seconds S] [--size B,...]
+//   NAME: raw, best_effort, memory, group_commit, latency, all (default)
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <zmq.h>
+
+#include "links.hpp"
+#include "peer_process.hpp"
+#include "peermq/options.hpp"
+#include "roles.hpp"
+#include "sample_stats.hpp"
+
+namespace peermq::bench {
+namespace {
+
+const std::vector<std::size_t> kSizes = {64, 1024};
+constexpr std::size_t kLatencySize = 64;
+constexpr std::size_t kMinRun = 10'000;
+constexpr std::size_t kMaxRun = 5'000'000;
+constexpr std::size_t kLatencyWarmup = 200;
+
+const std::vector<std::string> kScenarios = {"raw", "best_effort", "memory", "group_commit",
+                                             "latency"};
+
+struct Settings {
+    int runs = 5;
+    double seconds = 0.6;                 // target length of one throughput run
+    std::size_t latency_messages = 2000;  // round trips per latency run
+    std::set<std::string> scenarios;
+    std::vector<std::size_t> sizes = kSizes;  // throughput payload sizes
+    std::size_t max_length = 1'000'000;
+    bool no_raw = false;   // profiling: peermq runs only
+    bool verbose = false;  // every run's size and rate on stderr
+};
+
+void usage(std::FILE* out) {
+    std::fprintf(out,
+                 "usage: peermq_bench [--quick] [--scenario NAME[,NAME...]] [--runs N] "
+                 "[--seconds S] [--size B[,B]]\n"
+                 "  --quick        3 runs of ~0.3 s per figure, 1000 round trips per latency run\n"
+                 "  --scenario     raw, best_effort, memory, group_commit, latency or all "
+                 "(repeatable)\n"
+                 "  --runs N       runs per figure (median shown; default 5)\n"
+                 "  --seconds S    target length of one throughput run (default 0.6)\n"
+                 "  --size B[,B]   throughput payload sizes in bytes (default 64,1024)\n"
+                 "  --max-length N QueueOptions::max_length of the throughput queues (default "
+                 "1000000;\n"
+                 "                 smaller values make send() block under backpressure)\n"
+                 "  --no-raw       throughput: peermq runs only, no ratios (for profiling peermq)\n"
+                 "  --verbose      every run's message count and rate on stderr\n");
+}
+
+std::optional<Settings> parse(int argc, char** argv) {
+    Settings settings;
+    bool quick = false;
+    std::optional<int> runs;
+    std::optional<double> seconds;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        auto value = [&]() -> std::optional<std::string> {
+            if (i + 1 >= argc) return std::nullopt;
+            return std::string(argv[++i]);
+        };
+        if (arg == "--quick") {
+            quick = true;
+        } else if (arg == "--scenario") {
+            auto names = value();
+            if (!names) return std::nullopt;
+            std::string list = *names;
+            std::replace(list.begin(), list.end(), ',', ' ');
+            for (const auto& name : split_words(list)) {
+                if (name == "all") {
+                    settings.scenarios.insert(kScenarios.begin(), kScenarios.end());
+                } else if (std::find(kScenarios.begin(), kScenarios.end(), name) !=
+                           kScenarios.end()) {
+                    settings.scenarios.insert(name);
+                } else {
+                    std::fprintf(stderr, "peermq_bench: unknown scenario '%s'\n", name.c_str());
+                    return std::nullopt;
+                }
+            }
+        } else if (arg == "--runs") {
+            auto text = value();
+            if (!text) return std::nullopt;
+            runs = std::atoi(text->c_str());
+            if (*runs < 1) return std::nullopt;
+        } else if (arg == "--seconds") {
+            auto text = value();
+            if (!text) return std::nullopt;
+            seconds = std::atof(text->c_str());
+            if (*seconds <= 0) return std::nullopt;
+        } else if (arg == "--size") {
+            auto text = value();
+            if (!text) return std::nullopt;
+            std::string list = *text;
+            std::replace(list.begin(), list.end(), ',', ' ');
+            settings.sizes.clear();
+            for (const auto& word : split_words(list)) {
+                const long long size = std::atoll(word.c_str());
+                if (size < 1 || size > (16 << 20)) return std::nullopt;
+                settings.sizes.push_back(static_cast<std::size_t>(size));
+            }
+            if (settings.sizes.empty()) return std::nullopt;
+        } else if (arg == "--max-length") {
+            auto text = value();
+            if (!text) return std::nullopt;
+            const long long n = std::atoll(text->c_str());
+            if (n < 1) return std::nullopt;
+            settings.max_length = static_cast<std::size_t>(n);
+        } else if (arg == "--no-raw") {
+            settings.no_raw = true;
+        } else if (arg == "--verbose") {
+            settings.verbose = true;
+        } else if (arg == "--help" || arg == "-h") {
+            usage(stdout);
+            std::exit(0);
+        } else {
+            std::fprintf(stderr, "peermq_bench: unknown argument '%s'\n", arg.c_str());
+            return std::nullopt;
+        }
+    }
+    if (quick) {
+        settings.runs = 3;
+        settings.seconds = 0.3;
+        settings.latency_messages = 1000;
+    }
+    if (runs) settings.runs = *runs;
+    if (seconds) settings.seconds = *seconds;
+    if (settings.scenarios.empty()) settings.scenarios.insert(kScenarios.begin(), kScenarios.end());
+    return settings;
+}
+
+std::string load_average() {
+    double load[3] = {0, 0, 0};
+    if (::getloadavg(load, 3) != 3) return "unknown";
+    char text[64];
+    std::snprintf(text, sizeof text, "%.2f %.2f %.2f", load[0], load[1], load[2]);
+    return text;
+}
+
+std::string executable_path(const char* argv0) {
+    char path[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n <= 0) return argv0;
+    path[n] = '\0';
+    return path;
+}
+
+// 1234567 -> "1,234,567"
+std::string grouped(double value) {
+    const std::string digits = std::to_string(std::llround(value));
+    std::string out;
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+        if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+        out.push_back(digits[i]);
+    }
+    return out;
+}
+
+std::string size_label(std::size_t size) {
+    return size >= 1024 && size % 1024 == 0 ? std::to_string(size / 1024) + " KiB"
+                                            : std::to_string(size) + " B";
+}
+
+struct Goal {
+    double ratio = 0;
+    bool at_most = false;  // latency: peermq/raw must not exceed `ratio`
+};
+
+struct Tally {
+    int met = 0;
+    int missed = 0;
+    int failed = 0;
+};
+
+std::string judge(const Goal& goal, double ratio, Tally& tally) {
+    const bool met = goal.at_most ? ratio <= goal.ratio : ratio >= goal.ratio;
+    ++(met ? tally.met : tally.missed);
+    char text[48];
+    std::snprintf(text, sizeof text, "%s%.2f %s", goal.at_most ? "<=" : ">=", goal.ratio,
+                  met ? "met" : "MISSED");
+    return text;
+}
+
+// Sizes the runs to last about `seconds`: a fixed warm-up run (connections, allocator, page
+// cache), then a sizing run of about a third of the target, whose rate sets the run size. One
+// run alone misjudges when the warm-up hits a slow moment (a connection still being set up).
+Result<std::size_t> calibrate(ThroughputLink& link, std::size_t warmup, const Settings& settings,
+                              const char* what) {
+    auto first = link.run(warmup);
+    if (!first) return first.status();
+    const auto sizing_n = std::clamp(static_cast<std::size_t>(first.value() * settings.seconds / 3),
+                                     kMinRun, kMaxRun);
+    auto rate = link.run(sizing_n);
+    if (!rate) return rate.status();
+    const double wanted = rate.value() * settings.seconds;
+    const std::size_t n = std::clamp(static_cast<std::size_t>(wanted), kMinRun, kMaxRun);
+    if (settings.verbose) {
+        std::fprintf(
+            stderr, "  %s warm-up: %zu messages at %s msg/s, %zu at %s msg/s; runs of %zu\n", what,
+            warmup, grouped(first.value()).c_str(), sizing_n, grouped(rate.value()).c_str(), n);
+    }
+    return n;
+}
+
+struct ThroughputFigure {
+    std::vector<double> peermq;
+    std::vector<double> raw;
+};
+
+// Raw ZeroMQ runs interleaved with peermq runs (when `mode` is set), so that both see the same
+// machine load.
+Result<ThroughputFigure> measure_throughput(const BenchContext& context, const Settings& settings,
+                                            std::optional<PeermqMode> mode, std::size_t size) {
+    std::unique_ptr<ThroughputLink> raw;
+    std::unique_ptr<ThroughputLink> peermq;
+    if (!mode || !settings.no_raw) {
+        auto started = start_raw_push(context, size);
+        if (!started) return started.status();
+        raw = std::move(started).value();
+    }
+    if (mode) {
+        auto started = start_peermq_queue(context, *mode, size);
+        if (!started) return started.status();
+        peermq = std::move(started).value();
+    }
+    std::size_t raw_n = 0;
+    std::size_t peermq_n = 0;
+    if (raw) {
+        auto n = calibrate(*raw, 50'000, settings, "raw");
+        if (!n) return n.status();
+        raw_n = n.value();
+    }
+    if (peermq) {
+        auto n = calibrate(*peermq, 20'000, settings, "peermq");
+        if (!n) return n.status();
+        peermq_n = n.value();
+    }
+    ThroughputFigure figure;
+    for (int run = 0; run < settings.runs; ++run) {
+        if (raw) {
+            auto rate = raw->run(raw_n);
+            if (!rate) return rate.status();
+            figure.raw.push_back(rate.value());
+            if (settings.verbose) {
+                std::fprintf(stderr, "  raw run %d: %s msg/s\n", run + 1,
+                             grouped(rate.value()).c_str());
+            }
+        }
+        if (peermq) {
+            auto rate = peermq->run(peermq_n);
+            if (!rate) return rate.status();
+            figure.peermq.push_back(rate.value());
+            if (settings.verbose) {
+                std::fprintf(stderr, "  peermq run %d: %s msg/s\n", run + 1,
+                             grouped(rate.value()).c_str());
+            }
+        }
+    }
+    if (raw) {
+        if (Status stopped = raw->stop(); !stopped.ok()) return stopped;
+    }
+    if (peermq) {
+        if (Status stopped = peermq->stop(); !stopped.ok()) return stopped;
+    }
+    return figure;
+}
+
+struct LatencyFigure {
+    std::vector<double> p50, p99, raw_p50, raw_p99;
+};
+
+Result<LatencyFigure> measure_latency(const BenchContext& context, std::size_t messages, int runs,
+                                      std::chrono::microseconds ack_interval) {
+    auto raw = start_raw_reqrep(context, kLatencySize);
+    if (!raw) return raw.status();
+    auto peermq = start_peermq_confirmed(context, kLatencySize, ack_interval);
+    if (!peermq) return peermq.status();
+    if (auto warm = raw.value()->run(kLatencyWarmup); !warm) return warm.status();
+    if (auto warm = peermq.value()->run(kLatencyWarmup); !warm) return warm.status();
+    LatencyFigure figure;
+    for (int run = 0; run < runs; ++run) {
+        auto raw_micros = raw.value()->run(messages);
+        if (!raw_micros) return raw_micros.status();
+        figure.raw_p50.push_back(quantile(raw_micros.value(), 0.50));
+        figure.raw_p99.push_back(quantile(raw_micros.value(), 0.99));
+        auto micros = peermq.value()->run(messages);
+        if (!micros) return micros.status();
+        figure.p50.push_back(quantile(micros.value(), 0.50));
+        figure.p99.push_back(quantile(micros.value(), 0.99));
+    }
+    if (Status stopped = raw.value()->stop(); !stopped.ok()) return stopped;
+    if (Status stopped = peermq.value()->stop(); !stopped.ok()) return stopped;
+    return figure;
+}
+
+// Runs `body`, turning an exception into a failed figure.
+template <typename T>
+Result<T> guarded(const std::function<Result<T>()>& body) {
+    try {
+        return body();
+    } catch (const std::exception& e) {
+        return make_error(ErrorCode::internal, e.what());
+    }
+}
+
+void print_throughput_header() {
+    std::printf("\n%-36s %7s %13s %8s %13s %8s %6s %7s  %s\n", "Throughput", "size", "peermq msg/s",
+                "MB/s", "raw msg/s", "MB/s", "ratio", "spread", "goal");
+}
+
+void print_throughput_row(const std::string& label, std::size_t size,
+                          const Result<ThroughputFigure>& figure, std::optional<Goal> goal,
+                          Tally& tally) {
+    if (!figure) {
+        ++tally.failed;
+        std::printf("%-36s %7s  FAILED: %s\n", label.c_str(), size_label(size).c_str(),
+                    figure.status().to_string().c_str());
+        std::fflush(stdout);
+        return;
+    }
+    const double raw = median(figure->raw);
+    const double mb = static_cast<double>(size) / 1e6;
+    if (figure->raw.empty()) {  // --no-raw
+        const double rate = median(figure->peermq);
+        std::printf("%-36s %7s %13s %8.1f %13s %8s %6s %6.0f%%\n", label.c_str(),
+                    size_label(size).c_str(), grouped(rate).c_str(), rate * mb, "-", "-", "-",
+                    spread(figure->peermq) * 100);
+    } else if (figure->peermq.empty()) {
+        std::printf("%-36s %7s %13s %8s %13s %8.1f %6s %6.0f%%\n", label.c_str(),
+                    size_label(size).c_str(), "-", "-", grouped(raw).c_str(), raw * mb, "1.00",
+                    spread(figure->raw) * 100);
+    } else {
+        const double rate = median(figure->peermq);
+        const double ratio = raw > 0 ? rate / raw : 0;
+        std::printf("%-36s %7s %13s %8.1f %13s %8.1f %6.2f %6.0f%%  %s\n", label.c_str(),
+                    size_label(size).c_str(), grouped(rate).c_str(), rate * mb,
+                    grouped(raw).c_str(), raw * mb, ratio, spread(figure->peermq) * 100,
+                    goal ? judge(*goal, ratio, tally).c_str() : "");
+    }
+    std::fflush(stdout);
+}
+
+void print_latency_header(std::size_t messages, int runs) {
+    std::printf("\nLatency, %zu B, one message at a time, %zu round trips per run, %d runs\n",
+                kLatencySize, messages, runs);
+    std::printf("%-52s %9s %9s %9s %9s %6s  %s\n", "", "p50 us", "p99 us", "raw p50", "raw p99",
+                "p50 x", "goal");
+}
+
+void print_latency_row(const std::string& label, const Result<LatencyFigure>& figure,
+                       std::optional<Goal> goal, Tally& tally) {
+    if (!figure) {
+        ++tally.failed;
+        std::printf("%-52s FAILED: %s\n", label.c_str(), figure.status().to_string().c_str());
+        std::fflush(stdout);
+        return;
+    }
+    const double p50 = median(figure->p50);
+    const double raw_p50 = median(figure->raw_p50);
+    const double ratio = raw_p50 > 0 ? p50 / raw_p50 : 0;
+    std::printf("%-52s %9.1f %9.1f %9.1f %9.1f %6.2f  %s\n", label.c_str(), p50,
+                median(figure->p99), raw_p50, median(figure->raw_p99), ratio,
+                goal ? judge(*goal, ratio, tally).c_str() : "");
+    std::fflush(stdout);
+}
+
+int bench_main(int argc, char** argv) {
+    auto parsed = parse(argc, argv);
+    if (!parsed) {
+        usage(stderr);
+        return 2;
+    }
+    const Settings& settings = *parsed;
+    std::signal(SIGPIPE, SIG_IGN);
+    // Static peers only: a PEERMQ_PEERS from the environment would add strangers.
+    ::unsetenv("PEERMQ_PEERS");
+    const BenchContext context{executable_path(argv[0]), "bench" + std::to_string(::getpid()),
+                               settings.max_length};
+
+    int major = 0, minor = 0, patch = 0;
+    zmq_version(&major, &minor, &patch);
+    std::printf(
+        "peermq_bench: peermq beside raw ZeroMQ (libzmq %d.%d.%d) measured in the same "
+        "run;\n  tcp loopback 127.0.0.1, the receiving peer is a separate process\n",
+        major, minor, patch);
+    std::printf("cores: %u   load average at start: %s\n", std::thread::hardware_concurrency(),
+                load_average().c_str());
+    std::printf(
+        "runs per figure: %d (median shown), throughput runs of ~%.1f s, raw and peermq "
+        "runs interleaved\n",
+        settings.runs, settings.seconds);
+    std::printf(
+        "NOTE: this machine is noisy (shared, others compiling): absolute rates move "
+        "from run to run;\n      the ratios peermq/raw are what matter. spread = "
+        "(max-min)/median of the peermq runs.\n");
+    std::fflush(stdout);
+
+    const auto selected = [&](const char* name) { return settings.scenarios.contains(name); };
+    Tally tally;
+    const bool any_throughput = selected("raw") || selected("best_effort") || selected("memory") ||
+                                selected("group_commit");
+    if (any_throughput) print_throughput_header();
+    struct ThroughputScenario {
+        const char* name;
+        const char* label;
+        std::optional<PeermqMode> mode;
+        std::optional<Goal> goal_64;
+    };
+    const ThroughputScenario scenarios[] = {
+        {"raw", "1. raw ZeroMQ PUSH->PULL (baseline)", std::nullopt, std::nullopt},
+        {"best_effort", "2. peermq best_effort", PeermqMode::best_effort, Goal{0.6}},
+        {"memory", "3. at_least_once memory, acked", PeermqMode::memory, Goal{0.4}},
+        {"group_commit", "3. at_least_once group_commit, acked", PeermqMode::group_commit,
+         Goal{0.1}},
+    };
+    for (const auto& scenario : scenarios) {
+        if (!selected(scenario.name)) continue;
+        for (std::size_t size : settings.sizes) {
+            auto figure = guarded<ThroughputFigure>(
+                [&] { return measure_throughput(context, settings, scenario.mode, size); });
+            print_throughput_row(scenario.label, size, figure,
+                                 size == 64 ? scenario.goal_64 : std::nullopt, tally);
+        }
+    }
+
+    if (selected("latency")) {
+        print_latency_header(settings.latency_messages, settings.runs);
+        auto zero = guarded<LatencyFigure>([&] {
+            return measure_latency(context, settings.latency_messages, settings.runs,
+                                   std::chrono::microseconds(0));
+        });
+        print_latency_row("4. send_confirmed->ack, consumer ack_batch_interval=0", zero,
+                          Goal{2.0, true}, tally);
+        // With the default batching a lone message waits out the interval: the price of
+        // fewer ack frames under load. Fewer round trips, since each takes about a millisecond.
+        const auto batched_interval = NodeOptions{}.ack_batch_interval;
+        auto batched = guarded<LatencyFigure>([&] {
+            return measure_latency(context,
+                                   std::max<std::size_t>(settings.latency_messages / 4, 100),
+                                   settings.runs, batched_interval);
+        });
+        print_latency_row(
+            "   same, default acks (64 or " + std::to_string(batched_interval.count()) + " us)",
+            batched, std::nullopt, tally);
+        std::printf("   raw = ZeroMQ REQ->REP echo round trip of the same size\n");
+    }
+
+    std::printf("\nload average at end: %s   goals: %d met, %d missed, %d figures failed\n",
+                load_average().c_str(), tally.met, tally.missed, tally.failed);
+    return tally.failed > 0 ? 1 : 0;
+}
+
+}  // namespace
+}  // namespace peermq::bench
+
+int main(int argc, char** argv) {
+    if (argc >= 3 && std::string(argv[1]) == "--role") {
+        return peermq::bench::run_role(std::vector<std::string>(argv + 2, argv + argc));
+    }
+    return peermq::bench::bench_main(argc, argv);
+}

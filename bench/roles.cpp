@@ -1,0 +1,210 @@
+#include "roles.hpp"
+
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <string>
+
+#include <zmq.hpp>
+
+#include "peer_process.hpp"
+#include "peermq/node.hpp"
+
+namespace peermq::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How long a receiver waits for the rest of a run before it reports a timeout; the parent
+// gives up (and kills the child) earlier when a run is badly late.
+constexpr auto kRunDeadline = std::chrono::seconds(120);
+constexpr int kRecvTimeoutMs = 60'000;
+
+void reply(const std::string& line) {
+    const std::string text = line + "\n";
+    std::size_t written = 0;
+    while (written < text.size()) {
+        const ssize_t n = ::write(STDOUT_FILENO, text.data() + written, text.size() - written);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) continue;
+            std::_Exit(3);  // the parent is gone
+        }
+        written += static_cast<std::size_t>(n);
+    }
+}
+
+std::int64_t nanos(Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+}
+
+std::string flag(const std::vector<std::string>& args, const std::string& name,
+                 const std::string& fallback) {
+    for (std::size_t i = 0; i + 1 < args.size(); ++i) {
+        if (args[i] == name) return args[i + 1];
+    }
+    return fallback;
+}
+
+std::uint16_t port_of(const std::string& endpoint) {
+    return static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+}
+
+// Reads commands until "quit" or end of input; `run` serves one "run N".
+template <typename RunFn>
+int serve(RunFn run) {
+    std::string line;
+    while (std::getline(std::cin, line)) {
+        const auto words = split_words(line);
+        if (words.empty()) continue;
+        if (words[0] == "quit") return 0;
+        if (words[0] == "run" && words.size() == 2) {
+            run(std::stoull(words[1]));
+            continue;
+        }
+        std::fprintf(stderr, "peermq_bench child: unknown command '%s'\n", line.c_str());
+        return 2;
+    }
+    return 0;
+}
+
+int zmq_pull() {
+    zmq::context_t context;
+    zmq::socket_t pull(context, zmq::socket_type::pull);
+    pull.set(zmq::sockopt::rcvtimeo, kRecvTimeoutMs);
+    pull.set(zmq::sockopt::linger, 0);
+    pull.bind("tcp://127.0.0.1:*");
+    reply("ready " + std::to_string(port_of(pull.get(zmq::sockopt::last_endpoint))));
+    zmq::message_t message;
+    return serve([&](std::uint64_t n) {
+        reply("armed");
+        std::uint64_t got = 0;
+        Clock::time_point first{};
+        // Only the first and the last arrival are timed: a clock read per message would cost
+        // the baseline ~10% at millions of messages a second.
+        if (n > 0 && pull.recv(message)) {
+            first = Clock::now();
+            got = 1;
+            while (got < n && pull.recv(message)) ++got;  // false on rcvtimeo
+        }
+        const Clock::time_point last = Clock::now();
+        reply(std::string(got == n ? "done " : "timeout ") + std::to_string(got) + " " +
+              std::to_string(got == n ? nanos(last - first) : 0));
+    });
+}
+
+int zmq_rep() {
+    zmq::context_t context;
+    zmq::socket_t rep(context, zmq::socket_type::rep);
+    rep.set(zmq::sockopt::rcvtimeo, kRecvTimeoutMs);
+    rep.set(zmq::sockopt::linger, 0);
+    rep.bind("tcp://127.0.0.1:*");
+    reply("ready " + std::to_string(port_of(rep.get(zmq::sockopt::last_endpoint))));
+    zmq::message_t message;
+    return serve([&](std::uint64_t n) {
+        reply("armed");
+        std::uint64_t got = 0;
+        while (got < n) {
+            if (!rep.recv(message)) break;
+            rep.send(message, zmq::send_flags::none);
+            ++got;
+        }
+        reply(std::string(got == n ? "done " : "timeout ") + std::to_string(got) + " 0");
+    });
+}
+
+// What the consumer's handler shares with the serving thread. The handler runs on the
+// dispatcher pool (concurrency 1: one call at a time); the times are atomics because successive
+// calls may run on different pool threads.
+struct Progress {
+    std::atomic<std::uint64_t> received{0};
+    std::atomic<std::uint64_t> begin{0};  // `received` before this run
+    std::atomic<std::uint64_t> end{UINT64_MAX};
+    std::atomic<std::int64_t> first_ns{0};
+    std::atomic<std::int64_t> last_ns{0};  // 0 until the run's last message arrived
+    std::mutex mutex;
+    std::condition_variable done;
+};
+
+int peermq_consumer(const std::vector<std::string>& args) {
+    NodeOptions options;
+    options.name = "bench-consumer";
+    options.cluster = flag(args, "--cluster", "bench");
+    options.interface = "lo";
+    options.ack_batch_interval =
+        std::chrono::microseconds(std::stoll(flag(args, "--ack-interval-us", "500")));
+    const auto prefetch = static_cast<std::uint32_t>(std::stoul(flag(args, "--prefetch", "1024")));
+    auto created = Node::create(options);
+    if (!created) {
+        std::fprintf(stderr, "peermq_bench child: %s\n", created.status().to_string().c_str());
+        return 1;
+    }
+    Node node = std::move(created).value();
+    Progress progress;
+    const Status consumed = node.consume(
+        "bench",
+        [&progress](Delivery&) {
+            const std::uint64_t n = progress.received.fetch_add(1, std::memory_order_relaxed) + 1;
+            if (n == progress.begin.load(std::memory_order_relaxed) + 1) {
+                progress.first_ns.store(nanos(Clock::now().time_since_epoch()),
+                                        std::memory_order_relaxed);
+            }
+            if (n == progress.end.load(std::memory_order_relaxed)) {
+                progress.last_ns.store(nanos(Clock::now().time_since_epoch()),
+                                       std::memory_order_relaxed);
+                std::lock_guard lock(progress.mutex);
+                progress.done.notify_all();
+            }
+        },
+        ConsumeOptions{.prefetch = prefetch, .concurrency = 1});
+    if (!consumed.ok()) {
+        std::fprintf(stderr, "peermq_bench child: %s\n", consumed.to_string().c_str());
+        return 1;
+    }
+    reply("ready " + std::to_string(port_of(node.inbox_endpoint())));
+    const int status = serve([&](std::uint64_t n) {
+        const std::uint64_t begin = progress.received.load();
+        progress.last_ns.store(0);
+        progress.begin.store(begin);
+        progress.end.store(begin + n);
+        reply("armed");
+        std::unique_lock lock(progress.mutex);
+        const bool complete = progress.done.wait_for(lock, kRunDeadline,
+                                                     [&] { return progress.last_ns.load() != 0; });
+        const std::uint64_t got = progress.received.load() - begin;
+        const std::int64_t elapsed = progress.last_ns.load() - progress.first_ns.load();
+        reply(std::string(complete ? "done " : "timeout ") + std::to_string(got) + " " +
+              std::to_string(complete ? elapsed : 0));
+    });
+    node.close();
+    return status;
+}
+
+}  // namespace
+
+int run_role(const std::vector<std::string>& args) {
+    // Dies with the parent, so an interrupted benchmark leaves nothing behind.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() == 1) return 1;
+    std::signal(SIGPIPE, SIG_IGN);
+    try {
+        if (args.empty()) return 2;
+        if (args[0] == kRoleZmqPull) return zmq_pull();
+        if (args[0] == kRoleZmqRep) return zmq_rep();
+        if (args[0] == kRolePeermqConsumer) return peermq_consumer(args);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "peermq_bench child %s: %s\n", args[0].c_str(), e.what());
+        return 1;
+    }
+    std::fprintf(stderr, "peermq_bench: unknown role '%s'\n", args[0].c_str());
+    return 2;
+}
+
+}  // namespace peermq::bench

@@ -1,0 +1,147 @@
+// Garbage from a raw ZeroMQ socket never hurts a node: each bad frame is counted by reason and
+// dropped while real traffic keeps flowing (docs/spec/wire.md, "Limits" and "Errors").
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "envelope.hpp"
+#include "peermq/peermq.hpp"
+#include "wait.hpp"
+
+using namespace std::chrono_literals;
+using peermq::testing::wait_until;
+namespace detail = peermq::detail;
+
+namespace {
+
+std::string encode(const detail::Header& header) {
+    msgpack::sbuffer buffer;
+    detail::encode_header(header, buffer);
+    return {buffer.data(), buffer.size()};
+}
+
+template <typename... Fields>
+std::string pack_array(const Fields&... fields) {
+    msgpack::sbuffer buffer;
+    msgpack::packer<msgpack::sbuffer> pk(buffer);
+    pk.pack_array(sizeof...(fields));
+    (pk.pack(fields), ...);
+    return {buffer.data(), buffer.size()};
+}
+
+void send(zmq::socket_t& socket, const std::vector<std::string>& frames) {
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        zmq::message_t frame(frames[i].data(), frames[i].size());
+        socket.send(frame, i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+}
+
+}  // namespace
+
+TEST(BadInput, EveryMalformedFrameIsCountedAndDroppedWhileRealTrafficFlows) {
+    auto consumer = peermq::Node::create({.name = "target", .interface = "lo"}).value();
+    auto producer =
+        peermq::Node::create({.name = "producer", .interface = "lo", .peers = {consumer.inbox_endpoint()}})
+            .value();
+    std::atomic<int> got{0};
+    ASSERT_TRUE(consumer.consume("work", [&](peermq::Delivery&) { ++got; }).ok());
+    ASSERT_TRUE(wait_until([&] {
+        for (const auto& p : producer.peers()) {
+            if (p.name == "target" && p.state == peermq::PeerState::alive && !p.queues.empty()) return true;
+        }
+        return false;
+    }));
+    auto work = producer.queue("work").value();
+
+    zmq::context_t context;
+    zmq::socket_t attacker(context, zmq::socket_type::push);
+    attacker.set(zmq::sockopt::linger, 0);
+    attacker.connect(consumer.inbox_endpoint());
+
+    detail::Header good;
+    good.kind = detail::Kind::data;
+    good.sender = peermq::NodeId::generate();
+    good.id = peermq::MessageId::generate();
+    good.channel = "work";
+    detail::Header wrong_version = good;
+    wrong_version.version = 2;
+    detail::Header hello = good;
+    hello.kind = detail::Kind::hello;
+    const std::string raw_id(16, '\x01');
+
+    constexpr int kRounds = 20;
+    constexpr int kMessages = 1000;
+    int sent = 0;
+    for (int round = 0; round < kRounds; ++round) {
+        send(attacker, {"\xc1\xff garbage that is not msgpack"});                   // frame.garbage
+        send(attacker, {encode(good)});                                             // frame.truncated (DATA without payload)
+        send(attacker, {encode(good), "payload", "one frame too many"});            // frame.truncated
+        send(attacker, {encode(wrong_version), "x"});                               // frame.bad_version
+        send(attacker, {std::string(70'000, '\x90'), "x"});                         // frame.oversized_header
+        send(attacker, {pack_array(1u, 1u), "x"});                                  // frame.missing_field
+        send(attacker, {pack_array(1u, 99u, raw_id, raw_id, std::string("work")), "x"});  // frame.unknown_kind
+        send(attacker, {pack_array(1u, 1u, 42, raw_id, std::string("work")), "x"});       // frame.bad_field
+        send(attacker, {pack_array(std::string("v1"), 1u, raw_id, raw_id, std::string("w")), "x"});  // frame.bad_field
+        send(attacker, {encode(hello), pack_array(1, 2, 3)});                       // hello.bad
+        {
+            msgpack::sbuffer body;
+            msgpack::packer<msgpack::sbuffer> pk(body);
+            pk.pack_map(1);
+            pk.pack(std::string("name"));
+            pk.pack(std::string("intruder"));
+            send(attacker, {encode(hello), std::string(body.data(), body.size())});  // hello.missing_field
+        }
+        send(attacker, {std::string()});                                            // frame.garbage (empty)
+        for (int i = 0; i < kMessages / kRounds; ++i, ++sent) ASSERT_TRUE(work.send(sent).ok());
+    }
+    ASSERT_TRUE(wait_until([&] { return got == kMessages; }, 30s)) << got;
+
+    // Every reason is counted exactly.
+    peermq::NodeStats stats;
+    ASSERT_TRUE(wait_until([&] {
+        stats = consumer.stats();
+        return stats.dropped["hello.missing_field"] == kRounds && stats.dropped["frame.garbage"] == 2 * kRounds;
+    })) << "garbage " << stats.dropped["frame.garbage"] << " hello.missing_field "
+        << stats.dropped["hello.missing_field"];
+    EXPECT_EQ(stats.dropped["frame.truncated"], 2u * kRounds);
+    EXPECT_EQ(stats.dropped["frame.bad_version"], 1u * kRounds);
+    EXPECT_EQ(stats.dropped["frame.oversized_header"], 1u * kRounds);
+    EXPECT_EQ(stats.dropped["frame.missing_field"], 1u * kRounds);
+    EXPECT_EQ(stats.dropped["frame.unknown_kind"], 1u * kRounds);
+    EXPECT_EQ(stats.dropped["frame.bad_field"], 2u * kRounds);
+    EXPECT_EQ(stats.dropped["hello.bad"], 1u * kRounds);
+    EXPECT_EQ(stats.bad_frames, 12u * kRounds);
+    EXPECT_EQ(stats.queues["work"].delivered, static_cast<std::uint64_t>(kMessages));
+    // The intruder never became a peer.
+    for (const auto& p : consumer.peers()) EXPECT_NE(p.name, "intruder");
+}
+
+TEST(BadInput, OversizedPayloadIsRefusedByTheTransportAndTheNodeKeepsServing) {
+    auto consumer =
+        peermq::Node::create({.name = "small", .interface = "lo", .max_payload_bytes = 1024}).value();
+    zmq::context_t context;
+    zmq::socket_t attacker(context, zmq::socket_type::push);
+    attacker.set(zmq::sockopt::linger, 0);
+    attacker.connect(consumer.inbox_endpoint());
+    detail::Header good;
+    good.sender = peermq::NodeId::generate();
+    good.id = peermq::MessageId::generate();
+    good.channel = "work";
+    send(attacker, {encode(good), std::string(1 << 20, 'x')});  // ZMQ_MAXMSGSIZE drops the link
+
+    auto producer =
+        peermq::Node::create({.name = "producer", .interface = "lo", .peers = {consumer.inbox_endpoint()}})
+            .value();
+    std::atomic<int> got{0};
+    ASSERT_TRUE(consumer.consume("work", [&](peermq::Delivery&) { ++got; }).ok());
+    auto work = producer.queue("work").value();
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(work.send(i).ok());
+    EXPECT_TRUE(wait_until([&] { return got == 10; }));
+    EXPECT_EQ(producer.queue("work")->send_payload(peermq::Payload::from_string(std::string(2000, 'y')))
+                  .status()
+                  .code(),
+              peermq::ErrorCode::ok);  // the producer's own limit is its own (16 MiB default)
+}
