@@ -838,7 +838,10 @@ void Actor::send_control(Peer* peer, Kind kind, std::vector<MessageId> ids, std:
     encode_buffer_.clear();
     encode_header(h, encode_buffer_);
     zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
-    send_frames(peer, header, nullptr);
+    if (!send_frames(peer, header, nullptr) && kind != Kind::heartbeat) {
+        // The sender retries what it hears nothing about; count what we could not say.
+        drop(kind == Kind::bye ? "bye.no_route" : "ack.no_route", kind == Kind::ack ? h.ids.size() : 1);
+    }
 }
 
 void Actor::send_hello(Peer* peer) {

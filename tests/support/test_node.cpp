@@ -6,6 +6,7 @@
 //       [--discovery static|avahi|embedded|auto]
 //       [--consume QUEUE] [--prefetch N] [--fail-payload N] [--log FILE]
 //       [--produce QUEUE --count N [--start K]] [--guarantee best_effort|at_least_once|effectively_once]
+
 //
 // It prints "READY <inbox endpoint>" once serving. A consumer appends one line per handled
 // message to --log ("<payload>\n", flushed at once so a SIGKILL loses nothing written). A
@@ -81,11 +82,12 @@ int main(int argc, char** argv) {
         else if (arg == "--guarantee") queue_options.guarantee = parse_guarantee(next());
         else usage("unknown argument " + arg);
     }
-#ifdef PEERMQ_TEST_NODE_DISCOVERY
-    PEERMQ_TEST_NODE_DISCOVERY(discovery, options);
-#else
-    if (discovery != "static") usage("this build has no discovery backend " + discovery);
-#endif
+    // Discovery is pinned to the node's interface: never more than the tests allow.
+    const peermq::discovery::AvahiOptions avahi{.interfaces = {options.interface}};
+    if (discovery == "avahi") options.discovery = peermq::discovery::avahi_daemon(avahi);
+    else if (discovery == "embedded") options.discovery = peermq::discovery::embedded(avahi);
+    else if (discovery == "auto") options.discovery = peermq::discovery::automatic(avahi);
+    else if (discovery != "static") usage("unknown discovery backend " + discovery);
     std::signal(SIGTERM, on_signal);
     std::signal(SIGINT, on_signal);
 
