@@ -204,7 +204,8 @@ start_avahi() {
     setsid avahi-daemon -f "$CONF" --debug >"$LOG" 2>&1 </dev/null &
     echo $! >"$AVAHI_PIDF"
     pid=$(cat "$AVAHI_PIDF")
-    wait_for 10 eval "grep -q 'Server startup complete' '$LOG' || ! pid_is $pid avahi-daemon" || true
+    # Alive-or-not, not its name: right after the spawn /proc/PID/comm may still say setsid.
+    wait_for 10 eval "grep -q 'Server startup complete' '$LOG' || ! kill -0 $pid 2>/dev/null" || true
     if ! grep -q 'Server startup complete' "$LOG"; then
         log "avahi-daemon did not come up; its log:"
         sed 's/^/    /' "$LOG" >&2
