@@ -67,7 +67,13 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
       journal_(std::move(journal)),
       timers_(std::chrono::milliseconds(1), 4096, core.clock->steady_now()),
       dedupe_(std::chrono::milliseconds(kDedupeHorizonMs), options_.dedupe_window) {
+    if (journal_) {
+        writer_ = std::make_unique<JournalWriter>(*journal_,
+                                                  [&core] { core.post(CommitDoneCmd{}); });
+    }
     next_tick_ = clock_.steady_now();
+    now_ = next_tick_;
+    now_unix_ms_ = clock_.unix_ms();
     hello_dirty_ = true;
 }
 
@@ -94,13 +100,15 @@ void Actor::run() {
         } catch (const zmq::error_t& e) {
             if (e.num() != EINTR) throw;
         }
+        read_clock();
 
         if (poll_items_[0].revents & ZMQ_POLLIN) {
             core_.mailbox_.drain(commands_);
             for (auto& command : commands_) handle(command);
             commands_.clear();
+            now_ = clock_.steady_now();
             for (auto& q : out_queues_) {
-                if (!q->waiting.empty()) pump(*q);
+                if (q && !q->waiting.empty()) pump(*q);
             }
         }
         if (poll_items_[1].revents & ZMQ_POLLIN) read_inbox();
@@ -115,15 +123,19 @@ void Actor::run() {
         }
         if (writable) pump_all();
 
-        const Steady now = clock_.steady_now();
+        now_ = clock_.steady_now();
+        const Steady now = now_;
         timers_.expire(now, [this](const MessageId& id) { on_timer(id); });
+        expire_acks(now);
         if (now >= next_tick_) {
             tick_peers(now);
             expire_waiting(now);
             next_tick_ = next_liveness_check(now);
         }
         if (hello_dirty_) broadcast_hello();
-        flush_acks(now, false);
+        // Batch acks only while the handlers are busy: once the dispatcher has nothing left,
+        // no more outcomes are coming soon, and waiting out the interval would only add latency.
+        flush_acks(now, core_.dispatcher->idle());
         maybe_commit(now, !commit_waiters_.empty());
         flush_jobs();
     }
@@ -133,6 +145,9 @@ void Actor::run() {
 std::chrono::milliseconds Actor::poll_timeout(Steady now) const {
     Steady due = next_tick_;
     if (auto next = timers_.next_due(); next && *next < due) due = *next;
+    for (const auto& q : out_queues_) {
+        if (q && !q->ack_deadlines.empty()) due = std::min(due, q->ack_deadlines.front().due);
+    }
     if (acks_pending_ > 0) {
         for (const auto& [id, batch] : acks_) {
             if (!batch.ids.empty()) {
@@ -141,7 +156,7 @@ std::chrono::milliseconds Actor::poll_timeout(Steady now) const {
             }
         }
     }
-    if (journal_ && journal_->pending() > 0) {
+    if (journal_ && !commit_in_flight_ && journal_->pending() > 0) {
         due = std::min(due, std::max(first_uncommitted_ + kCommitInterval, commit_retry_at_));
     }
     if (due <= now) return std::chrono::milliseconds(0);
@@ -167,6 +182,7 @@ void Actor::handle(Command& command) {
             else if constexpr (std::is_same_v<T, FlushCmd>) on_flush(cmd);
             else if constexpr (std::is_same_v<T, CallCmd>) cmd.fn(*this);
             else if constexpr (std::is_same_v<T, StopCmd>) stopping_ = true;
+            else if constexpr (std::is_same_v<T, CommitDoneCmd>) on_commit_done();
         },
         command);
 }
@@ -185,7 +201,7 @@ void Actor::shutdown() {
     for (auto& peer : peers_) {
         if (!peer->id.is_nil() && peer->state != PeerState::down) send_control(peer.get(), Kind::bye);
     }
-    maybe_commit(now, true);
+    commit_now();
     for (auto& waiter : commit_waiters_) waiter->set_value(make_error(ErrorCode::closed, "node closed"));
     commit_waiters_.clear();
     auto closed = [](const ReceiptPromise& receipt) {
@@ -242,6 +258,7 @@ void Actor::on_send(SendCmd& cmd) {
     message.headers = std::move(cmd.headers);
     message.created_ms = cmd.created_ms;
     message.deadline_ms = q.options.ttl.count() > 0 ? cmd.created_ms + q.options.ttl.count() : 0;
+    if (message.deadline_ms != 0) q.may_expire = true;
     message.seq = ++seq_;
     message.receipt = std::move(cmd.receipt);
     if (q.reliable() && journal_ && options_.durability != Durability::memory) {
@@ -374,10 +391,10 @@ void Actor::on_outcomes(OutcomesCmd& cmd) {
                 Inflight& entry = entry_it->second;
                 OutQueue& q = out_queue(entry.queue);
                 if (outcome.result == HandlerOutcome::Result::ack) {
-                    complete(entry, q);
+                    complete(entry_it, q);
                 } else if (outcome.result == HandlerOutcome::Result::reject) {
                     release_credit(entry, q);
-                    timers_.cancel(outcome.id);
+                    disarm(q, entry);
                     Outgoing message = std::move(entry.message);
                     inflight_.erase(entry_it);
                     --q.inflight;
@@ -401,7 +418,7 @@ void Actor::on_outcomes(OutcomesCmd& cmd) {
 }
 
 void Actor::on_flush(FlushCmd& cmd) {
-    if (!journal_ || options_.durability == Durability::memory || journal_->pending() == 0) {
+    if (!journal_ || options_.durability == Durability::memory || journal_idle()) {
         cmd.done->set_value(core_.storage_error());
         return;
     }
@@ -440,8 +457,7 @@ void Actor::read_inbox() {
 
 void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame,
                      bool has_payload) {
-    zone_.clear();
-    if (auto reason = decode_header(header_frame.data(), header_frame.size(), header_, zone_)) {
+    if (auto reason = decode_header(header_frame.data(), header_frame.size(), header_)) {
         drop(*reason);
         return;
     }
@@ -563,8 +579,7 @@ void Actor::read_sub() {
             drop("frame.truncated");
             continue;
         }
-        zone_.clear();
-        if (auto reason = decode_header(header.data(), header.size(), header_, zone_)) {
+        if (auto reason = decode_header(header.data(), header.size(), header_)) {
             drop(*reason);
             continue;
         }
@@ -693,12 +708,11 @@ void Actor::on_ack_frame(Peer* peer) {
                 continue;
             }
             Inflight& entry = it->second;
-            if (std::find(entry.tried.begin(), entry.tried.end(), header_.sender) ==
-                entry.tried.end()) {
+            if (!entry.tried(header_.sender)) {
                 drop("ack.wrong_peer");
                 continue;
             }
-            complete(entry, out_queue(entry.queue));
+            complete(it, out_queue(entry.queue));
         }
         pump_all();  // credit came back
         return;
@@ -713,16 +727,13 @@ void Actor::on_ack_frame(Peer* peer) {
         Inflight& entry = it->second;
         if (entry.consumer != header_.sender || entry.retry_wait) {
             // A late answer from a consumer it no longer waits on.
-            drop(std::find(entry.tried.begin(), entry.tried.end(), header_.sender) ==
-                         entry.tried.end()
-                     ? "ack.wrong_peer"
-                     : "ack.stale");
+            drop(!entry.tried(header_.sender) ? "ack.wrong_peer" : "ack.stale");
             continue;
         }
         OutQueue& q = out_queue(entry.queue);
         if (header_.kind == Kind::reject) {
             release_credit(entry, q);
-            timers_.cancel(id);
+            disarm(q, entry);
             Outgoing message = std::move(entry.message);
             inflight_.erase(it);
             --q.inflight;
@@ -730,7 +741,7 @@ void Actor::on_ack_frame(Peer* peer) {
         } else if (header_.error == "expired" && entry.message.deadline_ms != 0 &&
                    clock_.unix_ms() >= entry.message.deadline_ms) {
             release_credit(entry, q);
-            timers_.cancel(id);
+            disarm(q, entry);
             Outgoing message = std::move(entry.message);
             inflight_.erase(it);
             --q.inflight;
@@ -791,8 +802,8 @@ void Actor::remove_peer(Peer* peer) {
 }
 
 void Actor::heard(Peer* peer) {
-    peer->last_heard = clock_.steady_now();
-    peer->last_heard_unix = clock_.unix_ms();
+    peer->last_heard = now_;
+    peer->last_heard_unix = now_unix_ms_;
     if (peer->state != PeerState::alive && !peer->id.is_nil()) {
         const bool was_down = peer->state == PeerState::down;
         set_state(peer, PeerState::alive);
@@ -825,7 +836,7 @@ bool Actor::send_frames(Peer* peer, zmq::message_t& header, zmq::message_t* payl
         return false;
     }
     ++peer->frames_sent;
-    peer->last_sent = clock_.steady_now();
+    peer->last_sent = now_;
     return true;
 }
 
@@ -1023,24 +1034,23 @@ bool Actor::deliver(OutQueue& q, Outgoing& message, Target& target) {
     ++q.stats->sent;
     if (message.attempts > 1) ++q.stats->retried;
     if (!q.reliable()) {
-        q.shared->release(1);
+        ++q.unreleased;  // released by pump() once per batch: one atomic instead of one a message
         return true;
     }
     if (target.link) ++target.link->unacked;
-    const Steady now = clock_.steady_now();
+    const Steady now = now_;
     const MessageId id = message.id;
     auto [it, inserted] = inflight_.try_emplace(id);
     Inflight& entry = it->second;
+    if (!inserted) disarm(out_queue(entry.queue), entry);
     entry.queue = q.index;
     entry.message = std::move(message);
     entry.consumer = consumer_id;
     entry.retry_wait = false;
     entry.sent_at = now;
-    if (std::find(entry.tried.begin(), entry.tried.end(), consumer_id) == entry.tried.end()) {
-        entry.tried.push_back(consumer_id);
-    }
+    entry.add_tried(consumer_id);
     if (inserted) ++q.inflight;
-    timers_.schedule(id, now + q.options.ack_timeout);
+    arm_ack(q, entry);
     return true;
 }
 
@@ -1073,6 +1083,10 @@ void Actor::pump(OutQueue& q) {
         if (!sent) break;
         q.waiting.pop_front();
     }
+    if (q.unreleased > 0) {
+        q.shared->release(q.unreleased);
+        q.unreleased = 0;
+    }
     q.stats->depth = q.waiting.size();
 }
 
@@ -1091,28 +1105,29 @@ void Actor::release_credit(const Inflight& entry, const OutQueue& q) {
     }
 }
 
-void Actor::complete(Inflight& entry, OutQueue& q) {
+void Actor::complete(InflightMap::iterator it, OutQueue& q) {
+    Inflight& entry = it->second;
     const MessageId id = entry.message.id;
     release_credit(entry, q);
-    timers_.cancel(id);
+    disarm(q, entry);
     ++q.stats->acked;
     q.stats->ack_latency.record(static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(clock_.steady_now() - entry.sent_at)
-            .count()));
+        std::chrono::duration_cast<std::chrono::microseconds>(now_ - entry.sent_at).count()));
     if (entry.message.journaled && journal_) {
-        if (journal_->pending() == 0) first_uncommitted_ = clock_.steady_now();
+        if (journal_->pending() == 0) first_uncommitted_ = now_;
         journal_->outbox_remove(id);
     }
     if (entry.message.receipt) {
         entry.message.receipt->set_value(Receipt{id, Receipt::Outcome::acked, {}, entry.message.last_error});
     }
-    inflight_.erase(id);
+    inflight_.erase(it);
     --q.inflight;
     q.shared->release(1);
 }
 
 void Actor::fail_attempt(Inflight& entry, OutQueue& q, std::string error, bool count_attempt) {
     release_credit(entry, q);
+    unarm_ack(q, entry);
     const std::int64_t now_ms = clock_.unix_ms();
     entry.message.last_error = std::move(error);
     if (entry.message.first_failure_ms == 0) entry.message.first_failure_ms = now_ms;
@@ -1120,7 +1135,7 @@ void Actor::fail_attempt(Inflight& entry, OutQueue& q, std::string error, bool c
     if (!count_attempt && entry.message.attempts > 0) --entry.message.attempts;
     if (entry.message.attempts >= q.options.max_attempts) {
         const MessageId id = entry.message.id;
-        timers_.cancel(id);
+        disarm(q, entry);
         Outgoing message = std::move(entry.message);
         inflight_.erase(id);
         --q.inflight;
@@ -1134,7 +1149,7 @@ void Actor::fail_attempt(Inflight& entry, OutQueue& q, std::string error, bool c
 
 void Actor::requeue(Inflight& entry, OutQueue& q) {
     const MessageId id = entry.message.id;
-    timers_.cancel(id);
+    disarm(q, entry);
     q.waiting.push_front(std::move(entry.message));
     inflight_.erase(id);
     --q.inflight;
@@ -1152,6 +1167,63 @@ void Actor::on_timer(const MessageId& id) {
     }
     fail_attempt(entry, q, "no ack within " + std::to_string(q.options.ack_timeout.count()) + " ms",
                  true);
+}
+
+void Actor::arm_ack(OutQueue& q, Inflight& entry) {
+    // Cleared entries behind a live one at the front wait at most ack_timeout; compacting when
+    // they outnumber the live ones keeps the FIFO proportional to what is in flight.
+    if (q.ack_deadlines.size() > 2 * q.inflight + 1024) {
+        std::deque<AckDeadline> live;
+        for (const AckDeadline& d : q.ack_deadlines) {
+            if (!d.entry) continue;
+            d.entry->ack_slot = live.size();
+            live.push_back(d);
+        }
+        q.ack_deadlines.swap(live);
+        q.ack_base = 0;
+    }
+    entry.ack_slot = q.ack_base + q.ack_deadlines.size();
+    entry.ack_armed = true;
+    q.ack_deadlines.push_back(AckDeadline{now_ + q.options.ack_timeout, &entry});
+}
+
+void Actor::unarm_ack(OutQueue& q, Inflight& entry) {
+    if (!entry.ack_armed) return;
+    entry.ack_armed = false;
+    q.ack_deadlines[entry.ack_slot - q.ack_base].entry = nullptr;
+    while (!q.ack_deadlines.empty() && !q.ack_deadlines.front().entry) {
+        q.ack_deadlines.pop_front();
+        ++q.ack_base;
+    }
+}
+
+void Actor::disarm(OutQueue& q, Inflight& entry) {
+    unarm_ack(q, entry);
+    if (entry.retry_wait) timers_.cancel(entry.message.id);  // its backoff
+}
+
+void Actor::expire_acks(Steady now) {
+    for (auto& owned : out_queues_) {
+        if (!owned) continue;
+        OutQueue& q = *owned;
+        // ack_timeout is the same for every delivery of a queue, so the FIFO is in deadline
+        // order (a re-declare with another ack_timeout can only delay some by the old value).
+        while (!q.ack_deadlines.empty() && q.ack_deadlines.front().due <= now) {
+            Inflight* entry = q.ack_deadlines.front().entry;
+            q.ack_deadlines.pop_front();
+            ++q.ack_base;
+            if (!entry) continue;
+            entry->ack_armed = false;
+            fail_attempt(*entry, q,
+                         "no ack within " + std::to_string(q.options.ack_timeout.count()) + " ms",
+                         true);
+        }
+        // A cleared entry left at the front would only wake poll() early.
+        while (!q.ack_deadlines.empty() && !q.ack_deadlines.front().entry) {
+            q.ack_deadlines.pop_front();
+            ++q.ack_base;
+        }
+    }
 }
 
 void Actor::redirect_from(const NodeId& consumer) {
@@ -1212,6 +1284,7 @@ void Actor::expire_waiting(Steady /*now*/) {
     for (auto& owned : out_queues_) {
         if (!owned || owned->waiting.empty()) continue;
         OutQueue& q = *owned;
+        if (!q.may_expire && q.options.no_consumer_timeout.count() == 0) continue;
         // Messages that cannot leave (no consumer, no credit) still expire on time.
         for (auto it = q.waiting.begin(); it != q.waiting.end();) {
             const bool expired = it->deadline_ms != 0 && now_ms >= it->deadline_ms;
@@ -1241,10 +1314,10 @@ void Actor::expire_waiting(Steady /*now*/) {
 
 void Actor::queue_ack(const NodeId& sender, const MessageId& id) {
     AckBatch& batch = acks_[sender];
-    if (batch.ids.empty()) batch.first = clock_.steady_now();
+    if (batch.ids.empty()) batch.first = now_;
     batch.ids.push_back(id);
     ++acks_pending_;
-    if (batch.ids.size() >= options_.ack_batch_size) flush_acks(clock_.steady_now(), false);
+    if (batch.ids.size() >= options_.ack_batch_size) flush_acks(now_, false);
 }
 
 void Actor::flush_acks(Steady now, bool force) {
@@ -1280,7 +1353,7 @@ void Actor::flush_acks(Steady now, bool force) {
 // Journal
 
 void Actor::maybe_commit(Steady now, bool force) {
-    if (!journal_) return;
+    if (!journal_ || commit_in_flight_) return;  // the next one starts when it is done
     const std::size_t pending = journal_->pending();
     if (pending == 0) {
         for (auto& waiter : commit_waiters_) waiter->set_value(core_.storage_error());
@@ -1289,18 +1362,105 @@ void Actor::maybe_commit(Steady now, bool force) {
     }
     if (now < commit_retry_at_) return;
     if (!force && pending < kCommitRecords && now - first_uncommitted_ < kCommitInterval) return;
-    Status status = journal_->commit();
+    // Waiters registered so far are covered by this batch; later ones wait for the next.
+    batch_waiters_.swap(commit_waiters_);
+    commit_waiters_.clear();
+    writer_->submit(journal_->take_batch());
+    commit_in_flight_ = true;
+}
+
+void Actor::on_commit_done() {
+    if (!commit_in_flight_) return;  // already settled by settle_journal()
+    auto done = writer_->finished(false);
+    if (done) end_commit(std::move(done->first), done->second);
+}
+
+void Actor::settle_journal() {
+    if (!commit_in_flight_) return;
+    auto done = writer_->finished(true);
+    end_commit(std::move(done->first), done->second);
+}
+
+void Actor::end_commit(std::unique_ptr<Journal::Batch> batch, const Status& status) {
+    commit_in_flight_ = false;
+    journal_->finish_batch(std::move(batch), status);
     if (status.ok()) {
         core_.set_storage_error({});
-        for (auto& waiter : commit_waiters_) waiter->set_value(Status{});
+        for (auto& waiter : batch_waiters_) waiter->set_value(Status{});
+    } else {
+        // Back in the journal's buffer; retried shortly. send() reports it meanwhile.
+        core_.set_storage_error(status);
+        commit_retry_at_ = clock_.steady_now() + kCommitRetry;
+        for (auto& waiter : batch_waiters_) waiter->set_value(status);
+    }
+    batch_waiters_.clear();
+}
+
+void Actor::commit_now() {
+    if (!journal_) return;
+    settle_journal();
+    if (journal_->pending() == 0) {
+        for (auto& waiter : commit_waiters_) waiter->set_value(core_.storage_error());
         commit_waiters_.clear();
         return;
     }
-    // Kept in the journal's buffer; retried shortly. send() reports it meanwhile.
-    core_.set_storage_error(status);
-    commit_retry_at_ = now + kCommitRetry;
+    Status status = journal_->commit();
+    core_.set_storage_error(status.ok() ? Status{} : status);
     for (auto& waiter : commit_waiters_) waiter->set_value(status);
     commit_waiters_.clear();
+}
+
+Actor::JournalWriter::JournalWriter(Journal& journal, std::function<void()> on_done)
+    : journal_(journal), on_done_(std::move(on_done)), thread_([this] { run(); }) {}
+
+Actor::JournalWriter::~JournalWriter() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+}
+
+void Actor::JournalWriter::submit(std::unique_ptr<Journal::Batch> batch) {
+    {
+        std::lock_guard lock(mutex_);
+        todo_ = std::move(batch);
+        finished_ = false;
+    }
+    wake_.notify_all();
+}
+
+std::optional<std::pair<std::unique_ptr<Journal::Batch>, Status>>
+Actor::JournalWriter::finished(bool block) {
+    std::unique_lock lock(mutex_);
+    if (block) wake_.wait(lock, [this] { return finished_; });
+    if (!finished_) return std::nullopt;
+    finished_ = false;
+    return std::make_pair(std::move(done_), std::move(status_));
+}
+
+void Actor::JournalWriter::run() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        wake_.wait(lock, [this] { return stop_ || todo_ != nullptr; });
+        if (!todo_) return;  // stopping, nothing left to write
+        auto batch = std::move(todo_);
+        lock.unlock();
+        Status status = journal_.write_batch(*batch);
+        lock.lock();
+        done_ = std::move(batch);
+        status_ = std::move(status);
+        finished_ = true;
+        wake_.notify_all();
+        lock.unlock();
+        try {
+            on_done_();  // wakes the actor
+        } catch (...) {
+            // Out of memory posting the notice: the actor still settles it before any read.
+        }
+        lock.lock();
+    }
 }
 
 Status Actor::load_outbox() {
@@ -1327,6 +1487,7 @@ Status Actor::load_outbox() {
         message.seq = record.seq;
         message.attempts = record.attempts;
         message.journaled = true;
+        if (message.deadline_ms != 0) q.may_expire = true;
         seq_ = std::max(seq_, record.seq);
         q.waiting.push_back(std::move(message));
         q.shared->outstanding.fetch_add(1);
@@ -1383,7 +1544,10 @@ bool matches(const DeadLetter& letter, const DeadLetterFilter& filter) {
 }  // namespace
 
 Result<std::vector<DeadLetter>> Actor::dead_letter_list(const DeadLetterFilter& filter) {
-    if (journal_) return journal_->dead_letter_list(filter);
+    if (journal_) {
+        settle_journal();
+        return journal_->dead_letter_list(filter);
+    }
     std::vector<DeadLetter> out;
     for (const auto& letter : memory_dead_letters_) {
         if (!matches(letter, filter)) continue;
@@ -1394,7 +1558,10 @@ Result<std::vector<DeadLetter>> Actor::dead_letter_list(const DeadLetterFilter& 
 }
 
 Result<DeadLetter> Actor::dead_letter_get(const MessageId& id) {
-    if (journal_) return journal_->dead_letter_get(id);
+    if (journal_) {
+        settle_journal();
+        return journal_->dead_letter_get(id);
+    }
     for (const auto& letter : memory_dead_letters_) {
         if (letter.id == id) return letter;
     }
@@ -1402,7 +1569,10 @@ Result<DeadLetter> Actor::dead_letter_get(const MessageId& id) {
 }
 
 Result<std::size_t> Actor::dead_letter_purge(const DeadLetterFilter& filter) {
-    if (journal_) return journal_->dead_letter_purge(filter);
+    if (journal_) {
+        settle_journal();
+        return journal_->dead_letter_purge(filter);
+    }
     const std::size_t before = memory_dead_letters_.size();
     std::erase_if(memory_dead_letters_, [&](const DeadLetter& d) { return matches(d, filter); });
     return before - memory_dead_letters_.size();
@@ -1411,6 +1581,7 @@ Result<std::size_t> Actor::dead_letter_purge(const DeadLetterFilter& filter) {
 Result<MessageId> Actor::dead_letter_replay(const MessageId& id, const std::string& queue) {
     DeadLetter letter;
     if (journal_) {
+        settle_journal();
         auto taken = journal_->dead_letter_take(id);
         if (!taken) return taken.status();
         letter = std::move(taken).value();

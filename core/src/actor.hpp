@@ -3,14 +3,18 @@
 // NodeCore mailbox (commands) and it answers through promises and the dispatcher.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -113,6 +117,17 @@ private:
         ChannelStats* stats = nullptr;
     };
 
+    struct Inflight;
+
+    // When an in-flight delivery stops waiting for its ack. ack_timeout is one value per queue,
+    // so deadlines arrive in send order and a FIFO per queue replaces a timer per message (no
+    // hashing, no wheel): settling a delivery clears its entry in place, and cleared entries
+    // leave from the front, or all at once when they outnumber the live ones.
+    struct AckDeadline {
+        Steady due{};
+        Inflight* entry = nullptr;  // null: acked, failed or redelivered since
+    };
+
     struct OutQueue {
         std::uint32_t index = 0;
         std::string name;
@@ -122,6 +137,10 @@ private:
         ChannelStats* stats = nullptr;
         std::unique_ptr<Backoff> backoff;
         std::deque<Outgoing> waiting;
+        std::deque<AckDeadline> ack_deadlines;
+        std::uint64_t ack_base = 0;  // position of ack_deadlines.front() in Inflight::ack_slot terms
+        bool may_expire = false;   // a waiting message had a deadline: expire_waiting looks here
+        std::size_t unreleased = 0;  // best-effort messages sent, not yet given back to send()
         std::size_t inflight = 0;  // in flight or waiting for a retry
         std::vector<Target> targets;
         std::uint64_t targets_generation = 0;
@@ -133,9 +152,29 @@ private:
         std::uint32_t queue = 0;
         Outgoing message;
         NodeId consumer;  // the node itself for local deliveries
-        bool retry_wait = false;
+        bool retry_wait = false;  // its backoff timer is armed on timers_
+        bool ack_armed = false;   // it has a live entry in its queue's ack_deadlines...
+        bool has_tried = false;
+        std::uint64_t ack_slot = 0;  // ...at this position
         Steady sent_at{};
-        std::vector<NodeId> tried;  // every consumer it went to: their late acks still count
+        // Every consumer it went to: their late acks still count. The first is kept inline:
+        // most messages go to one consumer only.
+        NodeId first_tried;
+        std::vector<NodeId> more_tried;
+
+        bool tried(const NodeId& id) const {
+            if (!has_tried) return false;
+            return first_tried == id ||
+                   std::find(more_tried.begin(), more_tried.end(), id) != more_tried.end();
+        }
+        void add_tried(const NodeId& id) {
+            if (!has_tried) {
+                first_tried = id;
+                has_tried = true;
+            } else if (!tried(id)) {
+                more_tried.push_back(id);
+            }
+        }
     };
 
     struct Subscription {
@@ -191,7 +230,12 @@ private:
     void pump(OutQueue& q);
     void pump_all();
     void on_timer(const MessageId& id);
-    void complete(Inflight& entry, OutQueue& q);
+    void expire_acks(Steady now);
+    void arm_ack(OutQueue& q, Inflight& entry);
+    void unarm_ack(OutQueue& q, Inflight& entry);
+    void disarm(OutQueue& q, Inflight& entry);
+    using InflightMap = std::unordered_map<MessageId, Inflight, UuidHash>;
+    void complete(InflightMap::iterator it, OutQueue& q);
     void fail_attempt(Inflight& entry, OutQueue& q, std::string error, bool count_attempt);
     void release_credit(const Inflight& entry, const OutQueue& q);
     void requeue(Inflight& entry, OutQueue& q);
@@ -203,8 +247,44 @@ private:
     void queue_ack(const NodeId& sender, const MessageId& id);
     void flush_acks(Steady now, bool force);
 
-    // Journal.
+    // Journal. Group commits run on the writer thread while the actor keeps buffering; at most
+    // one is in flight. Reads of the journal (dead letters) wait for it first.
+    //
+    // JournalWriter: the thread that runs Journal::write_batch. The actor hands it one batch at
+    // a time and is told through a CommitDoneCmd when it is done; the journal's other members
+    // are not called meanwhile (see Journal::take_batch).
+    class JournalWriter {
+    public:
+        JournalWriter(Journal& journal, std::function<void()> on_done);
+        ~JournalWriter();
+        void submit(std::unique_ptr<Journal::Batch> batch);
+        // The finished batch and its status: waits for the batch in flight when `block`, else
+        // nullopt while it runs.
+        std::optional<std::pair<std::unique_ptr<Journal::Batch>, Status>> finished(bool block);
+
+    private:
+        void run();
+
+        Journal& journal_;
+        std::function<void()> on_done_;
+        std::mutex mutex_;
+        std::condition_variable wake_;
+        std::unique_ptr<Journal::Batch> todo_;
+        std::unique_ptr<Journal::Batch> done_;
+        Status status_;
+        bool finished_ = false;
+        bool stop_ = false;
+        std::thread thread_;
+    };
+
     void maybe_commit(Steady now, bool force);
+    void on_commit_done();
+    void end_commit(std::unique_ptr<Journal::Batch> batch, const Status& status);
+    // Waits for the commit in flight, if any, and settles its waiters.
+    void settle_journal();
+    // A synchronous commit of everything buffered (shutdown, before reads).
+    void commit_now();
+    bool journal_idle() const { return !commit_in_flight_ && journal_->pending() == 0; }
 
     void drop(std::string_view reason, std::uint64_t n = 1);
     ChannelStats* queue_stats(const std::string& name);
@@ -230,7 +310,7 @@ private:
     msgpack::sbuffer hello_body_;
 
     std::vector<std::unique_ptr<OutQueue>> out_queues_;
-    std::unordered_map<MessageId, Inflight, UuidHash> inflight_;
+    InflightMap inflight_;
     TimerWheel<MessageId, UuidHash> timers_;
     std::uint64_t seq_ = 0;
 
@@ -243,6 +323,9 @@ private:
     std::size_t acks_pending_ = 0;
 
     std::vector<StatusPromise> commit_waiters_;
+    std::vector<StatusPromise> batch_waiters_;  // fulfilled when the commit in flight is done
+    bool commit_in_flight_ = false;
+    std::unique_ptr<JournalWriter> writer_;  // declared after journal_: stopped before it
     Steady first_uncommitted_{};
     Steady commit_retry_at_{};
     std::deque<DeadLetter> memory_dead_letters_;  // when there is no journal
@@ -252,8 +335,15 @@ private:
     std::map<std::string, std::uint64_t, std::less<>> dropped_;
 
     Steady next_tick_{};
-    Header header_;       // decode scratch
-    msgpack::zone zone_;  // decode scratch
+    // The steady time of this loop turn (read after each wait and each batch): per-frame and
+    // per-message bookkeeping uses it instead of reading the clock again.
+    Steady now_{};
+    std::int64_t now_unix_ms_ = 0;
+    void read_clock() {
+        now_ = clock_.steady_now();
+        now_unix_ms_ = clock_.unix_ms();
+    }
+    Header header_;  // decode scratch
     msgpack::sbuffer encode_buffer_;
     std::vector<std::pair<std::uint32_t, Job>> jobs_;
     std::vector<Command> commands_;

@@ -44,12 +44,14 @@ void Dispatcher::make_ready_locked(std::uint32_t index) {
 
 void Dispatcher::submit(std::vector<std::pair<std::uint32_t, Job>>& jobs) {
     if (jobs.empty()) return;
+    std::size_t newly_ready = 0;
     {
         std::lock_guard lock(mutex_);
         if (stopping_) {
             jobs.clear();
             return;
         }
+        unfinished_.fetch_add(jobs.size(), std::memory_order_relaxed);
         for (auto& [index, job] : jobs) {
             Slot& slot = slots_[index];
             slot.outstanding.fetch_add(1, std::memory_order_relaxed);
@@ -57,11 +59,18 @@ void Dispatcher::submit(std::vector<std::pair<std::uint32_t, Job>>& jobs) {
             if (!slot.ready && slot.running < slot.concurrency) {
                 slot.ready = true;
                 ready_.push_back(index);
+                ++newly_ready;
             }
         }
     }
     jobs.clear();
-    wake_.notify_all();
+    // Wake only as many threads as there is new work for: a slot already ready has its thread
+    // on the way, and a busy slot is made ready again by the thread that runs it.
+    if (newly_ready == 1) {
+        wake_.notify_one();
+    } else if (newly_ready > 1) {
+        wake_.notify_all();
+    }
 }
 
 void Dispatcher::post(std::function<void()> task) {
@@ -87,7 +96,10 @@ void Dispatcher::stop() {
         std::lock_guard lock(mutex_);
         if (stopping_ && threads_.empty()) return;
         stopping_ = true;
-        for (auto& slot : slots_) slot.jobs.clear();
+        for (auto& slot : slots_) {
+            unfinished_.fetch_sub(slot.jobs.size(), std::memory_order_relaxed);
+            slot.jobs.clear();
+        }
         ready_.clear();
     }
     wake_.notify_all();
@@ -116,9 +128,14 @@ void Dispatcher::run() {
         }
         ++slot.running;
         make_ready_locked(index);  // more concurrency available: let another thread join in
+        const bool more = slot.ready;
         lock.unlock();
+        if (more) wake_.notify_one();
 
         execute(index, slot, batch, outcomes);
+        // Before the sink: the actor that takes these outcomes must see the dispatcher idle
+        // (when it is), or it would hold their acks for the batching interval.
+        unfinished_.fetch_sub(batch.size(), std::memory_order_release);
         if (!outcomes.empty() && sink_) sink_(std::move(outcomes));
         outcomes.clear();
 

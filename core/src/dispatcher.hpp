@@ -57,6 +57,9 @@ public:
 
     // Jobs queued and not yet finished for `slot`.
     std::uint64_t pending(std::uint32_t slot) const;
+    // True when every submitted job has finished (its outcome is posted to the sink or about to
+    // be): no handler is running or waiting. Lock-free; a hint (it may change right after).
+    bool idle() const noexcept { return unfinished_.load(std::memory_order_acquire) == 0; }
     std::uint64_t handler_errors(std::uint32_t slot) const;
 
     // Drops queued jobs, waits for running handlers, joins the threads. Idempotent.
@@ -85,6 +88,7 @@ private:
     std::deque<Slot> slots_;  // deque: stable addresses as slots are added
     std::deque<std::uint32_t> ready_;
     bool stopping_ = false;
+    std::atomic<std::uint64_t> unfinished_{0};  // every slot's outstanding jobs
     std::uint32_t task_slot_ = 0;
     std::vector<std::thread> threads_;
 };

@@ -72,9 +72,11 @@ struct DataHeaderRef {
 };
 void encode_data_header(const DataHeaderRef& header, msgpack::sbuffer& out);
 
-// Decodes a header frame. On failure returns the drop reason ("frame.garbage",
-// "frame.bad_version", ...) and leaves `out` unspecified. `zone` is scratch memory reused across
-// calls.
+// Decodes a header frame in place (no MessagePack object tree; strings are assigned into `out`,
+// so a reused Header allocates nothing on the hot path). On failure returns the drop reason
+// ("frame.garbage", "frame.bad_version", ...) and leaves `out` unspecified.
+std::optional<std::string_view> decode_header(const void* data, std::size_t size, Header& out);
+// The same; `zone` is unused (kept for callers of the earlier signature).
 std::optional<std::string_view> decode_header(const void* data, std::size_t size, Header& out,
                                               msgpack::zone& zone);
 

@@ -475,7 +475,7 @@ Status Journal::load_outbox_ids() {
             return Status(ErrorCode::corrupt_journal,
                           "journal " + path_ + ": an outbox row has an id that is not 16 bytes");
         }
-        outbox_on_disk_.insert(*id);
+        outbox_on_disk_.insert_or_assign(*id, true);
     }
     return rc == SQLITE_DONE ? Status() : error(rc, "reading the outbox ids");
 }
@@ -507,28 +507,29 @@ Status Journal::set_size_limit(std::uint64_t max_bytes) {
 
 void Journal::outbox_put(OutboxRecord record) {
     const MessageId id = record.id;
-    if (auto it = outbox_ops_.find(id); it != outbox_ops_.end()) {
+    if (std::size_t* op = outbox_ops_.find(id)) {
         // The new row supersedes a buffered put or remove of the same id.
-        ops_[it->second] = std::monostate{};
+        ops_[*op] = std::monostate{};
         --live_ops_;
-        outbox_ops_.erase(it);
+        *op = ops_.size();
+    } else {
+        outbox_ops_.insert_or_assign(id, ops_.size());
     }
     ops_.emplace_back(std::move(record));
     ++live_ops_;
-    outbox_ops_.emplace(id, ops_.size() - 1);
 }
 
 void Journal::outbox_remove(const MessageId& id) {
-    if (auto it = outbox_ops_.find(id); it != outbox_ops_.end()) {
-        if (std::holds_alternative<OutboxRemoval>(ops_[it->second])) return;
-        ops_[it->second] = std::monostate{};
+    if (std::size_t* op = outbox_ops_.find(id)) {
+        if (std::holds_alternative<OutboxRemoval>(ops_[*op])) return;
+        ops_[*op] = std::monostate{};
         --live_ops_;
-        outbox_ops_.erase(it);
+        outbox_ops_.erase(id);
     }
     if (outbox_on_disk_.contains(id)) {
+        outbox_ops_.insert_or_assign(id, ops_.size());
         ops_.emplace_back(OutboxRemoval{id});
         ++live_ops_;
-        outbox_ops_.emplace(id, ops_.size() - 1);
     }
 }
 
@@ -622,7 +623,7 @@ Status Journal::commit() {
 
     for (const PendingOp& op : ops_) {
         if (const auto* record = std::get_if<OutboxRecord>(&op)) {
-            outbox_on_disk_.insert(record->id);
+            outbox_on_disk_.insert_or_assign(record->id, true);
         } else if (const auto* removal = std::get_if<OutboxRemoval>(&op)) {
             outbox_on_disk_.erase(removal->id);
         }
@@ -632,6 +633,62 @@ Status Journal::commit() {
     live_ops_ = 0;
     ++commits_;
     return {};
+}
+
+std::unique_ptr<Journal::Batch> Journal::take_batch() {
+    auto batch = std::make_unique<Batch>();
+    if (live_ops_ > 0) {
+        batch->ops_.swap(ops_);
+        // From here the batch's outcome counts as on disk, so a later remove of one of its puts
+        // leaves a DELETE (a failed batch is retried ahead of it, so the order holds).
+        for (const PendingOp& op : batch->ops_) {
+            if (const auto* record = std::get_if<OutboxRecord>(&op)) {
+                outbox_on_disk_.insert_or_assign(record->id, true);
+            } else if (const auto* removal = std::get_if<OutboxRemoval>(&op)) {
+                outbox_on_disk_.erase(removal->id);
+            }
+        }
+    }
+    ops_.clear();
+    outbox_ops_.clear();
+    live_ops_ = 0;
+    return batch;
+}
+
+Status Journal::write_batch(Batch& batch) {
+    if (batch.ops_.empty()) return {};
+    if (Status s = begin(); !s.ok()) return s;
+    Status status;
+    for (const PendingOp& op : batch.ops_) {
+        status = apply(op);
+        if (!status.ok()) break;
+    }
+    return finish(std::move(status));
+}
+
+void Journal::finish_batch(std::unique_ptr<Batch> batch, const Status& status) {
+    if (!batch || batch->ops_.empty()) return;
+    if (status.ok()) {
+        ++commits_;
+        return;
+    }
+    // Retried first, then what was buffered meanwhile; index the latest live op of each id.
+    std::erase_if(batch->ops_,
+                  [](const PendingOp& op) { return std::holds_alternative<std::monostate>(op); });
+    ops_.insert(ops_.begin(), std::make_move_iterator(batch->ops_.begin()),
+                std::make_move_iterator(batch->ops_.end()));
+    outbox_ops_.clear();
+    live_ops_ = 0;
+    for (std::size_t i = 0; i < ops_.size(); ++i) {
+        const PendingOp& op = ops_[i];
+        if (std::holds_alternative<std::monostate>(op)) continue;
+        ++live_ops_;
+        if (const auto* record = std::get_if<OutboxRecord>(&op)) {
+            outbox_ops_.insert_or_assign(record->id, i);
+        } else if (const auto* removal = std::get_if<OutboxRemoval>(&op)) {
+            outbox_ops_.insert_or_assign(removal->id, i);
+        }
+    }
 }
 
 // --- Reads -----------------------------------------------------------------------------------
@@ -832,7 +889,7 @@ Result<MessageId> Journal::dead_letter_replay(const MessageId& id, std::string_v
         return record;
     }();
     if (Status s = finish(taken.status()); !s.ok()) return s;
-    outbox_on_disk_.insert(taken->id);
+    outbox_on_disk_.insert_or_assign(taken->id, true);
     return taken->id;
 }
 

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -23,6 +24,94 @@ struct sqlite3;
 struct sqlite3_stmt;
 
 namespace peermq::detail {
+
+// A hash map from message id to V, open addressing with linear probing: no allocation per entry
+// and one cache line per lookup, for the journal's per-message bookkeeping. Ids hash well as
+// they are (UuidHash). Removal shifts the following entries back, so there are no tombstones.
+// Not thread-safe.
+template <typename V>
+class UuidTable {
+public:
+    V* find(const Uuid& id) {
+        if (id == Uuid{}) return has_nil_ ? &nil_value_ : nullptr;
+        if (size_ == 0) return nullptr;
+        for (std::size_t i = slot_of(id);; i = (i + 1) & mask_) {
+            if (slots_[i].first == Uuid{}) return nullptr;
+            if (slots_[i].first == id) return &slots_[i].second;
+        }
+    }
+    bool contains(const Uuid& id) { return find(id) != nullptr; }
+
+    void insert_or_assign(const Uuid& id, V value) {
+        if (id == Uuid{}) {
+            has_nil_ = true;
+            nil_value_ = std::move(value);
+            return;
+        }
+        if ((size_ + 1) * 4 > slots_.size() * 3) grow();
+        for (std::size_t i = slot_of(id);; i = (i + 1) & mask_) {
+            if (slots_[i].first == Uuid{}) {
+                slots_[i] = {id, std::move(value)};
+                ++size_;
+                return;
+            }
+            if (slots_[i].first == id) {
+                slots_[i].second = std::move(value);
+                return;
+            }
+        }
+    }
+
+    bool erase(const Uuid& id) {
+        if (id == Uuid{}) return std::exchange(has_nil_, false);
+        if (size_ == 0) return false;
+        std::size_t i = slot_of(id);
+        for (;; i = (i + 1) & mask_) {
+            if (slots_[i].first == Uuid{}) return false;
+            if (slots_[i].first == id) break;
+        }
+        // Backward shift: move up every later entry of the run that may sit at i.
+        for (std::size_t j = (i + 1) & mask_;; j = (j + 1) & mask_) {
+            if (slots_[j].first == Uuid{}) break;
+            const std::size_t home = slot_of(slots_[j].first);
+            // Entry j may move to i when its home is not in (i, j] (cyclically).
+            const bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+            if (stays) continue;
+            slots_[i] = std::move(slots_[j]);
+            i = j;
+        }
+        slots_[i] = {};
+        --size_;
+        return true;
+    }
+
+    void clear() {
+        if (size_ > 0) std::fill(slots_.begin(), slots_.end(), Slot{});
+        size_ = 0;
+        has_nil_ = false;
+    }
+
+private:
+    using Slot = std::pair<Uuid, V>;
+
+    std::size_t slot_of(const Uuid& id) const { return UuidHash{}(id) & mask_; }
+
+    void grow() {
+        std::vector<Slot> old = std::move(slots_);
+        slots_.assign(old.empty() ? 64 : old.size() * 2, Slot{});
+        mask_ = slots_.size() - 1;
+        size_ = 0;
+        for (auto& slot : old) {
+            if (!(slot.first == Uuid{})) insert_or_assign(slot.first, std::move(slot.second));
+        }
+    }
+
+    std::vector<Slot> slots_;
+    std::size_t mask_ = 0;
+    std::size_t size_ = 0;
+    bool has_nil_ = false;
+    V nil_value_{};
+};
 
 // One unacked at_least_once / effectively_once message.
 struct OutboxRecord {
@@ -129,6 +218,19 @@ public:
     // kept, so a later commit retries them.
     Status commit();
     std::size_t pending() const noexcept { return live_ops_; }
+
+    // --- The same group commit in three steps, so that the transaction can run on another
+    // thread while the owner keeps buffering (the node's journal writer):
+    //   take_batch()   owner thread: takes every buffered operation (empty batch: none);
+    //   write_batch()  any one thread: the transaction; touches SQLite and the batch only;
+    //   finish_batch() owner thread: on failure the operations go back in front of those
+    //                  buffered since, to be retried by the next commit.
+    // Until finish_batch, no other member may be called except the buffering ones
+    // (outbox_put, outbox_remove, dead_letter_put), pending() and take_batch's result.
+    class Batch;
+    std::unique_ptr<Batch> take_batch();
+    Status write_batch(Batch& batch);
+    void finish_batch(std::unique_ptr<Batch> batch, const Status& status);
     std::uint64_t commits() const noexcept { return commits_; }
 
     // PRAGMA quick_check over the whole file: ok, or corrupt_journal with SQLite's first finding.
@@ -142,6 +244,18 @@ private:
     using PendingOp = std::variant<std::monostate, OutboxRecord, OutboxRemoval, DeadLetter>;
 
     struct Statements;
+
+public:
+    class Batch {
+    public:
+        bool empty() const noexcept { return ops_.empty(); }
+
+    private:
+        friend class Journal;
+        std::vector<PendingOp> ops_;
+    };
+
+private:
 
     Journal(std::string path, sqlite3* db);
 
@@ -167,10 +281,10 @@ private:
     std::vector<PendingOp> ops_;
     std::size_t live_ops_ = 0;
     // Position in ops_ of the latest live outbox operation for each id.
-    std::unordered_map<MessageId, std::size_t, UuidHash> outbox_ops_;
+    UuidTable<std::size_t> outbox_ops_;
     // Ids committed to the outbox table: a put cancelled by a remove leaves a DELETE behind only
     // when the row really is on disk.
-    std::unordered_set<MessageId, UuidHash> outbox_on_disk_;
+    UuidTable<bool> outbox_on_disk_;
     std::uint64_t commits_ = 0;
     std::int64_t default_max_pages_ = 0;  // SQLite's max_page_count before set_size_limit
 };

@@ -219,8 +219,10 @@ void NodeCore::close() {
 }
 
 QueueShared* NodeCore::queue_shared(std::uint32_t index) {
-    std::lock_guard lock(queues_mutex_);
-    return index < queues_.size() ? queues_[index].get() : nullptr;
+    if (index >= kQueueChunks * kQueueChunkSize) return nullptr;
+    std::atomic<QueueShared*>* chunk =
+        queue_chunks_[index / kQueueChunkSize].load(std::memory_order_acquire);
+    return chunk ? chunk[index % kQueueChunkSize].load(std::memory_order_acquire) : nullptr;
 }
 
 Result<std::uint32_t> NodeCore::declare_queue(const std::string& name, const QueueOptions& opts) {
@@ -230,9 +232,19 @@ Result<std::uint32_t> NodeCore::declare_queue(const std::string& name, const Que
         std::lock_guard lock(queues_mutex_);
         auto it = queue_index_.find(name);
         if (it == queue_index_.end()) {
+            if (queues_.size() >= kQueueChunks * kQueueChunkSize) {
+                return make_error(ErrorCode::invalid_argument, "too many queues on this node");
+            }
             index = static_cast<std::uint32_t>(queues_.size());
             auto shared = std::make_unique<QueueShared>();
             shared->name = name;
+            auto& chunk = queue_chunks_[index / kQueueChunkSize];
+            if (!chunk.load(std::memory_order_relaxed)) {
+                owned_chunks_.push_back(std::make_unique<std::atomic<QueueShared*>[]>(kQueueChunkSize));
+                chunk.store(owned_chunks_.back().get(), std::memory_order_release);
+            }
+            chunk.load(std::memory_order_relaxed)[index % kQueueChunkSize].store(
+                shared.get(), std::memory_order_release);
             queues_.push_back(std::move(shared));
             queue_index_.emplace(name, index);
         } else {

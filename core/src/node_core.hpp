@@ -4,6 +4,7 @@
 // Sockets, peers, in-flight messages and the journal belong to the Actor (actor.hpp) alone.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -97,9 +98,12 @@ struct CallCmd {
     std::function<void(Actor&)> fn;
 };
 struct StopCmd {};
+// The journal writer finished a group commit (see Actor::JournalWriter).
+struct CommitDoneCmd {};
 
 using Command = std::variant<SendCmd, DeclareQueueCmd, ConsumeCmd, SubscribeCmd, PublishCmd,
-                             DiscoveryCmd, OutcomesCmd, FlushCmd, CallCmd, StopCmd>;
+                             DiscoveryCmd, OutcomesCmd, FlushCmd, CallCmd, StopCmd,
+                             CommitDoneCmd>;
 
 class NodeCore {
 public:
@@ -150,6 +154,12 @@ private:
     std::mutex queues_mutex_;
     std::vector<std::unique_ptr<QueueShared>> queues_;
     std::unordered_map<std::string, std::uint32_t> queue_index_;
+    // send() looks its queue up on every call: queue_shared() reads these without the mutex.
+    // Chunks of pointers, published with release stores, never moved or freed before the node.
+    static constexpr std::size_t kQueueChunkSize = 256;
+    static constexpr std::size_t kQueueChunks = 4096;
+    std::array<std::atomic<std::atomic<QueueShared*>*>, kQueueChunks> queue_chunks_{};
+    std::vector<std::unique_ptr<std::atomic<QueueShared*>[]>> owned_chunks_;  // queues_mutex_
 
     mutable std::mutex storage_mutex_;
     std::atomic<bool> storage_failed_{false};

@@ -7,10 +7,11 @@ namespace peermq {
 
 Payload Payload::copy_of(const void* data, std::size_t size) {
     if (size == 0) return {};
-    void* copy = std::malloc(size);
-    if (copy == nullptr) throw std::bad_alloc();
-    std::memcpy(copy, data, size);
-    return adopt_malloc(copy, size);
+    // One allocation holds the control block and the bytes: copy_of is on every send's path.
+    auto block = std::make_shared_for_overwrite<std::byte[]>(size);
+    std::memcpy(block.get(), data, size);
+    const std::byte* bytes = block.get();
+    return adopt(std::shared_ptr<const void>(std::move(block), bytes), bytes, size);
 }
 
 Payload Payload::from_string(std::string text) { return copy_of(text.data(), text.size()); }

@@ -1,26 +1,25 @@
 #include "peermq/uuid.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
-#include <mutex>
 #include <random>
 
 namespace peermq {
 namespace {
 
-// Per-process generator state. UUIDv7 (RFC 9562): 48-bit Unix ms, version 7, 12-bit counter
-// (rand_a, method 1: monotonic within a millisecond), variant 0b10, 62 random bits.
-struct Generator {
-    std::mutex mutex;
-    std::mt19937_64 random{std::random_device{}() ^
-                           (static_cast<std::uint64_t>(std::random_device{}()) << 32)};
-    std::int64_t last_ms = 0;
-    std::uint16_t counter = 0;
-};
+// UUIDv7 (RFC 9562): 48-bit Unix ms, version 7, 12-bit counter (rand_a, method 1: monotonic
+// within a millisecond), variant 0b10, 62 random bits.
+//
+// The (ms, counter) pair is one process-wide atomic word advanced by compare-and-swap, so ids
+// stay unique and monotonic across threads without a lock; the random bits come from a
+// generator per thread (each seeded from the CSPRNG), which needs no synchronization at all.
+std::atomic<std::uint64_t> g_last{0};  // ms << 12 | counter
 
-Generator& generator() {
-    static Generator instance;
-    return instance;
+std::mt19937_64& thread_random() {
+    thread_local std::mt19937_64 random{std::random_device{}() ^
+                                        (static_cast<std::uint64_t>(std::random_device{}()) << 32)};
+    return random;
 }
 
 int hex_value(char c) {
@@ -33,27 +32,31 @@ int hex_value(char c) {
 }  // namespace
 
 Uuid Uuid::generate() {
-    auto& gen = generator();
-    std::int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-    std::uint64_t random_bits;
-    std::uint16_t counter;
-    {
-        std::lock_guard lock(gen.mutex);
-        if (ms <= gen.last_ms) {
-            ms = gen.last_ms;
-            if (++gen.counter > 0x0FFF) {  // counter exhausted: borrow the next millisecond
+    auto& random = thread_random();
+    const auto now_ms = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    const auto fresh_counter = static_cast<std::uint64_t>(random() & 0x01FF);  // leaves headroom
+    std::uint64_t last = g_last.load(std::memory_order_relaxed);
+    std::uint64_t next;
+    do {
+        const std::uint64_t last_ms = last >> 12;
+        if (now_ms <= last_ms) {
+            std::uint64_t counter = (last & 0x0FFF) + 1;
+            std::uint64_t ms = last_ms;
+            if (counter > 0x0FFF) {  // counter exhausted: borrow the next millisecond
                 ++ms;
-                gen.counter = 0;
+                counter = 0;
             }
+            next = ms << 12 | counter;
         } else {
-            gen.counter = static_cast<std::uint16_t>(gen.random() & 0x01FF);  // leaves headroom
+            next = now_ms << 12 | fresh_counter;
         }
-        gen.last_ms = ms;
-        counter = gen.counter;
-        random_bits = gen.random();
-    }
+    } while (!g_last.compare_exchange_weak(last, next, std::memory_order_relaxed));
+    const std::uint64_t ms = next >> 12;
+    const auto counter = static_cast<std::uint16_t>(next & 0x0FFF);
+    const std::uint64_t random_bits = random();
     std::array<std::uint8_t, kSize> b{};
     for (int i = 0; i < 6; ++i) b[i] = static_cast<std::uint8_t>(ms >> (8 * (5 - i)));
     b[6] = static_cast<std::uint8_t>(0x70 | ((counter >> 8) & 0x0F));
@@ -115,14 +118,5 @@ std::string Uuid::to_string() const {
 }
 
 std::string Uuid::short_string() const { return to_string().substr(28); }
-
-std::size_t UuidHash::operator()(const Uuid& id) const noexcept {
-    // The last 8 bytes of a UUIDv7 are random: a good hash as they are.
-    std::uint64_t h;
-    std::memcpy(&h, id.data() + 8, sizeof h);
-    std::uint64_t t;
-    std::memcpy(&t, id.data(), sizeof t);
-    return static_cast<std::size_t>(h ^ (t * 0x9E3779B97F4A7C15ull));
-}
 
 }  // namespace peermq

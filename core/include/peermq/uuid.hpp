@@ -1,14 +1,15 @@
 // Uuid: 16-byte identifiers for messages (UUIDv7, time-ordered) and nodes.
 //
-// A value type; generate() is thread-safe and monotonic within a process: two ids generated one
-// after the other compare in generation order (the 12-bit rand_a field is a sub-millisecond
-// counter, RFC 9562 §6.2 method 1).
+// A value type; generate() is thread-safe, lock-free and monotonic within a process: two ids
+// generated one after the other compare in generation order (the 12-bit rand_a field is a
+// sub-millisecond counter, RFC 9562 §6.2 method 1).
 #pragma once
 
 #include <array>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <string>
@@ -41,7 +42,15 @@ public:
     std::string short_string() const;
 
     friend auto operator<=>(const Uuid&, const Uuid&) = default;
-    friend bool operator==(const Uuid&, const Uuid&) = default;
+    // Two 64-bit compares instead of a call to memcmp: ids are compared on every hash lookup.
+    friend bool operator==(const Uuid& a, const Uuid& b) noexcept {
+        std::uint64_t a0, a1, b0, b1;
+        std::memcpy(&a0, a.bytes_.data(), 8);
+        std::memcpy(&a1, a.bytes_.data() + 8, 8);
+        std::memcpy(&b0, b.bytes_.data(), 8);
+        std::memcpy(&b1, b.bytes_.data() + 8, 8);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
 
 private:
     std::array<std::uint8_t, kSize> bytes_{};
@@ -51,7 +60,14 @@ using MessageId = Uuid;
 using NodeId = Uuid;
 
 struct UuidHash {
-    std::size_t operator()(const Uuid& id) const noexcept;
+    std::size_t operator()(const Uuid& id) const noexcept {
+        // The last 8 bytes of a UUIDv7 are random: a good hash as they are.
+        std::uint64_t h;
+        std::memcpy(&h, id.data() + 8, sizeof h);
+        std::uint64_t t;
+        std::memcpy(&t, id.data(), sizeof t);
+        return static_cast<std::size_t>(h ^ (t * 0x9E3779B97F4A7C15ull));
+    }
 };
 
 }  // namespace peermq
