@@ -9,7 +9,8 @@ packages=(
     libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libsqlite3-dev sqlite3
     libavahi-client-dev libavahi-core-dev avahi-daemon avahi-utils dbus
     libgtest-dev libgmock-dev libbenchmark-dev
-    iproute2 procps python3
+    libcli11-dev nlohmann-json3-dev libcpp-httplib-dev doxygen
+    iproute2 procps python3 curl
 )
 
 is_installed() {

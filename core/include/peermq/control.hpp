@@ -1,0 +1,59 @@
+// Control: a running node's local administration endpoint, and the client that reaches it.
+//
+// A node serves requests on its control endpoint (NodeOptions::control_endpoint; by default
+// ipc://<data_dir>/control.sock when it has a data directory, none otherwise). Requests are
+// answered by the node from the same state Node::stats(), Node::peers() and
+// Node::dead_letters() give in process. The endpoint is for this host's operators: an ipc socket
+// takes the permissions of its directory, and a tcp endpoint must be on a loopback address.
+//
+// The `peermq` tool uses ControlClient for `stats` and for `dlq` against a running node; a
+// stopped node's dead letters are reached with DeadLetterJournal (dead_letters.hpp).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "peermq/dead_letters.hpp"
+#include "peermq/stats.hpp"
+#include "peermq/status.hpp"
+
+namespace peermq {
+
+// The default control endpoint of a node whose data directory is `data_dir`:
+// "ipc://<absolute data_dir>/control.sock".
+std::string control_endpoint_for_data_dir(const std::string& data_dir);
+
+// True when a running node holds the lock on `data_dir` (two nodes never share one).
+bool data_dir_in_use(const std::string& data_dir);
+
+class ControlClient {
+public:
+    // Prepares a client for `endpoint` ("ipc://..." or "tcp://127.0.0.1:port"); nothing is sent
+    // yet. Each request waits at most `timeout`, then fails with `unavailable` (no node answers).
+    static Result<ControlClient> connect(std::string endpoint,
+                                         std::chrono::milliseconds timeout = std::chrono::seconds(2));
+
+    ControlClient(ControlClient&&) noexcept;
+    ControlClient& operator=(ControlClient&&) noexcept;
+    ~ControlClient();
+
+    const std::string& endpoint() const noexcept;
+
+    Result<NodeStats> stats();
+    Result<std::vector<PeerInfo>> peers();
+    Result<std::vector<DeadLetter>> dead_letter_list(const DeadLetterFilter& filter = {});
+    Result<DeadLetter> dead_letter_get(const MessageId& id);
+    Result<std::size_t> dead_letter_purge(const DeadLetterFilter& filter);
+    // As DeadLetters::replay on the node: sent at once, with fresh attempts.
+    Result<MessageId> dead_letter_replay(const MessageId& id, const std::string& queue = {});
+
+private:
+    struct Impl;
+    explicit ControlClient(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace peermq

@@ -1,0 +1,11 @@
+// Placeholder: replaced by the subcommand's implementation.
+#include "commands.hpp"
+
+namespace peermq::cli {
+
+void add_peers_command(CLI::App& app, Runner& selected) {
+    (void)app;
+    (void)selected;
+}
+
+}  // namespace peermq::cli

@@ -1,0 +1,30 @@
+// The subcommands of the `peermq` tool. Each add_*_command registers its subcommand(s) on the
+// application; when one is chosen on the command line, its parse callback stores what to run in
+// `selected`, and main() runs it after parsing. A command returns the process exit code; errors
+// are reported by throwing CliError (one line, no stack trace).
+#pragma once
+
+#include <functional>
+#include <stdexcept>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+namespace peermq::cli {
+
+using Runner = std::function<int()>;
+
+// A user-facing failure: main() prints "peermq: <what>" and exits with `code`.
+struct CliError : std::runtime_error {
+    explicit CliError(const std::string& what, int code = 1) : std::runtime_error(what), code(code) {}
+    int code;
+};
+
+void add_peers_command(CLI::App& app, Runner& selected);
+void add_message_commands(CLI::App& app, Runner& selected);  // send, consume, publish, tap
+void add_dlq_command(CLI::App& app, Runner& selected);
+void add_stats_command(CLI::App& app, Runner& selected);
+void add_bench_command(CLI::App& app, Runner& selected);
+void add_doctor_command(CLI::App& app, Runner& selected);
+
+}  // namespace peermq::cli
