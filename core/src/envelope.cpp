@@ -467,11 +467,6 @@ std::optional<std::string_view> decode_header(const void* data, std::size_t size
     return reason;
 }
 
-std::optional<std::string_view> decode_header(const void* data, std::size_t size, Header& out,
-                                              msgpack::zone& /*zone*/) {
-    return decode_header(data, size, out);
-}
-
 void encode_hello(const Hello& h, msgpack::sbuffer& out) {
     msgpack::packer<msgpack::sbuffer> pk(out);
     pk.pack_map(h.host.empty() ? 7 : 8);

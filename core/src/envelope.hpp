@@ -76,9 +76,6 @@ void encode_data_header(const DataHeaderRef& header, msgpack::sbuffer& out);
 // so a reused Header allocates nothing on the hot path). On failure returns the drop reason
 // ("frame.garbage", "frame.bad_version", ...) and leaves `out` unspecified.
 std::optional<std::string_view> decode_header(const void* data, std::size_t size, Header& out);
-// The same; `zone` is unused (kept for callers of the earlier signature).
-std::optional<std::string_view> decode_header(const void* data, std::size_t size, Header& out,
-                                              msgpack::zone& zone);
 
 struct QueueAd {
     std::string name;

@@ -10,8 +10,7 @@ namespace detail = peermq::detail;
 namespace {
 
 std::optional<std::string_view> decode(const std::string& bytes, detail::Header& out) {
-    msgpack::zone zone;
-    return detail::decode_header(bytes.data(), bytes.size(), out, zone);
+    return detail::decode_header(bytes.data(), bytes.size(), out);
 }
 
 std::string encode(const detail::Header& header) {
