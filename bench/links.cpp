@@ -25,13 +25,16 @@ constexpr auto kRunTimeout = milliseconds(90'000);    // "done": a run is meant 
 constexpr auto kStopTimeout = milliseconds(10'000);
 constexpr auto kConfirmTimeout = milliseconds(30'000);
 constexpr std::uint32_t kPrefetch = 1024;
+constexpr int kTopicHwm = 100'000;  // as peermq's PUB socket (core/src/node.cpp)
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Starts a peer process in `role` and returns it with the port it reported.
 Result<std::pair<PeerProcess, std::uint16_t>> start_peer(const BenchContext& context,
                                                          const std::vector<std::string>& args) {
-    auto process = PeerProcess::spawn(context.executable, args);
+    std::vector<std::string> argv = context.role_prefix;
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto process = PeerProcess::spawn(context.executable, argv);
     if (!process) return process.status();
     auto ready = process->expect("ready", kReplyTimeout);
     if (!ready) return ready.status();
@@ -126,22 +129,48 @@ NodeOptions producer_options(const BenchContext& context, std::uint16_t consumer
     return options;
 }
 
+bool has(const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 // Waits until the producer sees the consumer alive and consuming "bench".
 Status await_consumer(const Node& producer) {
     const bool seen = wait_until(
         [&] {
             for (const auto& peer : producer.peers()) {
-                if (peer.state == PeerState::alive &&
-                    std::find(peer.queues.begin(), peer.queues.end(), "bench") !=
-                        peer.queues.end()) {
-                    return true;
-                }
+                if (peer.state == PeerState::alive && has(peer.queues, "bench")) return true;
             }
             return false;
         },
         kReplyTimeout);
     return seen ? Status{}
                 : make_error(ErrorCode::timed_out, "the consumer did not appear as alive");
+}
+
+// Waits until the publisher sees the subscriber alive and subscribed to "bench".
+Status await_subscriber(const Node& publisher) {
+    const bool seen = wait_until(
+        [&] {
+            for (const auto& peer : publisher.peers()) {
+                if (peer.state == PeerState::alive && has(peer.topics, kBenchTopic)) return true;
+            }
+            return false;
+        },
+        kReplyTimeout);
+    return seen ? Status{}
+                : make_error(ErrorCode::timed_out, "the subscriber did not appear as alive");
+}
+
+// The producer's node: for a durable flow, with its journal in `dir` (created here).
+Result<Node> start_producer(const BenchContext& context, std::uint16_t consumer_port,
+                            QueueFlow flow, TempDir& dir) {
+    NodeOptions options = producer_options(context, consumer_port);
+    if (flow.durability != Durability::memory) {
+        if (Status created = dir.create(); !created.ok()) return created;
+        options.data_dir = dir.path();
+        options.durability = flow.durability;
+    }
+    return Node::create(options);
 }
 
 std::vector<std::string> consumer_args(const BenchContext& context,
@@ -192,18 +221,18 @@ private:
 class PeermqQueue final : public ThroughputLink {
 public:
     PeermqQueue(PeerProcess peer, std::unique_ptr<TempDir> dir, Node producer, Queue queue,
-                PeermqMode mode, std::size_t size)
+                Guarantee guarantee, std::size_t size)
         : dir_(std::move(dir)),
           peer_(std::move(peer)),
           producer_(std::move(producer)),
           queue_(std::move(queue)),
-          mode_(mode),
+          guarantee_(guarantee),
           payload_(size, 'x') {}
 
     Result<double> run(std::size_t n) override {
         if (n < 2) return make_error(ErrorCode::invalid_argument, "a run needs 2 messages");
         if (Status armed = arm(peer_, n); !armed.ok()) return armed;
-        if (mode_ == PeermqMode::best_effort) {
+        if (guarantee_ == Guarantee::best_effort) {
             if (Status sent = send(n); !sent.ok()) return sent;
             auto ns = await_done(peer_, n);
             if (!ns) return ns.status();
@@ -258,7 +287,128 @@ private:
     PeerProcess peer_;
     Node producer_;
     Queue queue_;
-    PeermqMode mode_;
+    Guarantee guarantee_;
+    std::string payload_;
+};
+
+// The sending half shared by the two topic links: runs end with the run's end marker, sent
+// after the data on the same connection, so a run whose messages were partly dropped ends too.
+class TopicLink : public ThroughputLink {
+public:
+    Result<double> run(std::size_t n) override {
+        if (n < 2) return make_error(ErrorCode::invalid_argument, "a run needs 2 messages");
+        ++run_number_;
+        if (Status armed = arm(peer_, n); !armed.ok()) return armed;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (Status sent = publish_data(); !sent.ok()) return sent;
+        }
+        auto line = publish_until_answer(end_marker(run_number_), kRunTimeout);
+        if (!line) return line.status();
+        const auto words = split_words(line.value());
+        if (words.size() != 3 || words[0] != "done") {
+            return make_error(ErrorCode::timed_out,
+                              "the subscriber answered '" + line.value() + "'");
+        }
+        const std::size_t got = std::min<std::size_t>(std::stoull(words[1]), n);
+        lost_ += n - got;
+        if (got < 2) {
+            return make_error(ErrorCode::internal, "the subscriber received " +
+                                                       std::to_string(got) + " of " +
+                                                       std::to_string(n) + " messages");
+        }
+        return receiver_rate(got, std::stoll(words[2]));
+    }
+
+    Status stop() override {
+        close_sender();
+        return peer_.stop(kStopTimeout);
+    }
+
+    std::uint64_t lost() const override { return lost_; }
+
+    // Publishes sync markers until the subscriber received one: the subscription has reached
+    // the publisher, so that no message of the first run is published into the void.
+    Status sync() {
+        if (Status sent = peer_.send_line("sync"); !sent.ok()) return sent;
+        auto line = publish_until_answer("s", kReplyTimeout);
+        if (!line) return line.status();
+        if (line.value() != "synced") {
+            return make_error(ErrorCode::timed_out, "the subscriber never received a message");
+        }
+        return {};
+    }
+
+protected:
+    explicit TopicLink(PeerProcess peer) : peer_(std::move(peer)) {}
+    virtual Status publish_data() = 0;
+    virtual Status publish_control(const std::string& body) = 0;
+    virtual void close_sender() = 0;
+
+private:
+    // Publishes `body` about every millisecond until the peer answers; returns the answer.
+    Result<std::string> publish_until_answer(const std::string& body,
+                                             std::chrono::milliseconds timeout) {
+        const auto deadline = Clock::now() + timeout;
+        for (;;) {
+            if (Status sent = publish_control(body); !sent.ok()) return sent;
+            auto line = peer_.read_line(milliseconds(1));
+            if (line || line.status().code() != ErrorCode::timed_out) return line;
+            if (Clock::now() >= deadline) {
+                return make_error(ErrorCode::timed_out, "the subscriber did not answer in time");
+            }
+        }
+    }
+
+    PeerProcess peer_;
+    std::uint64_t run_number_ = 0;
+    std::uint64_t lost_ = 0;
+};
+
+class RawPub final : public TopicLink {
+public:
+    RawPub(PeerProcess peer, std::uint16_t port, std::size_t size)
+        : TopicLink(std::move(peer)), pub_(context_, zmq::socket_type::pub), payload_(size, 'x') {
+        pub_.set(zmq::sockopt::sndhwm, kTopicHwm);
+        pub_.set(zmq::sockopt::linger, 0);
+        pub_.connect("tcp://127.0.0.1:" + std::to_string(port));
+    }
+
+private:
+    Status publish_data() override {
+        zmq::message_t message(payload_.data(), payload_.size());
+        (void)pub_.send(message, zmq::send_flags::none);  // PUB drops past its high-water mark
+        return {};
+    }
+    Status publish_control(const std::string& body) override {
+        const std::string frame = kControlByte + body;
+        zmq::message_t message(frame.data(), frame.size());
+        (void)pub_.send(message, zmq::send_flags::none);
+        return {};
+    }
+    void close_sender() override { pub_.close(); }
+
+    zmq::context_t context_;
+    zmq::socket_t pub_;
+    std::string payload_;
+};
+
+class PeermqTopic final : public TopicLink {
+public:
+    PeermqTopic(PeerProcess peer, Node publisher, std::size_t size)
+        : TopicLink(std::move(peer)), publisher_(std::move(publisher)), payload_(size, 'x') {}
+
+private:
+    Status publish_data() override {
+        return publisher_.publish_payload(kBenchTopic,
+                                          Payload::copy_of(payload_.data(), payload_.size()));
+    }
+    Status publish_control(const std::string& body) override {
+        return publisher_.publish_payload(kControlTopic,
+                                          Payload::copy_of(body.data(), body.size()));
+    }
+    void close_sender() override { publisher_.close(); }
+
+    Node publisher_;
     std::string payload_;
 };
 
@@ -303,8 +453,10 @@ private:
 
 class PeermqConfirmed final : public LatencyLink {
 public:
-    PeermqConfirmed(PeerProcess peer, Node producer, Queue queue, std::size_t size)
-        : peer_(std::move(peer)),
+    PeermqConfirmed(PeerProcess peer, std::unique_ptr<TempDir> dir, Node producer, Queue queue,
+                    std::size_t size)
+        : dir_(std::move(dir)),
+          peer_(std::move(peer)),
           producer_(std::move(producer)),
           queue_(std::move(queue)),
           payload_(size, 'x') {}
@@ -338,6 +490,7 @@ public:
     }
 
 private:
+    std::unique_ptr<TempDir> dir_;  // first member: removed after the node closed
     PeerProcess peer_;
     Node producer_;
     Queue queue_;
@@ -345,6 +498,15 @@ private:
 };
 
 }  // namespace
+
+QueueFlow flow_of(PeermqMode mode) noexcept {
+    switch (mode) {
+        case PeermqMode::best_effort: return {Guarantee::best_effort, Durability::memory};
+        case PeermqMode::memory: return {Guarantee::at_least_once, Durability::memory};
+        case PeermqMode::group_commit: return {Guarantee::at_least_once, Durability::group_commit};
+    }
+    return {};
+}
 
 const char* to_string(PeermqMode mode) noexcept {
     switch (mode) {
@@ -365,30 +527,48 @@ Result<std::unique_ptr<ThroughputLink>> start_raw_push(const BenchContext& conte
 }
 
 Result<std::unique_ptr<ThroughputLink>> start_peermq_queue(const BenchContext& context,
-                                                           PeermqMode mode,
+                                                           QueueFlow flow,
                                                            std::size_t payload_size) {
     auto peer = start_peer(context, consumer_args(context, NodeOptions{}.ack_batch_interval));
     if (!peer) return peer.status();
     auto& [process, port] = peer.value();
-    NodeOptions options = producer_options(context, port);
     auto dir = std::make_unique<TempDir>();
-    if (mode == PeermqMode::group_commit) {
-        if (Status created = dir->create(); !created.ok()) return created;
-        options.data_dir = dir->path();
-        options.durability = Durability::group_commit;
-    }
-    auto producer = Node::create(options);
+    auto producer = start_producer(context, port, flow, *dir);
     if (!producer) return producer.status();
     QueueOptions queue_options;
-    queue_options.guarantee =
-        mode == PeermqMode::best_effort ? Guarantee::best_effort : Guarantee::at_least_once;
+    queue_options.guarantee = flow.guarantee;
     queue_options.max_length = context.max_length;
     auto queue = producer->queue("bench", queue_options);
     if (!queue) return queue.status();
     if (Status seen = await_consumer(producer.value()); !seen.ok()) return seen;
     return std::unique_ptr<ThroughputLink>(std::make_unique<PeermqQueue>(
         std::move(process), std::move(dir), std::move(producer).value(), std::move(queue).value(),
-        mode, payload_size));
+        flow.guarantee, payload_size));
+}
+
+Result<std::unique_ptr<ThroughputLink>> start_raw_pub(const BenchContext& context,
+                                                      std::size_t payload_size) {
+    auto peer = start_peer(context, {"--role", kRoleZmqSub});
+    if (!peer) return peer.status();
+    auto& [process, port] = peer.value();
+    auto link = std::make_unique<RawPub>(std::move(process), port, payload_size);
+    if (Status synced = link->sync(); !synced.ok()) return synced;
+    return std::unique_ptr<ThroughputLink>(std::move(link));
+}
+
+Result<std::unique_ptr<ThroughputLink>> start_peermq_topic(const BenchContext& context,
+                                                           std::size_t payload_size) {
+    auto peer =
+        start_peer(context, {"--role", kRolePeermqSubscriber, "--cluster", context.cluster});
+    if (!peer) return peer.status();
+    auto& [process, port] = peer.value();
+    auto publisher = Node::create(producer_options(context, port));
+    if (!publisher) return publisher.status();
+    if (Status seen = await_subscriber(publisher.value()); !seen.ok()) return seen;
+    auto link = std::make_unique<PeermqTopic>(std::move(process), std::move(publisher).value(),
+                                              payload_size);
+    if (Status synced = link->sync(); !synced.ok()) return synced;
+    return std::unique_ptr<ThroughputLink>(std::move(link));
 }
 
 Result<std::unique_ptr<LatencyLink>> start_raw_reqrep(const BenchContext& context,
@@ -401,20 +581,25 @@ Result<std::unique_ptr<LatencyLink>> start_raw_reqrep(const BenchContext& contex
 }
 
 Result<std::unique_ptr<LatencyLink>> start_peermq_confirmed(
-    const BenchContext& context, std::size_t payload_size,
+    const BenchContext& context, QueueFlow flow, std::size_t payload_size,
     std::chrono::microseconds ack_batch_interval) {
+    if (flow.guarantee == Guarantee::best_effort) {
+        return make_error(ErrorCode::invalid_argument, "best_effort messages are never acked");
+    }
     auto peer = start_peer(context, consumer_args(context, ack_batch_interval));
     if (!peer) return peer.status();
     auto& [process, port] = peer.value();
-    auto producer = Node::create(producer_options(context, port));
+    auto dir = std::make_unique<TempDir>();
+    auto producer = start_producer(context, port, flow, *dir);
     if (!producer) return producer.status();
     QueueOptions queue_options;
-    queue_options.guarantee = Guarantee::at_least_once;
+    queue_options.guarantee = flow.guarantee;
     auto queue = producer->queue("bench", queue_options);
     if (!queue) return queue.status();
     if (Status seen = await_consumer(producer.value()); !seen.ok()) return seen;
     return std::unique_ptr<LatencyLink>(std::make_unique<PeermqConfirmed>(
-        std::move(process), std::move(producer).value(), std::move(queue).value(), payload_size));
+        std::move(process), std::move(dir), std::move(producer).value(), std::move(queue).value(),
+        payload_size));
 }
 
 }  // namespace peermq::bench

@@ -7,16 +7,21 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "peermq/options.hpp"
 #include "peermq/status.hpp"
 
 namespace peermq::bench {
 
 struct BenchContext {
-    std::string executable;              // this program, started again for each peer process
+    std::string executable;  // this program, started again for each peer process
+    // Arguments placed before "--role ..." when starting a peer process: empty for peermq_bench,
+    // {"bench-peer"} for the peermq tool.
+    std::vector<std::string> role_prefix;
     std::string cluster;                 // unique per benchmark run: no other node can join
     std::size_t max_length = 1'000'000;  // QueueOptions::max_length of the throughput queues
 };
@@ -29,6 +34,8 @@ public:
     virtual Result<double> run(std::size_t n) = 0;
     // Stops the sender and the peer process; reports a peer that did not exit cleanly.
     virtual Status stop() = 0;
+    // Messages sent and never received over every run so far: only topics may drop.
+    virtual std::uint64_t lost() const { return 0; }
 };
 
 // Round trips, one at a time.
@@ -40,6 +47,14 @@ public:
     virtual Status stop() = 0;
 };
 
+// How a peermq queue link sends.
+struct QueueFlow {
+    Guarantee guarantee = Guarantee::at_least_once;
+    // group_commit: the producer's journal lives in a fresh temporary data_dir, removed after.
+    Durability durability = Durability::memory;
+};
+
+// The three queue figures of peermq_bench.
 enum class PeermqMode {
     best_effort,   // rate = messages handled by the consumer, first to last arrival
     memory,        // at_least_once, Durability::memory: rate = messages acked at the producer
@@ -47,22 +62,34 @@ enum class PeermqMode {
 };
 
 const char* to_string(PeermqMode mode) noexcept;
+QueueFlow flow_of(PeermqMode mode) noexcept;
 
 // Raw cppzmq PUSH (here) -> PULL (peer); rate = messages received, first to last arrival.
 Result<std::unique_ptr<ThroughputLink>> start_raw_push(const BenchContext& context,
                                                        std::size_t payload_size);
-// A peermq producer node (here) sending on queue "bench" to a consumer node (peer).
+// A peermq producer node (here) sending on queue "bench" to a consumer node (peer). Rate: for
+// best_effort, messages handled by the consumer, first to last arrival; for the acked
+// guarantees, messages acked at the producer, from before the first send() until the last ack.
 Result<std::unique_ptr<ThroughputLink>> start_peermq_queue(const BenchContext& context,
-                                                           PeermqMode mode,
+                                                           QueueFlow flow,
+                                                           std::size_t payload_size);
+
+// Raw cppzmq PUB (here) -> SUB (peer), high-water marks as peermq's; rate = messages received,
+// first to last arrival (a run ends at its end marker when some were dropped).
+Result<std::unique_ptr<ThroughputLink>> start_raw_pub(const BenchContext& context,
+                                                      std::size_t payload_size);
+// A peermq node (here) publishing on topic "bench" to a subscriber node (peer); rate as raw.
+Result<std::unique_ptr<ThroughputLink>> start_peermq_topic(const BenchContext& context,
                                                            std::size_t payload_size);
 
 // Raw cppzmq REQ (here) -> REP echo (peer).
 Result<std::unique_ptr<LatencyLink>> start_raw_reqrep(const BenchContext& context,
                                                       std::size_t payload_size);
-// peermq send_confirmed (at_least_once, memory) -> consumer -> ack; the consumer acks after
-// `ack_batch_interval` (0 = at the end of the actor's loop turn).
+// peermq send_confirmed -> consumer -> ack, with the flow's guarantee (acked ones only) and
+// durability; the consumer acks after `ack_batch_interval` (0 = at the end of the actor's loop
+// turn).
 Result<std::unique_ptr<LatencyLink>> start_peermq_confirmed(
-    const BenchContext& context, std::size_t payload_size,
+    const BenchContext& context, QueueFlow flow, std::size_t payload_size,
     std::chrono::microseconds ack_batch_interval);
 
 }  // namespace peermq::bench

@@ -19,9 +19,8 @@
 #include <thread>
 #include <vector>
 
-#include <zmq.h>
-
 #include "links.hpp"
+#include "measure.hpp"
 #include "peer_process.hpp"
 #include "peermq/options.hpp"
 #include "roles.hpp"
@@ -147,38 +146,6 @@ std::optional<Settings> parse(int argc, char** argv) {
     return settings;
 }
 
-std::string load_average() {
-    double load[3] = {0, 0, 0};
-    if (::getloadavg(load, 3) != 3) return "unknown";
-    char text[64];
-    std::snprintf(text, sizeof text, "%.2f %.2f %.2f", load[0], load[1], load[2]);
-    return text;
-}
-
-std::string executable_path(const char* argv0) {
-    char path[4096];
-    const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
-    if (n <= 0) return argv0;
-    path[n] = '\0';
-    return path;
-}
-
-// 1234567 -> "1,234,567"
-std::string grouped(double value) {
-    const std::string digits = std::to_string(std::llround(value));
-    std::string out;
-    for (std::size_t i = 0; i < digits.size(); ++i) {
-        if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
-        out.push_back(digits[i]);
-    }
-    return out;
-}
-
-std::string size_label(std::size_t size) {
-    return size >= 1024 && size % 1024 == 0 ? std::to_string(size / 1024) + " KiB"
-                                            : std::to_string(size) + " B";
-}
-
 struct Goal {
     double ratio = 0;
     bool at_most = false;  // latency: peermq/raw must not exceed `ratio`
@@ -237,7 +204,7 @@ Result<ThroughputFigure> measure_throughput(const BenchContext& context, const S
         raw = std::move(started).value();
     }
     if (mode) {
-        auto started = start_peermq_queue(context, *mode, size);
+        auto started = start_peermq_queue(context, flow_of(*mode), size);
         if (!started) return started.status();
         peermq = std::move(started).value();
     }
@@ -253,27 +220,15 @@ Result<ThroughputFigure> measure_throughput(const BenchContext& context, const S
         if (!n) return n.status();
         peermq_n = n.value();
     }
-    ThroughputFigure figure;
-    for (int run = 0; run < settings.runs; ++run) {
-        if (raw) {
-            auto rate = raw->run(raw_n);
-            if (!rate) return rate.status();
-            figure.raw.push_back(rate.value());
-            if (settings.verbose) {
-                std::fprintf(stderr, "  raw run %d: %s msg/s\n", run + 1,
-                             grouped(rate.value()).c_str());
-            }
-        }
-        if (peermq) {
-            auto rate = peermq->run(peermq_n);
-            if (!rate) return rate.status();
-            figure.peermq.push_back(rate.value());
-            if (settings.verbose) {
-                std::fprintf(stderr, "  peermq run %d: %s msg/s\n", run + 1,
-                             grouped(rate.value()).c_str());
-            }
-        }
-    }
+    auto samples = alternate_runs(raw.get(), peermq.get(), raw_n, peermq_n, settings.runs,
+                                  [&](const char* side, int run, std::size_t, double rate) {
+                                      if (settings.verbose) {
+                                          std::fprintf(stderr, "  %s run %d: %s msg/s\n", side, run,
+                                                       grouped(rate).c_str());
+                                      }
+                                  });
+    if (!samples) return samples.status();
+    ThroughputFigure figure{std::move(samples->peermq), std::move(samples->raw)};
     if (raw) {
         if (Status stopped = raw->stop(); !stopped.ok()) return stopped;
     }
@@ -291,34 +246,17 @@ Result<LatencyFigure> measure_latency(const BenchContext& context, std::size_t m
                                       std::chrono::microseconds ack_interval) {
     auto raw = start_raw_reqrep(context, kLatencySize);
     if (!raw) return raw.status();
-    auto peermq = start_peermq_confirmed(context, kLatencySize, ack_interval);
+    auto peermq =
+        start_peermq_confirmed(context, flow_of(PeermqMode::memory), kLatencySize, ack_interval);
     if (!peermq) return peermq.status();
-    if (auto warm = raw.value()->run(kLatencyWarmup); !warm) return warm.status();
-    if (auto warm = peermq.value()->run(kLatencyWarmup); !warm) return warm.status();
-    LatencyFigure figure;
-    for (int run = 0; run < runs; ++run) {
-        auto raw_micros = raw.value()->run(messages);
-        if (!raw_micros) return raw_micros.status();
-        figure.raw_p50.push_back(quantile(raw_micros.value(), 0.50));
-        figure.raw_p99.push_back(quantile(raw_micros.value(), 0.99));
-        auto micros = peermq.value()->run(messages);
-        if (!micros) return micros.status();
-        figure.p50.push_back(quantile(micros.value(), 0.50));
-        figure.p99.push_back(quantile(micros.value(), 0.99));
-    }
+    auto samples =
+        alternate_round_trips(*raw.value(), *peermq.value(), kLatencyWarmup, messages, runs);
+    if (!samples) return samples.status();
+    LatencyFigure figure{std::move(samples->p50), std::move(samples->p99),
+                         std::move(samples->raw_p50), std::move(samples->raw_p99)};
     if (Status stopped = raw.value()->stop(); !stopped.ok()) return stopped;
     if (Status stopped = peermq.value()->stop(); !stopped.ok()) return stopped;
     return figure;
-}
-
-// Runs `body`, turning an exception into a failed figure.
-template <typename T>
-Result<T> guarded(const std::function<Result<T>()>& body) {
-    try {
-        return body();
-    } catch (const std::exception& e) {
-        return make_error(ErrorCode::internal, e.what());
-    }
 }
 
 void print_throughput_header() {
@@ -392,15 +330,13 @@ int bench_main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     // Static peers only: a PEERMQ_PEERS from the environment would add strangers.
     ::unsetenv("PEERMQ_PEERS");
-    const BenchContext context{executable_path(argv[0]), "bench" + std::to_string(::getpid()),
-                               settings.max_length};
+    const BenchContext context{
+        executable_path(argv[0]), {}, "bench" + std::to_string(::getpid()), settings.max_length};
 
-    int major = 0, minor = 0, patch = 0;
-    zmq_version(&major, &minor, &patch);
     std::printf(
-        "peermq_bench: peermq beside raw ZeroMQ (libzmq %d.%d.%d) measured in the same "
+        "peermq_bench: peermq beside raw ZeroMQ (%s) measured in the same "
         "run;\n  tcp loopback 127.0.0.1, the receiving peer is a separate process\n",
-        major, minor, patch);
+        zmq_version_string().c_str());
     std::printf("cores: %u   load average at start: %s\n", std::thread::hardware_concurrency(),
                 load_average().c_str());
     std::printf(

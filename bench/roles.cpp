@@ -3,6 +3,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -12,6 +13,7 @@
 #include <iostream>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include <zmq.hpp>
 
@@ -27,6 +29,8 @@ using Clock = std::chrono::steady_clock;
 // gives up (and kills the child) earlier when a run is badly late.
 constexpr auto kRunDeadline = std::chrono::seconds(120);
 constexpr int kRecvTimeoutMs = 60'000;
+constexpr int kSyncTimeoutMs = 10'000;
+constexpr int kTopicHwm = 100'000;
 
 void reply(const std::string& line) {
     const std::string text = line + "\n";
@@ -57,9 +61,9 @@ std::uint16_t port_of(const std::string& endpoint) {
     return static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
 }
 
-// Reads commands until "quit" or end of input; `run` serves one "run N".
-template <typename RunFn>
-int serve(RunFn run) {
+// Reads commands until "quit" or end of input; `run` serves one "run N", `sync` one "sync".
+template <typename RunFn, typename SyncFn>
+int serve(RunFn run, SyncFn sync) {
     std::string line;
     while (std::getline(std::cin, line)) {
         const auto words = split_words(line);
@@ -69,10 +73,20 @@ int serve(RunFn run) {
             run(std::stoull(words[1]));
             continue;
         }
+        if (words[0] == "sync" && words.size() == 1) {
+            reply(sync() ? "synced" : "timeout 0 0");
+            continue;
+        }
         std::fprintf(stderr, "peermq_bench child: unknown command '%s'\n", line.c_str());
         return 2;
     }
     return 0;
+}
+
+// The queue and request roles need no "sync": their senders see the connection otherwise.
+template <typename RunFn>
+int serve(RunFn run) {
+    return serve(run, [] { return false; });
 }
 
 int zmq_pull() {
@@ -118,6 +132,148 @@ int zmq_rep() {
         }
         reply(std::string(got == n ? "done " : "timeout ") + std::to_string(got) + " 0");
     });
+}
+
+// A topic receiver's state, shared by its receive path and the serving thread.
+struct TopicRun {
+    std::uint64_t number = 0;  // of the current run, from 1
+    std::uint64_t got = 0;
+    Clock::time_point first{};
+    Clock::time_point last{};
+
+    // "done <got> <ns>", or "timeout" when neither all messages nor the end marker came.
+    std::string answer(bool complete) const {
+        return std::string(complete ? "done " : "timeout ") + std::to_string(got) + " " +
+               std::to_string(complete && got > 1 ? nanos(last - first) : 0);
+    }
+};
+
+int zmq_sub() {
+    zmq::context_t context;
+    zmq::socket_t sub(context, zmq::socket_type::sub);
+    // As peermq's SUB socket (core/src/node.cpp), so that both drop at the same depth.
+    sub.set(zmq::sockopt::rcvhwm, kTopicHwm);
+    sub.set(zmq::sockopt::rcvtimeo, kRecvTimeoutMs);
+    sub.set(zmq::sockopt::linger, 0);
+    sub.set(zmq::sockopt::subscribe, "");
+    sub.bind("tcp://127.0.0.1:*");
+    reply("ready " + std::to_string(port_of(sub.get(zmq::sockopt::last_endpoint))));
+    zmq::message_t message;
+    const auto is_control = [&] {
+        return message.size() > 0 && *message.data<char>() == kControlByte;
+    };
+    TopicRun run;
+    const auto sync = [&] {
+        sub.set(zmq::sockopt::rcvtimeo, kSyncTimeoutMs);
+        const bool got = sub.recv(message).has_value();
+        sub.set(zmq::sockopt::rcvtimeo, kRecvTimeoutMs);
+        return got;
+    };
+    return serve(
+        [&](std::uint64_t n) {
+            run = TopicRun{run.number + 1};
+            reply("armed");
+            bool complete = false;
+            while (!complete && sub.recv(message)) {  // false on rcvtimeo
+                if (is_control()) {
+                    const std::string_view body(message.data<char>() + 1, message.size() - 1);
+                    complete = is_end_marker(body, run.number);
+                    if (complete) run.last = Clock::now();
+                    continue;
+                }
+                // Only the first and the last arrival are timed, as in zmq_pull().
+                if (++run.got == 1) run.first = Clock::now();
+                if (run.got == n) {
+                    run.last = Clock::now();
+                    complete = true;
+                }
+            }
+            reply(run.answer(complete));
+        },
+        sync);
+}
+
+// What the subscriber's handler shares with the serving thread. The handler runs on the
+// dispatcher pool, one call at a time; data messages only touch atomics, as in Progress below.
+struct TopicProgress {
+    std::atomic<std::uint64_t> received{0};  // data messages of every run
+    std::atomic<std::uint64_t> end{UINT64_MAX};
+    std::atomic<std::int64_t> first_ns{0};
+    std::atomic<std::uint64_t> begin{0};
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::uint64_t messages = 0;  // data and control, guarded by mutex (updated on control only)
+    std::uint64_t run = 0;       // guarded by mutex
+    std::int64_t last_ns = 0;    // guarded by mutex; 0 until the run is complete
+};
+
+int peermq_subscriber(const std::vector<std::string>& args) {
+    NodeOptions options;
+    options.name = "bench-subscriber";
+    options.cluster = flag(args, "--cluster", "bench");
+    options.interface = "lo";
+    auto created = Node::create(options);
+    if (!created) {
+        std::fprintf(stderr, "peermq_bench child: %s\n", created.status().to_string().c_str());
+        return 1;
+    }
+    Node node = std::move(created).value();
+    TopicProgress progress;
+    const Status subscribed = node.subscribe(kBenchTopic, [&progress](const Message& message) {
+        const auto now = nanos(Clock::now().time_since_epoch());
+        if (message.channel == kBenchTopic) {
+            const std::uint64_t n = progress.received.fetch_add(1, std::memory_order_relaxed) + 1;
+            if (n == progress.begin.load(std::memory_order_relaxed) + 1) {
+                progress.first_ns.store(now, std::memory_order_relaxed);
+            }
+            if (n != progress.end.load(std::memory_order_relaxed)) return;
+            std::lock_guard lock(progress.mutex);
+            progress.last_ns = now;
+            progress.changed.notify_all();
+            return;
+        }
+        std::lock_guard lock(progress.mutex);
+        ++progress.messages;
+        if (is_end_marker(message.payload.view(), progress.run) && progress.last_ns == 0) {
+            progress.last_ns = now;
+        }
+        progress.changed.notify_all();
+    });
+    if (!subscribed.ok()) {
+        std::fprintf(stderr, "peermq_bench child: %s\n", subscribed.to_string().c_str());
+        return 1;
+    }
+    reply("ready " + std::to_string(port_of(node.inbox_endpoint())));
+    const auto sync = [&] {
+        std::unique_lock lock(progress.mutex);
+        const std::uint64_t before = progress.messages + progress.received.load();
+        return progress.changed.wait_for(lock, std::chrono::milliseconds(kSyncTimeoutMs), [&] {
+            return progress.messages + progress.received.load() > before;
+        });
+    };
+    const int status = serve(
+        [&](std::uint64_t n) {
+            const std::uint64_t begin = progress.received.load();
+            {
+                std::lock_guard lock(progress.mutex);
+                ++progress.run;
+                progress.last_ns = 0;
+            }
+            progress.begin.store(begin);
+            progress.end.store(begin + n);
+            reply("armed");
+            std::unique_lock lock(progress.mutex);
+            const bool complete = progress.changed.wait_for(lock, kRunDeadline,
+                                                            [&] { return progress.last_ns != 0; });
+            TopicRun run;
+            run.got = std::min(progress.received.load() - begin, n);
+            run.first = Clock::time_point(std::chrono::nanoseconds(progress.first_ns.load()));
+            run.last = Clock::time_point(std::chrono::nanoseconds(progress.last_ns));
+            reply(run.answer(complete));
+        },
+        sync);
+    node.close();
+    return status;
 }
 
 // What the consumer's handler shares with the serving thread. The handler runs on the
@@ -189,6 +345,10 @@ int peermq_consumer(const std::vector<std::string>& args) {
 
 }  // namespace
 
+std::string end_marker(std::uint64_t run) { return "e" + std::to_string(run); }
+
+bool is_end_marker(std::string_view body, std::uint64_t run) { return body == end_marker(run); }
+
 int run_role(const std::vector<std::string>& args) {
     // Dies with the parent, so an interrupted benchmark leaves nothing behind.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -198,7 +358,9 @@ int run_role(const std::vector<std::string>& args) {
         if (args.empty()) return 2;
         if (args[0] == kRoleZmqPull) return zmq_pull();
         if (args[0] == kRoleZmqRep) return zmq_rep();
+        if (args[0] == kRoleZmqSub) return zmq_sub();
         if (args[0] == kRolePeermqConsumer) return peermq_consumer(args);
+        if (args[0] == kRolePeermqSubscriber) return peermq_subscriber(args);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "peermq_bench child %s: %s\n", args[0].c_str(), e.what());
         return 1;

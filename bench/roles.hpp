@@ -1,23 +1,43 @@
-// The child-process side of the benchmark: the receiving peer, run as `peermq_bench --role ...`.
+// The child-process side of the benchmark: the receiving peer, run as `peermq_bench --role ...`
+// (or `peermq bench-peer --role ...`).
 //
 // Every role prints "ready <port>" on stdout once its socket is bound, then serves commands read
 // from stdin, one per line:
 //   run N  -> "armed" at once, then "done N <ns>" once N messages arrived (ns = first to last
-//             arrival) or "timeout <got> <ns>"
+//             arrival) or "timeout <got> <ns>". The topic roles also end a run at the end marker
+//             of that run and then answer "done <got> <ns>" with got <= N: topics may drop.
+//   sync   -> (topic roles) "synced" once any message arrived, "timeout 0 0" after 10 s: the
+//             sender publishes sync markers until then, so that no run starts before the
+//             subscription reached the publisher.
 //   quit   -> exits with status 0 (so does end of input)
 // Nothing else is ever written to stdout.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace peermq::bench {
 
 // The roles, by name:
 inline constexpr const char* kRoleZmqPull = "zmq-pull";  // raw PULL receiver
+inline constexpr const char* kRoleZmqSub = "zmq-sub";    // raw SUB receiver (binds)
 inline constexpr const char* kRoleZmqRep = "zmq-rep";    // raw REP echo; N = round trips
 // A peermq node consuming queue "bench"; flags --cluster C --prefetch N --ack-interval-us U.
 inline constexpr const char* kRolePeermqConsumer = "peermq-consumer";
+// A peermq node subscribed to topic prefix "bench"; flag --cluster C.
+inline constexpr const char* kRolePeermqSubscriber = "peermq-subscriber";
+
+// Topic senders mark their control messages so that receivers tell them from data. Raw ZeroMQ:
+// a frame starting with kControlByte (data frames are filled with 'x'). peermq: topic
+// kControlTopic (data goes to kBenchTopic). The body is "s" (sync) or "e<run>" (end of run
+// number <run>, counted from 1 by both sides).
+inline constexpr char kControlByte = '!';
+inline constexpr const char* kBenchTopic = "bench";
+inline constexpr const char* kControlTopic = "bench!";
+std::string end_marker(std::uint64_t run);
+bool is_end_marker(std::string_view body, std::uint64_t run);
 
 // Runs the role named in args[0] with the flags that follow; returns the exit status.
 int run_role(const std::vector<std::string>& args);

@@ -1,6 +1,6 @@
-# Installs peermq as one CMake package (peermq::core, peermq::discovery, peermq::patterns and the
-# umbrella peermq::peermq), a pkg-config module `peermq`, the public headers, and the `peermq`
-# tool and the examples when they are part of the build.
+# Installs peermq as one CMake package (peermq::core, peermq::discovery, peermq::patterns,
+# peermq::metrics and the umbrella peermq::peermq), a pkg-config module `peermq`, the public
+# headers, and the `peermq` tool and the examples when they are part of the build.
 #
 # Components: peermq_development (libraries, headers, package files), peermq_runtime (tool),
 # peermq_examples (example programs).
@@ -12,7 +12,7 @@ set(PEERMQ_INSTALL_PKGCONFIGDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig"
     CACHE STRING "Where peermq.pc is installed, relative to the prefix")
 
 # Dependents before their dependencies: the order static linking needs.
-set(_peermq_libraries peermq_patterns peermq_discovery peermq_core)
+set(_peermq_libraries peermq_metrics peermq_patterns peermq_discovery peermq_core)
 
 install(TARGETS ${_peermq_libraries} peermq
   EXPORT peermqTargets
@@ -24,6 +24,7 @@ install(DIRECTORY
     ${PROJECT_SOURCE_DIR}/core/include/
     ${PROJECT_SOURCE_DIR}/discovery/include/
     ${PROJECT_SOURCE_DIR}/patterns/include/
+    ${PROJECT_SOURCE_DIR}/metrics/include/
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   COMPONENT peermq_development
   FILES_MATCHING PATTERN "*.hpp" PATTERN "*.h")
@@ -83,7 +84,7 @@ foreach(_lib IN LISTS _peermq_libraries)
   endif()
   string(APPEND PEERMQ_PC_LIBS " -l${_name}")
 endforeach()
-set(_pc_requires "libzmq >= 4.3, avahi-client, avahi-core, sqlite3")
+set(_pc_requires "libzmq >= 4.3, avahi-client, avahi-core, sqlite3, cpp-httplib")
 set(_pc_threads "")
 if(CMAKE_USE_PTHREADS_INIT)
   set(_pc_threads "-pthread")

@@ -10,7 +10,7 @@ packages=(
     libavahi-client-dev libavahi-core-dev avahi-daemon avahi-utils dbus
     libgtest-dev libgmock-dev libbenchmark-dev
     libcli11-dev nlohmann-json3-dev libcpp-httplib-dev doxygen
-    iproute2 procps python3 curl
+    iproute2 procps python3 python3-prometheus-client curl
 )
 
 is_installed() {

@@ -6,17 +6,35 @@
 namespace peermq::detail {
 namespace {
 
-constexpr std::size_t kReadBatch = 1024;        // frames read per socket per loop turn
-constexpr std::size_t kCopyBelow = 1024;        // smaller payloads are copied, larger lent
+constexpr std::size_t kReadBatch = 1024;  // frames read per socket per loop turn
+constexpr std::size_t kCopyBelow = 1024;  // smaller payloads are copied, larger lent
 constexpr int kPeerSendHwm = 20'000;
 constexpr int kReceiveHwm = 100'000;
-constexpr std::size_t kCommitRecords = 1000;    // group commit: at most this many records...
+constexpr std::size_t kCommitRecords = 1000;  // group commit: at most this many records...
 constexpr auto kCommitInterval = std::chrono::milliseconds(2);  // ...or this long
 constexpr auto kCommitRetry = std::chrono::milliseconds(100);
 constexpr auto kForgetDownPeer = std::chrono::seconds(60);
 constexpr std::size_t kMemoryDeadLetters = 100'000;
 constexpr std::size_t kMaxTopicStats = 1024;
 constexpr std::int64_t kDedupeHorizonMs = 60LL * 60 * 1000;
+constexpr auto kDropSummaryInterval = std::chrono::seconds(10);
+
+// Drops that say a peer (or something posing as one) sent garbage, or that data was lost here:
+// worth a warning. The rest (duplicates, late acks, acks to a peer that left) are routine.
+bool warn_worthy(std::string_view reason) {
+    return reason.starts_with("frame.") || reason.starts_with("hello.") ||
+           reason == "dlq.memory_full";
+}
+
+std::string_view state_name(PeerState state) {
+    switch (state) {
+        case PeerState::connecting: return "connecting";
+        case PeerState::alive: return "alive";
+        case PeerState::suspect: return "suspect";
+        case PeerState::down: return "down";
+    }
+    return "unknown";
+}
 
 void free_lent_payload(void* /*data*/, void* hint) {
     delete static_cast<std::shared_ptr<const void>*>(hint);
@@ -61,6 +79,7 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
     : core_(core),
       options_(core.options),
       clock_(*core.clock),
+      log_(core.log),
       inbox_(std::move(inbox)),
       pub_(std::move(pub)),
       sub_(std::move(sub)),
@@ -68,8 +87,8 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
       timers_(std::chrono::milliseconds(1), 4096, core.clock->steady_now()),
       dedupe_(std::chrono::milliseconds(kDedupeHorizonMs), options_.dedupe_window) {
     if (journal_) {
-        writer_ = std::make_unique<JournalWriter>(*journal_,
-                                                  [&core] { core.post(CommitDoneCmd{}); });
+        writer_ =
+            std::make_unique<JournalWriter>(*journal_, [&core] { core.post(CommitDoneCmd{}); });
     }
     next_tick_ = clock_.steady_now();
     now_ = next_tick_;
@@ -130,6 +149,7 @@ void Actor::run() {
         if (now >= next_tick_) {
             tick_peers(now);
             expire_waiting(now);
+            summarize_drops(now);
             next_tick_ = next_liveness_check(now);
         }
         if (hello_dirty_) broadcast_hello();
@@ -151,8 +171,9 @@ std::chrono::milliseconds Actor::poll_timeout(Steady now) const {
     if (acks_pending_ > 0) {
         for (const auto& [id, batch] : acks_) {
             if (!batch.ids.empty()) {
-                due = std::min(due, batch.first + std::chrono::duration_cast<Clock::Steady::duration>(
-                                                      options_.ack_batch_interval));
+                due =
+                    std::min(due, batch.first + std::chrono::duration_cast<Clock::Steady::duration>(
+                                                    options_.ack_batch_interval));
             }
         }
     }
@@ -169,6 +190,7 @@ void Actor::flush_jobs() {
 }
 
 void Actor::handle(Command& command) {
+    // clang-format off
     std::visit(
         [this](auto& cmd) {
             using T = std::decay_t<decltype(cmd)>;
@@ -185,6 +207,7 @@ void Actor::handle(Command& command) {
             else if constexpr (std::is_same_v<T, CommitDoneCmd>) on_commit_done();
         },
         command);
+    // clang-format on
 }
 
 void Actor::shutdown() {
@@ -198,14 +221,24 @@ void Actor::shutdown() {
     commands_.clear();
     const Steady now = clock_.steady_now();
     flush_acks(now, true);
+    // A peer known only by endpoint (its HELLO answer not in yet) may know us already: our
+    // HELLO reached it if a frame left for it, so it gets a BYE too.
     for (auto& peer : peers_) {
-        if (!peer->id.is_nil() && peer->state != PeerState::down) send_control(peer.get(), Kind::bye);
+        if (peer->state == PeerState::down) continue;
+        if (!peer->id.is_nil() || peer->frames_sent > 0 || peer->frames_received > 0) {
+            send_control(peer.get(), Kind::bye);
+        }
     }
     commit_now();
-    for (auto& waiter : commit_waiters_) waiter->set_value(make_error(ErrorCode::closed, "node closed"));
+    for (auto& waiter : commit_waiters_) {
+        waiter->set_value(make_error(ErrorCode::closed, "node closed"));
+    }
     commit_waiters_.clear();
     auto closed = [](const ReceiptPromise& receipt) {
-        if (receipt) receipt->set_value(make_error(ErrorCode::closed, "node closed before the message was acked"));
+        if (receipt) {
+            receipt->set_value(
+                make_error(ErrorCode::closed, "node closed before the message was acked"));
+        }
     };
     for (auto& [id, entry] : inflight_) closed(entry.message.receipt);
     for (auto& q : out_queues_) {
@@ -235,7 +268,8 @@ Actor::OutQueue& Actor::out_queue(std::uint32_t index) {
         slot->shared = core_.queue_shared(index);
         slot->name = slot->shared->name;
         slot->stats = queue_stats(slot->name);
-        slot->backoff = std::make_unique<Backoff>(slot->options.retry_initial, slot->options.retry_max);
+        slot->backoff =
+            std::make_unique<Backoff>(slot->options.retry_initial, slot->options.retry_max);
     }
     return *slot;
 }
@@ -263,10 +297,9 @@ void Actor::on_send(SendCmd& cmd) {
     message.receipt = std::move(cmd.receipt);
     if (q.reliable() && journal_ && options_.durability != Durability::memory) {
         if (journal_->pending() == 0) first_uncommitted_ = clock_.steady_now();
-        journal_->outbox_put(OutboxRecord{message.id, q.name, message.headers, message.payload, 0,
-                                          message.created_ms, message.deadline_ms,
-                                          static_cast<std::uint8_t>(q.options.guarantee),
-                                          message.seq});
+        journal_->outbox_put(OutboxRecord{
+            message.id, q.name, message.headers, message.payload, 0, message.created_ms,
+            message.deadline_ms, static_cast<std::uint8_t>(q.options.guarantee), message.seq});
         message.journaled = true;
     }
     if (cmd.durable) commit_waiters_.push_back(std::move(cmd.durable));
@@ -368,13 +401,19 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
     send_hello(peer);
 }
 
-void Actor::on_outcomes(OutcomesCmd& cmd) {
-    for (auto& outcome : cmd.outcomes) {
+void Actor::on_outcomes(OutcomesCmd& /*cmd*/) {
+    core_.dispatcher->take_outcomes(outcomes_);
+    if (outcomes_.empty()) return;  // taken with an earlier wake-up
+    for (auto& outcome : outcomes_) {
         auto it = consumer_by_slot_.find(outcome.slot);
         if (it == consumer_by_slot_.end()) continue;
         LocalConsumer& consumer = *it->second;
         ++consumer.stats->delivered;
-        if (outcome.result == HandlerOutcome::Result::nack) ++consumer.stats->handler_errors;
+        if (outcome.result == HandlerOutcome::Result::nack) {
+            ++consumer.stats->handler_errors;
+            PEERMQ_LOG(log_, LogLevel::debug, "queue", "handler failed", {"queue", consumer.queue},
+                       {"id", outcome.id}, {"error", outcome.error});
+        }
         const bool dedupe = (outcome.flags & kFlagDedupe) != 0;
         if (dedupe) {
             in_progress_.erase(outcome.id);
@@ -386,13 +425,16 @@ void Actor::on_outcomes(OutcomesCmd& cmd) {
             // Delivered by this node to itself: settle the in-flight entry directly.
             if (consumer.local_unacked > 0) --consumer.local_unacked;
             auto entry_it = inflight_.find(outcome.id);
-            if (entry_it != inflight_.end() && entry_it->second.consumer == core_.id &&
-                !entry_it->second.retry_wait) {
+            if (entry_it == inflight_.end()) continue;
+            if (outcome.result == HandlerOutcome::Result::ack && entry_it->second.tried(core_.id)) {
+                // Like a remote consumer's late ack: it counts even after a timeout.
+                complete(entry_it, out_queue(entry_it->second.queue));
+                continue;
+            }
+            if (entry_it->second.consumer == core_.id && !entry_it->second.retry_wait) {
                 Inflight& entry = entry_it->second;
                 OutQueue& q = out_queue(entry.queue);
-                if (outcome.result == HandlerOutcome::Result::ack) {
-                    complete(entry_it, q);
-                } else if (outcome.result == HandlerOutcome::Result::reject) {
+                if (outcome.result == HandlerOutcome::Result::reject) {
                     release_credit(entry, q);
                     disarm(q, entry);
                     Outgoing message = std::move(entry.message);
@@ -400,7 +442,7 @@ void Actor::on_outcomes(OutcomesCmd& cmd) {
                     --q.inflight;
                     dead_letter(q, message, "rejected", outcome.error);
                 } else {
-                    fail_attempt(entry, q, outcome.error, true);
+                    fail_attempt(entry, q, outcome.error, Failure::nack);
                 }
             }
             continue;
@@ -462,7 +504,9 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
         return;
     }
     Peer* peer = find_peer(header_.sender);
-    if (peer) {
+    // A HELLO is counted and heard by on_hello, once it has filled in the peer's name, queues
+    // and topics: the alive transition (and its PeerEvent) must carry them.
+    if (peer && header_.kind != Kind::hello) {
         ++peer->frames_received;
         if (header_.kind != Kind::bye) heard(peer);
     }
@@ -483,15 +527,13 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
             break;
         case Kind::ack:
         case Kind::nack:
-        case Kind::reject:
-            on_ack_frame(peer);
-            break;
+        case Kind::reject: on_ack_frame(peer); break;
         case Kind::heartbeat:
             if (!peer) drop("frame.unknown_sender");
             break;
         case Kind::bye:
             if (peer && peer->state != PeerState::down) {
-                set_state(peer, PeerState::down);
+                set_state(peer, PeerState::down, "bye");
                 redirect_from(peer->id);
                 ++generation_;
             }
@@ -519,6 +561,8 @@ void Actor::on_data(Peer* /*peer*/, zmq::message_t& payload_frame) {
     }
     LocalConsumer& consumer = it->second;
     ++consumer.stats->received;
+    PEERMQ_LOG(log_, LogLevel::trace, "queue", "received", {"queue", header_.channel},
+               {"id", header_.id}, {"attempt", header_.attempt}, {"sender", header_.sender});
     if (header_.deadline_ms != 0 && clock_.unix_ms() >= header_.deadline_ms) {
         ++consumer.stats->expired;
         refuse("ttl.expired", "expired");
@@ -527,6 +571,9 @@ void Actor::on_data(Peer* /*peer*/, zmq::message_t& payload_frame) {
     if (header_.flags & kFlagDedupe) {
         if (in_progress_.contains(header_.id)) {
             ++consumer.stats->duplicates;
+            PEERMQ_LOG(log_, LogLevel::debug, "queue", "duplicate of a message being handled",
+                       {"queue", header_.channel}, {"id", header_.id},
+                       {"attempt", header_.attempt});
             drop("dedupe.duplicate");
             return;  // its first copy is being handled; that one will be acked
         }
@@ -646,6 +693,9 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
             }
             if (candidate->state != PeerState::alive) {
                 const bool configured = candidate->configured;
+                PEERMQ_LOG(log_, LogLevel::info, "peer", "peer restarted", {"peer", hello.name},
+                           {"id", header_.sender}, {"old_id", candidate->id},
+                           {"endpoint", endpoint});
                 if (candidate->state != PeerState::down) redirect_from(candidate->id);
                 remove_peer(candidate);
                 peer = add_peer(header_.sender, host, hello.inbox_port);
@@ -686,6 +736,7 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
     }
     peer->queues = std::move(queues);
     peer->topics = std::move(hello.topics);
+    peer->hello_seen = true;
     ++generation_;
 
     const bool was_alive = peer->state == PeerState::alive || peer->state == PeerState::suspect;
@@ -749,7 +800,7 @@ void Actor::on_ack_frame(Peer* peer) {
             dead_letter(q, message, "expired", "expired before it could be handled");
         } else {
             ++q.stats->nacked;
-            fail_attempt(entry, q, header_.error, true);
+            fail_attempt(entry, q, header_.error, Failure::nack);
         }
     }
     pump_all();
@@ -804,7 +855,7 @@ void Actor::remove_peer(Peer* peer) {
 void Actor::heard(Peer* peer) {
     peer->last_heard = now_;
     peer->last_heard_unix = now_unix_ms_;
-    if (peer->state != PeerState::alive && !peer->id.is_nil()) {
+    if (peer->state != PeerState::alive && peer->hello_seen && !peer->id.is_nil()) {
         const bool was_down = peer->state == PeerState::down;
         set_state(peer, PeerState::alive);
         if (was_down) send_hello(peer);
@@ -812,20 +863,52 @@ void Actor::heard(Peer* peer) {
     }
 }
 
-void Actor::set_state(Peer* peer, PeerState state) {
+void Actor::set_state(Peer* peer, PeerState state, std::string_view why) {
     if (peer->state == state) return;
     const PeerState previous = peer->state;
     peer->state = state;
+    if (log_.enabled(LogLevel::info)) {
+        const auto silent_ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(now_ - peer->last_heard).count();
+        if (state == PeerState::alive) {
+            std::vector<std::string_view> names;
+            for (const auto& [name, link] : peer->queues) names.push_back(name);
+            std::sort(names.begin(), names.end());
+            std::string queues;
+            for (auto name : names) {
+                if (!queues.empty()) queues += ',';
+                queues += name;
+            }
+            log_.write(LogLevel::info, "peer",
+                       previous == PeerState::down ? "peer back alive" : "peer alive",
+                       {{"peer", peer->name},
+                        {"id", peer->id},
+                        {"endpoint", peer->inbox_endpoint},
+                        {"was", state_name(previous)},
+                        {"queues", queues}});
+        } else if (state == PeerState::suspect) {
+            log_.write(LogLevel::info, "peer", "peer suspect",
+                       {{"peer", peer->name}, {"id", peer->id}, {"silent_ms", silent_ms}});
+        } else if (state == PeerState::down) {
+            log_.write(LogLevel::info, "peer", "peer down",
+                       {{"peer", peer->name},
+                        {"id", peer->id},
+                        {"reason", why.empty() ? std::string_view("timeout") : why},
+                        {"silent_ms", silent_ms}});
+        }
+    }
     if (peer_handler_) {
         PeerEvent event{info(*peer), previous};
-        core_.dispatcher->post([handler = peer_handler_, event = std::move(event)] { handler(event); });
+        core_.dispatcher->post(
+            [handler = peer_handler_, event = std::move(event)] { handler(event); });
     }
 }
 
 bool Actor::send_frames(Peer* peer, zmq::message_t& header, zmq::message_t* payload) {
     try {
-        auto sent = peer->push.send(header, payload ? zmq::send_flags::dontwait | zmq::send_flags::sndmore
-                                                    : zmq::send_flags::dontwait);
+        auto sent =
+            peer->push.send(header, payload ? zmq::send_flags::dontwait | zmq::send_flags::sndmore
+                                            : zmq::send_flags::dontwait);
         if (!sent) {
             peer->blocked = true;
             return false;
@@ -851,7 +934,8 @@ void Actor::send_control(Peer* peer, Kind kind, std::vector<MessageId> ids, std:
     zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
     if (!send_frames(peer, header, nullptr) && kind != Kind::heartbeat) {
         // The sender retries what it hears nothing about; count what we could not say.
-        drop(kind == Kind::bye ? "bye.no_route" : "ack.no_route", kind == Kind::ack ? h.ids.size() : 1);
+        drop(kind == Kind::bye ? "bye.no_route" : "ack.no_route",
+             kind == Kind::ack ? h.ids.size() : 1);
     }
 }
 
@@ -898,7 +982,8 @@ void Actor::tick_peers(Steady now) {
     std::vector<Peer*> forget;
     for (auto& owned : peers_) {
         Peer* peer = owned.get();
-        if (peer->state == PeerState::connecting || peer->state == PeerState::down || peer->hello_owed) {
+        if (peer->state == PeerState::connecting || peer->state == PeerState::down ||
+            peer->hello_owed) {
             // Until it answers, keep saying HELLO: it may be starting, restarting or healing.
             if (now - peer->last_sent >= hb || peer->hello_owed) send_hello(peer);
         } else if (now - peer->last_sent >= hb) {
@@ -907,11 +992,11 @@ void Actor::tick_peers(Steady now) {
         if (peer->state == PeerState::connecting) continue;
         const auto silent = now - peer->last_heard;
         if (peer->state == PeerState::alive && silent > suspect_after) {
-            set_state(peer, PeerState::suspect);
+            set_state(peer, PeerState::suspect, "silent");
         }
         if ((peer->state == PeerState::alive || peer->state == PeerState::suspect) &&
             silent >= options_.peer_timeout) {
-            set_state(peer, PeerState::down);
+            set_state(peer, PeerState::down, "timeout");
             redirect_from(peer->id);
             ++generation_;
         }
@@ -919,7 +1004,11 @@ void Actor::tick_peers(Steady now) {
             forget.push_back(peer);
         }
     }
-    for (Peer* peer : forget) remove_peer(peer);
+    for (Peer* peer : forget) {
+        PEERMQ_LOG(log_, LogLevel::debug, "peer", "peer forgotten", {"peer", peer->name},
+                   {"id", peer->id});
+        remove_peer(peer);
+    }
 }
 
 Actor::Steady Actor::next_liveness_check(Steady now) const {
@@ -927,7 +1016,8 @@ Actor::Steady Actor::next_liveness_check(Steady now) const {
     Steady next = now + options_.heartbeat_interval / 4;
     const auto suspect_after = options_.heartbeat_interval + options_.heartbeat_interval / 2;
     for (const auto& peer : peers_) {
-        if (peer->state == PeerState::alive) next = std::min(next, peer->last_heard + suspect_after);
+        if (peer->state == PeerState::alive)
+            next = std::min(next, peer->last_heard + suspect_after);
         if (peer->state == PeerState::alive || peer->state == PeerState::suspect) {
             next = std::min(next, peer->last_heard + options_.peer_timeout);
         }
@@ -980,9 +1070,27 @@ bool Actor::available(const OutQueue& q, const Target& target) const {
     return !q.reliable() || target.link->unacked < target.link->prefetch;
 }
 
-Actor::Target* Actor::choose(OutQueue& q, const NodeId& avoid) {
+Actor::Target* Actor::choose(OutQueue& q, const Outgoing& message) {
     refresh_targets(q);
     const std::size_t n = q.targets.size();
+    if (!message.prefer.is_nil()) {
+        // Credit is not asked: the consumer still holds this message (its credit was given
+        // back at the timeout), so sending it again there adds nothing to its load.
+        for (auto& target : q.targets) {
+            if (!target.peer) {
+                if (message.prefer == core_.id) return &target;
+                continue;
+            }
+            if (target.peer->id != message.prefer) continue;
+            const PeerState state = target.peer->state;
+            if (!target.peer->blocked &&
+                (state == PeerState::alive || state == PeerState::suspect)) {
+                return &target;
+            }
+            break;
+        }
+    }
+    const NodeId& avoid = message.avoid;
     Target* fallback = nullptr;
     for (std::size_t i = 0; i < n; ++i) {
         const std::size_t index = (q.next_target + i) % n;
@@ -1004,16 +1112,19 @@ bool Actor::deliver(OutQueue& q, Outgoing& message, Target& target) {
     const NodeId& consumer_id = target.peer ? target.peer->id : core_.id;
     if (target.peer) {
         encode_buffer_.clear();
-        encode_data_header(DataHeaderRef{core_.id, message.id, q.name, q.flags, message.attempts,
-                                         message.created_ms, message.deadline_ms, message.seq,
-                                         message.headers},
-                           encode_buffer_);
+        encode_data_header(
+            DataHeaderRef{core_.id, message.id, q.name, q.flags, message.attempts,
+                          message.created_ms, message.deadline_ms, message.seq, message.headers},
+            encode_buffer_);
         zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
         zmq::message_t payload = payload_frame(message.payload);
         if (!send_frames(target.peer, header, &payload)) {
             --message.attempts;
             return false;
         }
+    } else if ((q.flags & kFlagDedupe) && in_progress_.contains(message.id)) {
+        // effectively_once, retried to this node while its handler still runs: the outcome of
+        // that first run settles the message, exactly as a remote receiver would drop this copy.
     } else {
         LocalConsumer& consumer = consumers_.at(q.name);
         ++consumer.local_unacked;
@@ -1033,6 +1144,8 @@ bool Actor::deliver(OutQueue& q, Outgoing& message, Target& target) {
     }
     ++q.stats->sent;
     if (message.attempts > 1) ++q.stats->retried;
+    PEERMQ_LOG(log_, LogLevel::trace, "queue", "sent", {"queue", q.name}, {"id", message.id},
+               {"attempt", message.attempts}, {"consumer", consumer_id});
     if (!q.reliable()) {
         ++q.unreleased;  // released by pump() once per batch: one atomic instead of one a message
         return true;
@@ -1073,7 +1186,7 @@ void Actor::pump(OutQueue& q) {
             continue;
         }
         bool sent = false;
-        while (Target* target = choose(q, message.avoid)) {
+        while (Target* target = choose(q, message)) {
             if (deliver(q, message, *target)) {
                 sent = true;
                 break;
@@ -1111,6 +1224,7 @@ void Actor::complete(InflightMap::iterator it, OutQueue& q) {
     release_credit(entry, q);
     disarm(q, entry);
     ++q.stats->acked;
+    PEERMQ_LOG(log_, LogLevel::trace, "queue", "acked", {"queue", q.name}, {"id", id});
     q.stats->ack_latency.record(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(now_ - entry.sent_at).count()));
     if (entry.message.journaled && journal_) {
@@ -1118,21 +1232,29 @@ void Actor::complete(InflightMap::iterator it, OutQueue& q) {
         journal_->outbox_remove(id);
     }
     if (entry.message.receipt) {
-        entry.message.receipt->set_value(Receipt{id, Receipt::Outcome::acked, {}, entry.message.last_error});
+        entry.message.receipt->set_value(
+            Receipt{id, Receipt::Outcome::acked, {}, entry.message.last_error});
     }
     inflight_.erase(it);
     --q.inflight;
     q.shared->release(1);
 }
 
-void Actor::fail_attempt(Inflight& entry, OutQueue& q, std::string error, bool count_attempt) {
+void Actor::fail_attempt(Inflight& entry, OutQueue& q, std::string error, Failure failure) {
     release_credit(entry, q);
     unarm_ack(q, entry);
     const std::int64_t now_ms = clock_.unix_ms();
     entry.message.last_error = std::move(error);
     if (entry.message.first_failure_ms == 0) entry.message.first_failure_ms = now_ms;
-    entry.message.avoid = entry.consumer;
-    if (!count_attempt && entry.message.attempts > 0) --entry.message.attempts;
+    // A timed-out effectively_once delivery is most likely still running at its consumer, whose
+    // dedupe absorbs a second copy; another consumer would run the handler again.
+    if (failure == Failure::timeout && (q.flags & kFlagDedupe)) {
+        entry.message.prefer = entry.consumer;
+        entry.message.avoid = NodeId{};
+    } else {
+        entry.message.avoid = entry.consumer;
+        entry.message.prefer = NodeId{};
+    }
     if (entry.message.attempts >= q.options.max_attempts) {
         const MessageId id = entry.message.id;
         disarm(q, entry);
@@ -1145,6 +1267,12 @@ void Actor::fail_attempt(Inflight& entry, OutQueue& q, std::string error, bool c
     entry.retry_wait = true;
     const auto delay = q.backoff->delay(entry.message.attempts);
     timers_.schedule(entry.message.id, clock_.steady_now() + delay);
+    PEERMQ_LOG(log_, LogLevel::debug, "queue", "retry scheduled", {"queue", q.name},
+               {"id", entry.message.id}, {"attempts", entry.message.attempts},
+               {"delay_ms", std::chrono::duration_cast<std::chrono::milliseconds>(delay)},
+               {"consumer", entry.consumer},
+               {"next", failure == Failure::timeout && (q.flags & kFlagDedupe) ? "same" : "other"},
+               {"error", entry.message.last_error});
 }
 
 void Actor::requeue(Inflight& entry, OutQueue& q) {
@@ -1166,7 +1294,7 @@ void Actor::on_timer(const MessageId& id) {
         return;
     }
     fail_attempt(entry, q, "no ack within " + std::to_string(q.options.ack_timeout.count()) + " ms",
-                 true);
+                 Failure::timeout);
 }
 
 void Actor::arm_ack(OutQueue& q, Inflight& entry) {
@@ -1216,7 +1344,7 @@ void Actor::expire_acks(Steady now) {
             entry->ack_armed = false;
             fail_attempt(*entry, q,
                          "no ack within " + std::to_string(q.options.ack_timeout.count()) + " ms",
-                         true);
+                         Failure::timeout);
         }
         // A cleared entry left at the front would only wake poll() early.
         while (!q.ack_deadlines.empty() && !q.ack_deadlines.front().entry) {
@@ -1240,11 +1368,16 @@ void Actor::redirect_from(const NodeId& consumer) {
         OutQueue& q = out_queue(entry.queue);
         release_credit(entry, q);
         entry.message.avoid = consumer;
+        entry.message.prefer = NodeId{};
         if (entry.message.attempts > 0) --entry.message.attempts;  // not the message's fault
         ++q.stats->redelivered;
         requeue(entry, q);
     }
-    if (!moved.empty()) pump_all();
+    if (!moved.empty()) {
+        PEERMQ_LOG(log_, LogLevel::debug, "queue", "redelivering", {"consumer", consumer},
+                   {"messages", moved.size()});
+        pump_all();
+    }
 }
 
 void Actor::dead_letter(OutQueue& q, Outgoing& message, std::string reason, std::string error) {
@@ -1271,6 +1404,8 @@ void Actor::dead_letter(OutQueue& q, Outgoing& message, std::string reason, std:
         memory_dead_letters_.push_back(std::move(letter));
     }
     ++q.stats->dead_lettered;
+    PEERMQ_LOG(log_, LogLevel::info, "dlq", "dead-lettered", {"queue", q.name}, {"id", message.id},
+               {"reason", reason}, {"attempts", message.attempts}, {"error", error});
     if (message.receipt) {
         message.receipt->set_value(
             Receipt{message.id, Receipt::Outcome::dead_lettered, reason, std::move(error)});
@@ -1339,9 +1474,10 @@ void Actor::flush_acks(Steady now, bool force) {
         const std::size_t n = batch.ids.size();
         for (std::size_t start = 0; start < n; start += kMaxIdsPerFrame) {
             const std::size_t end = std::min(n, start + kMaxIdsPerFrame);
-            send_control(peer, Kind::ack,
-                         std::vector<MessageId>(batch.ids.begin() + static_cast<std::ptrdiff_t>(start),
-                                                batch.ids.begin() + static_cast<std::ptrdiff_t>(end)));
+            send_control(
+                peer, Kind::ack,
+                std::vector<MessageId>(batch.ids.begin() + static_cast<std::ptrdiff_t>(start),
+                                       batch.ids.begin() + static_cast<std::ptrdiff_t>(end)));
         }
         // An ack that could not be sent is not kept: the sender retries, the receiver re-acks.
         acks_pending_ -= n;
@@ -1385,10 +1521,21 @@ void Actor::end_commit(std::unique_ptr<Journal::Batch> batch, const Status& stat
     commit_in_flight_ = false;
     journal_->finish_batch(std::move(batch), status);
     if (status.ok()) {
+        if (commit_failures_ > 0) {
+            PEERMQ_LOG(log_, LogLevel::info, "journal", "journal writes again",
+                       {"failed_commits", commit_failures_});
+            commit_failures_ = 0;
+        }
         core_.set_storage_error({});
         for (auto& waiter : batch_waiters_) waiter->set_value(Status{});
     } else {
-        // Back in the journal's buffer; retried shortly. send() reports it meanwhile.
+        // Back in the journal's buffer; retried shortly. send() reports it meanwhile. One line
+        // when it starts failing (or fails differently), not one per retry.
+        if (commit_failures_ == 0 || status.message() != core_.storage_error().message()) {
+            PEERMQ_LOG(log_, LogLevel::warn, "journal", "journal commit failed; retrying",
+                       {"error", status.to_string()}, {"retry_ms", kCommitRetry});
+        }
+        ++commit_failures_;
         core_.set_storage_error(status);
         commit_retry_at_ = clock_.steady_now() + kCommitRetry;
         for (auto& waiter : batch_waiters_) waiter->set_value(status);
@@ -1405,6 +1552,10 @@ void Actor::commit_now() {
         return;
     }
     Status status = journal_->commit();
+    if (!status.ok()) {
+        PEERMQ_LOG(log_, LogLevel::warn, "journal", "journal commit failed",
+                   {"error", status.to_string()});
+    }
     core_.set_storage_error(status.ok() ? Status{} : status);
     for (auto& waiter : commit_waiters_) waiter->set_value(status);
     commit_waiters_.clear();
@@ -1431,8 +1582,8 @@ void Actor::JournalWriter::submit(std::unique_ptr<Journal::Batch> batch) {
     wake_.notify_all();
 }
 
-std::optional<std::pair<std::unique_ptr<Journal::Batch>, Status>>
-Actor::JournalWriter::finished(bool block) {
+std::optional<std::pair<std::unique_ptr<Journal::Batch>, Status>> Actor::JournalWriter::finished(
+    bool block) {
     std::unique_lock lock(mutex_);
     if (block) wake_.wait(lock, [this] { return finished_; });
     if (!finished_) return std::nullopt;
@@ -1470,7 +1621,9 @@ Status Actor::load_outbox() {
     for (auto& record : records.value()) {
         QueueOptions options;
         options.guarantee = static_cast<Guarantee>(std::min<std::uint8_t>(record.guarantee, 2));
-        if (options.guarantee == Guarantee::best_effort) options.guarantee = Guarantee::at_least_once;
+        if (options.guarantee == Guarantee::best_effort) {
+            options.guarantee = Guarantee::at_least_once;
+        }
         auto index = core_.declare_queue(record.queue, options);
         if (!index) return index.status();
         OutQueue& q = out_queue(index.value());
@@ -1595,7 +1748,7 @@ Result<MessageId> Actor::dead_letter_replay(const MessageId& id, const std::stri
         memory_dead_letters_.erase(it);
     }
     const std::string& target = queue.empty() ? letter.queue : queue;
-    auto index = core_.declare_queue(target, QueueOptions{});
+    auto index = core_.find_or_declare_queue(target, QueueOptions{});
     if (!index) return index.status();
     OutQueue& q = out_queue(index.value());
     if (q.flags == 0) {
@@ -1623,6 +1776,36 @@ void Actor::drop(std::string_view reason, std::uint64_t n) {
     auto it = dropped_.find(reason);
     if (it == dropped_.end()) it = dropped_.emplace(std::string(reason), 0).first;
     it->second += n;
+    if (!log_.enabled(LogLevel::trace) && !(log_.enabled(LogLevel::warn) && warn_worthy(reason))) {
+        return;
+    }
+    if (!warn_worthy(reason)) {
+        log_.write(LogLevel::trace, "frame", "dropped", {{"reason", reason}, {"count", n}});
+        return;
+    }
+    if (drops_logged_.find(reason) != drops_logged_.end()) return;  // the summary says the rest
+    drops_logged_.emplace(std::string(reason), it->second);
+    const bool frame = !reason.starts_with("dlq.");
+    log_.write(
+        LogLevel::warn, frame ? "frame" : "dlq",
+        frame ? "dropped a bad frame" : "in-memory dead letters full: dropped the oldest",
+        {{"reason", reason}, {"count", n}, {"summary_every_s", kDropSummaryInterval.count()}});
+    if (next_drop_summary_ <= now_) next_drop_summary_ = now_ + kDropSummaryInterval;
+}
+
+void Actor::summarize_drops(Steady now) {
+    if (drops_logged_.empty() || now < next_drop_summary_) return;
+    next_drop_summary_ = now + kDropSummaryInterval;
+    for (auto& [reason, logged] : drops_logged_) {
+        const std::uint64_t total = dropped_.find(reason)->second;
+        if (total == logged) continue;
+        const bool frame = !reason.starts_with("dlq.");
+        PEERMQ_LOG(log_, LogLevel::warn, frame ? "frame" : "dlq",
+                   frame ? "dropped bad frames" : "in-memory dead letters full: dropped the oldest",
+                   {"reason", reason}, {"count", total - logged}, {"total", total},
+                   {"interval_s", kDropSummaryInterval.count()});
+        logged = total;
+    }
 }
 
 ChannelStats* Actor::queue_stats(const std::string& name) { return &queue_stats_[name]; }

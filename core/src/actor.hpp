@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -24,6 +25,7 @@
 #include "envelope.hpp"
 #include "journal.hpp"
 #include "node_core.hpp"
+#include "peermq/log.hpp"
 #include "reliability/backoff.hpp"
 #include "reliability/dedupe_window.hpp"
 #include "reliability/timer_wheel.hpp"
@@ -81,6 +83,7 @@ private:
         bool blocked = false;     // the PUSH refused a frame; polled for POLLOUT
         bool hello_owed = false;  // our HELLO still has to reach it
         bool configured = false;  // added by endpoint (static): kept while down
+        bool hello_seen = false;  // its name, queues and topics are known: it may become alive
         std::unordered_map<std::string, QueueLink> queues;
         std::vector<std::string> topics;
         std::uint64_t frames_sent = 0;
@@ -98,7 +101,10 @@ private:
         std::uint32_t attempts = 0;  // deliveries made
         std::string last_error;
         std::int64_t first_failure_ms = 0;
-        NodeId avoid;  // the consumer that failed it last: try another one first
+        NodeId avoid;  // the consumer that failed it last (nack, down): try another one first
+        // The consumer whose ack timed out on an effectively_once queue: retried there first,
+        // credit or not, since only that receiver's dedupe window knows the message.
+        NodeId prefer;
         ReceiptPromise receipt;
         bool journaled = false;
     };
@@ -138,10 +144,11 @@ private:
         std::unique_ptr<Backoff> backoff;
         std::deque<Outgoing> waiting;
         std::deque<AckDeadline> ack_deadlines;
-        std::uint64_t ack_base = 0;  // position of ack_deadlines.front() in Inflight::ack_slot terms
-        bool may_expire = false;   // a waiting message had a deadline: expire_waiting looks here
+        // Position of ack_deadlines.front() in Inflight::ack_slot terms.
+        std::uint64_t ack_base = 0;
+        bool may_expire = false;     // a waiting message had a deadline: expire_waiting looks here
         std::size_t unreleased = 0;  // best-effort messages sent, not yet given back to send()
-        std::size_t inflight = 0;  // in flight or waiting for a retry
+        std::size_t inflight = 0;    // in flight or waiting for a retry
         std::vector<Target> targets;
         std::uint64_t targets_generation = 0;
         std::size_t next_target = 0;
@@ -151,7 +158,7 @@ private:
     struct Inflight {
         std::uint32_t queue = 0;
         Outgoing message;
-        NodeId consumer;  // the node itself for local deliveries
+        NodeId consumer;          // the node itself for local deliveries
         bool retry_wait = false;  // its backoff timer is armed on timers_
         bool ack_armed = false;   // it has a live entry in its queue's ack_deadlines...
         bool has_tried = false;
@@ -211,7 +218,8 @@ private:
     Peer* add_peer(const NodeId& id, const std::string& host, std::uint16_t inbox_port);
     void remove_peer(Peer* peer);
     void heard(Peer* peer);
-    void set_state(Peer* peer, PeerState state);
+    // `why`: "bye", "timeout" or "silent" for the log.
+    void set_state(Peer* peer, PeerState state, std::string_view why = {});
     void send_hello(Peer* peer);
     void send_control(Peer* peer, Kind kind, std::vector<MessageId> ids = {},
                       std::string error = {});
@@ -224,7 +232,7 @@ private:
     // Work queues, sender side.
     OutQueue& out_queue(std::uint32_t index);
     void refresh_targets(OutQueue& q);
-    Target* choose(OutQueue& q, const NodeId& avoid);
+    Target* choose(OutQueue& q, const Outgoing& message);
     bool available(const OutQueue& q, const Target& target) const;
     bool deliver(OutQueue& q, Outgoing& message, Target& target);
     void pump(OutQueue& q);
@@ -236,7 +244,10 @@ private:
     void disarm(OutQueue& q, Inflight& entry);
     using InflightMap = std::unordered_map<MessageId, Inflight, UuidHash>;
     void complete(InflightMap::iterator it, OutQueue& q);
-    void fail_attempt(Inflight& entry, OutQueue& q, std::string error, bool count_attempt);
+    // After a nack the retry avoids the consumer; after an ack timeout it goes to another one,
+    // except on effectively_once queues, where it prefers the same one (see Outgoing::prefer).
+    enum class Failure { nack, timeout };
+    void fail_attempt(Inflight& entry, OutQueue& q, std::string error, Failure failure);
     void release_credit(const Inflight& entry, const OutQueue& q);
     void requeue(Inflight& entry, OutQueue& q);
     void redirect_from(const NodeId& consumer);
@@ -287,6 +298,9 @@ private:
     bool journal_idle() const { return !commit_in_flight_ && journal_->pending() == 0; }
 
     void drop(std::string_view reason, std::uint64_t n = 1);
+    // Bad frames are logged at warn: the first of each reason at once, then one summary line
+    // per reason at most every kDropSummaryInterval.
+    void summarize_drops(Steady now);
     ChannelStats* queue_stats(const std::string& name);
     ChannelStats* topic_stats(const std::string& name);
     std::chrono::milliseconds poll_timeout(Steady now) const;
@@ -296,6 +310,7 @@ private:
     NodeCore& core_;
     const NodeOptions& options_;
     Clock& clock_;
+    Logger& log_;
     zmq::socket_t inbox_;
     zmq::socket_t pub_;
     zmq::socket_t sub_;
@@ -333,6 +348,9 @@ private:
     std::unordered_map<std::string, ChannelStats> queue_stats_;
     std::unordered_map<std::string, ChannelStats> topic_stats_;
     std::map<std::string, std::uint64_t, std::less<>> dropped_;
+    std::map<std::string, std::uint64_t, std::less<>> drops_logged_;  // reason -> count logged
+    Steady next_drop_summary_{};
+    std::uint64_t commit_failures_ = 0;  // in a row, for the log
 
     Steady next_tick_{};
     // The steady time of this loop turn (read after each wait and each batch): per-frame and
@@ -346,6 +364,7 @@ private:
     Header header_;  // decode scratch
     msgpack::sbuffer encode_buffer_;
     std::vector<std::pair<std::uint32_t, Job>> jobs_;
+    std::vector<HandlerOutcome> outcomes_;  // scratch for on_outcomes
     std::vector<Command> commands_;
     std::vector<zmq::pollitem_t> poll_items_;
     std::vector<Peer*> polled_peers_;

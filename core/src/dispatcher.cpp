@@ -6,6 +6,7 @@ namespace peermq::detail {
 namespace {
 
 // Jobs a slot of concurrency 1 takes per turn: amortizes the lock without starving others.
+// Outcomes still leave one job at a time (see run()).
 constexpr std::size_t kBatch = 32;
 
 }  // namespace
@@ -111,7 +112,6 @@ void Dispatcher::stop() {
 
 void Dispatcher::run() {
     std::vector<Job> batch;
-    std::vector<HandlerOutcome> outcomes;
     std::unique_lock lock(mutex_);
     for (;;) {
         wake_.wait(lock, [&] { return stopping_ || !ready_.empty(); });
@@ -132,64 +132,83 @@ void Dispatcher::run() {
         lock.unlock();
         if (more) wake_.notify_one();
 
-        execute(index, slot, batch, outcomes);
-        // Before the sink: the actor that takes these outcomes must see the dispatcher idle
-        // (when it is), or it would hold their acks for the batching interval.
-        unfinished_.fetch_sub(batch.size(), std::memory_order_release);
-        if (!outcomes.empty() && sink_) sink_(std::move(outcomes));
-        outcomes.clear();
+        // Each outcome goes to the actor as soon as its handler returns: held until the end of
+        // the batch, the acks of handled messages would wait for every handler after them, and
+        // for as long as one of those hangs.
+        for (auto& job : batch) {
+            std::optional<HandlerOutcome> outcome = execute(index, slot, job);
+            slot.outstanding.fetch_sub(1, std::memory_order_relaxed);
+            // Before the outbox: the actor that takes this outcome must see the dispatcher idle
+            // (when it is), or it would hold the ack for the batching interval.
+            unfinished_.fetch_sub(1, std::memory_order_release);
+            if (outcome) emit(std::move(*outcome));
+        }
 
         lock.lock();
         --slot.running;
-        slot.outstanding.fetch_sub(batch.size(), std::memory_order_relaxed);
         make_ready_locked(index);
         if (slot.ready) wake_.notify_one();
     }
 }
 
-void Dispatcher::execute(std::uint32_t index, Slot& slot, std::vector<Job>& batch,
-                         std::vector<HandlerOutcome>& outcomes) {
-    for (auto& job : batch) {
-        if (job.task) {
-            try {
-                job.task();
-            } catch (...) {
-                slot.errors.fetch_add(1, std::memory_order_relaxed);
-            }
-            continue;
-        }
-        if (slot.subscribe) {
-            try {
-                slot.subscribe(job.message);
-            } catch (...) {
-                slot.errors.fetch_add(1, std::memory_order_relaxed);
-            }
-            continue;
-        }
-        HandlerOutcome outcome;
-        outcome.slot = index;
-        outcome.flags = job.flags;
-        outcome.sender = job.message.sender;
-        outcome.id = job.message.id;
-        Delivery delivery(std::move(job.message));
+void Dispatcher::emit(HandlerOutcome&& outcome) {
+    bool wake;
+    {
+        std::lock_guard lock(outbox_mutex_);
+        outbox_.push_back(std::move(outcome));
+        wake = !woken_;
+        woken_ = true;
+    }
+    if (wake && sink_) sink_();
+}
+
+void Dispatcher::take_outcomes(std::vector<HandlerOutcome>& out) {
+    out.clear();
+    std::lock_guard lock(outbox_mutex_);
+    out.swap(outbox_);
+    woken_ = false;
+}
+
+std::optional<HandlerOutcome> Dispatcher::execute(std::uint32_t index, Slot& slot, Job& job) {
+    if (job.task) {
         try {
-            slot.consume(delivery);
-            if (delivery.rejected()) {
-                outcome.result = HandlerOutcome::Result::reject;
-                outcome.error = delivery.reject_reason();
-            }
-        } catch (const std::exception& e) {
-            outcome.result = HandlerOutcome::Result::nack;
-            outcome.error = e.what();
+            job.task();
         } catch (...) {
-            outcome.result = HandlerOutcome::Result::nack;
-            outcome.error = "handler threw a non-std exception";
-        }
-        if (outcome.result == HandlerOutcome::Result::nack) {
             slot.errors.fetch_add(1, std::memory_order_relaxed);
         }
-        outcomes.push_back(std::move(outcome));
+        return std::nullopt;
     }
+    if (slot.subscribe) {
+        try {
+            slot.subscribe(job.message);
+        } catch (...) {
+            slot.errors.fetch_add(1, std::memory_order_relaxed);
+        }
+        return std::nullopt;
+    }
+    HandlerOutcome outcome;
+    outcome.slot = index;
+    outcome.flags = job.flags;
+    outcome.sender = job.message.sender;
+    outcome.id = job.message.id;
+    Delivery delivery(std::move(job.message));
+    try {
+        slot.consume(delivery);
+        if (delivery.rejected()) {
+            outcome.result = HandlerOutcome::Result::reject;
+            outcome.error = delivery.reject_reason();
+        }
+    } catch (const std::exception& e) {
+        outcome.result = HandlerOutcome::Result::nack;
+        outcome.error = e.what();
+    } catch (...) {
+        outcome.result = HandlerOutcome::Result::nack;
+        outcome.error = "handler threw a non-std exception";
+    }
+    if (outcome.result == HandlerOutcome::Result::nack) {
+        slot.errors.fetch_add(1, std::memory_order_relaxed);
+    }
+    return outcome;
 }
 
 }  // namespace peermq::detail

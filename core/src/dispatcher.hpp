@@ -2,9 +2,11 @@
 // actor thread.
 //
 // Each consumer or subscriber is a slot with its own job queue and a concurrency limit (1 = its
-// messages are handled one at a time, in arrival order). Outcomes of queue handlers (ack, nack,
-// reject) go back to the actor in batches through the sink. Thread-safe; slots are added from any
-// thread and never removed while the dispatcher runs.
+// messages are handled one at a time, in arrival order). The outcome of a queue handler (ack,
+// nack, reject) is ready for the actor as soon as the handler returns: it joins an outbox that
+// the actor empties with take_outcomes(), and the sink wakes the actor only when the outbox
+// was empty (or already taken), so a busy actor gets outcomes in batches without a wake-up each.
+// Thread-safe; slots are added from any thread and never removed while the dispatcher runs.
 #pragma once
 
 #include <atomic>
@@ -13,6 +15,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -40,7 +43,8 @@ struct Job {
 
 class Dispatcher {
 public:
-    using OutcomeSink = std::function<void(std::vector<HandlerOutcome>&&)>;
+    // Wakes the actor: outcomes wait in take_outcomes(). Called from pool threads.
+    using OutcomeSink = std::function<void()>;
 
     Dispatcher(std::size_t threads, OutcomeSink sink);
     ~Dispatcher();
@@ -54,6 +58,9 @@ public:
     void submit(std::vector<std::pair<std::uint32_t, Job>>& jobs);
     // Runs `task` on a pool thread; tasks run one at a time, in order.
     void post(std::function<void()> task);
+    // Moves every outcome ready so far into `out` (cleared first; its capacity is reused). The
+    // next outcome wakes the actor again through the sink.
+    void take_outcomes(std::vector<HandlerOutcome>& out);
 
     // Jobs queued and not yet finished for `slot`.
     std::uint64_t pending(std::uint32_t slot) const;
@@ -79,8 +86,9 @@ private:
 
     void run();
     void make_ready_locked(std::uint32_t index);
-    void execute(std::uint32_t index, Slot& slot, std::vector<Job>& batch,
-                 std::vector<HandlerOutcome>& outcomes);
+    // Runs one job; for a queue handler, its outcome.
+    std::optional<HandlerOutcome> execute(std::uint32_t index, Slot& slot, Job& job);
+    void emit(HandlerOutcome&& outcome);
 
     OutcomeSink sink_;
     mutable std::mutex mutex_;
@@ -90,6 +98,9 @@ private:
     bool stopping_ = false;
     std::atomic<std::uint64_t> unfinished_{0};  // every slot's outstanding jobs
     std::uint32_t task_slot_ = 0;
+    std::mutex outbox_mutex_;
+    std::vector<HandlerOutcome> outbox_;  // outbox_mutex_
+    bool woken_ = false;  // outbox_mutex_: the sink ran since the last take_outcomes()
     std::vector<std::thread> threads_;
 };
 

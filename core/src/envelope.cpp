@@ -313,6 +313,7 @@ private:
         for (int i = bytes - 1; i >= 0; --i) *p_++ = static_cast<std::uint8_t>(v >> (8 * i));
     }
     void raw(const void* data, std::size_t n) {
+        if (n == 0) return;  // an empty string_view may hold a null pointer: not for memcpy
         std::memcpy(p_, data, n);
         p_ += n;
     }

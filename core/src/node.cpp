@@ -2,6 +2,8 @@
 #include <future>
 
 #include "actor.hpp"
+#include "control_server.hpp"
+#include "data_dir_lock.hpp"
 #include "interfaces.hpp"
 #include "journal.hpp"
 #include "node_core.hpp"
@@ -43,6 +45,13 @@ Status validate(const NodeOptions& o) {
     if (o.ack_batch_interval.count() < 0) return bad("ack_batch_interval must not be negative");
     if (o.dedupe_window == 0) return bad("dedupe_window must be positive");
     if (o.interface.empty()) return bad("interface must be a name like \"lo\", or \"*\"");
+    if (o.log_level > LogLevel::off && o.log_level != LogLevel::unset) {
+        return bad("log_level is not a LogLevel");
+    }
+    if (o.log_format > LogFormat::json) return bad("log_format is not a LogFormat");
+    if (Status control = validate_control_endpoint(o.control_endpoint, true); !control.ok()) {
+        return control;
+    }
     return {};
 }
 
@@ -86,11 +95,20 @@ Result<std::string> bind_socket(zmq::socket_t& socket, const std::string& host, 
 }  // namespace
 
 NodeCore::NodeCore(NodeOptions opts, NodeId node_id)
-    : options(std::move(opts)), id(node_id), clock(options.clock ? options.clock : system_clock()) {}
+    : options(std::move(opts)),
+      id(node_id),
+      clock(options.clock ? options.clock : system_clock()),
+      log(options.name, options.log_level, options.log_format, options.log_sink, clock) {}
 
 NodeCore::~NodeCore() { close(); }
 
 Status NodeCore::start() {
+    // Before anything else: a second node on this directory must touch nothing of the first's.
+    if (!options.data_dir.empty()) {
+        auto locked = DataDirLock::acquire(options.data_dir);
+        if (!locked) return locked.status();
+        data_dir_lock_ = std::make_unique<DataDirLock>(std::move(locked).value());
+    }
     std::string host = "*";
     if (options.interface != "*") {
         auto address = interface_ipv4(options.interface);
@@ -129,7 +147,7 @@ Status NodeCore::start() {
 
     dispatcher = std::make_unique<Dispatcher>(
         options.dispatcher_threads,
-        [this](std::vector<HandlerOutcome>&& outcomes) { post(OutcomesCmd{std::move(outcomes)}); });
+        [this] { post(OutcomesCmd{}); });
     actor_ = std::make_unique<Actor>(*this, std::move(inbox), std::move(pub), std::move(sub),
                                      std::move(journal));
     if (Status loaded = actor_->load_outbox(); !loaded.ok()) {
@@ -194,19 +212,42 @@ Status NodeCore::start() {
         std::lock_guard lock(discovery_mutex_);
         discoveries_.push_back(std::move(discovery));
     }
+    if (const std::string endpoint = control_endpoint_of(options); !endpoint.empty()) {
+        auto server = ControlServer::start(*this, endpoint);
+        if (!server) return server.status();
+        control = std::move(server).value();
+    }
+    if (log.enabled(LogLevel::info)) {
+        std::string backends = records.empty() ? "" : "static";
+        for (const auto& discovery : discoveries_) {
+            if (!backends.empty()) backends += ',';
+            backends += discovery->backend();
+        }
+        log.write(LogLevel::info, "node", "node started",
+                  {{"id", id},
+                   {"cluster", options.cluster},
+                   {"inbox", inbox_endpoint},
+                   {"pub", pub_endpoint},
+                   {"discovery", backends.empty() ? std::string("none") : backends},
+                   {"data_dir", options.data_dir}});
+    }
     return {};
 }
 
 void NodeCore::close() {
     std::lock_guard lock(close_mutex_);
     if (closed_.exchange(true)) return;
+    if (control) control->stop();
     for (auto& discovery : discoveries_) discovery->stop();
     if (dispatcher) dispatcher->stop();
-    if (actor_thread_.joinable()) {
+    const bool ran = actor_thread_.joinable();
+    if (ran) {
         post(StopCmd{});
         actor_thread_.join();
     }
     actor_.reset();
+    if (ran) PEERMQ_LOG(log, LogLevel::info, "node", "node stopped", {"id", id});
+    data_dir_lock_.reset();  // the journal is closed
     {
         std::lock_guard queues_lock(queues_mutex_);
         for (auto& q : queues_) {
@@ -261,6 +302,15 @@ Result<std::uint32_t> NodeCore::declare_queue(const std::string& name, const Que
     }
     post(DeclareQueueCmd{index, opts});
     return index;
+}
+
+Result<std::uint32_t> NodeCore::find_or_declare_queue(const std::string& name,
+                                                      const QueueOptions& defaults) {
+    {
+        std::lock_guard lock(queues_mutex_);
+        if (auto it = queue_index_.find(name); it != queue_index_.end()) return it->second;
+    }
+    return declare_queue(name, defaults);
 }
 
 std::map<std::string, std::uint64_t> NodeCore::discovery_ignored() const {
@@ -406,6 +456,7 @@ NodeStats Node::stats() const {
     for (const auto& [reason, count] : core_->discovery_ignored()) {
         stats.discovery_ignored[reason] += count;
     }
+    if (core_->control) core_->control->add_dropped(stats.dropped);
     return stats;
 }
 

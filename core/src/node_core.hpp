@@ -27,6 +27,8 @@
 namespace peermq::detail {
 
 class Actor;
+class ControlServer;
+class DataDirLock;
 class Journal;
 
 // Sender-side state of a queue shared with send(): its options and how many of its messages
@@ -87,9 +89,8 @@ struct PublishCmd {
 struct DiscoveryCmd {
     DiscoveryEvent event;
 };
-struct OutcomesCmd {
-    std::vector<HandlerOutcome> outcomes;
-};
+// Handler outcomes are ready in Dispatcher::take_outcomes().
+struct OutcomesCmd {};
 struct FlushCmd {
     StatusPromise done;
 };
@@ -122,6 +123,10 @@ public:
 
     QueueShared* queue_shared(std::uint32_t index);
     Result<std::uint32_t> declare_queue(const std::string& name, const QueueOptions& options);
+    // The queue's index; declares it with `defaults` only when it does not exist yet (an existing
+    // queue keeps the options its owner gave it).
+    Result<std::uint32_t> find_or_declare_queue(const std::string& name,
+                                                const QueueOptions& defaults);
 
     // Records the discovery backends ignored, by reason (thread-safe).
     std::map<std::string, std::uint64_t> discovery_ignored() const;
@@ -140,6 +145,11 @@ public:
     Mailbox<Command> mailbox_;
     std::unique_ptr<Dispatcher> dispatcher;
     std::shared_ptr<Clock> clock;
+    // The node's logger (peermq/log.hpp): settings from the options, then the environment.
+    Logger log;
+    // The control endpoint's server (control_server.hpp); null when there is none. Stopped by
+    // close(), destroyed with the core, so stats() may read its counters at any time.
+    std::unique_ptr<ControlServer> control;
 
 private:
     friend class Actor;
@@ -150,6 +160,7 @@ private:
     std::unique_ptr<Actor> actor_;
     std::thread actor_thread_;
     std::vector<std::unique_ptr<Discovery>> discoveries_;
+    std::unique_ptr<DataDirLock> data_dir_lock_;  // held from start() to the end of close()
 
     std::mutex queues_mutex_;
     std::vector<std::unique_ptr<QueueShared>> queues_;

@@ -18,6 +18,7 @@ std::string_view to_string(ErrorCode code) noexcept {
         case ErrorCode::protocol_error: return "protocol_error";
         case ErrorCode::not_found: return "not_found";
         case ErrorCode::unavailable: return "unavailable";
+        case ErrorCode::in_use: return "in_use";
         case ErrorCode::internal: return "internal";
     }
     return "unknown";

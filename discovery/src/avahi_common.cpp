@@ -3,7 +3,6 @@
 #include <avahi-core/log.h>
 #include <net/if.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -16,15 +15,16 @@ void filtered_avahi_log(AvahiLogLevel level, const char* text) {
         const char* value = std::getenv("PEERMQ_AVAHI_LOG");
         return value != nullptr && std::strcmp(value, "1") == 0;
     }();
-    if (level == AVAHI_LOG_ERROR || verbose) {
-        std::fprintf(stderr, "peermq: avahi-core: %s\n", text);
-    }
+    const LogLevel ours = level == AVAHI_LOG_ERROR ? LogLevel::warn
+                          : verbose                ? LogLevel::info
+                                                   : LogLevel::debug;
+    PEERMQ_LOG(process_logger(), ours, "avahi-core", text == nullptr ? "" : text);
 }
 
 }  // namespace
 
-void log_line(std::string_view text) {
-    std::fprintf(stderr, "peermq: discovery: %.*s\n", static_cast<int>(text.size()), text.data());
+void log_line(std::string_view text, LogLevel level) {
+    PEERMQ_LOG(process_logger(), level, "discovery", text);
 }
 
 void install_avahi_log_filter() {

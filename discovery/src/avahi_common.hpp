@@ -16,6 +16,7 @@
 #include "peer_table.hpp"
 #include "peermq/discovery.hpp"
 #include "peermq/discovery/avahi.hpp"
+#include "peermq/log.hpp"
 #include "peermq/status.hpp"
 
 namespace peermq::detail {
@@ -32,12 +33,14 @@ private:
     AvahiThreadedPoll* poll_;
 };
 
-// One line to stderr, prefixed "peermq: discovery: ".
-void log_line(std::string_view text);
+// One record of component "discovery" through peermq::process_logger() (peermq/log.hpp): a
+// discovery backend runs outside any node. Most of what the backends say is a problem: warn.
+void log_line(std::string_view text, LogLevel level = LogLevel::warn);
 
 // Routes the embedded stack's log (avahi-core logs every interface join, and warns about the
-// avahi-daemon it coexists with on purpose): errors go to stderr, the rest only when the
-// environment sets PEERMQ_AVAHI_LOG=1. Process-wide; installed once.
+// avahi-daemon it coexists with on purpose) to process_logger() as component "avahi-core":
+// its errors at warn, the rest at debug (at info when the environment sets PEERMQ_AVAHI_LOG=1).
+// Process-wide; installed once.
 void install_avahi_log_filter();
 
 std::vector<std::string> to_strings(AvahiStringList* list);

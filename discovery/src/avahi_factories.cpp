@@ -35,13 +35,15 @@ DiscoveryFactory automatic(AvahiOptions options) {
                                            : "interfaces " + detail::join(options.interfaces, ",");
         auto daemon = detail::make_avahi_daemon_discovery(options);
         if (daemon) {
-            detail::log_line("using avahi-daemon over D-Bus (it answers; " + interfaces + ")");
+            detail::log_line("using avahi-daemon over D-Bus (it answers; " + interfaces + ")",
+                             LogLevel::info);
             return daemon;
         }
         auto embedded = detail::make_embedded_discovery(options);
         if (embedded) {
             detail::log_line("using the embedded Avahi stack on " + interfaces + " because " +
-                             daemon.status().message());
+                                 daemon.status().message(),
+                             LogLevel::info);
             return embedded;
         }
         detail::log_line(

@@ -38,9 +38,9 @@ install)
         --prefix "$prefix" ||
         fail "cmake --install failed (is the whole build tree built? run cmake --build first)"
 
-    # The installed headers are exactly the public headers of the three modules.
+    # The installed headers are exactly the public headers of the modules.
     expected=$(cd "$PEERMQ_SOURCE_DIR" &&
-        find core/include discovery/include patterns/include -type f \( -name '*.hpp' -o -name '*.h' \) |
+        find core/include discovery/include patterns/include metrics/include -type f \( -name '*.hpp' -o -name '*.h' \) |
         sed 's|^[a-z]*/include/||' | sort)
     installed=$(cd "$prefix/$PEERMQ_INCLUDEDIR" && find . -type f | sed 's|^\./||' | sort)
     [[ $expected == "$installed" ]] ||
@@ -48,7 +48,7 @@ install)
 $(diff <(echo "$expected") <(echo "$installed") || true)"
     [[ -f $prefix/$PEERMQ_INCLUDEDIR/peermq/peermq.hpp ]] || fail "no peermq/peermq.hpp"
 
-    for lib in peermq_core peermq_discovery peermq_patterns; do
+    for lib in peermq_core peermq_discovery peermq_patterns peermq_metrics; do
         compgen -G "$prefix/$PEERMQ_LIBDIR/lib$lib.*" >/dev/null ||
             fail "lib$lib is not installed in $prefix/$PEERMQ_LIBDIR"
     done

@@ -212,7 +212,8 @@ TEST(Node, ClosedPeerIsDownAtOnceAndPeerEventsAreRaised) {
         events.emplace_back(e.peer.name, e.peer.state);
     });
     auto b = make_node("b", {a.inbox_endpoint()});
-    ASSERT_TRUE(wait_until([&] { return sees(a, {"b"}); }));
+    // Both sides first: until a's HELLO answer is in, b knows a by endpoint only.
+    ASSERT_TRUE(wait_until([&] { return sees(a, {"b"}) && sees(b, {"a"}); }));
     const auto closed_at = std::chrono::steady_clock::now();
     b.close();  // says BYE
     ASSERT_TRUE(wait_until([&] {
@@ -221,11 +222,16 @@ TEST(Node, ClosedPeerIsDownAtOnceAndPeerEventsAreRaised) {
         return p && p->state == peermq::PeerState::down;
     }, 3s));
     EXPECT_LT(std::chrono::steady_clock::now() - closed_at, 1s);
-    std::lock_guard lock(mutex);
-    EXPECT_NE(std::find(events.begin(), events.end(), std::make_pair(std::string("b"), peermq::PeerState::alive)),
-              events.end());
-    EXPECT_NE(std::find(events.begin(), events.end(), std::make_pair(std::string("b"), peermq::PeerState::down)),
-              events.end());
+    // Events run on the dispatcher, a moment after the state changed.
+    auto raised = [&](peermq::PeerState state) {
+        return wait_until([&] {
+            std::lock_guard lock(mutex);
+            return std::find(events.begin(), events.end(), std::make_pair(std::string("b"), state)) !=
+                   events.end();
+        });
+    };
+    EXPECT_TRUE(raised(peermq::PeerState::alive));
+    EXPECT_TRUE(raised(peermq::PeerState::down));
 }
 
 TEST(Node, KilledPeerIsDownWithinThreeSecondsAndItsWorkMovesOn) {
@@ -239,6 +245,13 @@ TEST(Node, KilledPeerIsDownWithinThreeSecondsAndItsWorkMovesOn) {
                                           "--peer", producer.inbox_endpoint().substr(6)});
     ASSERT_TRUE(victim.read_line("READY ").has_value());
     ASSERT_TRUE(wait_until([&] { return sees(producer, {"victim", "survivor"}, "work"); }));
+    // And the producer's own connection to it is up (it has sent it a frame), so that work can
+    // go to it before it freezes.
+    ASSERT_TRUE(wait_until([&] {
+        const auto peers = producer.peers();
+        const auto* p = find(peers, "victim");
+        return p && p->frames_sent > 0;
+    }));
 
     auto work = producer.queue("work", {.ack_timeout = 60s}).value();
     victim.kill(SIGSTOP);  // frozen: it receives nothing more and acks nothing

@@ -5,6 +5,7 @@
 //   peermq_test_node --name NAME [--interface lo] [--port P] [--peer HOST:PORT]...
 //       [--cluster C] [--data-dir DIR] [--durability memory|group_commit|fsync_each]
 //       [--discovery static|avahi|embedded|auto] [--heartbeat-ms N] [--peer-timeout-ms N]
+//       [--control ENDPOINT]  (NodeOptions::control_endpoint: "off", "ipc://...", "tcp://...")
 //     consumer:
 //       [--consume QUEUE] [--prefetch N] [--concurrency N] [--fail-payload N] [--log FILE]
 //       [--handle-delay-us N] [--stall-after K]
@@ -133,6 +134,7 @@ int main(int argc, char** argv) {
         else if (arg == "--peer") options.peers.push_back(next());
         else if (arg == "--data-dir") options.data_dir = next();
         else if (arg == "--durability") options.durability = parse_durability(next());
+        else if (arg == "--control") options.control_endpoint = next();
         else if (arg == "--discovery") discovery = next();
         else if (arg == "--heartbeat-ms") options.heartbeat_interval = next_ms();
         else if (arg == "--peer-timeout-ms") options.peer_timeout = next_ms();

@@ -134,7 +134,7 @@ TEST(EmbeddedDiscovery, WorksWithoutAnyDaemonInAPrivateNetworkNamespace) {
         {"unshare", "-n", "--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\"", probe_path(),
          "mesh", "--backend", "auto", "--interface", "lo", "--count", "3", "--cluster", cluster,
          "--timeout-ms", "20000"},
-        {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/peermq-no-bus"});
+        {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/peermq-no-bus", "PEERMQ_LOG=info"});
     ASSERT_TRUE(child.started());
     child.close_stdin();
     const auto code = child.wait(60s);

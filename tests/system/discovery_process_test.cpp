@@ -20,6 +20,8 @@ using namespace std::chrono_literals;
 
 constexpr auto kFindTimeout = 20s;
 const std::string kNoBus = "DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/peermq-no-bus";
+// automatic() says which backend it chose at info (peermq/log.hpp); the default level is warn.
+const std::string kLogInfo = "PEERMQ_LOG=info";
 
 std::unique_ptr<ChildProcess> serve(Backend backend, const std::string& name,
                                     const std::string& cluster, const NodeId& id,
@@ -202,11 +204,12 @@ TEST(DiscoveryOptions, MissingDaemonIsUnavailableAndAutomaticSaysItFallsBack) {
         << daemon.output;
 
     const auto fallback = run_command(
-        {probe_path(), "check", "--backend", "auto", "--interface", "lo"}, 30s, {kNoBus});
+        {probe_path(), "check", "--backend", "auto", "--interface", "lo"}, 30s, {kNoBus, kLogInfo});
     EXPECT_EQ(fallback.exit_code, 0) << fallback.output;
     EXPECT_NE(fallback.output.find("ok backend=embedded"), std::string::npos) << fallback.output;
-    EXPECT_NE(fallback.output.find("peermq: discovery: using the embedded Avahi stack on "
-                                   "interfaces lo because avahi-daemon does not answer on D-Bus"),
+    EXPECT_NE(fallback.output.find("level=info component=discovery msg=\"using the embedded Avahi "
+                                   "stack on interfaces lo because avahi-daemon does not answer on "
+                                   "D-Bus"),
               std::string::npos)
         << fallback.output;
 
@@ -217,10 +220,11 @@ TEST(DiscoveryOptions, MissingDaemonIsUnavailableAndAutomaticSaysItFallsBack) {
 
     // With the daemon there, automatic() takes it and says so.
     const auto normal =
-        run_command({probe_path(), "check", "--backend", "auto", "--interface", "lo"}, 30s);
+        run_command({probe_path(), "check", "--backend", "auto", "--interface", "lo"}, 30s,
+                    {kLogInfo});
     EXPECT_EQ(normal.exit_code, 0) << normal.output;
     EXPECT_NE(normal.output.find("ok backend=avahi"), std::string::npos) << normal.output;
-    EXPECT_NE(normal.output.find("peermq: discovery: using avahi-daemon over D-Bus"),
+    EXPECT_NE(normal.output.find("level=info component=discovery msg=\"using avahi-daemon over D-Bus"),
               std::string::npos)
         << normal.output;
 }

@@ -334,7 +334,8 @@ TEST(NodeDiscovery, EmbeddedBackendNodesShareAWorkQueueInANamespaceWithNoDaemon)
     TempDir dir;
     ASSERT_FALSE(dir.path().empty());
     // D-Bus points nowhere: no daemon can be used, even through the (netns-blind) bus socket.
-    const std::vector<std::string> env = {kNoStaticPeers, kNoBus};
+    // PEERMQ_LOG=info: automatic() says which backend it chose at info.
+    const std::vector<std::string> env = {kNoStaticPeers, kNoBus, "PEERMQ_LOG=info"};
     // The second worker asks for `auto`, which must fall back to the embedded stack.
     const std::vector<std::pair<std::string, std::string>> worker_specs = {
         {"e1-" + token, "embedded"}, {"e2-" + token, "auto"}};
@@ -349,8 +350,8 @@ TEST(NodeDiscovery, EmbeddedBackendNodesShareAWorkQueueInANamespaceWithNoDaemon)
             << workers.back()->output();
     }
     EXPECT_TRUE(workers[1]->wait_for_line_containing(
-        "peermq: discovery: using the embedded Avahi stack on interfaces lo because avahi-daemon "
-        "does not answer on D-Bus",
+        "component=discovery msg=\"using the embedded Avahi stack on interfaces lo because "
+        "avahi-daemon does not answer on D-Bus",
         5s))
         << workers[1]->output();
 

@@ -1,11 +1,172 @@
-// Placeholder: replaced by the subcommand's implementation.
+// peermq peers: the tool's node joins the cluster as a pure observer (it consumes and subscribes
+// to nothing) and prints the peers it sees.
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+
 #include "commands.hpp"
+#include "common.hpp"
 
 namespace peermq::cli {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct PeersOptions {
+    ClusterOptions cluster;
+    std::size_t wait = 0;
+    std::string timeout = "5s";
+    bool watch = false;
+    bool json = false;
+};
+
+std::vector<PeerInfo> sorted(std::vector<PeerInfo> peers) {
+    std::sort(peers.begin(), peers.end(), [](const PeerInfo& a, const PeerInfo& b) {
+        return std::tie(a.name, a.inbox_endpoint) < std::tie(b.name, b.inbox_endpoint);
+    });
+    return peers;
+}
+
+std::size_t alive(const std::vector<PeerInfo>& peers) {
+    return static_cast<std::size_t>(std::count_if(
+        peers.begin(), peers.end(), [](const PeerInfo& p) { return p.state == PeerState::alive; }));
+}
+
+std::string address(const std::string& endpoint) {
+    constexpr std::string_view kTcp = "tcp://";
+    return endpoint.starts_with(kTcp) ? endpoint.substr(kTcp.size()) : endpoint;
+}
+
+std::string render_table(const std::vector<PeerInfo>& peers) {
+    Table table({"NAME", "ID", "ADDRESS", "STATE", "QUEUES", "TOPICS", "LAST HEARD"});
+    const std::int64_t now = now_ms();
+    for (const auto& peer : peers) {
+        table.add({peer.name.empty() ? "?" : peer.name,
+                   peer.id.is_nil() ? "-" : peer.id.short_string(), address(peer.inbox_endpoint),
+                   std::string(to_string(peer.state)), join(peer.queues), join(peer.topics),
+                   format_age(peer.last_heard_ms, now)});
+    }
+    return table.render();
+}
+
+Json render_json(const std::vector<PeerInfo>& peers) {
+    Json out = Json::array();
+    for (const auto& peer : peers) out.push_back(to_json(peer));
+    return out;
+}
+
+void print(const std::vector<PeerInfo>& peers, bool json) {
+    const std::string text = json ? dump(render_json(peers)) + "\n" : render_table(peers);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+}
+
+// What the set of peers looks like, to tell when it stopped changing.
+std::string signature(const std::vector<PeerInfo>& peers) {
+    std::string out;
+    for (const auto& peer : peers)
+        out += peer.inbox_endpoint + "/" + std::string(to_string(peer.state)) + ";";
+    return out;
+}
+
+int watch(Node& node, const PeersOptions& options, Interrupts& interrupts) {
+    const bool terminal = ::isatty(STDOUT_FILENO) == 1 && !options.json;
+    do {
+        const auto peers = sorted(node.peers());
+        if (terminal) {
+            std::printf("\033[H\033[2J%s  cluster %s  %zu peers, %zu alive  (Ctrl-C to stop)\n\n",
+                        format_time(now_ms()).c_str(), options.cluster.cluster.c_str(),
+                        peers.size(), alive(peers));
+            print(peers, false);
+        } else if (options.json) {
+            print(peers, true);
+        } else {
+            std::printf("# %s\n", format_time(now_ms()).c_str());
+            print(peers, false);
+            std::printf("\n");
+            std::fflush(stdout);
+        }
+    } while (!interrupts.wait(1s));
+    return 0;
+}
+
+int run(const PeersOptions& options) {
+    const auto timeout = duration_or_throw(options.timeout);
+    Interrupts interrupts;
+    Node node = open_node(options.cluster);
+    if (options.watch) {
+        const int code = watch(node, options, interrupts);
+        node.close();
+        return code;
+    }
+    const auto start = Clock::now();
+    const auto deadline = start + timeout;
+    bool reached = true;
+    if (options.wait > 0) {
+        while (alive(node.peers()) < options.wait) {
+            if (Clock::now() >= deadline) {
+                reached = false;
+                break;
+            }
+            if (interrupts.wait(20ms)) {
+                node.close();
+                return 130;
+            }
+        }
+    } else {
+        // No count to wait for: observe until the peer set has been settled (every peer past
+        // `connecting`, nothing changed) for a while, at most 2 s or the timeout. mDNS answers
+        // trickle in over a second; static peers only need their HELLO.
+        const auto quiet = options.cluster.discovery == "static" ? 300ms : 1500ms;
+        const auto settle_deadline = start + std::min<Clock::duration>(timeout, 2s);
+        std::string last;
+        auto stable_since = start;
+        for (;;) {
+            const auto peers = node.peers();
+            const auto now = Clock::now();
+            const std::string current = signature(peers);
+            if (current != last) {
+                last = current;
+                stable_since = now;
+            }
+            const bool resolved = std::none_of(peers.begin(), peers.end(), [](const PeerInfo& p) {
+                return p.state == PeerState::connecting;
+            });
+            if (!peers.empty() && resolved && now - stable_since >= quiet) break;
+            if (now >= settle_deadline) break;
+            if (interrupts.wait(20ms)) {
+                node.close();
+                return 130;
+            }
+        }
+    }
+    const auto peers = sorted(node.peers());
+    node.close();
+    print(peers, options.json);
+    if (!reached) {
+        throw CliError(std::to_string(alive(peers)) + " of " + std::to_string(options.wait) +
+                       " peers alive after " + options.timeout);
+    }
+    return 0;
+}
+
+}  // namespace
 
 void add_peers_command(CLI::App& app, Runner& selected) {
-    (void)app;
-    (void)selected;
+    auto options = std::make_shared<PeersOptions>();
+    CLI::App* command = app.add_subcommand("peers", "List the peers of the cluster");
+    add_cluster_options(*command, options->cluster, false);
+    command->add_option("--wait", options->wait,
+                        "Wait until at least N peers are alive (exit 1 if not within --timeout)");
+    command->add_option("--timeout", options->timeout, "How long --wait waits")
+        ->check(duration_validator())
+        ->type_name("DUR")
+        ->capture_default_str();
+    command->add_flag("--watch", options->watch, "Redraw every second until Ctrl-C");
+    command->add_flag("--json", options->json, "Print a JSON array (one per line with --watch)");
+    command->callback([options, &selected] { selected = [options] { return run(*options); }; });
 }
 
 }  // namespace peermq::cli

@@ -1,11 +1,99 @@
-// Placeholder: replaced by the subcommand's implementation.
+// peermq stats: the counters of a running node, through its control endpoint.
+#include <memory>
+
 #include "commands.hpp"
+#include "common.hpp"
 
 namespace peermq::cli {
+namespace {
+
+struct StatsOptions {
+    NodeTarget target;
+    bool json = false;
+};
+
+std::string latency(const LatencyHistogram& h, double q) {
+    if (h.count == 0) return "-";
+    const std::uint64_t us = h.quantile_us(q);
+    return us >= 10'000 ? std::to_string(us / 1000) + "ms" : std::to_string(us) + "us";
+}
+
+std::string channel_table(const char* kind, const std::map<std::string, ChannelStats>& channels) {
+    Table table({kind, "SENT", "RECEIVED", "DELIVERED", "ACKED", "NACKED", "ERRORS", "RETRIED",
+                 "REDELIVERED", "EXPIRED", "DEAD", "DUPS", "IN FLIGHT", "DEPTH", "ACK P50",
+                 "ACK P99"});
+    for (const auto& [name, s] : channels) {
+        table.add({name, std::to_string(s.sent), std::to_string(s.received),
+                   std::to_string(s.delivered), std::to_string(s.acked), std::to_string(s.nacked),
+                   std::to_string(s.handler_errors), std::to_string(s.retried),
+                   std::to_string(s.redelivered), std::to_string(s.expired),
+                   std::to_string(s.dead_lettered), std::to_string(s.duplicates),
+                   std::to_string(s.in_flight), std::to_string(s.depth),
+                   latency(s.ack_latency, 0.5), latency(s.ack_latency, 0.99)});
+    }
+    return table.render();
+}
+
+std::string render(const NodeStats& stats) {
+    std::string out = "node " + stats.name + " (" + stats.id.to_string() + ")\n\n";
+    out += stats.queues.empty() ? "no queues\n" : channel_table("QUEUE", stats.queues);
+    out += "\n";
+    out += stats.topics.empty() ? "no topics\n" : channel_table("TOPIC", stats.topics);
+    out += "\n";
+    if (stats.peers.empty()) {
+        out += "no peers\n";
+    } else {
+        Table peers({"PEER", "ID", "STATE", "ADDRESS", "QUEUES", "TOPICS", "LAST HEARD",
+                     "FRAMES OUT", "FRAMES IN"});
+        const std::int64_t now = now_ms();
+        for (const auto& p : stats.peers) {
+            peers.add({p.name.empty() ? "?" : p.name, p.id.is_nil() ? "-" : p.id.short_string(),
+                       std::string(to_string(p.state)), p.inbox_endpoint, join(p.queues),
+                       join(p.topics), format_age(p.last_heard_ms, now),
+                       std::to_string(p.frames_sent), std::to_string(p.frames_received)});
+        }
+        out += peers.render();
+    }
+    out += "\n";
+    if (stats.dropped.empty()) {
+        out += "nothing dropped\n";
+    } else {
+        Table dropped({"DROPPED", "COUNT"});
+        for (const auto& [reason, count] : stats.dropped)
+            dropped.add({reason, std::to_string(count)});
+        out += dropped.render();
+    }
+    if (!stats.discovery_ignored.empty()) {
+        out += "\n";
+        Table ignored({"DISCOVERY IGNORED", "COUNT"});
+        for (const auto& [reason, count] : stats.discovery_ignored)
+            ignored.add({reason, std::to_string(count)});
+        out += ignored.render();
+    }
+    return out;
+}
+
+int run(const StatsOptions& options) {
+    ControlClient client = connect_control(options.target);
+    auto stats = client.stats();
+    if (!stats) {
+        const bool silent = stats.status().code() == ErrorCode::unavailable;
+        throw CliError(stats.status().message() + (silent ? control_hint(options.target) : ""));
+    }
+    const std::string text = options.json ? dump(to_json(*stats)) + "\n" : render(*stats);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+    return 0;
+}
+
+}  // namespace
 
 void add_stats_command(CLI::App& app, Runner& selected) {
-    (void)app;
-    (void)selected;
+    auto options = std::make_shared<StatsOptions>();
+    CLI::App* command = app.add_subcommand("stats", "Counters of a running node");
+    add_target_options(*command, options->target);
+    command->add_flag("--json", options->json, "Print one JSON object");
+    command->callback([options, &selected] { selected = [options] { return run(*options); }; });
 }
 
 }  // namespace peermq::cli

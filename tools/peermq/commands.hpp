@@ -16,7 +16,8 @@ using Runner = std::function<int()>;
 
 // A user-facing failure: main() prints "peermq: <what>" and exits with `code`.
 struct CliError : std::runtime_error {
-    explicit CliError(const std::string& what, int code = 1) : std::runtime_error(what), code(code) {}
+    explicit CliError(const std::string& what, int code = 1)
+        : std::runtime_error(what), code(code) {}
     int code;
 };
 

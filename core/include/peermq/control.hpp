@@ -26,7 +26,9 @@ namespace peermq {
 // "ipc://<absolute data_dir>/control.sock".
 std::string control_endpoint_for_data_dir(const std::string& data_dir);
 
-// True when a running node holds the lock on `data_dir` (two nodes never share one).
+// True when a running node holds the lock on `data_dir` (<data_dir>/LOCK; a second node on the
+// directory fails with `in_use`). Tests the lock without taking it; a node killed with SIGKILL
+// holds it no more.
 bool data_dir_in_use(const std::string& data_dir);
 
 class ControlClient {

@@ -12,6 +12,7 @@
 
 #include "peermq/clock.hpp"
 #include "peermq/discovery.hpp"
+#include "peermq/log.hpp"
 
 namespace peermq {
 
@@ -82,12 +83,23 @@ struct NodeOptions {
     // Where the journal (outbox + dead letters) lives; empty = in memory only.
     std::string data_dir{};
     Durability durability = Durability::group_commit;
+    // Local administration endpoint (peermq/control.hpp): "" = ipc://<data_dir>/control.sock
+    // when data_dir is set, else none; "off" = none; or "ipc://PATH" / "tcp://127.0.0.1:PORT"
+    // (loopback only).
+    std::string control_endpoint{};
 
     // Receivers ack after this many messages or this long, whichever comes first.
     std::size_t ack_batch_size = 64;
     std::chrono::microseconds ack_batch_interval = 500us;
     // Message ids remembered for effectively_once dedupe (also bounded by the retry horizon).
     std::size_t dedupe_window = 1'000'000;
+
+    // Logging (peermq/log.hpp): unset = PEERMQ_LOG / PEERMQ_LOG_FORMAT, else warn / logfmt; an
+    // explicit value here wins over the environment. Empty log_sink = one line per record on
+    // stderr.
+    LogLevel log_level = LogLevel::unset;
+    LogFormat log_format = LogFormat::unset;
+    LogSink log_sink{};
 
     std::shared_ptr<Clock> clock{};  // null = system clock
 };

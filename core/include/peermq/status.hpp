@@ -28,6 +28,7 @@ enum class ErrorCode {
     protocol_error,     // a peer broke the wire protocol
     not_found,          // no such message, peer or record
     unavailable,        // a service (avahi-daemon, D-Bus) does not answer
+    in_use,             // a data directory is held by another running node
     internal,
 };
 

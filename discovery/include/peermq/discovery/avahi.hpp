@@ -35,7 +35,8 @@ peermq::DiscoveryFactory avahi_daemon(AvahiOptions options);
 // embedded stacks on the same host.
 peermq::DiscoveryFactory embedded(AvahiOptions options);
 
-// avahi_daemon() when the daemon answers, else embedded(). Writes one line to stderr saying which
+// avahi_daemon() when the daemon answers, else embedded(). Logs one record at info (component
+// "discovery", through peermq::process_logger(), so visible with PEERMQ_LOG=info) saying which
 // backend was chosen and why.
 peermq::DiscoveryFactory automatic(AvahiOptions options);
 

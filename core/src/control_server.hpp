@@ -1,0 +1,76 @@
+// ControlServer: a running node's control endpoint (docs/spec/control.md, peermq/control.hpp).
+//
+// Owns a ZeroMQ ROUTER socket, on a context of its own, served by a thread of its own; requests
+// are answered through NodeCore::call, so only the actor touches the node's state, and the
+// actor's poll loop knows nothing of this socket. Requests are handled one at a time. Created
+// at the end of NodeCore::start and stopped first by NodeCore::close; the NodeCore owns it and
+// outlives it. stop() and dropped() are thread-safe.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include <zmq.hpp>
+
+#include "control_codec.hpp"
+#include "peermq/options.hpp"
+#include "peermq/status.hpp"
+
+namespace peermq::detail {
+
+class NodeCore;
+
+// Checks a control endpoint: "ipc://PATH" or "tcp://<IPv4 loopback>:PORT"; with
+// `allow_none`, also "" and "off" (NodeOptions::control_endpoint). invalid_argument otherwise.
+Status validate_control_endpoint(const std::string& endpoint, bool allow_none);
+
+// The endpoint a node with these (valid) options serves; "" = none.
+std::string control_endpoint_of(const NodeOptions& options);
+
+class ControlServer {
+public:
+    // Binds `endpoint` and starts serving. A taken tcp port is address_in_use; an ipc path too
+    // long for a unix socket, or in a missing directory, is an error naming the endpoint.
+    static Result<std::unique_ptr<ControlServer>> start(NodeCore& core, std::string endpoint);
+
+    ControlServer(const ControlServer&) = delete;
+    ControlServer& operator=(const ControlServer&) = delete;
+    ~ControlServer();
+
+    const std::string& endpoint() const noexcept { return endpoint_; }
+
+    // Stops the thread, closes the socket and removes the ipc socket file. Idempotent.
+    void stop();
+
+    // Adds the requests this server refused, by reason ("control.garbage", ...), to `dropped`.
+    void add_dropped(std::map<std::string, std::uint64_t>& dropped) const;
+
+private:
+    static constexpr std::array<std::string_view, 5> kDropReasons = {
+        "control.garbage", "control.bad_version", "control.unknown_verb", "control.bad_request",
+        "control.bad_envelope"};
+
+    ControlServer(NodeCore& core, std::string endpoint);
+
+    void run();
+    void serve(std::vector<zmq::message_t>& frames);
+    Result<ControlReplyBody> answer(const ControlRequest& request);
+    void count(std::string_view reason);
+
+    NodeCore& core_;
+    const std::string endpoint_;
+    zmq::context_t context_;
+    zmq::socket_t socket_;  // the server thread's alone once it runs
+    int wake_fd_ = -1;      // eventfd: stop() wakes the thread with it
+    std::thread thread_;
+    std::atomic<bool> stopped_{false};
+    std::array<std::atomic<std::uint64_t>, kDropReasons.size()> dropped_{};
+};
+
+}  // namespace peermq::detail

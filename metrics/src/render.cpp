@@ -1,0 +1,386 @@
+// NodeStats as Prometheus text 0.0.4 or OpenMetrics 1.0.0 text. Every family's samples are
+// written together (OpenMetrics forbids interleaving), in a fixed order, so two scrapes of the
+// same stats give the same bytes.
+#include <charconv>
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "metrics_internal.hpp"
+#include "peermq/metrics.hpp"
+
+namespace peermq {
+namespace {
+
+constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+
+// Length of the valid UTF-8 sequence starting at text[i], or 0 when it is not one (overlong
+// forms, surrogates and code points past U+10FFFF included).
+std::size_t utf8_sequence(std::string_view text, std::size_t i) {
+    const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+    const unsigned char b0 = byte(i);
+    if (b0 < 0x80) return 1;
+    std::size_t length = 0;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+        length = 2;
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+        length = 3;
+        if (b0 == 0xE0) lo = 0xA0;
+        if (b0 == 0xED) hi = 0x9F;
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+        length = 4;
+        if (b0 == 0xF0) lo = 0x90;
+        if (b0 == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (i + length > text.size()) return 0;
+    if (byte(i + 1) < lo || byte(i + 1) > hi) return 0;
+    for (std::size_t k = 2; k < length; ++k) {
+        if (byte(i + k) < 0x80 || byte(i + k) > 0xBF) return 0;
+    }
+    return length;
+}
+
+void append_double(std::string& out, double value) {
+    char buffer[64];
+    // Shortest round-trip form, switching to an exponent the way Go's 'g' does (as Prometheus
+    // prints numbers): 2e-06, 0.000128, 2147.483648.
+    const auto [end, ec] =
+        std::to_chars(buffer, buffer + sizeof buffer, value, std::chars_format::general);
+    out.append(buffer, ec == std::errc{} ? end : buffer);
+}
+
+struct Label {
+    std::string_view name;
+    std::string_view value;
+};
+
+class Writer {
+public:
+    explicit Writer(MetricsFormat format) : format_(format) {}
+
+    // Metadata of a family. `name` is the family name, without `_total` for counters.
+    void family(std::string_view name, std::string_view type, std::string_view help,
+                std::string_view unit = {}) {
+        const bool counter = type == "counter";
+        std::string meta_name(name);
+        if (counter && format_ == MetricsFormat::prometheus) meta_name += "_total";
+        out_ += "# HELP ";
+        out_ += meta_name;
+        out_ += ' ';
+        append_help(help);
+        out_ += "\n# TYPE ";
+        out_ += meta_name;
+        out_ += ' ';
+        out_ += type;
+        out_ += '\n';
+        if (!unit.empty() && format_ == MetricsFormat::openmetrics) {
+            out_ += "# UNIT ";
+            out_ += meta_name;
+            out_ += ' ';
+            out_ += unit;
+            out_ += '\n';
+        }
+    }
+
+    void sample(std::string_view name, std::string_view suffix, std::initializer_list<Label> labels,
+                std::uint64_t value, const Label* extra = nullptr) {
+        begin_sample(name, suffix, labels, extra);
+        out_ += std::to_string(value);
+        out_ += '\n';
+    }
+
+    void sample_double(std::string_view name, std::string_view suffix,
+                       std::initializer_list<Label> labels, double value,
+                       const Label* extra = nullptr) {
+        begin_sample(name, suffix, labels, extra);
+        append_double(out_, value);
+        out_ += '\n';
+    }
+
+    std::string finish() {
+        if (format_ == MetricsFormat::openmetrics) out_ += "# EOF\n";
+        return std::move(out_);
+    }
+
+private:
+    void begin_sample(std::string_view name, std::string_view suffix,
+                      std::initializer_list<Label> labels, const Label* extra) {
+        out_ += name;
+        out_ += suffix;
+        bool first = true;
+        const auto label = [&](const Label& l) {
+            out_ += first ? '{' : ',';
+            first = false;
+            out_ += l.name;
+            out_ += "=\"";
+            append_label_value(l.value);
+            out_ += '"';
+        };
+        for (const auto& l : labels) label(l);
+        if (extra != nullptr) label(*extra);
+        if (!first) out_ += '}';
+        out_ += ' ';
+    }
+
+    void append_label_value(std::string_view value) {
+        for (std::size_t i = 0; i < value.size();) {
+            const std::size_t length = utf8_sequence(value, i);
+            if (length == 0) {
+                out_ += kReplacement;
+                ++i;
+                continue;
+            }
+            if (length == 1) {
+                switch (value[i]) {
+                    case '\\': out_ += "\\\\"; break;
+                    case '"': out_ += "\\\""; break;
+                    case '\n': out_ += "\\n"; break;
+                    default: out_ += value[i];
+                }
+            } else {
+                out_.append(value.substr(i, length));
+            }
+            i += length;
+        }
+    }
+
+    void append_help(std::string_view help) {
+        for (const char c : help) {
+            if (c == '\\') {
+                out_ += "\\\\";
+            } else if (c == '\n') {
+                out_ += "\\n";
+            } else {
+                out_ += c;
+            }
+        }
+    }
+
+    MetricsFormat format_;
+    std::string out_;
+};
+
+struct ChannelCounter {
+    std::string_view field;
+    std::string_view help;
+    std::uint64_t ChannelStats::*member;
+};
+
+constexpr ChannelCounter kChannelCounters[] = {
+    {"sent", "Messages handed to the transport, each attempt counted once.", &ChannelStats::sent},
+    {"received", "Messages accepted from the transport.", &ChannelStats::received},
+    {"delivered", "Handler calls.", &ChannelStats::delivered},
+    {"handler_errors", "Handler calls that threw (a nack with the error text).",
+     &ChannelStats::handler_errors},
+    {"acked", "Messages acknowledged by a consumer.", &ChannelStats::acked},
+    {"nacked", "Negative acknowledgements received.", &ChannelStats::nacked},
+    {"retried", "Sends after the first attempt.", &ChannelStats::retried},
+    {"redelivered", "Messages moved off a consumer that went down.", &ChannelStats::redelivered},
+    {"expired", "Messages whose time to live ran out.", &ChannelStats::expired},
+    {"dead_lettered", "Messages moved to the dead-letter journal.", &ChannelStats::dead_lettered},
+    {"duplicates", "Messages dropped by the dedupe window.", &ChannelStats::duplicates},
+};
+
+constexpr ChannelCounter kChannelGauges[] = {
+    {"in_flight", "Messages sent and not yet acked.", &ChannelStats::in_flight},
+    {"depth", "Messages waiting for a consumer or for credit.", &ChannelStats::depth},
+};
+
+// One histogram bucket per LatencyHistogram bucket except the open-ended last one, which only the
+// +Inf bucket covers. Bucket i holds [2^i, 2^(i+1)) µs, so le = 2^(i+1) µs bounds it from above.
+void write_histogram(Writer& w, std::string_view name, std::initializer_list<Label> labels,
+                     const LatencyHistogram& h) {
+    std::uint64_t cumulative = 0;
+    std::string le;
+    for (std::size_t i = 0; i + 1 < h.buckets.size(); ++i) {
+        cumulative += h.buckets[i];
+        le.clear();
+        append_double(le, static_cast<double>(std::uint64_t{2} << i) / 1e6);
+        const Label bound{"le", le};
+        w.sample(name, "_bucket", labels, cumulative, &bound);
+    }
+    const Label inf{"le", "+Inf"};
+    w.sample(name, "_bucket", labels, h.count, &inf);
+    w.sample(name, "_count", labels, h.count);
+    w.sample_double(name, "_sum", labels, static_cast<double>(h.sum_us) / 1e6);
+}
+
+void write_channels(Writer& w, std::string_view node, std::string_view kind,
+                    const std::map<std::string, ChannelStats>& channels, bool histogram) {
+    if (channels.empty()) return;
+    const std::string prefix = "peermq_" + std::string(kind) + "_";
+    for (const auto& counter : kChannelCounters) {
+        const std::string name = prefix + std::string(counter.field);
+        w.family(name, "counter", counter.help);
+        for (const auto& [channel, stats] : channels) {
+            w.sample(name, "_total", {{"node", node}, {kind, channel}}, stats.*counter.member);
+        }
+    }
+    for (const auto& gauge : kChannelGauges) {
+        const std::string name = prefix + std::string(gauge.field);
+        w.family(name, "gauge", gauge.help);
+        for (const auto& [channel, stats] : channels) {
+            w.sample(name, "", {{"node", node}, {kind, channel}}, stats.*gauge.member);
+        }
+    }
+    if (!histogram) return;
+    const std::string name = prefix + "ack_latency_seconds";
+    w.family(name, "histogram", "Time from a message's last send to its ack.", "seconds");
+    for (const auto& [channel, stats] : channels) {
+        write_histogram(w, name, {{"node", node}, {kind, channel}}, stats.ack_latency);
+    }
+}
+
+constexpr PeerState kPeerStates[] = {PeerState::connecting, PeerState::alive, PeerState::suspect,
+                                     PeerState::down};
+
+struct PeerLabels {
+    std::string peer;
+    std::string peer_id;
+    const PeerInfo* info;
+};
+
+// A peer is named by its name, or its endpoint while it has none; two entries with the same
+// labels would be one series twice (invalid), so only the first is kept.
+std::vector<PeerLabels> peer_labels(const std::vector<PeerInfo>& peers) {
+    std::vector<PeerLabels> out;
+    std::set<std::pair<std::string, std::string>> seen;
+    for (const auto& p : peers) {
+        PeerLabels labels{p.name.empty() ? p.inbox_endpoint : p.name,
+                          p.id.is_nil() ? std::string() : p.id.to_string(), &p};
+        if (!seen.emplace(labels.peer, labels.peer_id).second) continue;
+        out.push_back(std::move(labels));
+    }
+    return out;
+}
+
+void write_peers(Writer& w, std::string_view node, const std::vector<PeerInfo>& peers) {
+    w.family("peermq_peers", "gauge", "Known peers by state.");
+    for (const PeerState state : kPeerStates) {
+        std::uint64_t n = 0;
+        for (const auto& p : peers) n += p.state == state ? 1 : 0;
+        w.sample("peermq_peers", "", {{"node", node}, {"state", to_string(state)}}, n);
+    }
+    const auto labelled = peer_labels(peers);
+    if (labelled.empty()) return;
+    w.family("peermq_peer_up", "gauge", "1 while the peer is alive, else 0.");
+    for (const auto& p : labelled) {
+        w.sample("peermq_peer_up", "", {{"node", node}, {"peer", p.peer}, {"peer_id", p.peer_id}},
+                 p.info->state == PeerState::alive ? 1 : 0);
+    }
+    w.family("peermq_peer_state", "gauge", "1 for the peer's current state, 0 for the others.");
+    for (const auto& p : labelled) {
+        for (const PeerState state : kPeerStates) {
+            const Label state_label{"state", to_string(state)};
+            w.sample("peermq_peer_state", "",
+                     {{"node", node}, {"peer", p.peer}, {"peer_id", p.peer_id}},
+                     p.info->state == state ? 1 : 0, &state_label);
+        }
+    }
+    w.family("peermq_peer_frames_sent", "counter", "Frames sent to the peer.");
+    for (const auto& p : labelled) {
+        w.sample("peermq_peer_frames_sent", "_total",
+                 {{"node", node}, {"peer", p.peer}, {"peer_id", p.peer_id}}, p.info->frames_sent);
+    }
+    w.family("peermq_peer_frames_received", "counter", "Frames received from the peer.");
+    for (const auto& p : labelled) {
+        w.sample("peermq_peer_frames_received", "_total",
+                 {{"node", node}, {"peer", p.peer}, {"peer_id", p.peer_id}},
+                 p.info->frames_received);
+    }
+    bool heard = false;
+    for (const auto& p : labelled) heard = heard || p.info->last_heard_ms > 0;
+    if (!heard) return;
+    w.family("peermq_peer_last_heard_timestamp_seconds", "gauge",
+             "Unix time of the last frame from the peer (no sample until one arrives).", "seconds");
+    for (const auto& p : labelled) {
+        if (p.info->last_heard_ms <= 0) continue;
+        w.sample_double("peermq_peer_last_heard_timestamp_seconds", "",
+                        {{"node", node}, {"peer", p.peer}, {"peer_id", p.peer_id}},
+                        static_cast<double>(p.info->last_heard_ms) / 1e3);
+    }
+}
+
+void write_reasons(Writer& w, std::string_view node, std::string_view name, std::string_view help,
+                   const std::map<std::string, std::uint64_t>& reasons) {
+    if (reasons.empty()) return;
+    w.family(name, "counter", help);
+    for (const auto& [reason, count] : reasons) {
+        w.sample(name, "_total", {{"node", node}, {"reason", reason}}, count);
+    }
+}
+
+}  // namespace
+
+std::string_view metrics_content_type(MetricsFormat format) noexcept {
+    switch (format) {
+        case MetricsFormat::openmetrics:
+            return "application/openmetrics-text; version=1.0.0; charset=utf-8";
+        case MetricsFormat::prometheus: return "text/plain; version=0.0.4; charset=utf-8";
+    }
+    return "text/plain; version=0.0.4; charset=utf-8";
+}
+
+std::string render_metrics(const NodeStats& stats, MetricsFormat format) {
+    Writer w(format);
+    const std::string node_id = stats.id.is_nil() ? std::string() : stats.id.to_string();
+    const std::string_view node = stats.name;
+
+    w.family("peermq_node_info", "gauge", "Always 1; names the node and its id.");
+    w.sample("peermq_node_info", "", {{"node", node}, {"node_id", node_id}}, 1);
+
+    write_channels(w, node, "queue", stats.queues, /*histogram=*/true);
+    // Topics are best effort and never acked: no ack-latency histogram.
+    write_channels(w, node, "topic", stats.topics, /*histogram=*/false);
+    write_peers(w, node, stats.peers);
+
+    w.family("peermq_bad_frames", "counter", "Frames dropped as malformed (frame.* and hello.*).");
+    w.sample("peermq_bad_frames", "_total", {{"node", node}}, stats.bad_frames);
+    write_reasons(w, node, "peermq_dropped", "Frames and messages not delivered, by reason.",
+                  stats.dropped);
+    write_reasons(w, node, "peermq_discovery_ignored", "Discovery records ignored, by reason.",
+                  stats.discovery_ignored);
+    return w.finish();
+}
+
+namespace detail {
+
+MetricsFormat negotiate_metrics_format(std::string_view accept) {
+    // Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1
+    while (!accept.empty()) {
+        const auto comma = accept.find(',');
+        std::string_view range = accept.substr(0, comma);
+        accept = comma == std::string_view::npos ? std::string_view{} : accept.substr(comma + 1);
+        const auto semicolon = range.find(';');
+        std::string_view type = range.substr(0, semicolon);
+        while (!type.empty() && (type.front() == ' ' || type.front() == '\t'))
+            type.remove_prefix(1);
+        while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+        if (type != "application/openmetrics-text") continue;
+        // q=0 means "not acceptable".
+        bool refused = false;
+        std::string_view params =
+            semicolon == std::string_view::npos ? std::string_view{} : range.substr(semicolon);
+        for (std::size_t at = params.find("q="); at != std::string_view::npos;
+             at = params.find("q=", at + 2)) {
+            if (at > 0 && params[at - 1] != ';' && params[at - 1] != ' ') continue;
+            std::string_view q = params.substr(at + 2);
+            q = q.substr(0, q.find(';'));
+            while (!q.empty() && q.back() == ' ') q.remove_suffix(1);
+            refused = q == "0" || q == "0.0" || q == "0.00" || q == "0.000";
+        }
+        if (!refused) return MetricsFormat::openmetrics;
+    }
+    return MetricsFormat::prometheus;
+}
+
+}  // namespace detail
+}  // namespace peermq

@@ -1,0 +1,155 @@
+// Peer lifecycle seen from outside: the alive event of a peer found by discovery carries what
+// its HELLO said, and a closing node says BYE even to a peer it knows only by endpoint.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "envelope.hpp"
+#include "peermq/peermq.hpp"
+#include "wait.hpp"
+
+using namespace std::chrono_literals;
+using peermq::testing::wait_until;
+namespace detail = peermq::detail;
+
+namespace {
+
+// A discovery backend the test drives: it reports what the test tells it to.
+class ManualDiscovery final : public peermq::Discovery {
+public:
+    struct State {
+        std::mutex mutex;
+        peermq::DiscoverySink sink;
+        void report(const peermq::ServiceRecord& record) {
+            std::lock_guard lock(mutex);
+            if (sink) sink({peermq::DiscoveryEvent::Kind::found, record});
+        }
+    };
+
+    explicit ManualDiscovery(std::shared_ptr<State> state) : state_(std::move(state)) {}
+    std::string_view backend() const override { return "manual"; }
+    peermq::Status start(const peermq::ServiceRecord&, peermq::DiscoverySink sink) override {
+        std::lock_guard lock(state_->mutex);
+        state_->sink = std::move(sink);
+        return {};
+    }
+    void stop() override {
+        std::lock_guard lock(state_->mutex);
+        state_->sink = nullptr;
+    }
+
+    static peermq::DiscoveryFactory factory(std::shared_ptr<State> state) {
+        return [state]() -> peermq::Result<std::unique_ptr<peermq::Discovery>> {
+            return std::unique_ptr<peermq::Discovery>(new ManualDiscovery(state));
+        };
+    }
+
+private:
+    std::shared_ptr<State> state_;
+};
+
+std::uint16_t port_of(const std::string& endpoint) {
+    return static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+}
+
+// Reads one multipart message from `socket` within `timeout`; its frames, or nullopt.
+std::optional<std::vector<zmq::message_t>> receive(zmq::socket_t& socket,
+                                                   std::chrono::milliseconds timeout) {
+    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, timeout) <= 0) return std::nullopt;
+    std::vector<zmq::message_t> frames;
+    do {
+        frames.emplace_back();
+        (void)socket.recv(frames.back());
+    } while (frames.back().more());
+    return frames;
+}
+
+// Waits for a frame of `kind` from `sender`; skips the others.
+bool wait_for_frame(zmq::socket_t& socket, detail::Kind kind, const peermq::NodeId& sender,
+                    std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        auto frames = receive(socket, std::max(left, 1ms));
+        if (!frames) return false;
+        detail::Header header;
+        if (detail::decode_header((*frames)[0].data(), (*frames)[0].size(), header)) continue;
+        if (header.kind == kind && header.sender == sender) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+TEST(PeerLifecycle, AliveEventOfAPeerFoundByDiscoveryCarriesItsNameAndQueues) {
+    auto worker = peermq::Node::create({.name = "worker-2", .interface = "lo"}).value();
+    ASSERT_TRUE(worker.consume("jobs", [](peermq::Delivery&) {}).ok());
+    ASSERT_TRUE(worker.consume("audit", [](peermq::Delivery&) {}).ok());
+
+    auto state = std::make_shared<ManualDiscovery::State>();
+    auto node =
+        peermq::Node::create(
+            {.name = "watcher", .interface = "lo", .discovery = ManualDiscovery::factory(state)})
+            .value();
+    std::mutex mutex;
+    std::vector<peermq::PeerEvent> events;
+    node.on_peer_event([&](const peermq::PeerEvent& e) {
+        std::lock_guard lock(mutex);
+        events.push_back(e);
+    });
+    // The handler is installed by the actor; a stats() call behind it in the mailbox means it is.
+    (void)node.stats();
+
+    // Found by discovery: the id is known before any HELLO, unlike a static peer.
+    peermq::ServiceRecord record;
+    record.id = worker.id();
+    record.name = "worker-2";
+    record.cluster = "default";
+    record.host = "127.0.0.1";
+    record.inbox_port = port_of(worker.inbox_endpoint());
+    state->report(record);
+
+    ASSERT_TRUE(wait_until([&] {
+        std::lock_guard lock(mutex);
+        return std::any_of(events.begin(), events.end(), [](const peermq::PeerEvent& e) {
+            return e.peer.state == peermq::PeerState::alive;
+        });
+    }));
+    std::lock_guard lock(mutex);
+    const auto& alive = *std::find_if(events.begin(), events.end(), [](const peermq::PeerEvent& e) {
+        return e.peer.state == peermq::PeerState::alive;
+    });
+    EXPECT_EQ(alive.previous, peermq::PeerState::connecting);
+    EXPECT_EQ(alive.peer.id, worker.id());
+    EXPECT_EQ(alive.peer.name, "worker-2");
+    EXPECT_EQ(alive.peer.queues, (std::vector<std::string>{"audit", "jobs"}));
+    EXPECT_FALSE(alive.peer.pub_endpoint.empty());
+}
+
+TEST(PeerLifecycle, ClosingNodeSaysByeToAPeerItKnowsOnlyByEndpoint) {
+    // A raw socket stands in for a peer that has our HELLO but has not answered yet.
+    zmq::context_t context;
+    zmq::socket_t inbox(context, zmq::socket_type::pull);
+    inbox.set(zmq::sockopt::linger, 0);
+    inbox.bind("tcp://127.0.0.1:*");
+    const std::string endpoint = inbox.get(zmq::sockopt::last_endpoint);
+
+    auto node = peermq::Node::create({.name = "leaver",
+                                      .interface = "lo",
+                                      .peers = {endpoint.substr(std::string("tcp://").size())}})
+                    .value();
+    const peermq::NodeId id = node.id();
+    ASSERT_TRUE(wait_for_frame(inbox, detail::Kind::hello, id, 10s));
+    const auto peers = node.peers();
+    ASSERT_EQ(peers.size(), 1u);
+    EXPECT_TRUE(peers[0].id.is_nil());  // known by endpoint only
+    node.close();
+    EXPECT_TRUE(wait_for_frame(inbox, detail::Kind::bye, id, 5s));
+}
