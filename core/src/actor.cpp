@@ -1687,6 +1687,7 @@ void Actor::set_peer_handler(std::function<void(const PeerEvent&)> handler) {
 namespace {
 
 bool matches(const DeadLetter& letter, const DeadLetterFilter& filter) {
+    if (filter.id && letter.id != *filter.id) return false;
     if (filter.queue && letter.queue != *filter.queue) return false;
     if (filter.reason && letter.reason != *filter.reason) return false;
     if (filter.since_ms && letter.last_failure_ms < *filter.since_ms) return false;

@@ -41,9 +41,13 @@ void pack_counters(Packer& pk, const std::map<std::string, std::uint64_t>& count
 }
 
 void pack_filter(Packer& pk, const DeadLetterFilter& f) {
-    const std::uint32_t n = (f.queue ? 1 : 0) + (f.reason ? 1 : 0) + (f.since_ms ? 1 : 0) +
-                            (f.until_ms ? 1 : 0) + (f.limit != 0 ? 1 : 0);
+    const std::uint32_t n = (f.id ? 1 : 0) + (f.queue ? 1 : 0) + (f.reason ? 1 : 0) +
+                            (f.since_ms ? 1 : 0) + (f.until_ms ? 1 : 0) + (f.limit != 0 ? 1 : 0);
     pk.pack_map(n);
+    if (f.id) {
+        pack_str(pk, "id");
+        pack_id(pk, *f.id);
+    }
     if (f.queue) {
         pack_str(pk, "queue");
         pack_str(pk, *f.queue);
@@ -507,13 +511,17 @@ std::optional<std::string> read_filter(const Object& o, DeadLetterFilter& out) {
         if (kv.key.type != object_type::STR) return "a filter key must be a string";
         const std::string key(key_of(kv));
         if (kv.val.type == object_type::NIL) {
-            if (key == "queue" || key == "reason" || key == "since_ms" || key == "until_ms" ||
-                key == "limit") {
+            if (key == "id" || key == "queue" || key == "reason" || key == "since_ms" ||
+                key == "until_ms" || key == "limit") {
                 continue;
             }
             return "unknown filter key '" + key + "'";
         }
-        if (key == "queue") {
+        if (key == "id") {
+            Uuid id;
+            if (!read_id(kv.val, id)) return "filter id must be 16 bytes of binary";
+            out.id = id;
+        } else if (key == "queue") {
             std::string queue;
             if (!read_str(kv.val, queue, kMaxChannelName)) {
                 return "filter queue must be a string of at most 255 bytes";

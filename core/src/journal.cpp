@@ -64,7 +64,8 @@ enum FilterBits : unsigned {
     kByReason = 2,
     kSince = 4,
     kUntil = 8,
-    kFilterShapes = 16,
+    kById = 16,
+    kFilterShapes = 32,
 };
 
 ErrorCode code_for(int rc) {
@@ -213,6 +214,7 @@ std::string filter_where(unsigned shape) {
     if (shape & kByReason) where += " AND reason = ?2";
     if (shape & kSince) where += " AND last_failure_ms >= ?3";
     if (shape & kUntil) where += " AND last_failure_ms < ?4";
+    if (shape & kById) where += " AND id = ?6";
     return where;
 }
 
@@ -762,6 +764,7 @@ Result<sqlite3_stmt*> Journal::filter_statement(const DeadLetterFilter& filter, 
     if (filter.reason) shape |= kByReason;
     if (filter.since_ms) shape |= kSince;
     if (filter.until_ms) shape |= kUntil;
+    if (filter.id) shape |= kById;
     SqlStatement& slot = purge ? stmts_->dead_letter_purge[shape] : stmts_->dead_letter_list[shape];
     if (!slot) {
         // Built once per filter shape, so each shape gets its own plan and index.
@@ -782,6 +785,7 @@ Result<sqlite3_stmt*> Journal::filter_statement(const DeadLetterFilter& filter, 
     if (filter.reason) bind.text(2, *filter.reason);
     if (filter.since_ms) bind.integer(3, *filter.since_ms);
     if (filter.until_ms) bind.integer(4, *filter.until_ms);
+    if (filter.id) bind.id(6, *filter.id);
     const auto max_limit = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
     bind.integer(
         5, filter.limit == 0 ? -1 : static_cast<std::int64_t>(std::min(filter.limit, max_limit)));

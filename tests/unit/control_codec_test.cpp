@@ -93,10 +93,12 @@ peermq::DeadLetterFilter full_filter() {
     f.since_ms = -5;
     f.until_ms = 1'700'000'000'000;
     f.limit = 7;
+    f.id = peermq::MessageId::generate();
     return f;
 }
 
 void expect_filter_eq(const peermq::DeadLetterFilter& a, const peermq::DeadLetterFilter& b) {
+    EXPECT_EQ(a.id, b.id);
     EXPECT_EQ(a.queue, b.queue);
     EXPECT_EQ(a.reason, b.reason);
     EXPECT_EQ(a.since_ms, b.since_ms);

@@ -126,7 +126,15 @@ TEST_F(DeadLetterJournalTest, ListGetAndPurgeAStoppedNodesDeadLetters) {
     EXPECT_EQ(got->last_failure_ms, 300);
     EXPECT_EQ(dlq->get(Uuid::generate()).status().code(), ErrorCode::not_found);
 
-    EXPECT_EQ(dlq->purge(filter("orders")).value(), 2u);
+    // By id: exactly that one, whatever else shares its queue and times.
+    DeadLetterFilter by_id;
+    by_id.id = b.id;
+    EXPECT_EQ(dlq->list(by_id).value().size(), 1u);
+    EXPECT_EQ(dlq->purge(by_id).value(), 1u);
+    EXPECT_EQ(dlq->purge(by_id).value(), 0u);
+    EXPECT_EQ(dlq->list(filter("orders")).value().at(0).id, a.id);
+
+    EXPECT_EQ(dlq->purge(filter("orders")).value(), 1u);
     EXPECT_EQ(dlq->purge(filter("orders")).value(), 0u);
     EXPECT_EQ(dlq->list().value().size(), 1u);
     EXPECT_EQ(dlq->purge(filter()).value(), 1u);

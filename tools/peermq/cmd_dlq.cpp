@@ -301,28 +301,10 @@ struct PurgeOptions {
     Selection selection;
 };
 
-// DeadLetterFilter selects by queue, reason and time, not by id: one letter is purged through
-// the narrowest filter that holds it, and only when that filter holds nothing else.
 Status purge_one(DeadLetterStore& store, const MessageId& id) {
-    auto letter = store.get(id);
-    if (!letter) return letter.status();
-    DeadLetterFilter filter;
-    filter.queue = letter->queue;
-    filter.reason = letter->reason;
-    filter.since_ms = letter->last_failure_ms;
-    filter.until_ms = letter->last_failure_ms + 1;
-    auto matching = store.list(filter);
-    if (!matching) return matching.status();
-    if (matching->size() != 1 || matching->front().id != id) {
-        return Status(ErrorCode::invalid_argument,
-                      std::to_string(matching->size()) +
-                          " dead letters share its queue, reason and failure time; purge them "
-                          "together with --all --queue " +
-                          letter->queue + " --reason " + letter->reason + " --since " +
-                          format_time(letter->last_failure_ms));
-    }
-    auto purged = store.purge(filter);
+    auto purged = store.purge(DeadLetterFilter{.id = id});
     if (!purged) return purged.status();
+    if (purged.value() == 0) return Status(ErrorCode::not_found, "no dead letter " + id.to_string());
     return {};
 }
 

@@ -31,6 +31,7 @@ struct DeadLetter {
 };
 
 struct DeadLetterFilter {
+    std::optional<MessageId> id;  // exactly this dead letter
     std::optional<std::string> queue;
     std::optional<std::string> reason;
     std::optional<std::int64_t> since_ms;  // last_failure_ms >= since_ms
