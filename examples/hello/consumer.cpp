@@ -1,37 +1,32 @@
-// The classic pair, half one: consume "greetings" until interrupted.
-// Run `peermq_hello_consumer` in one terminal and `peermq_hello_producer` in another; they find
-// each other with mDNS on the loopback interface (an avahi-daemon, or Avahi's embedded stack).
-#include <csignal>
-#include <cstdio>
-#include <thread>
+// The classic pair, half one: print every greeting that arrives on the "greetings" work queue.
+//
+//   peermq_hello_consumer [--count N] [common flags: see ../common/example.hpp]
+//
+// Runs until Ctrl-C, or until it has printed N greetings. Start peermq_hello_producer anywhere
+// on the same network (here: the same machine, interface lo) and the two find each other.
+#include <atomic>
 
-#include <peermq/peermq.hpp>
+#include "example.hpp"
 
-namespace {
-volatile std::sig_atomic_t g_stop = 0;
-}
+int main(int argc, char** argv) {
+    examples::StopSignal stop;  // first: the node's threads must not take SIGINT/SIGTERM
+    examples::Args args(argc, argv, "[--count N]");
+    const long count = args.get_int("count", 0);  // 0 = until Ctrl-C
+    peermq::NodeOptions options = examples::node_options(args, "hello-consumer", "hello");
+    args.done();
+    peermq::Node node = examples::create_node(std::move(options));
+    const std::string name = node.name();
 
-int main() {
-    std::signal(SIGINT, [](int) { g_stop = 1; });
-    std::signal(SIGTERM, [](int) { g_stop = 1; });
-    auto node = peermq::Node::create({
-        .name = "hello-consumer",
-        .interface = "lo",
-        .discovery = peermq::discovery::automatic({.interfaces = {"lo"}}),
-    });
-    if (!node) {
-        std::fprintf(stderr, "hello-consumer: %s\n", node.status().to_string().c_str());
-        return 1;
-    }
-    auto status = node->consume("greetings", [](peermq::Delivery& d) {
-        std::printf("got: %s\n", d.as<std::string>().c_str());
-        std::fflush(stdout);
-    });
-    if (!status) {
-        std::fprintf(stderr, "hello-consumer: %s\n", status.to_string().c_str());
-        return 1;
-    }
-    std::printf("consuming \"greetings\"; Ctrl-C to stop\n");
-    std::fflush(stdout);
-    while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(50));  // idle, not a sync
-}
+    // The handler runs on the node's dispatcher threads. Returning acknowledges the greeting;
+    // a handler that threw would have it sent again (to this consumer or another one).
+    std::atomic<long> received{0};
+    auto on_greeting = [&](peermq::Delivery& delivery) {
+        examples::say("%s: got \"%s\"", name.c_str(), delivery.as<std::string>().c_str());
+        if (++received == count) stop.request();
+    };
+    examples::check(node.consume("greetings", on_greeting), "consume");
+    examples::say("%s: consuming \"greetings\" at %s; Ctrl-C to stop", name.c_str(),
+                  node.inbox_endpoint().c_str());
+    stop.wait();
+    examples::say("%s: got %ld greetings, bye", name.c_str(), received.load());
+}  // ~Node says BYE to the producer
