@@ -2,9 +2,6 @@
 // itself on tcp loopback (label cli). The doctor tests that browse (CliMdnsTest.*) run beside
 // the avahi-daemon restricted to lo (fixture avahi_lo, RESOURCE_LOCK mdns, labels cli and
 // system) and only ever pass --interface lo; the others never browse.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_support.hpp"
+#include "support/free_port.hpp"
 
 namespace peermq::cli_test {
 namespace {
@@ -132,22 +130,6 @@ TEST(CliDoctorTest, JsonReportParses) {
     EXPECT_TRUE(report.at("peers").empty());
 }
 
-// A port on 127.0.0.1 that nothing listens on (bound, then closed).
-std::uint16_t closed_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof address;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-        ::close(fd);
-        return 0;
-    }
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
-
 // Runs `peermq doctor args --json` until `seen` holds for its report (each run browses 2 s).
 std::optional<Json> doctor_until(const Args& args, const std::function<bool(const Json&)>& seen,
                                  CliResult& last) {
@@ -223,8 +205,8 @@ TEST(CliMdnsTest, DoctorWithoutInterfaceBrowsesThroughTheDaemonOnly) {
 
 TEST(CliMdnsTest, DoctorReportsAnUnreachablePeerWithTheFirewallFix) {
     const std::string cluster = "cli-doctor-ghost-" + std::to_string(::getpid());
-    const std::uint16_t inbox = closed_port();
-    const std::uint16_t pub = closed_port();
+    const std::uint16_t inbox = peermq::testing::free_port();
+    const std::uint16_t pub = peermq::testing::free_port();
     ASSERT_NE(inbox, 0);
     ASSERT_NE(pub, 0);
     // A record whose ports nobody listens on, as a node behind a firewall would look.

@@ -3,34 +3,29 @@
 // temporary directories.
 #pragma once
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "support/process.hpp"
+#include "support/temp_dir.hpp"
+#include "support/test_node_process.hpp"
 #include "wait.hpp"
 
 #ifndef PEERMQ_CLI
 #error "PEERMQ_CLI must be defined by the build"
-#endif
-#ifndef PEERMQ_TEST_NODE
-#error "PEERMQ_TEST_NODE must be defined by the build"
 #endif
 
 namespace peermq::cli_test {
@@ -39,6 +34,8 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using Args = std::vector<std::string>;
 using peermq::testing::ChildProcess;
+using peermq::testing::host_port;
+using peermq::testing::operator+;
 using peermq::testing::wait_until;
 
 // Liveness of the test nodes: a stopped node is noticed quickly, a busy one is not mistaken for
@@ -46,27 +43,9 @@ using peermq::testing::wait_until;
 inline constexpr auto kHeartbeat = 250ms;
 inline constexpr auto kPeerTimeout = 1500ms;
 
-// A directory of its own under $TMPDIR (or /tmp), removed with everything in it.
-class TempDir {
-public:
-    TempDir() {
-        const char* base = std::getenv("TMPDIR");
-        std::string pattern = std::string(base && *base ? base : "/tmp") + "/peermq-cli-XXXXXX";
-        if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    const std::string& path() const { return path_; }
-    std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
+// A temporary directory peermq-cli-XXXXXX, removed with everything in it.
+struct TempDir : peermq::testing::TempDir {
+    TempDir() : peermq::testing::TempDir("peermq-cli") {}
 };
 
 inline std::vector<std::string> split_lines(const std::string& text) {
@@ -96,23 +75,10 @@ class CliProcess {
 public:
     explicit CliProcess(std::vector<std::string> args) {
         args.insert(args.begin(), PEERMQ_CLI);
-        int in[2], out[2], err[2];
-        if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 ||
-            ::pipe2(err, O_CLOEXEC) != 0) {
-            throw std::runtime_error("pipe failed");
-        }
-        pid_ = ::fork();
-        if (pid_ < 0) throw std::runtime_error("fork failed");
-        if (pid_ == 0) {
-            ::dup2(in[0], STDIN_FILENO);
-            ::dup2(out[1], STDOUT_FILENO);
-            ::dup2(err[1], STDERR_FILENO);
-            std::vector<char*> argv;
-            for (auto& a : args) argv.push_back(a.data());
-            argv.push_back(nullptr);
-            ::execv(argv[0], argv.data());
-            ::_exit(127);
-        }
+        const auto in = peermq::testing::make_pipe();
+        const auto out = peermq::testing::make_pipe();
+        const auto err = peermq::testing::make_pipe();
+        pid_ = peermq::testing::spawn(std::move(args), in[0], out[1], err[1]);
         ::close(in[0]);
         ::close(out[1]);
         ::close(err[1]);
@@ -250,18 +216,6 @@ inline CliResult run_cli(std::vector<std::string> args, std::chrono::millisecond
     return process.finish(timeout);
 }
 
-inline std::vector<std::string> operator+(std::vector<std::string> a,
-                                          const std::vector<std::string>& b) {
-    a.insert(a.end(), b.begin(), b.end());
-    return a;
-}
-
-// "tcp://127.0.0.1:4000" -> "127.0.0.1:4000", the form --peer takes.
-inline std::string host_port(const std::string& endpoint) {
-    const auto pos = endpoint.find("://");
-    return pos == std::string::npos ? endpoint : endpoint.substr(pos + 3);
-}
-
 // The options every CLI run of these tests takes: loopback only, static peers only.
 inline std::vector<std::string> on_lo(const std::vector<std::string>& peers = {}) {
     std::vector<std::string> args = {"--interface", "lo", "--discovery", "static"};
@@ -281,46 +235,13 @@ inline std::string listening_endpoint(CliProcess& process) {
     return line->substr(begin, end == std::string::npos ? std::string::npos : end - begin);
 }
 
-// One peermq_test_node process. Killed (SIGKILL) when destroyed.
-class TestNode {
-public:
-    explicit TestNode(std::vector<std::string> args) {
-        args.insert(args.begin(), PEERMQ_TEST_NODE);
-        args = args + std::vector<std::string>{"--heartbeat-ms", std::to_string(kHeartbeat.count()),
-                                               "--peer-timeout-ms",
-                                               std::to_string(kPeerTimeout.count())};
-        process_ = std::make_unique<ChildProcess>(std::move(args));
-        if (auto ready = process_->read_line("READY ", 20s)) endpoint_ = *ready;
-    }
-
-    bool ready() const { return !endpoint_.empty(); }
-    const std::string& endpoint() const { return endpoint_; }
-    ChildProcess& process() { return *process_; }
-
-    // One counter of Node::stats() ("jobs.dead_lettered"), 0 when absent, nullopt when the
-    // node does not answer. A late reply is read by the next call; callers poll.
-    std::optional<std::uint64_t> stat(const std::string& key) {
-        process_->kill(SIGUSR1);
-        auto line = process_->read_line("STATS", 3s);
-        if (!line) return std::nullopt;
-        std::istringstream in(*line);
-        for (std::string item; in >> item;) {
-            const auto eq = item.rfind('=');
-            if (eq != std::string::npos && item.substr(0, eq) == key)
-                return std::stoull(item.substr(eq + 1));
-        }
-        return 0;
-    }
-
-    // Closes its stdin: it closes its node (BYE, final commit) and exits; returns its status.
-    int stop() {
-        process_->close_stdin();
-        return process_->wait();
-    }
-
-private:
-    std::unique_ptr<ChildProcess> process_;
-    std::string endpoint_;
+// One peermq_test_node process with the tests' liveness settings. Killed (SIGKILL) when
+// destroyed.
+struct TestNode : peermq::testing::TestNode {
+    explicit TestNode(Args args)
+        : peermq::testing::TestNode(
+              std::move(args) + Args{"--heartbeat-ms", std::to_string(kHeartbeat.count()),
+                                     "--peer-timeout-ms", std::to_string(kPeerTimeout.count())}) {}
 };
 
 // The payloads a peermq_test_node consumer logged.

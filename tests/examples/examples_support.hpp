@@ -2,14 +2,10 @@
 // line by line, with deadlines), on lo only, in a cluster of their own, and temporary directories.
 #pragma once
 
-#include <stdlib.h>
-
 #include <chrono>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <regex>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -17,6 +13,8 @@
 
 #include "support/process.hpp"
 #include "support/system_env.hpp"
+// tests/support, by its path: "support/" here is tests/system/support.
+#include "../support/temp_dir.hpp"
 
 #ifndef PEERMQ_EXAMPLES_DIR
 #error "PEERMQ_EXAMPLES_DIR must be defined by the build"
@@ -84,26 +82,9 @@ inline bool wait_for_lines(ChildProcess& process, const std::regex& pattern, std
         .has_value();
 }
 
-// A directory of its own under $TMPDIR (or /tmp), removed with everything in it.
-class TempDir {
-public:
-    TempDir() {
-        const char* base = std::getenv("TMPDIR");
-        std::string pattern = std::string(base && *base ? base : "/tmp") + "/peermq-ex-XXXXXX";
-        if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    std::string sub(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
+// A temporary directory peermq-ex-XXXXXX, removed with everything in it.
+struct TempDir : peermq::testing::TempDir {
+    TempDir() : peermq::testing::TempDir("peermq-ex") {}
 };
 
 }  // namespace peermq::examples_test

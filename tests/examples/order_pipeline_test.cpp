@@ -35,8 +35,8 @@ TEST(OrderPipelineExample, PoisonOrderIsDeadLetteredThenReplayedAfterTheFix) {
     if (std::string(PEERMQ_CLI).empty()) GTEST_SKIP() << "built without the peermq tool";
     TempDir dir;
     const Args common = on_lo(new_cluster("shop"), /*static_peers=*/true);
-    const std::string orders_dir = dir.sub("orders");
-    const std::string payment_dir = dir.sub("payment");
+    const std::string orders_dir = dir.file("orders");
+    const std::string payment_dir = dir.file("payment");
 
     auto inventory = start("peermq_inventory_service", common);
     auto orders =

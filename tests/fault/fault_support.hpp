@@ -20,16 +20,17 @@
 
 #include "peermq/peermq.hpp"
 #include "support/process.hpp"
+#include "support/temp_dir.hpp"
+#include "support/test_node_process.hpp"
 #include "wait.hpp"
-
-#ifndef PEERMQ_TEST_NODE
-#error "PEERMQ_TEST_NODE must be defined by the build"
-#endif
 
 namespace peermq::fault {
 
 using namespace std::chrono_literals;
 using peermq::testing::ChildProcess;
+using peermq::testing::host_port;
+using peermq::testing::TestNode;
+using peermq::testing::operator+;
 using peermq::testing::wait_until;
 
 // Liveness settings shared by every node of a fault test: a killed consumer is noticed within
@@ -37,27 +38,9 @@ using peermq::testing::wait_until;
 inline constexpr auto kHeartbeat = 250ms;
 inline constexpr auto kPeerTimeout = 1500ms;
 
-// A directory of its own under $TMPDIR (or /tmp), removed with everything in it.
-class TempDir {
-public:
-    TempDir() {
-        const char* base = std::getenv("TMPDIR");
-        std::string pattern = std::string(base && *base ? base : "/tmp") + "/peermq-fault-XXXXXX";
-        if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    const std::string& path() const { return path_; }
-    std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
+// A temporary directory peermq-fault-XXXXXX, removed with everything in it.
+struct TempDir : peermq::testing::TempDir {
+    TempDir() : peermq::testing::TempDir("peermq-fault") {}
 };
 
 // The payloads a peermq_test_node consumer logged, in the order it handled them. A line being
@@ -82,66 +65,6 @@ inline std::map<long long, int> counts(const std::vector<long long>& values) {
     for (long long v : values) ++out[v];
     return out;
 }
-
-// "tcp://127.0.0.1:4000" -> "127.0.0.1:4000", the form --peer takes.
-inline std::string host_port(const std::string& endpoint) {
-    const auto pos = endpoint.find("://");
-    return pos == std::string::npos ? endpoint : endpoint.substr(pos + 3);
-}
-
-// One peermq_test_node process. Killed (SIGKILL) when destroyed, like ChildProcess.
-class TestNode {
-public:
-    // Starts the node with `args` after the program path and waits for its READY line.
-    explicit TestNode(std::vector<std::string> args) {
-        args.insert(args.begin(), PEERMQ_TEST_NODE);
-        process_ = std::make_unique<ChildProcess>(std::move(args));
-        if (auto ready = process_->read_line("READY ", 20s)) endpoint_ = *ready;
-    }
-
-    bool ready() const { return !endpoint_.empty(); }
-    const std::string& endpoint() const { return endpoint_; }
-    pid_t pid() const { return process_->pid(); }
-    ChildProcess& process() { return *process_; }
-
-    // The node's Node::stats() flattened ("jobs.acked" -> 12, "dropped.ttl.expired" -> 3), or
-    // nullopt when it does not answer (stopped, dead). A reply that arrives late is read by the
-    // next call: callers poll for a condition, so a stale snapshot only costs one more round.
-    std::optional<std::map<std::string, std::uint64_t>> stats(
-        std::chrono::milliseconds timeout = 3s) {
-        process_->kill(SIGUSR1);
-        auto line = process_->read_line("STATS", timeout);
-        if (!line) return std::nullopt;
-        std::map<std::string, std::uint64_t> out;
-        std::istringstream in(*line);
-        std::string item;
-        while (in >> item) {
-            const auto eq = item.rfind('=');
-            if (eq == std::string::npos) continue;
-            out[item.substr(0, eq)] = std::stoull(item.substr(eq + 1));
-        }
-        return out;
-    }
-    // One stat, 0 when absent (a counter never touched); nullopt when the node did not answer.
-    std::optional<std::uint64_t> stat(const std::string& key) {
-        auto all = stats();
-        if (!all) return std::nullopt;
-        auto it = all->find(key);
-        return it == all->end() ? 0 : it->second;
-    }
-
-    void kill(int signal) { process_->kill(signal); }
-    // Asks the node to stop (it closes the node: BYE, final group commit) and returns its exit
-    // status; a node that does not stop is killed and the result says so.
-    int stop() {
-        process_->close_stdin();
-        return process_->wait();
-    }
-
-private:
-    std::unique_ptr<ChildProcess> process_;
-    std::string endpoint_;
-};
 
 // Whether every thread of `pid` is stopped (SIGSTOP taken effect), from /proc.
 inline bool all_threads_stopped(pid_t pid) {
@@ -199,12 +122,6 @@ inline std::vector<std::string> consumer_args(const std::string& name, const std
         args.push_back(host_port(producer_endpoint));
     }
     return args;
-}
-
-inline std::vector<std::string> operator+(std::vector<std::string> a,
-                                          const std::vector<std::string>& b) {
-    a.insert(a.end(), b.begin(), b.end());
-    return a;
 }
 
 inline const PeerInfo* find_peer(const std::vector<PeerInfo>& peers, const std::string& name) {

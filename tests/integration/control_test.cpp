@@ -23,7 +23,9 @@
 
 #include "peermq/control.hpp"
 #include "peermq/peermq.hpp"
+#include "support/free_port.hpp"
 #include "support/process.hpp"
+#include "support/temp_dir.hpp"
 #include "wait.hpp"
 
 #ifndef PEERMQ_TEST_NODE
@@ -33,31 +35,15 @@
 using namespace std::chrono_literals;
 using peermq::ErrorCode;
 using peermq::testing::ChildProcess;
+using peermq::testing::free_port;
 using peermq::testing::wait_until;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A directory of its own under $TMPDIR (or /tmp), removed with everything in it.
-class TempDir {
-public:
-    TempDir() {
-        const char* base = std::getenv("TMPDIR");
-        std::string pattern = std::string(base && *base ? base : "/tmp") + "/peermq-ctl-XXXXXX";
-        if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
+// A temporary directory peermq-ctl-XXXXXX, removed with everything in it.
+struct TempDir : peermq::testing::TempDir {
+    TempDir() : peermq::testing::TempDir("peermq-ctl") {}
 };
 
 peermq::NodeOptions options(const std::string& name, std::string data_dir = {}) {
@@ -99,21 +85,6 @@ peermq::ChannelStats queue_stats(const peermq::Node& node, const std::string& qu
     const auto stats = node.stats();
     const auto it = stats.queues.find(queue);
     return it == stats.queues.end() ? peermq::ChannelStats{} : it->second;
-}
-
-// A loopback tcp port nobody listens on (bound and released: the tests using it bind at once).
-std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t size = sizeof address;
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&address), size) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) {
-        throw std::runtime_error("cannot find a free port");
-    }
-    ::close(fd);
-    return ntohs(address.sin_port);
 }
 
 // A unix socket file nobody accepts on (what a SIGKILLed node leaves behind).

@@ -12,77 +12,16 @@
 #include <zmq.hpp>
 
 #include "peermq/peermq.hpp"
+#include "support/log_capture.hpp"
+#include "support/scoped_env.hpp"
 #include "wait.hpp"
 
 using namespace std::chrono_literals;
+using peermq::testing::ScopedEnv;
 using peermq::testing::wait_until;
+using Capture = peermq::testing::LogCapture;
 
 namespace {
-
-// A sink that keeps every record a node logs; thread-safe.
-class Capture {
-public:
-    peermq::LogSink sink() {
-        return [this](const peermq::LogRecord& r) {
-            std::lock_guard lock(mutex_);
-            records_.push_back(r);
-        };
-    }
-    std::vector<peermq::LogRecord> records() const {
-        std::lock_guard lock(mutex_);
-        return records_;
-    }
-    // The first record with this message whose fields include every given key=value.
-    std::optional<peermq::LogRecord> find(
-        std::string_view message,
-        std::initializer_list<std::pair<std::string_view, std::string_view>> fields = {}) const {
-        std::lock_guard lock(mutex_);
-        for (const auto& r : records_) {
-            if (r.message != message) continue;
-            bool all = true;
-            for (const auto& [key, value] : fields) {
-                const auto* field = r.find(key);
-                if (!field || field->value != value) all = false;
-            }
-            if (all) return r;
-        }
-        return std::nullopt;
-    }
-    std::size_t count(std::string_view message) const {
-        std::lock_guard lock(mutex_);
-        std::size_t n = 0;
-        for (const auto& r : records_) n += r.message == message ? 1 : 0;
-        return n;
-    }
-
-private:
-    mutable std::mutex mutex_;
-    std::vector<peermq::LogRecord> records_;
-};
-
-// Sets an environment variable for one scope and restores it (nodes read it when created).
-class ScopedEnv {
-public:
-    ScopedEnv(const char* name, const char* value) : name_(name) {
-        if (const char* old = std::getenv(name)) old_ = old;
-        if (value) {
-            ::setenv(name, value, 1);
-        } else {
-            ::unsetenv(name);
-        }
-    }
-    ~ScopedEnv() {
-        if (old_) {
-            ::setenv(name_, old_->c_str(), 1);
-        } else {
-            ::unsetenv(name_);
-        }
-    }
-
-private:
-    const char* name_;
-    std::optional<std::string> old_;
-};
 
 peermq::NodeOptions options(const std::string& name, Capture& capture,
                             peermq::LogLevel level = peermq::LogLevel::info,

@@ -10,7 +10,7 @@
 
 #include "metrics_internal.hpp"
 #include "peermq/metrics.hpp"
-#include "run_process.hpp"
+#include "support/process.hpp"
 
 namespace {
 

@@ -15,7 +15,7 @@
 
 #include "peermq/metrics.hpp"
 #include "peermq/peermq.hpp"
-#include "run_process.hpp"
+#include "support/process.hpp"
 #include "wait.hpp"
 
 using namespace std::chrono_literals;

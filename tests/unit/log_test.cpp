@@ -15,6 +15,8 @@
 
 #include "peermq/log.hpp"
 #include "peermq/uuid.hpp"
+#include "support/log_capture.hpp"
+#include "support/scoped_env.hpp"
 #include "unit/fake_clock.hpp"
 
 namespace peermq {
@@ -35,45 +37,8 @@ LogRecord example() {
     return record;
 }
 
-// A sink that keeps every record; thread-safe.
-struct Capture {
-    std::mutex mutex;
-    std::vector<LogRecord> records;
-    LogSink sink() {
-        return [this](const LogRecord& r) {
-            std::lock_guard lock(mutex);
-            records.push_back(r);
-        };
-    }
-    std::size_t size() {
-        std::lock_guard lock(mutex);
-        return records.size();
-    }
-};
-
-// Sets an environment variable for one scope and restores it.
-class ScopedEnv {
-public:
-    ScopedEnv(const char* name, const char* value) : name_(name) {
-        if (const char* old = std::getenv(name)) old_ = old;
-        if (value) {
-            ::setenv(name, value, 1);
-        } else {
-            ::unsetenv(name);
-        }
-    }
-    ~ScopedEnv() {
-        if (old_) {
-            ::setenv(name_, old_->c_str(), 1);
-        } else {
-            ::unsetenv(name_);
-        }
-    }
-
-private:
-    const char* name_;
-    std::optional<std::string> old_;
-};
+using Capture = testing::LogCapture;
+using testing::ScopedEnv;
 
 TEST(LogFormat, LogfmtLineHasTimeLevelNodeComponentMessageAndFields) {
     EXPECT_EQ(format_logfmt(example()),
@@ -249,13 +214,13 @@ TEST(LoggerTest, FiltersByLevelAndStampsWithItsClock) {
     PEERMQ_LOG(log, LogLevel::info, "queue", "shown", {"queue", "orders"}, {"attempts", 2});
     PEERMQ_LOG(log, LogLevel::warn, "journal", "also shown");
     ASSERT_EQ(capture.size(), 2u);
-    EXPECT_EQ(capture.records[0].message, "shown");
-    EXPECT_EQ(capture.records[0].node, "n1");
-    EXPECT_EQ(capture.records[0].component, "queue");
-    EXPECT_EQ(capture.records[0].unix_ms, kExampleMs);
-    ASSERT_EQ(capture.records[0].fields.size(), 2u);
-    EXPECT_EQ(capture.records[0].fields[1].value, "2");
-    EXPECT_EQ(capture.records[1].level, LogLevel::warn);
+    EXPECT_EQ(capture.records()[0].message, "shown");
+    EXPECT_EQ(capture.records()[0].node, "n1");
+    EXPECT_EQ(capture.records()[0].component, "queue");
+    EXPECT_EQ(capture.records()[0].unix_ms, kExampleMs);
+    ASSERT_EQ(capture.records()[0].fields.size(), 2u);
+    EXPECT_EQ(capture.records()[0].fields[1].value, "2");
+    EXPECT_EQ(capture.records()[1].level, LogLevel::warn);
 
     log.set_level(LogLevel::off);
     PEERMQ_LOG(log, LogLevel::error, "journal", "silenced");
@@ -303,8 +268,8 @@ TEST(LoggerTest, ReadsTheEnvironmentWhenTheLevelIsUnset) {
     }
     // The bad value is said once, at warn, by the logger it was meant for.
     ASSERT_EQ(capture.size(), 1u);
-    EXPECT_EQ(capture.records[0].level, LogLevel::warn);
-    EXPECT_NE(capture.records[0].message.find("PEERMQ_LOG=shouty"), std::string::npos);
+    EXPECT_EQ(capture.records()[0].level, LogLevel::warn);
+    EXPECT_NE(capture.records()[0].message.find("PEERMQ_LOG=shouty"), std::string::npos);
 }
 
 TEST(LoggerTest, ASinkThatThrowsDoesNotEscape) {
@@ -348,8 +313,8 @@ TEST(LoggerTest, ProcessLoggerCanBeRedirected) {
     process.set_sink({});
     process.set_level(before);
     ASSERT_EQ(capture.size(), 1u);
-    EXPECT_TRUE(capture.records[0].node.empty());
-    EXPECT_EQ(capture.records[0].component, "discovery");
+    EXPECT_TRUE(capture.records()[0].node.empty());
+    EXPECT_EQ(capture.records()[0].component, "discovery");
 }
 
 }  // namespace

@@ -251,16 +251,19 @@ struct ReplayOptions {
     std::string to;
 };
 
-void check_ids_or_all(const std::vector<std::string>& ids, bool all, const Selection& selection) {
+// The dead letter IDs given, parsed, once checked that either IDs or --all select.
+std::vector<MessageId> ids_or_all(const std::vector<std::string>& ids, bool all,
+                                  const Selection& selection) {
     if (ids.empty() == !all) throw CliError("give dead letter IDs or --all (not both)", 2);
     if (!ids.empty() && selection.any())
         throw CliError("--queue, --reason, --since and --until select with --all, not with IDs", 2);
+    std::vector<MessageId> parsed;
+    for (const auto& text : ids) parsed.push_back(parse_id(text));
+    return parsed;
 }
 
 int run_replay(const ReplayOptions& options) {
-    check_ids_or_all(options.ids, options.all, options.selection);
-    std::vector<MessageId> ids;
-    for (const auto& text : options.ids) ids.push_back(parse_id(text));
+    std::vector<MessageId> ids = ids_or_all(options.ids, options.all, options.selection);
     auto store = open_store(options.target);
     if (options.all) {
         for (const auto& letter : value_or_throw(store->list(options.selection.filter())))
@@ -304,14 +307,13 @@ struct PurgeOptions {
 Status purge_one(DeadLetterStore& store, const MessageId& id) {
     auto purged = store.purge(DeadLetterFilter{.id = id});
     if (!purged) return purged.status();
-    if (purged.value() == 0) return Status(ErrorCode::not_found, "no dead letter " + id.to_string());
+    if (purged.value() == 0)
+        return Status(ErrorCode::not_found, "no dead letter " + id.to_string());
     return {};
 }
 
 int run_purge(const PurgeOptions& options) {
-    check_ids_or_all(options.ids, options.all, options.selection);
-    std::vector<MessageId> ids;
-    for (const auto& text : options.ids) ids.push_back(parse_id(text));
+    std::vector<MessageId> ids = ids_or_all(options.ids, options.all, options.selection);
     auto store = open_store(options.target);
     if (options.all) {
         const std::size_t purged = value_or_throw(store->purge(options.selection.filter()));
@@ -338,44 +340,36 @@ void add_dlq_command(CLI::App& app, Runner& selected) {
     CLI::App* dlq = app.add_subcommand("dlq", "List, show, replay and purge a node's dead letters");
     dlq->require_subcommand(1);
     {
-        auto options = std::make_shared<ListOptions>();
-        CLI::App* command = dlq->add_subcommand("list", "List dead letters");
+        auto [command, options] =
+            add_command(*dlq, selected, "list", "List dead letters", run_list);
         add_target_options(*command, options->target);
         add_selection_options(*command, options->selection, true);
         command->add_flag("--json", options->json, "Print a JSON array");
-        command->callback(
-            [options, &selected] { selected = [options] { return run_list(*options); }; });
     }
     {
-        auto options = std::make_shared<ShowOptions>();
-        CLI::App* command = dlq->add_subcommand("show", "Show one dead letter in full");
+        auto [command, options] =
+            add_command(*dlq, selected, "show", "Show one dead letter in full", run_show);
         command->add_option("id", options->id, "Dead letter (message) id")->required();
         add_target_options(*command, options->target);
         command->add_flag("--json", options->json, "Print a JSON object");
-        command->callback(
-            [options, &selected] { selected = [options] { return run_show(*options); }; });
     }
     {
-        auto options = std::make_shared<ReplayOptions>();
-        CLI::App* command = dlq->add_subcommand(
-            "replay", "Send dead letters again (a stopped node sends them when it next starts)");
+        auto [command, options] = add_command(
+            *dlq, selected, "replay",
+            "Send dead letters again (a stopped node sends them when it next starts)", run_replay);
         command->add_option("ids", options->ids, "Dead letter ids");
         command->add_flag("--all", options->all, "Every dead letter the selection options match");
         add_target_options(*command, options->target);
         add_selection_options(*command, options->selection, false);
         command->add_option("--to", options->to, "Send to this queue instead of their own");
-        command->callback(
-            [options, &selected] { selected = [options] { return run_replay(*options); }; });
     }
     {
-        auto options = std::make_shared<PurgeOptions>();
-        CLI::App* command = dlq->add_subcommand("purge", "Delete dead letters");
+        auto [command, options] =
+            add_command(*dlq, selected, "purge", "Delete dead letters", run_purge);
         command->add_option("ids", options->ids, "Dead letter ids");
         command->add_flag("--all", options->all, "Every dead letter the selection options match");
         add_target_options(*command, options->target);
         add_selection_options(*command, options->selection, false);
-        command->callback(
-            [options, &selected] { selected = [options] { return run_purge(*options); }; });
     }
 }
 

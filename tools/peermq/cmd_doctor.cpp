@@ -837,9 +837,9 @@ int run(const DoctorOptions& options) {
 }  // namespace
 
 void add_doctor_command(CLI::App& app, Runner& selected) {
-    auto options = std::make_shared<DoctorOptions>();
-    CLI::App* command = app.add_subcommand(
-        "doctor", "Why discovery might fail here: D-Bus, avahi-daemon, interfaces, peers");
+    auto [command, options] =
+        add_command(app, selected, "doctor",
+                    "Why discovery might fail here: D-Bus, avahi-daemon, interfaces, peers", run);
     command
         ->add_option("--interface", options->interface,
                      "Interface to check and browse on (the only one ever browsed); without it, "
@@ -849,7 +849,6 @@ void add_doctor_command(CLI::App& app, Runner& selected) {
         ->envname("PEERMQ_CLUSTER")
         ->capture_default_str();
     command->add_flag("--json", options->json, "Print one JSON object");
-    command->callback([options, &selected] { selected = [options] { return run(*options); }; });
 }
 
 }  // namespace peermq::cli

@@ -385,6 +385,30 @@ int wait_reception(Reception& reception, Interrupts& interrupts, std::chrono::mi
     }
 }
 
+// Waits for the count, Ctrl-C or the timeout (`timeout_text` as given) with a progress bar,
+// closes the node and prints "<summary>: N messages in ..."; returns the exit code, or throws
+// when the timeout came before the count.
+int finish_reception(Node& node, Reception& reception, Interrupts& interrupts,
+                     std::chrono::milliseconds timeout, const std::string& timeout_text,
+                     const std::string& progress_label, const std::string& summary) {
+    Progress progress(progress_label, reception.limit);
+    const auto start = Clock::now();
+    const int code = wait_reception(reception, interrupts, timeout, progress);
+    const auto elapsed = Clock::now() - start;
+    reception.done = true;
+    node.close();
+    progress.finish();
+    // Concurrent handlers may pass the count by a few: they are not counted.
+    const std::uint64_t handled = std::min<std::uint64_t>(
+        reception.handled, reception.limit > 0 ? reception.limit : reception.handled.load());
+    note(summary + ": " + count_and_rate(handled, elapsed));
+    if (code == 1) {
+        throw CliError("only " + std::to_string(handled) + " of " +
+                       std::to_string(reception.limit) + " messages within " + timeout_text);
+    }
+    return code;
+}
+
 struct ConsumeOptionsCli {
     ClusterOptions cluster;
     std::string queue;
@@ -433,21 +457,8 @@ int run_consume(const ConsumeOptionsCli& options) {
     note("consuming '" + options.queue + "' as " + node.name() + " on " + node.inbox_endpoint() +
          (options.count > 0 ? " until " + std::to_string(options.count) + " messages" : "") +
          "; Ctrl-C to stop");
-    Progress progress("consuming", options.count);
-    const auto start = Clock::now();
-    const int code = wait_reception(reception, interrupts, timeout, progress);
-    const auto elapsed = Clock::now() - start;
-    reception.done = true;
-    node.close();
-    progress.finish();
-    const std::uint64_t handled = std::min<std::uint64_t>(
-        reception.handled, options.count > 0 ? options.count : reception.handled.load());
-    note("consumed from '" + options.queue + "': " + count_and_rate(handled, elapsed));
-    if (code == 1) {
-        throw CliError("only " + std::to_string(handled) + " of " + std::to_string(options.count) +
-                       " messages within " + options.timeout);
-    }
-    return code;
+    return finish_reception(node, reception, interrupts, timeout, options.timeout, "consuming",
+                            "consumed from '" + options.queue + "'");
 }
 
 struct TapOptions {
@@ -481,20 +492,8 @@ int run_tap(const TapOptions& options) {
         throw CliError(status.to_string());
     note("tapping '" + options.prefix + "' as " + node.name() + " on " + node.inbox_endpoint() +
          "; Ctrl-C to stop");
-    Progress progress("tapping", options.count);
-    const auto start = Clock::now();
-    const int code = wait_reception(reception, interrupts, timeout, progress);
-    const auto elapsed = Clock::now() - start;
-    reception.done = true;
-    node.close();
-    progress.finish();
-    const std::uint64_t handled = reception.handled;
-    note("tapped '" + options.prefix + "': " + count_and_rate(handled, elapsed));
-    if (code == 1) {
-        throw CliError("only " + std::to_string(handled) + " of " + std::to_string(options.count) +
-                       " messages within " + options.timeout);
-    }
-    return code;
+    return finish_reception(node, reception, interrupts, timeout, options.timeout, "tapping",
+                            "tapped '" + options.prefix + "'");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -552,34 +551,26 @@ int run_publish(const PublishOptions& options) {
 
 void add_message_commands(CLI::App& app, Runner& selected) {
     {
-        auto options = std::make_shared<SendOptions>();
-        CLI::App* command = app.add_subcommand("send", "Send messages to a work queue");
+        auto [command, options] =
+            add_command(app, selected, "send", "Send messages to a work queue", run_send);
         command->add_option("queue", options->queue, "Queue name")->required();
         add_input_options(*command, options->input);
         command->add_option("--guarantee", options->guarantee, "Delivery guarantee")
             ->check(CLI::IsMember({"best_effort", "at_least_once", "effectively_once"}))
             ->capture_default_str();
-        command->add_option("--ttl", options->ttl, "Time to live of each message (0 = none)")
-            ->check(duration_validator())
-            ->type_name("DUR")
-            ->capture_default_str();
+        add_duration_option(*command, "--ttl", options->ttl,
+                            "Time to live of each message (0 = none)");
         command->add_option("--max-attempts", options->max_attempts,
                             "Deliveries before a message is dead-lettered (default 5)");
         command->add_flag("--confirm", options->confirm,
                           "Print one line per message on stdout: its id and outcome");
-        command
-            ->add_option("--timeout", options->timeout,
-                         "How long to wait for the acks (best_effort: for a consumer)")
-            ->check(duration_validator())
-            ->type_name("DUR")
-            ->capture_default_str();
+        add_duration_option(*command, "--timeout", options->timeout,
+                            "How long to wait for the acks (best_effort: for a consumer)");
         add_cluster_options(*command, options->cluster, true);
-        command->callback(
-            [options, &selected] { selected = [options] { return run_send(*options); }; });
     }
     {
-        auto options = std::make_shared<ConsumeOptionsCli>();
-        CLI::App* command = app.add_subcommand("consume", "Consume messages from a work queue");
+        auto [command, options] = add_command(app, selected, "consume",
+                                              "Consume messages from a work queue", run_consume);
         command->add_option("queue", options->queue, "Queue name")->required();
         command->add_option("--count", options->count, "Exit after N messages (0 = until Ctrl-C)");
         command->add_flag("--json", options->json, "Print each message as a JSON object");
@@ -589,56 +580,40 @@ void add_message_commands(CLI::App& app, Runner& selected) {
                          "dead-letter journal)")
             ->check(CLI::IsMember({"ack", "nack", "reject"}))
             ->capture_default_str();
-        command->add_option("--timeout", options->timeout, "Give up after DUR (0 = never)")
-            ->check(duration_validator())
-            ->type_name("DUR")
-            ->capture_default_str();
+        add_duration_option(*command, "--timeout", options->timeout,
+                            "Give up after DUR (0 = never)");
         command->add_option("--prefetch", options->prefetch,
                             "Most unacked messages a sender may have here (default 256, at most "
                             "--count)");
         add_cluster_options(*command, options->cluster, false);
-        command->callback(
-            [options, &selected] { selected = [options] { return run_consume(*options); }; });
     }
     {
-        auto options = std::make_shared<PublishOptions>();
-        CLI::App* command = app.add_subcommand("publish", "Publish messages on a topic");
+        auto [command, options] =
+            add_command(app, selected, "publish", "Publish messages on a topic", run_publish);
         command->add_option("topic", options->topic, "Topic")->required();
         add_input_options(*command, options->input);
         command
             ->add_option("--subscribers", options->subscribers,
                          "Wait for N alive subscribers of the topic first (0 = publish at once)")
             ->capture_default_str();
-        command->add_option("--timeout", options->timeout, "How long to wait for subscribers")
-            ->check(duration_validator())
-            ->type_name("DUR")
-            ->capture_default_str();
-        command
-            ->add_option("--settle", options->settle,
-                         "Time for subscriptions to arrive before, and messages to leave after")
-            ->check(duration_validator())
-            ->type_name("DUR")
-            ->capture_default_str();
+        add_duration_option(*command, "--timeout", options->timeout,
+                            "How long to wait for subscribers");
+        add_duration_option(*command, "--settle", options->settle,
+                            "Time for subscriptions to arrive before, and messages to leave after");
         add_cluster_options(*command, options->cluster, false);
-        command->callback(
-            [options, &selected] { selected = [options] { return run_publish(*options); }; });
     }
     {
-        auto options = std::make_shared<TapOptions>();
-        CLI::App* command =
-            app.add_subcommand("tap", "Print the messages of every topic starting with PREFIX");
+        auto [command, options] =
+            add_command(app, selected, "tap",
+                        "Print the messages of every topic starting with PREFIX", run_tap);
         command->add_option("prefix", options->prefix, "Topic prefix ('' = every topic)")
             ->required();
         command->add_option("--count", options->count, "Exit after N messages (0 = until Ctrl-C)");
-        command->add_option("--timeout", options->timeout, "Give up after DUR (0 = never)")
-            ->check(duration_validator())
-            ->type_name("DUR")
-            ->capture_default_str();
+        add_duration_option(*command, "--timeout", options->timeout,
+                            "Give up after DUR (0 = never)");
         command->add_flag("--payload-only", options->payload_only,
                           "Print only each payload's JSON, not the message around it");
         add_cluster_options(*command, options->cluster, false);
-        command->callback(
-            [options, &selected] { selected = [options] { return run_tap(*options); }; });
     }
 }
 

@@ -155,18 +155,14 @@ int run(const PeersOptions& options) {
 }  // namespace
 
 void add_peers_command(CLI::App& app, Runner& selected) {
-    auto options = std::make_shared<PeersOptions>();
-    CLI::App* command = app.add_subcommand("peers", "List the peers of the cluster");
+    auto [command, options] =
+        add_command(app, selected, "peers", "List the peers of the cluster", run);
     add_cluster_options(*command, options->cluster, false);
     command->add_option("--wait", options->wait,
                         "Wait until at least N peers are alive (exit 1 if not within --timeout)");
-    command->add_option("--timeout", options->timeout, "How long --wait waits")
-        ->check(duration_validator())
-        ->type_name("DUR")
-        ->capture_default_str();
+    add_duration_option(*command, "--timeout", options->timeout, "How long --wait waits");
     command->add_flag("--watch", options->watch, "Redraw every second until Ctrl-C");
     command->add_flag("--json", options->json, "Print a JSON array (one per line with --watch)");
-    command->callback([options, &selected] { selected = [options] { return run(*options); }; });
 }
 
 }  // namespace peermq::cli

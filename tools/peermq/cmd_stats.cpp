@@ -89,11 +89,10 @@ int run(const StatsOptions& options) {
 }  // namespace
 
 void add_stats_command(CLI::App& app, Runner& selected) {
-    auto options = std::make_shared<StatsOptions>();
-    CLI::App* command = app.add_subcommand("stats", "Counters of a running node");
+    auto [command, options] =
+        add_command(app, selected, "stats", "Counters of a running node", run);
     add_target_options(*command, options->target);
     command->add_flag("--json", options->json, "Print one JSON object");
-    command->callback([options, &selected] { selected = [options] { return run(*options); }; });
 }
 
 }  // namespace peermq::cli

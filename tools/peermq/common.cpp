@@ -284,6 +284,14 @@ CLI::Validator duration_validator() {
         "");
 }
 
+CLI::Option* add_duration_option(CLI::App& command, const std::string& name, std::string& value,
+                                 const std::string& description) {
+    return command.add_option(name, value, description)
+        ->check(duration_validator())
+        ->type_name("DUR")
+        ->capture_default_str();
+}
+
 CLI::Validator time_validator() {
     return CLI::Validator(
         [](std::string& value) -> std::string {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,27 @@
 namespace peermq::cli {
 
 using Json = nlohmann::json;
+
+// --- Subcommands ----------------------------------------------------------------------------
+
+// A subcommand and the options its flags fill.
+template <typename Options>
+struct Command {
+    CLI::App* app;
+    std::shared_ptr<Options> options;
+};
+
+// Adds subcommand `name` to `parent`: when the command line selects it, `selected` becomes a
+// call of `run` with its options.
+template <typename Options>
+Command<Options> add_command(CLI::App& parent, Runner& selected, const std::string& name,
+                             const std::string& description, int (*run)(const Options&)) {
+    auto options = std::make_shared<Options>();
+    CLI::App* app = parent.add_subcommand(name, description);
+    app->callback(
+        [options, run, &selected] { selected = [options, run] { return run(*options); }; });
+    return {app, options};
+}
 
 // --- Cluster membership of the tool's own node ----------------------------------------------
 
@@ -73,6 +95,10 @@ std::optional<std::int64_t> parse_time(std::string_view text, std::int64_t now_m
 CLI::Validator duration_validator();
 CLI::Validator time_validator();
 std::chrono::milliseconds duration_or_throw(const std::string& text);
+// An option of `command` taking a duration (checked by duration_validator), shown as DUR with
+// its default.
+CLI::Option* add_duration_option(CLI::App& command, const std::string& name, std::string& value,
+                                 const std::string& description);
 
 std::int64_t now_ms();
 // "2024-05-01T12:00:00.250Z"; "-" for 0.
