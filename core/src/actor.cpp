@@ -516,7 +516,14 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
                 drop("frame.truncated");
                 return;
             }
-            on_data(peer, payload_frame);
+            on_data(peer, payload_frame.to_string_view(), &payload_frame);
+            break;
+        case Kind::batch:
+            if (!has_payload) {
+                drop("frame.truncated");
+                return;
+            }
+            on_batch(peer, payload_frame);
             break;
         case Kind::hello:
             if (!has_payload) {
@@ -541,7 +548,29 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
     }
 }
 
-void Actor::on_data(Peer* /*peer*/, zmq::message_t& payload_frame) {
+void Actor::on_batch(Peer* peer, zmq::message_t& body_frame) {
+    if (auto reason =
+            split_batch(body_frame.data(), body_frame.size(), header_.seq, batch_entries_)) {
+        drop(*reason);
+        return;
+    }
+    const NodeId sender = header_.sender;
+    for (const BatchEntry& entry : batch_entries_) {
+        if (auto reason = decode_header(entry.header.data(), entry.header.size(), header_)) {
+            drop(*reason);
+            continue;
+        }
+        // An entry is a DATA frame of the batch's sender; anything else would let one frame
+        // speak for another node, or smuggle control frames past their checks.
+        if (header_.kind != Kind::data || header_.sender != sender) {
+            drop("frame.bad_batch_entry");
+            continue;
+        }
+        on_data(peer, entry.payload, nullptr);
+    }
+}
+
+void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* frame) {
     auto it = consumers_.find(header_.channel);
     const bool ack_requested = (header_.flags & kFlagAckRequested) != 0;
     auto refuse = [&](std::string_view reason, const char* error) {
@@ -555,7 +584,7 @@ void Actor::on_data(Peer* /*peer*/, zmq::message_t& payload_frame) {
         refuse("data.no_consumer", "no consumer for this queue here");
         return;
     }
-    if (payload_frame.size() > options_.max_payload_bytes) {
+    if (payload.size() > options_.max_payload_bytes) {
         refuse("frame.oversized_payload", "payload over the receiver's limit");
         return;
     }
@@ -594,7 +623,8 @@ void Actor::on_data(Peer* /*peer*/, zmq::message_t& payload_frame) {
     job.message.created_ms = header_.created_ms;
     job.message.deadline_ms = header_.deadline_ms;
     job.message.headers = std::move(header_.headers);
-    job.message.payload = payload_of(payload_frame);
+    job.message.payload =
+        frame ? payload_of(*frame) : Payload::copy_of(payload.data(), payload.size());
     jobs_.emplace_back(consumer.slot, std::move(job));
 }
 
@@ -714,6 +744,7 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
     peer->name = hello.name;
     peer->cluster = hello.cluster;
     peer->pub_port = hello.pub_port;
+    peer->batch = hello.batch;
     const std::string pub_endpoint = endpoint_of(host, hello.pub_port);
     if (peer->pub_endpoint != pub_endpoint) {
         if (!peer->pub_endpoint.empty()) {
@@ -954,6 +985,7 @@ void Actor::send_hello(Peer* peer) {
         }
         for (const auto& subscription : subscriptions_) hello.topics.push_back(subscription.prefix);
         hello.heartbeat_ms = static_cast<std::uint32_t>(options_.heartbeat_interval.count());
+        hello.batch = true;
         hello_body_.clear();
         encode_hello(hello, hello_body_);
     }
@@ -1109,7 +1141,6 @@ Actor::Target* Actor::choose(OutQueue& q, const Outgoing& message) {
 
 bool Actor::deliver(OutQueue& q, Outgoing& message, Target& target) {
     ++message.attempts;
-    const NodeId& consumer_id = target.peer ? target.peer->id : core_.id;
     if (target.peer) {
         encode_buffer_.clear();
         encode_data_header(
@@ -1142,13 +1173,73 @@ bool Actor::deliver(OutQueue& q, Outgoing& message, Target& target) {
         if (q.flags & kFlagDedupe) in_progress_.insert(message.id);
         jobs_.emplace_back(consumer.slot, std::move(job));
     }
+    record_delivery(q, message, target);
+    return true;
+}
+
+std::size_t Actor::deliver_batch(OutQueue& q, Target& target, std::int64_t now_ms) {
+    if (!target.peer->batch || q.waiting.size() < 2 || (q.options.ordered && q.reliable())) {
+        return 0;
+    }
+    // A batch takes at most its consumer's share of what is waiting, so that a burst is spread
+    // over the consumers as evenly as single frames would be.
+    std::size_t ready = 0;
+    for (const Target& t : q.targets) ready += available(q, t) ? 1 : 0;
+    ready = std::max<std::size_t>(ready, 1);
+    std::size_t limit = std::min(kMaxBatchEntries, (q.waiting.size() + ready - 1) / ready);
+    if (q.reliable()) {
+        const QueueLink& link = *target.link;
+        limit = std::min<std::size_t>(
+            limit, link.prefetch > link.unacked ? link.prefetch - link.unacked : 0);
+    }
+    // Cheap checks first: a lone message, or one big one behind it, goes out alone unencoded.
+    auto fits = [&](const Outgoing& m, std::size_t position) {
+        if (m.payload.size() > kBatchPayloadMax) return false;
+        if (position == 0) return true;  // pump() checked its deadline; choose() its target
+        return m.prefer.is_nil() && m.avoid.is_nil() &&
+               (m.deadline_ms == 0 || now_ms < m.deadline_ms);
+    };
+    if (limit < 2 || !fits(q.waiting[0], 0) || !fits(q.waiting[1], 1)) return 0;
+    batch_buffer_.clear();
+    std::size_t n = 0;
+    for (; n < limit; ++n) {
+        const Outgoing& m = q.waiting[n];
+        if (!fits(m, n)) break;
+        encode_buffer_.clear();
+        encode_data_header(DataHeaderRef{core_.id, m.id, q.name, q.flags, m.attempts + 1,
+                                         m.created_ms, m.deadline_ms, m.seq, m.headers},
+                           encode_buffer_);
+        const std::size_t entry = kBatchEntryOverhead + encode_buffer_.size() + m.payload.size();
+        if (batch_buffer_.size() + entry > kMaxBatchBytes) break;
+        append_batch_entry({encode_buffer_.data(), encode_buffer_.size()}, m.payload.view(),
+                           batch_buffer_);
+    }
+    if (n < 2) return 0;
+    Header h;
+    h.kind = Kind::batch;
+    h.sender = core_.id;
+    h.seq = n;
+    encode_buffer_.clear();
+    encode_header(h, encode_buffer_);
+    zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
+    zmq::message_t body(batch_buffer_.data(), batch_buffer_.size());
+    if (!send_frames(target.peer, header, &body)) return 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        ++q.waiting[i].attempts;
+        record_delivery(q, q.waiting[i], target);
+    }
+    return n;
+}
+
+void Actor::record_delivery(OutQueue& q, Outgoing& message, Target& target) {
+    const NodeId& consumer_id = target.peer ? target.peer->id : core_.id;
     ++q.stats->sent;
     if (message.attempts > 1) ++q.stats->retried;
     PEERMQ_LOG(log_, LogLevel::trace, "queue", "sent", {"queue", q.name}, {"id", message.id},
                {"attempt", message.attempts}, {"consumer", consumer_id});
     if (!q.reliable()) {
         ++q.unreleased;  // released by pump() once per batch: one atomic instead of one a message
-        return true;
+        return;
     }
     if (target.link) ++target.link->unacked;
     const Steady now = now_;
@@ -1164,7 +1255,6 @@ bool Actor::deliver(OutQueue& q, Outgoing& message, Target& target) {
     entry.add_tried(consumer_id);
     if (inserted) ++q.inflight;
     arm_ack(q, entry);
-    return true;
 }
 
 void Actor::pump(OutQueue& q) {
@@ -1185,16 +1275,21 @@ void Actor::pump(OutQueue& q) {
             }
             continue;
         }
-        bool sent = false;
+        std::size_t sent = 0;
         while (Target* target = choose(q, message)) {
+            if (target->peer) {
+                sent = deliver_batch(q, *target, now_ms);
+                if (sent > 0) break;
+                if (target->peer->blocked) continue;
+            }
             if (deliver(q, message, *target)) {
-                sent = true;
+                sent = 1;
                 break;
             }
             // The peer refused (high-water mark): it is now marked blocked; try another.
         }
-        if (!sent) break;
-        q.waiting.pop_front();
+        if (sent == 0) break;
+        q.waiting.erase(q.waiting.begin(), q.waiting.begin() + static_cast<std::ptrdiff_t>(sent));
     }
     if (q.unreleased > 0) {
         q.shared->release(q.unreleased);

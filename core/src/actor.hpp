@@ -84,6 +84,7 @@ private:
         bool hello_owed = false;  // our HELLO still has to reach it
         bool configured = false;  // added by endpoint (static): kept while down
         bool hello_seen = false;  // its name, queues and topics are known: it may become alive
+        bool batch = false;       // its HELLO said it reads BATCH frames
         std::unordered_map<std::string, QueueLink> queues;
         std::vector<std::string> topics;
         std::uint64_t frames_sent = 0;
@@ -209,7 +210,9 @@ private:
     void read_inbox();
     void read_sub();
     void on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame, bool has_payload);
-    void on_data(Peer* peer, zmq::message_t& payload_frame);
+    // `frame`, when given, holds exactly `payload` and may be adopted instead of copied.
+    void on_data(Peer* peer, std::string_view payload, zmq::message_t* frame);
+    void on_batch(Peer* peer, zmq::message_t& body_frame);
     void on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame);
     void on_ack_frame(Peer* peer);
 
@@ -235,6 +238,12 @@ private:
     Target* choose(OutQueue& q, const Outgoing& message);
     bool available(const OutQueue& q, const Target& target) const;
     bool deliver(OutQueue& q, Outgoing& message, Target& target);
+    // Sends the front of q.waiting, and the small messages right behind it that fit, to a peer
+    // in one BATCH frame. Returns how many went (they are still at the front of q.waiting);
+    // 0 when fewer than two fit (send the front alone) or the peer refused (it is now blocked).
+    std::size_t deliver_batch(OutQueue& q, Target& target, std::int64_t now_ms);
+    // The bookkeeping of a message just sent (its attempts already counted).
+    void record_delivery(OutQueue& q, Outgoing& message, Target& target);
     void pump(OutQueue& q);
     void pump_all();
     void on_timer(const MessageId& id);
@@ -363,6 +372,8 @@ private:
     }
     Header header_;  // decode scratch
     msgpack::sbuffer encode_buffer_;
+    msgpack::sbuffer batch_buffer_;          // the body of the BATCH frame being built
+    std::vector<BatchEntry> batch_entries_;  // decode scratch
     std::vector<std::pair<std::uint32_t, Job>> jobs_;
     std::vector<HandlerOutcome> outcomes_;  // scratch for on_outcomes
     std::vector<Command> commands_;

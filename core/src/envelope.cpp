@@ -45,11 +45,23 @@ public:
     static constexpr std::uint32_t kMaxMap = 256;
     static constexpr std::uint32_t kMaxDepth = 4;
 
-    enum class Type : std::uint8_t { nil, boolean, uint, nint, f32, f64, str, bin, ext, array, map };
+    enum class Type : std::uint8_t {
+        nil,
+        boolean,
+        uint,
+        nint,
+        f32,
+        f64,
+        str,
+        bin,
+        ext,
+        array,
+        map
+    };
 
     struct Item {
         Type type = Type::nil;
-        std::uint64_t u = 0;  // uint value; negative int as two's complement; container count
+        std::uint64_t u = 0;        // uint value; negative int as two's complement; container count
         const char* ptr = nullptr;  // str, bin, ext body
         std::uint32_t size = 0;
     };
@@ -218,6 +230,7 @@ std::string_view to_string(Kind kind) noexcept {
         case Kind::heartbeat: return "HEARTBEAT";
         case Kind::bye: return "BYE";
         case Kind::reject: return "REJECT";
+        case Kind::batch: return "BATCH";
     }
     return "?";
 }
@@ -405,7 +418,7 @@ std::optional<std::string_view> decode_fields(HeaderReader& r, Header& out) {
 
     std::uint64_t kind = 0;
     PEERMQ_FIELD_CHECK(item_uint(field(), kind), "frame.bad_field");
-    PEERMQ_FIELD_CHECK(kind >= 1 && kind <= 7, "frame.unknown_kind");
+    PEERMQ_FIELD_CHECK(kind >= 1 && kind <= 8, "frame.unknown_kind");
     out.kind = static_cast<Kind>(kind);
     PEERMQ_FIELD_CHECK(item_uuid(field(), out.sender), "frame.bad_field");
     PEERMQ_FIELD_CHECK(item_uuid(field(), out.id), "frame.bad_field");
@@ -468,9 +481,56 @@ std::optional<std::string_view> decode_header(const void* data, std::size_t size
     return reason;
 }
 
+namespace {
+
+void put_length(std::size_t n, msgpack::sbuffer& out) {
+    const auto v = static_cast<std::uint32_t>(n);
+    const char bytes[4] = {static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                           static_cast<char>(v >> 8), static_cast<char>(v)};
+    out.write(bytes, sizeof bytes);
+}
+
+bool take_length(const std::uint8_t*& p, const std::uint8_t* end, std::string_view& out) {
+    if (end - p < 4) return false;
+    const std::uint32_t n = std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 |
+                            std::uint32_t{p[2]} << 8 | std::uint32_t{p[3]};
+    p += 4;
+    if (static_cast<std::size_t>(end - p) < n) return false;
+    out = std::string_view(reinterpret_cast<const char*>(p), n);
+    p += n;
+    return true;
+}
+
+}  // namespace
+
+void append_batch_entry(std::string_view header, std::string_view payload, msgpack::sbuffer& out) {
+    put_length(header.size(), out);
+    out.write(header.data(), header.size());
+    put_length(payload.size(), out);
+    if (!payload.empty()) out.write(payload.data(), payload.size());
+}
+
+std::optional<std::string_view> split_batch(const void* data, std::size_t size, std::uint64_t count,
+                                            std::vector<BatchEntry>& out) {
+    constexpr std::string_view kBadBatch = "frame.bad_batch";
+    out.clear();
+    if (count == 0 || count > kMaxBatchEntries || size > kMaxBatchBytes) return kBadBatch;
+    const auto* p = static_cast<const std::uint8_t*>(data);
+    const auto* end = p + size;
+    for (std::uint64_t i = 0; i < count; ++i) {
+        BatchEntry entry;
+        if (!take_length(p, end, entry.header) || !take_length(p, end, entry.payload)) {
+            return kBadBatch;
+        }
+        out.push_back(entry);
+    }
+    if (p != end) return kBadBatch;
+    return std::nullopt;
+}
+
 void encode_hello(const Hello& h, msgpack::sbuffer& out) {
     msgpack::packer<msgpack::sbuffer> pk(out);
-    pk.pack_map(h.host.empty() ? 7 : 8);
+    pk.pack_map((h.host.empty() ? 7 : 8) + (h.batch ? 1 : 0));
     pack_str(pk, "name");
     pack_str(pk, h.name);
     pack_str(pk, "cluster");
@@ -495,6 +555,10 @@ void encode_hello(const Hello& h, msgpack::sbuffer& out) {
     for (const auto& t : h.topics) pack_str(pk, t);
     pack_str(pk, "hb_ms");
     pk.pack_uint32(h.heartbeat_ms);
+    if (h.batch) {
+        pack_str(pk, "batch");
+        pk.pack_true();
+    }
 }
 
 std::optional<std::string_view> decode_hello(const void* data, std::size_t size, Hello& out) {
@@ -526,6 +590,9 @@ std::optional<std::string_view> decode_hello(const void* data, std::size_t size,
             if (!read_uint(kv.val, number) || number == 0 || number > 65535) return "hello.bad";
             (key == "inbox" ? out.inbox_port : out.pub_port) = static_cast<std::uint16_t>(number);
             (key == "inbox" ? have_inbox : have_pub) = true;
+        } else if (key == "batch") {
+            if (kv.val.type != object_type::BOOLEAN) return "hello.bad";
+            out.batch = kv.val.via.boolean;
         } else if (key == "hb_ms") {
             if (!read_u32(kv.val, out.heartbeat_ms)) return "hello.bad";
         } else if (key == "queues") {

@@ -23,6 +23,12 @@ inline constexpr std::size_t kMaxChannelBytes = 255;
 inline constexpr std::size_t kMaxHeaderEntries = 64;
 inline constexpr std::size_t kMaxIdsPerFrame = 4096;
 inline constexpr std::size_t kHeaderFields = 13;
+// BATCH frames (docs/spec/wire.md §batch): at most this many entries and body bytes; a sender
+// puts only payloads of at most kBatchPayloadMax bytes in one (larger ones go zero-copy alone).
+inline constexpr std::size_t kMaxBatchEntries = 64;
+inline constexpr std::size_t kMaxBatchBytes = 65536;
+inline constexpr std::size_t kBatchPayloadMax = 2048;
+inline constexpr std::size_t kBatchEntryOverhead = 8;  // the two 32-bit lengths
 
 enum class Kind : std::uint8_t {
     data = 1,
@@ -32,6 +38,7 @@ enum class Kind : std::uint8_t {
     heartbeat = 5,
     bye = 6,
     reject = 7,
+    batch = 8,
 };
 
 enum HeaderFlag : std::uint32_t {
@@ -77,6 +84,21 @@ void encode_data_header(const DataHeaderRef& header, msgpack::sbuffer& out);
 // ("frame.garbage", "frame.bad_version", ...) and leaves `out` unspecified.
 std::optional<std::string_view> decode_header(const void* data, std::size_t size, Header& out);
 
+// Appends one entry (an encoded DATA header and its payload) to the body of a BATCH frame.
+void append_batch_entry(std::string_view header, std::string_view payload, msgpack::sbuffer& out);
+
+// One entry of a BATCH body: views into the body, valid while it lives.
+struct BatchEntry {
+    std::string_view header;
+    std::string_view payload;
+};
+
+// Splits a BATCH body that its header says holds `count` entries into `out` (cleared first).
+// Checks the framing only; each entry's header is then decoded like a DATA frame's. On failure
+// returns "frame.bad_batch" and leaves `out` unspecified.
+std::optional<std::string_view> split_batch(const void* data, std::size_t size, std::uint64_t count,
+                                            std::vector<BatchEntry>& out);
+
 struct QueueAd {
     std::string name;
     std::uint32_t prefetch = 0;
@@ -91,6 +113,7 @@ struct Hello {
     std::vector<QueueAd> queues;
     std::vector<std::string> topics;
     std::uint32_t heartbeat_ms = 0;
+    bool batch = false;  // reads BATCH frames (docs/spec/wire.md §batch)
 };
 
 void encode_hello(const Hello& hello, msgpack::sbuffer& out);

@@ -2,11 +2,16 @@
 // that reaches a node's inbox. Properties checked on every input:
 //   - decode_header / decode_hello never crash, hang or read out of bounds (ASan under libFuzzer);
 //   - a header they accept is valid MessagePack (msgpack-c parses it as one whole object), and
-//     encoding the decoded header and decoding that again gives the same header (round trip).
+//     encoding the decoded header and decoding that again gives the same header (round trip);
+//   - split_batch, given the input as a BATCH body whose entry count is its first byte, never
+//     crashes; a body it accepts has entries inside it that encode back to exactly that body, and
+//     each entry's header goes through decode_header (as the actor does) without harm.
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
 
 #include <msgpack.hpp>
 
@@ -31,10 +36,36 @@ bool same(const Header& a, const Header& b) {
 void check_msgpack(const std::uint8_t* data, std::size_t size) {
     try {
         std::size_t offset = 0;
-        msgpack::object_handle handle = msgpack::unpack(reinterpret_cast<const char*>(data), size, offset);
+        msgpack::object_handle handle =
+            msgpack::unpack(reinterpret_cast<const char*>(data), size, offset);
         if (offset != size) fail("accepted a header with trailing bytes");
     } catch (const std::exception&) {
         fail("accepted a header that msgpack-c cannot parse");
+    }
+}
+
+void check_batch(const std::uint8_t* data, std::size_t size) {
+    if (size == 0) return;
+    std::vector<peermq::detail::BatchEntry> entries;
+    const std::uint8_t* body = data + 1;
+    const std::size_t body_size = size - 1;
+    if (peermq::detail::split_batch(body, body_size, data[0], entries)) return;
+    if (entries.size() != data[0]) fail("a batch splits into another number of entries");
+    msgpack::sbuffer again;
+    for (const auto& entry : entries) {
+        for (std::string_view part : {entry.header, entry.payload}) {
+            const auto* p = reinterpret_cast<const std::uint8_t*>(part.data());
+            if (!part.empty() && (p < body || p + part.size() > body + body_size)) {
+                fail("a batch entry points outside its body");
+            }
+        }
+        peermq::detail::append_batch_entry(entry.header, entry.payload, again);
+        Header header;
+        (void)peermq::detail::decode_header(entry.header.data(), entry.header.size(), header);
+    }
+    if (again.size() != body_size ||
+        (body_size > 0 && std::memcmp(again.data(), body, body_size))) {
+        fail("a batch does not encode back to its body");
     }
 }
 
@@ -54,5 +85,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     peermq::detail::Hello hello;
     (void)peermq::detail::decode_hello(data, size, hello);
+    check_batch(data, size);
     return 0;
 }

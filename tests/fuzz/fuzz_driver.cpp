@@ -30,7 +30,7 @@ std::vector<Bytes> seeds() {
     using namespace peermq::detail;
     std::vector<Bytes> out;
     for (Kind kind : {Kind::data, Kind::ack, Kind::nack, Kind::hello, Kind::heartbeat, Kind::bye,
-                      Kind::reject}) {
+                      Kind::reject, Kind::batch}) {
         Header h;
         h.kind = kind;
         h.sender = peermq::Uuid::generate();
@@ -61,6 +61,19 @@ std::vector<Bytes> seeds() {
     msgpack::sbuffer buffer;
     encode_hello(hello, buffer);
     out.push_back(bytes_of(buffer));
+    // BATCH bodies, prefixed with their entry count (see envelope_fuzz.cpp): DATA headers
+    // (seeds[0]) with payloads of several sizes, and an entry that is not DATA.
+    for (std::uint8_t count : {1, 2, 5}) {
+        msgpack::sbuffer body;
+        const char count_byte = static_cast<char>(count);
+        body.write(&count_byte, 1);
+        for (std::uint8_t i = 0; i < count; ++i) {
+            const Bytes& header = out[i % 2 == 0 ? 0 : 1];
+            append_batch_entry({reinterpret_cast<const char*>(header.data()), header.size()},
+                               std::string(static_cast<std::size_t>(i) * 7, 'p'), body);
+        }
+        out.push_back(bytes_of(body));
+    }
     return out;
 }
 

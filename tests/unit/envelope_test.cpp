@@ -98,7 +98,8 @@ TEST(Envelope, DataHeaderEncoderMatchesTheGeneralOne) {
 TEST(Envelope, UnknownTrailingFieldsAreSkipped) {
     const auto h = full_header();
     detail::Header out;
-    const auto reason = decode(with_trailing(h, std::string("future"), std::vector<int>{1, 2}), out);
+    const auto reason =
+        decode(with_trailing(h, std::string("future"), std::vector<int>{1, 2}), out);
     ASSERT_FALSE(reason.has_value()) << *reason;
     EXPECT_EQ(out.id, h.id);
     EXPECT_EQ(out.error, h.error);
@@ -141,7 +142,8 @@ TEST(Envelope, EveryMalformedHeaderHasItsReason) {
         {"channel too long", array(1u, 1u, kId, kId, std::string(256, 'c')), "frame.bad_field"},
         {"negative flags", array(1u, 1u, kId, kId, channel, -1), "frame.bad_field"},
         {"attempt 0", array(1u, 1u, kId, kId, channel, 0u, 0u), "frame.bad_field"},
-        {"headers not a map", array(1u, 1u, kId, kId, channel, 0u, 1u, 0, 0, 0u, 5), "frame.bad_field"},
+        {"headers not a map", array(1u, 1u, kId, kId, channel, 0u, 1u, 0, 0, 0u, 5),
+         "frame.bad_field"},
         {"oversized", std::string(detail::kMaxHeaderBytes + 1, '\x90'), "frame.oversized_header"},
     };
     for (const auto& c : cases) {
@@ -173,6 +175,12 @@ TEST(Envelope, HelloRoundTripAndValidation) {
     EXPECT_EQ(out.queues[1].name, "refunds");
     EXPECT_EQ(out.queues[1].prefetch, 8u);
     EXPECT_EQ(out.topics, std::vector<std::string>{"prices."});
+    EXPECT_FALSE(out.batch);
+    hello.batch = true;
+    buffer.clear();
+    detail::encode_hello(hello, buffer);
+    ASSERT_FALSE(detail::decode_hello(buffer.data(), buffer.size(), out).has_value());
+    EXPECT_TRUE(out.batch);
 
     auto map = [](auto&&... kv) {
         msgpack::sbuffer b;
@@ -187,13 +195,18 @@ TEST(Envelope, HelloRoundTripAndValidation) {
     };
     const std::string n = "name", c = "cluster", i = "inbox", p = "pub";
     EXPECT_EQ(reason(map(n, std::string("a"), c, std::string("b"), i, 1u, p, 2u)), "ok");
-    EXPECT_EQ(reason(map(n, std::string("a"), c, std::string("b"), i, 1u, p, 2u, std::string("new-key"), 3)), "ok");
+    EXPECT_EQ(reason(map(n, std::string("a"), c, std::string("b"), i, 1u, p, 2u,
+                         std::string("new-key"), 3)),
+              "ok");
     EXPECT_EQ(reason(map(n, std::string("a"), c, std::string("b"), i, 1u)), "hello.missing_field");
     EXPECT_EQ(reason(map(n, std::string("a"), c, std::string("b"), i, 0u, p, 2u)), "hello.bad");
     EXPECT_EQ(reason(map(n, std::string("a"), c, std::string("b"), i, 70000u, p, 2u)), "hello.bad");
     EXPECT_EQ(reason(map(n, 5, c, std::string("b"), i, 1u, p, 2u)), "hello.bad");
     EXPECT_EQ(reason("\x93\x01\x02\x03"), "hello.bad");
     EXPECT_EQ(reason("\xc1"), "hello.bad");
+    EXPECT_EQ(reason(map(n, std::string("a"), c, std::string("b"), i, 1u, p, 2u,
+                         std::string("batch"), 1u)),
+              "hello.bad");
 }
 
 TEST(Uuid, GeneratedIdsAreUniqueOrderedVersion7) {
@@ -210,4 +223,109 @@ TEST(Uuid, GeneratedIdsAreUniqueOrderedVersion7) {
     EXPECT_FALSE(peermq::Uuid::parse("not-a-uuid").has_value());
     EXPECT_NEAR(static_cast<double>(id.unix_ms()),
                 static_cast<double>(peermq::system_clock()->unix_ms()), 5000.0);
+}
+
+namespace {
+
+std::string batch_body(const std::vector<std::pair<std::string, std::string>>& entries) {
+    msgpack::sbuffer out;
+    for (const auto& [header, payload] : entries) detail::append_batch_entry(header, payload, out);
+    return {out.data(), out.size()};
+}
+
+std::optional<std::string_view> split(const std::string& body, std::uint64_t count,
+                                      std::vector<detail::BatchEntry>& out) {
+    return detail::split_batch(body.data(), body.size(), count, out);
+}
+
+}  // namespace
+
+TEST(Envelope, BatchRoundTrip) {
+    detail::Header first = full_header();
+    first.kind = detail::Kind::data;
+    detail::Header second = first;
+    second.id = peermq::MessageId::generate();
+    second.headers.clear();
+    const std::string body = batch_body({{encode(first), "payload one"},
+                                         {encode(second), ""},
+                                         {encode(first), std::string(2048, '\xff')}});
+    // Big-endian 32-bit lengths around each part (docs/spec/wire.md §batch).
+    const std::string first_header = encode(first);
+    ASSERT_EQ(body.size(), 3 * detail::kBatchEntryOverhead + 2 * first_header.size() +
+                               encode(second).size() + 11 + 2048);
+    EXPECT_EQ(static_cast<unsigned char>(body[3]), first_header.size());
+    EXPECT_EQ(body.substr(0, 3), std::string(3, '\0'));
+
+    std::vector<detail::BatchEntry> entries;
+    ASSERT_FALSE(split(body, 3, entries));
+    ASSERT_EQ(entries.size(), 3u);
+    EXPECT_EQ(entries[0].payload, "payload one");
+    EXPECT_EQ(entries[1].payload, "");
+    EXPECT_EQ(entries[2].payload, std::string(2048, '\xff'));
+    detail::Header out;
+    ASSERT_FALSE(detail::decode_header(entries[1].header.data(), entries[1].header.size(), out));
+    EXPECT_EQ(out.id, second.id);
+    EXPECT_TRUE(out.headers.empty());
+
+    // The BATCH header itself: kind 8, its entry count in seq.
+    detail::Header batch;
+    batch.kind = detail::Kind::batch;
+    batch.sender = first.sender;
+    batch.seq = 3;
+    ASSERT_FALSE(decode(encode(batch), out));
+    EXPECT_EQ(out.kind, detail::Kind::batch);
+    EXPECT_EQ(out.seq, 3u);
+    EXPECT_EQ(detail::to_string(detail::Kind::batch), "BATCH");
+}
+
+TEST(Envelope, EveryMalformedBatchIsABadBatch) {
+    detail::Header h = full_header();
+    h.kind = detail::Kind::data;
+    const std::string one = batch_body({{encode(h), "abc"}});
+    const std::string two = one + one;
+    const std::string max = [&] {
+        std::string s;
+        for (std::size_t i = 0; i < detail::kMaxBatchEntries; ++i) s += batch_body({{"", ""}});
+        return s;
+    }();
+    struct Case {
+        const char* what;
+        std::string body;
+        std::uint64_t count;
+    };
+    const std::vector<Case> cases = {
+        {"no entries", "", 0},
+        {"count 0 with an entry", one, 0},
+        {"count above the limit", max + batch_body({{"", ""}}), detail::kMaxBatchEntries + 1},
+        {"count far above the limit", two, 1ull << 40},
+        {"more entries than counted", two, 1},
+        {"fewer entries than counted", two, 3},
+        {"empty body", "", 1},
+        {"cut in a header length", one.substr(0, 2), 1},
+        {"cut in a header", one.substr(0, 10), 1},
+        {"cut in a payload length", one.substr(0, one.size() - 5), 1},
+        {"cut in a payload", one.substr(0, one.size() - 1), 1},
+        {"trailing byte", one + "x", 1},
+        {"header length past the end", "\xff\xff\xff\xff" + one, 1},
+        {"payload length past the end", std::string("\0\0\0\0\xff\xff\xff\xff", 8), 1},
+        {"body above the limit", batch_body({{"", std::string(detail::kMaxBatchBytes, 'x')}}), 1},
+    };
+    for (const auto& c : cases) {
+        std::vector<detail::BatchEntry> entries;
+        auto reason = split(c.body, c.count, entries);
+        ASSERT_TRUE(reason.has_value()) << c.what;
+        EXPECT_EQ(*reason, "frame.bad_batch") << c.what;
+    }
+    // The limits themselves are accepted.
+    std::vector<detail::BatchEntry> entries;
+    EXPECT_FALSE(split(max, detail::kMaxBatchEntries, entries));
+    EXPECT_EQ(entries.size(), detail::kMaxBatchEntries);
+    const std::string full =
+        batch_body({{"", std::string(detail::kMaxBatchBytes - detail::kBatchEntryOverhead, 'x')}});
+    EXPECT_FALSE(split(full, 1, entries));
+    // Framing is all split_batch checks: a bad entry header is caught by decode_header later.
+    EXPECT_FALSE(split(batch_body({{"\xc1", "x"}}), 1, entries));
+    detail::Header out;
+    EXPECT_EQ(detail::decode_header(entries[0].header.data(), entries[0].header.size(), out),
+              "frame.garbage");
 }
