@@ -94,7 +94,7 @@ public:
 private:
     using Slot = std::pair<Uuid, V>;
 
-    std::size_t slot_of(const Uuid& id) const { return UuidHash{}(id) & mask_; }
+    std::size_t slot_of(const Uuid& id) const { return UuidHash{}(id)&mask_; }
 
     void grow() {
         std::vector<Slot> old = std::move(slots_);
@@ -256,7 +256,6 @@ public:
     };
 
 private:
-
     Journal(std::string path, sqlite3* db);
 
     Status initialize(Durability durability, bool created_file);

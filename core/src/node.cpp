@@ -15,15 +15,17 @@ namespace {
 bool valid_name(std::string_view name, std::size_t max) {
     if (name.empty() || name.size() > max) return false;
     for (char c : name) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        c == '.' || c == '_' || c == '-';
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
         if (!ok) return false;
     }
     return true;
 }
 
 Status validate(const NodeOptions& o) {
-    auto bad = [](std::string text) { return make_error(ErrorCode::invalid_argument, std::move(text)); };
+    auto bad = [](std::string text) {
+        return make_error(ErrorCode::invalid_argument, std::move(text));
+    };
     if (o.name.empty()) return bad("name must not be empty");
     if (!valid_name(o.name, 48)) {
         return bad("name '" + o.name + "' must be 1-48 characters of [A-Za-z0-9._-]");
@@ -56,8 +58,11 @@ Status validate(const NodeOptions& o) {
 }
 
 Status validate(const QueueOptions& o, std::string_view name) {
-    auto bad = [](std::string text) { return make_error(ErrorCode::invalid_argument, std::move(text)); };
-    if (name.empty() || name.size() > kMaxChannelBytes) return bad("queue name must be 1-255 bytes");
+    auto bad = [](std::string text) {
+        return make_error(ErrorCode::invalid_argument, std::move(text));
+    };
+    if (name.empty() || name.size() > kMaxChannelBytes)
+        return bad("queue name must be 1-255 bytes");
     if (o.max_attempts == 0) return bad("max_attempts must be at least 1");
     if (o.max_length == 0) return bad("max_length must be at least 1");
     if (o.ttl.count() < 0) return bad("ttl must not be negative");
@@ -75,16 +80,16 @@ std::uint16_t port_of(const std::string& endpoint) {
 
 // Binds `socket` on host:port (port 0: ephemeral) and returns the endpoint bound.
 Result<std::string> bind_socket(zmq::socket_t& socket, const std::string& host, std::uint16_t port,
-                         const char* what) {
+                                const char* what) {
     const std::string endpoint =
         "tcp://" + host + ":" + (port == 0 ? std::string("*") : std::to_string(port));
     try {
         socket.bind(endpoint);
     } catch (const zmq::error_t& e) {
         if (e.num() == EADDRINUSE) {
-            return make_error(ErrorCode::address_in_use, std::string(what) + " port " +
-                                                             std::to_string(port) + " on " + host +
-                                                             " is in use");
+            return make_error(
+                ErrorCode::address_in_use,
+                std::string(what) + " port " + std::to_string(port) + " on " + host + " is in use");
         }
         return make_error(ErrorCode::io_error,
                           std::string("cannot bind ") + what + " on " + endpoint + ": " + e.what());
@@ -145,9 +150,8 @@ Status NodeCore::start() {
         journal = std::move(opened).value();
     }
 
-    dispatcher = std::make_unique<Dispatcher>(
-        options.dispatcher_threads,
-        [this] { post(OutcomesCmd{}); });
+    dispatcher =
+        std::make_unique<Dispatcher>(options.dispatcher_threads, [this] { post(OutcomesCmd{}); });
     actor_ = std::make_unique<Actor>(*this, std::move(inbox), std::move(pub), std::move(sub),
                                      std::move(journal));
     if (Status loaded = actor_->load_outbox(); !loaded.ok()) {
@@ -185,7 +189,8 @@ Status NodeCore::start() {
         record->host = resolved.value();
         records.push_back(std::move(record).value());
     }
-    for (auto& record : records) post(DiscoveryCmd{DiscoveryEvent{DiscoveryEvent::Kind::found, record}});
+    for (auto& record : records)
+        post(DiscoveryCmd{DiscoveryEvent{DiscoveryEvent::Kind::found, record}});
 
     if (options.discovery) {
         auto created = options.discovery();
@@ -202,9 +207,8 @@ Status NodeCore::start() {
         self.pub_port = port_of(pub_endpoint);
         self.interface = options.interface == "*" ? std::string() : options.interface;
         auto discovery = std::move(created).value();
-        Status started = discovery->start(self, [this](DiscoveryEvent event) {
-            post(DiscoveryCmd{std::move(event)});
-        });
+        Status started = discovery->start(
+            self, [this](DiscoveryEvent event) { post(DiscoveryCmd{std::move(event)}); });
         if (!started.ok()) {
             close();
             return started;
@@ -281,7 +285,8 @@ Result<std::uint32_t> NodeCore::declare_queue(const std::string& name, const Que
             shared->name = name;
             auto& chunk = queue_chunks_[index / kQueueChunkSize];
             if (!chunk.load(std::memory_order_relaxed)) {
-                owned_chunks_.push_back(std::make_unique<std::atomic<QueueShared*>[]>(kQueueChunkSize));
+                owned_chunks_.push_back(
+                    std::make_unique<std::atomic<QueueShared*>[]>(kQueueChunkSize));
                 chunk.store(owned_chunks_.back().get(), std::memory_order_release);
             }
             chunk.load(std::memory_order_relaxed)[index % kQueueChunkSize].store(
@@ -377,16 +382,18 @@ Status Node::consume(std::string queue, ConsumeHandler handler, ConsumeOptions o
     }
     if (!handler) return make_error(ErrorCode::invalid_argument, "consume needs a handler");
     if (options.prefetch == 0 || options.concurrency == 0) {
-        return make_error(ErrorCode::invalid_argument, "prefetch and concurrency must be at least 1");
+        return make_error(ErrorCode::invalid_argument,
+                          "prefetch and concurrency must be at least 1");
     }
-    auto consuming = core_->call<bool>([queue](detail::Actor& actor) -> Result<bool> {
-        return actor.consumes(queue);
-    });
+    auto consuming = core_->call<bool>(
+        [queue](detail::Actor& actor) -> Result<bool> { return actor.consumes(queue); });
     if (!consuming) return consuming.status();
     if (consuming.value()) {
-        return make_error(ErrorCode::invalid_argument, "this node already consumes '" + queue + "'");
+        return make_error(ErrorCode::invalid_argument,
+                          "this node already consumes '" + queue + "'");
     }
-    const std::uint32_t slot = core_->dispatcher->add_consumer(std::move(handler), options.concurrency);
+    const std::uint32_t slot =
+        core_->dispatcher->add_consumer(std::move(handler), options.concurrency);
     core_->post(detail::ConsumeCmd{std::move(queue), slot, options});
     return {};
 }
@@ -404,8 +411,9 @@ Status Node::publish_payload(std::string_view topic, Payload payload, Headers he
         return make_error(ErrorCode::invalid_argument, "topic must be 1-255 bytes");
     }
     if (payload.size() > core_->options.max_payload_bytes) {
-        return make_error(ErrorCode::invalid_argument, "payload of " + std::to_string(payload.size()) +
-                                                           " bytes is over max_payload_bytes");
+        return make_error(
+            ErrorCode::invalid_argument,
+            "payload of " + std::to_string(payload.size()) + " bytes is over max_payload_bytes");
     }
     core_->post(detail::PublishCmd{std::string(topic), std::move(payload), std::move(headers),
                                    MessageId::generate(), core_->clock->unix_ms()});
@@ -469,17 +477,18 @@ Result<MessageId> Queue::send_payload(Payload payload, Headers headers) {
     if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
     if (Status error = core_->storage_error(); !error.ok()) return error;
     if (payload.size() > core_->options.max_payload_bytes) {
-        return make_error(ErrorCode::invalid_argument, "payload of " + std::to_string(payload.size()) +
-                                                           " bytes is over max_payload_bytes");
+        return make_error(
+            ErrorCode::invalid_argument,
+            "payload of " + std::to_string(payload.size()) + " bytes is over max_payload_bytes");
     }
     detail::QueueShared& q = *core_->queue_shared(index_);
     const std::size_t max = q.max_length.load(std::memory_order_relaxed);
     if (q.outstanding.load(std::memory_order_acquire) >= max) {
         switch (q.overflow.load(std::memory_order_relaxed)) {
             case OverflowPolicy::reject:
-                return make_error(ErrorCode::queue_full,
-                                  "queue '" + name_ + "' holds its max_length of " +
-                                      std::to_string(max) + " messages");
+                return make_error(ErrorCode::queue_full, "queue '" + name_ +
+                                                             "' holds its max_length of " +
+                                                             std::to_string(max) + " messages");
             case OverflowPolicy::block: {
                 std::unique_lock lock(q.mutex);
                 const auto timeout = std::chrono::milliseconds(q.block_timeout_ms.load());
@@ -488,13 +497,13 @@ Result<MessageId> Queue::send_payload(Payload payload, Headers headers) {
                 });
                 if (core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
                 if (!room) {
-                    return make_error(ErrorCode::timed_out, "queue '" + name_ + "' stayed full for " +
-                                                                std::to_string(timeout.count()) + " ms");
+                    return make_error(ErrorCode::timed_out,
+                                      "queue '" + name_ + "' stayed full for " +
+                                          std::to_string(timeout.count()) + " ms");
                 }
                 break;
             }
-            case OverflowPolicy::drop_oldest:
-                break;
+            case OverflowPolicy::drop_oldest: break;
         }
     }
     q.outstanding.fetch_add(1, std::memory_order_acq_rel);
@@ -558,8 +567,8 @@ Status Queue::flush(std::chrono::milliseconds timeout) {
     auto future = done->get_future();
     core_->post(detail::FlushCmd{std::move(done)});
     if (future.wait_for(timeout) != std::future_status::ready) {
-        return make_error(ErrorCode::timed_out, "flush did not finish within " +
-                                                    std::to_string(timeout.count()) + " ms");
+        return make_error(ErrorCode::timed_out,
+                          "flush did not finish within " + std::to_string(timeout.count()) + " ms");
     }
     try {
         return future.get();
@@ -577,7 +586,8 @@ Result<std::vector<DeadLetter>> DeadLetters::list(const DeadLetterFilter& filter
 }
 
 Result<DeadLetter> DeadLetters::get(const MessageId& id) const {
-    return core_->call<DeadLetter>([id](detail::Actor& actor) { return actor.dead_letter_get(id); });
+    return core_->call<DeadLetter>(
+        [id](detail::Actor& actor) { return actor.dead_letter_get(id); });
 }
 
 Result<std::size_t> DeadLetters::purge(const DeadLetterFilter& filter) {

@@ -8,8 +8,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
-#include <map>
 #include <future>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -103,8 +103,7 @@ struct StopCmd {};
 struct CommitDoneCmd {};
 
 using Command = std::variant<SendCmd, DeclareQueueCmd, ConsumeCmd, SubscribeCmd, PublishCmd,
-                             DiscoveryCmd, OutcomesCmd, FlushCmd, CallCmd, StopCmd,
-                             CommitDoneCmd>;
+                             DiscoveryCmd, OutcomesCmd, FlushCmd, CallCmd, StopCmd, CommitDoneCmd>;
 
 class NodeCore {
 public:

@@ -18,16 +18,14 @@ Payload Payload::from_string(std::string text) { return copy_of(text.data(), tex
 
 Payload Payload::adopt_malloc(void* data, std::size_t size) {
     Payload p;
-    p.owner_ = std::shared_ptr<const void>(data, [](const void* ptr) {
-        std::free(const_cast<void*>(ptr));
-    });
+    p.owner_ = std::shared_ptr<const void>(
+        data, [](const void* ptr) { std::free(const_cast<void*>(ptr)); });
     p.data_ = static_cast<const std::byte*>(data);
     p.size_ = size;
     return p;
 }
 
-Payload Payload::adopt(std::shared_ptr<const void> owner, const std::byte* data,
-                       std::size_t size) {
+Payload Payload::adopt(std::shared_ptr<const void> owner, const std::byte* data, std::size_t size) {
     Payload p;
     p.owner_ = std::move(owner);
     p.data_ = data;

@@ -33,10 +33,10 @@ int hex_value(char c) {
 
 Uuid Uuid::generate() {
     auto& random = thread_random();
-    const auto now_ms = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
+    const auto now_ms =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
     const auto fresh_counter = static_cast<std::uint64_t>(random() & 0x01FF);  // leaves headroom
     std::uint64_t last = g_last.load(std::memory_order_relaxed);
     std::uint64_t next;

@@ -104,14 +104,18 @@ TEST(Node, HeadersAndRawPayloadArrive) {
     auto producer = make_node("producer", {consumer.inbox_endpoint()});
     std::mutex mutex;
     std::optional<peermq::Message> received;
-    ASSERT_TRUE(consumer.consume("raw", [&](peermq::Delivery& d) {
-        std::lock_guard lock(mutex);
-        received = d.message();
-    }).ok());
+    ASSERT_TRUE(consumer
+                    .consume("raw",
+                             [&](peermq::Delivery& d) {
+                                 std::lock_guard lock(mutex);
+                                 received = d.message();
+                             })
+                    .ok());
     ASSERT_TRUE(wait_until([&] { return sees(producer, {"consumer"}, "raw"); }));
     auto q = producer.queue("raw").value();
     const std::string bytes(3000, 'x');  // over the copy threshold: lent to ZeroMQ
-    auto id = q.send_payload(peermq::Payload::from_string(bytes), {{"traceparent", "00-abc-def-01"}});
+    auto id =
+        q.send_payload(peermq::Payload::from_string(bytes), {{"traceparent", "00-abc-def-01"}});
     ASSERT_TRUE(id.ok());
     ASSERT_TRUE(wait_until([&] {
         std::lock_guard lock(mutex);
@@ -151,7 +155,8 @@ TEST(Node, TopicsFanOutToEverySubscriberWithPrefixFiltering) {
     auto s1 = make_node("s1");
     auto s2 = make_node("s2");
     auto s3 = make_node("s3");
-    auto publisher = make_node("pub", {s1.inbox_endpoint(), s2.inbox_endpoint(), s3.inbox_endpoint()});
+    auto publisher =
+        make_node("pub", {s1.inbox_endpoint(), s2.inbox_endpoint(), s3.inbox_endpoint()});
     std::mutex mutex;
     std::map<std::string, std::vector<std::string>> got;  // subscriber → topics received
     auto record = [&](const std::string& who) {
@@ -195,10 +200,12 @@ TEST(Node, TopicsFanOutToEverySubscriberWithPrefixFiltering) {
 TEST(Node, PublisherAlsoDeliversToItsOwnSubscribers) {
     auto node = make_node("self");
     std::atomic<int> got{0};
-    ASSERT_TRUE(node.subscribe("t.", [&](const peermq::Message& m) {
-        EXPECT_EQ(m.as<int>(), 7);
-        ++got;
-    }).ok());
+    ASSERT_TRUE(node.subscribe("t.",
+                               [&](const peermq::Message& m) {
+                                   EXPECT_EQ(m.as<int>(), 7);
+                                   ++got;
+                               })
+                    .ok());
     ASSERT_TRUE(node.publish("t.x", 7).ok());
     EXPECT_TRUE(wait_until([&] { return got == 1; }));
 }
@@ -216,18 +223,20 @@ TEST(Node, ClosedPeerIsDownAtOnceAndPeerEventsAreRaised) {
     ASSERT_TRUE(wait_until([&] { return sees(a, {"b"}) && sees(b, {"a"}); }));
     const auto closed_at = std::chrono::steady_clock::now();
     b.close();  // says BYE
-    ASSERT_TRUE(wait_until([&] {
-        const auto peers = a.peers();
-        const auto* p = find(peers, "b");
-        return p && p->state == peermq::PeerState::down;
-    }, 3s));
+    ASSERT_TRUE(wait_until(
+        [&] {
+            const auto peers = a.peers();
+            const auto* p = find(peers, "b");
+            return p && p->state == peermq::PeerState::down;
+        },
+        3s));
     EXPECT_LT(std::chrono::steady_clock::now() - closed_at, 1s);
     // Events run on the dispatcher, a moment after the state changed.
     auto raised = [&](peermq::PeerState state) {
         return wait_until([&] {
             std::lock_guard lock(mutex);
-            return std::find(events.begin(), events.end(), std::make_pair(std::string("b"), state)) !=
-                   events.end();
+            return std::find(events.begin(), events.end(),
+                             std::make_pair(std::string("b"), state)) != events.end();
         });
     };
     EXPECT_TRUE(raised(peermq::PeerState::alive));
@@ -259,15 +268,18 @@ TEST(Node, KilledPeerIsDownWithinThreeSecondsAndItsWorkMovesOn) {
     ASSERT_TRUE(wait_until([&] { return survivor_got > 0; }));
     victim.kill(SIGKILL);
     const auto killed_at = std::chrono::steady_clock::now();
-    ASSERT_TRUE(wait_until([&] {
-        const auto peers = producer.peers();
-        const auto* p = find(peers, "victim");
-        return p && p->state == peermq::PeerState::down;
-    }, 5s));
+    ASSERT_TRUE(wait_until(
+        [&] {
+            const auto peers = producer.peers();
+            const auto* p = find(peers, "victim");
+            return p && p->state == peermq::PeerState::down;
+        },
+        5s));
     const auto detected = std::chrono::steady_clock::now() - killed_at;
     // Down after 3 s of silence. Its last frames may still be read from the socket buffers just
     // after the kill, so allow the actor a few milliseconds of scheduling on top.
-    EXPECT_LE(detected, 3s + 50ms) << std::chrono::duration_cast<std::chrono::milliseconds>(detected).count();
+    EXPECT_LE(detected, 3s + 50ms)
+        << std::chrono::duration_cast<std::chrono::milliseconds>(detected).count();
     // Its unacked messages were redirected at once, not after the 60 s ack timeout.
     EXPECT_TRUE(wait_until([&] { return survivor_got == 200; }, 10s)) << survivor_got;
     EXPECT_GT(producer.stats().queues["work"].redelivered, 0u);
@@ -305,8 +317,10 @@ TEST(NodeOptionsTest, BadOptionsGiveClearErrors) {
     EXPECT_THROW((void)peermq::Node::create({.name = ""}).value(), peermq::BadResultAccess);
 
     auto node = make_node("opts");
-    EXPECT_EQ(node.queue("q", {.max_attempts = 0}).status().code(), peermq::ErrorCode::invalid_argument);
+    EXPECT_EQ(node.queue("q", {.max_attempts = 0}).status().code(),
+              peermq::ErrorCode::invalid_argument);
     EXPECT_EQ(node.consume("q", nullptr).code(), peermq::ErrorCode::invalid_argument);
     ASSERT_TRUE(node.consume("q", [](peermq::Delivery&) {}).ok());
-    EXPECT_EQ(node.consume("q", [](peermq::Delivery&) {}).code(), peermq::ErrorCode::invalid_argument);
+    EXPECT_EQ(node.consume("q", [](peermq::Delivery&) {}).code(),
+              peermq::ErrorCode::invalid_argument);
 }

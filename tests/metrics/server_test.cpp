@@ -160,7 +160,7 @@ protected:
                 R"({node="producer",peer="consumer",peer_id=")" + p.id.to_string() + "\"}";
             EXPECT_EQ(counter(samples, "peermq_peer_up" + labels), 1u);
             const auto sent = counter(samples, "peermq_peer_frames_sent_total" + labels);
-            EXPECT_GT(sent, 0u);  // messages waiting together travel in one BATCH frame
+            EXPECT_GT(sent, 0u);             // messages waiting together travel in one BATCH frame
             EXPECT_LE(sent, p.frames_sent);  // stats() was read after the scrape
             EXPECT_GT(counter(samples, "peermq_peer_frames_received_total" + labels), 0u);
             EXPECT_EQ(samples.count("peermq_peer_last_heard_timestamp_seconds" + labels), 1u);

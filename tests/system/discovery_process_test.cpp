@@ -219,13 +219,13 @@ TEST(DiscoveryOptions, MissingDaemonIsUnavailableAndAutomaticSaysItFallsBack) {
     EXPECT_NE(neither.output.find("error invalid_argument:"), std::string::npos) << neither.output;
 
     // With the daemon there, automatic() takes it and says so.
-    const auto normal =
-        run_command({probe_path(), "check", "--backend", "auto", "--interface", "lo"}, 30s,
-                    {kLogInfo});
+    const auto normal = run_command(
+        {probe_path(), "check", "--backend", "auto", "--interface", "lo"}, 30s, {kLogInfo});
     EXPECT_EQ(normal.exit_code, 0) << normal.output;
     EXPECT_NE(normal.output.find("ok backend=avahi"), std::string::npos) << normal.output;
-    EXPECT_NE(normal.output.find("level=info component=discovery msg=\"using avahi-daemon over D-Bus"),
-              std::string::npos)
+    EXPECT_NE(
+        normal.output.find("level=info component=discovery msg=\"using avahi-daemon over D-Bus"),
+        std::string::npos)
         << normal.output;
 }
 

@@ -35,8 +35,8 @@ class ControlClient {
 public:
     // Prepares a client for `endpoint` ("ipc://..." or "tcp://127.0.0.1:port"); nothing is sent
     // yet. Each request waits at most `timeout`, then fails with `unavailable` (no node answers).
-    static Result<ControlClient> connect(std::string endpoint,
-                                         std::chrono::milliseconds timeout = std::chrono::seconds(2));
+    static Result<ControlClient> connect(
+        std::string endpoint, std::chrono::milliseconds timeout = std::chrono::seconds(2));
 
     ControlClient(ControlClient&&) noexcept;
     ControlClient& operator=(ControlClient&&) noexcept;

@@ -70,8 +70,8 @@ private:
 template <typename T>
 class [[nodiscard]] Result {
 public:
-    Result(T value) : data_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
-    Result(Status status) : data_(std::move(status)) {    // NOLINT(google-explicit-constructor)
+    Result(T value) : data_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
+    Result(Status status) : data_(std::move(status)) {  // NOLINT(google-explicit-constructor)
         if (std::get<Status>(data_).ok()) {
             data_ = Status(ErrorCode::internal, "Result built from an ok Status without a value");
         }
