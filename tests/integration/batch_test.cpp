@@ -66,14 +66,15 @@ class BatchBurst : public ::testing::TestWithParam<peermq::Guarantee> {};
 }  // namespace
 
 TEST_P(BatchBurst, ArrivesCompleteOverTwoConsumersInFewerFramesThanMessages) {
+    // Declared before the nodes: handlers may still run until the nodes are destroyed.
+    std::mutex mutex;
+    std::multiset<int> got;
     auto a = peermq::Node::create({.name = "a", .interface = "lo"}).value();
     auto b = peermq::Node::create({.name = "b", .interface = "lo"}).value();
     auto producer = peermq::Node::create({.name = "producer",
                                           .interface = "lo",
                                           .peers = {a.inbox_endpoint(), b.inbox_endpoint()}})
                         .value();
-    std::mutex mutex;
-    std::multiset<int> got;
     auto handler = [&](peermq::Delivery& d) {
         std::lock_guard lock(mutex);
         got.insert(d.as<int>());
@@ -93,8 +94,11 @@ TEST_P(BatchBurst, ArrivesCompleteOverTwoConsumersInFewerFramesThanMessages) {
         30s));
     {
         std::lock_guard lock(mutex);
-        ASSERT_EQ(got.size(), static_cast<std::size_t>(kMessages));  // no duplicates
-        for (int i = 0; i < kMessages; ++i) ASSERT_EQ(got.count(i), 1u) << i;
+        // No duplicates, but those of at_least_once retries (none unless the machine is so slow
+        // that an ack misses its timeout).
+        const auto stats = producer.stats().queues["burst"];
+        EXPECT_LE(got.size() - kMessages, stats.retried + stats.redelivered);
+        for (int i = 0; i < kMessages; ++i) ASSERT_GE(got.count(i), 1u) << i;
     }
     const std::uint64_t sent = frames(producer.peers(), true);
     const std::uint64_t received = frames(a.peers(), false) + frames(b.peers(), false);
@@ -190,13 +194,13 @@ TEST(Batch, BadBatchesAndBadEntriesAreCountedByReasonWhileRealTrafficFlows) {
 }
 
 TEST(Batch, BigPayloadsMixedWithSmallOnesArriveIntact) {
+    std::mutex mutex;  // before the nodes: handlers may run until the nodes are destroyed
+    std::vector<std::string> got;
     auto consumer = peermq::Node::create({.name = "target", .interface = "lo"}).value();
     auto producer =
         peermq::Node::create(
             {.name = "producer", .interface = "lo", .peers = {consumer.inbox_endpoint()}})
             .value();
-    std::mutex mutex;
-    std::vector<std::string> got;
     ASSERT_TRUE(consumer
                     .consume("mixed",
                              [&](peermq::Delivery& d) {
@@ -225,13 +229,15 @@ TEST(Batch, BigPayloadsMixedWithSmallOnesArriveIntact) {
         },
         30s));
     ASSERT_TRUE(queue.flush(10s).ok());
+    const auto stats = producer.stats().queues["mixed"];
     std::lock_guard lock(mutex);
-    ASSERT_EQ(got.size(), static_cast<std::size_t>(kMessages));
-    for (const auto& payload : got) {
-        auto it = expected.find(payload);
-        ASSERT_NE(it, expected.end()) << "unexpected payload of " << payload.size() << " bytes";
-        expected.erase(it);
-    }
-    EXPECT_TRUE(expected.empty()) << expected.size() << " payloads missing";
+    // Duplicates only from retries (an ack that missed its timeout on a very slow machine).
+    EXPECT_LE(got.size() - kMessages, stats.retried + stats.redelivered);
+    // Every payload arrived intact (sizes 0 and 1 repeat, so compare the distinct ones).
+    const std::set<std::string> distinct(got.begin(), got.end());
+    const std::set<std::string> wanted(expected.begin(), expected.end());
+    EXPECT_TRUE(distinct == wanted)
+        << distinct.size() << " distinct payloads arrived of " << wanted.size();
+    EXPECT_GE(got.size(), expected.size());
     EXPECT_EQ(consumer.stats().bad_frames, 0u);
 }
