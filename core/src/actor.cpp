@@ -26,16 +26,6 @@ bool warn_worthy(std::string_view reason) {
            reason == "dlq.memory_full";
 }
 
-std::string_view state_name(PeerState state) {
-    switch (state) {
-        case PeerState::connecting: return "connecting";
-        case PeerState::alive: return "alive";
-        case PeerState::suspect: return "suspect";
-        case PeerState::down: return "down";
-    }
-    return "unknown";
-}
-
 void free_lent_payload(void* /*data*/, void* hint) {
     delete static_cast<std::shared_ptr<const void>*>(hint);
 }
@@ -915,7 +905,7 @@ void Actor::set_state(Peer* peer, PeerState state, std::string_view why) {
                        {{"peer", peer->name},
                         {"id", peer->id},
                         {"endpoint", peer->inbox_endpoint},
-                        {"was", state_name(previous)},
+                        {"was", to_string(previous)},
                         {"queues", queues}});
         } else if (state == PeerState::suspect) {
             log_.write(LogLevel::info, "peer", "peer suspect",
