@@ -1,5 +1,7 @@
 #include "control_codec.hpp"
 
+#include "msgpack_fields.hpp"
+
 #include <limits>
 #include <type_traits>
 
@@ -14,16 +16,6 @@ constexpr std::size_t kMaxChannelName = 255;
 constexpr std::size_t kLatencyBuckets = std::tuple_size_v<decltype(LatencyHistogram::buckets)>;
 
 // --- Encoding -------------------------------------------------------------------------------
-
-void pack_str(Packer& pk, std::string_view s) {
-    pk.pack_str(static_cast<std::uint32_t>(s.size()));
-    pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
-}
-
-void pack_bin(Packer& pk, const void* data, std::size_t size) {
-    pk.pack_bin(static_cast<std::uint32_t>(size));
-    pk.pack_bin_body(static_cast<const char*>(data), static_cast<std::uint32_t>(size));
-}
 
 void pack_id(Packer& pk, const Uuid& id) { pack_bin(pk, id.data(), Uuid::kSize); }
 
@@ -194,47 +186,6 @@ void pack_dead_letter(Packer& pk, const DeadLetter& d) {
 }
 
 // --- Decoding -------------------------------------------------------------------------------
-
-// Field readers: false when the element has the wrong type or is out of range.
-bool read_uint(const Object& o, std::uint64_t& out) {
-    if (o.type != object_type::POSITIVE_INTEGER) return false;
-    out = o.via.u64;
-    return true;
-}
-
-bool read_u32(const Object& o, std::uint32_t& out) {
-    std::uint64_t v = 0;
-    if (!read_uint(o, v) || v > std::numeric_limits<std::uint32_t>::max()) return false;
-    out = static_cast<std::uint32_t>(v);
-    return true;
-}
-
-bool read_int(const Object& o, std::int64_t& out) {
-    if (o.type == object_type::NEGATIVE_INTEGER) {
-        out = o.via.i64;
-        return true;
-    }
-    if (o.type != object_type::POSITIVE_INTEGER ||
-        o.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-        return false;
-    }
-    out = static_cast<std::int64_t>(o.via.u64);
-    return true;
-}
-
-bool read_str(const Object& o, std::string& out, std::size_t max = kMaxControlStringBytes) {
-    if (o.type != object_type::STR || o.via.str.size > max) return false;
-    out.assign(o.via.str.ptr, o.via.str.size);
-    return true;
-}
-
-bool read_id(const Object& o, Uuid& out) {
-    if (o.type != object_type::BIN) return false;
-    auto id = Uuid::from_bytes(o.via.bin.ptr, o.via.bin.size);
-    if (!id) return false;
-    out = *id;
-    return true;
-}
 
 std::string_view key_of(const msgpack::object_kv& kv) {
     if (kv.key.type != object_type::STR) return {};
@@ -529,7 +480,8 @@ std::optional<std::string> read_filter(const Object& o, DeadLetterFilter& out) {
             out.queue = std::move(queue);
         } else if (key == "reason") {
             std::string reason;
-            if (!read_str(kv.val, reason)) return "filter reason must be a string";
+            if (!read_str(kv.val, reason, kMaxControlStringBytes))
+                return "filter reason must be a string";
             out.reason = std::move(reason);
         } else if (key == "since_ms" || key == "until_ms") {
             std::int64_t ms = 0;
@@ -565,10 +517,12 @@ Result<const Object*> reply_body(const msgpack::object_handle& handle, bool unpa
                           "; this client speaks version " + std::to_string(kControlVersion));
     }
     std::string status;
-    if (!read_str(e[1], status)) return malformed("the status is not a string");
+    if (!read_str(e[1], status, kMaxControlStringBytes))
+        return malformed("the status is not a string");
     if (status == "error") {
         std::string code_name, message;
-        if (root.via.array.size < 4 || !read_str(e[2], code_name) || !read_str(e[3], message)) {
+        if (root.via.array.size < 4 || !read_str(e[2], code_name, kMaxControlStringBytes) ||
+            !read_str(e[3], message, kMaxControlStringBytes)) {
             return malformed("an error reply needs a code name and a message");
         }
         auto code = error_code_from_name(code_name);

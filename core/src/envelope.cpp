@@ -1,5 +1,7 @@
 #include "envelope.hpp"
 
+#include "msgpack_fields.hpp"
+
 #include <array>
 #include <cstring>
 #include <memory>
@@ -8,31 +10,6 @@ namespace peermq::detail {
 namespace {
 
 using msgpack::type::object_type;
-
-void pack_str(msgpack::packer<msgpack::sbuffer>& pk, std::string_view s) {
-    pk.pack_str(static_cast<std::uint32_t>(s.size()));
-    pk.pack_str_body(s.data(), static_cast<std::uint32_t>(s.size()));
-}
-
-// Field readers: false when the element has the wrong type.
-bool read_uint(const msgpack::object& o, std::uint64_t& out) {
-    if (o.type != object_type::POSITIVE_INTEGER) return false;
-    out = o.via.u64;
-    return true;
-}
-
-bool read_str(const msgpack::object& o, std::string& out, std::size_t max) {
-    if (o.type != object_type::STR || o.via.str.size > max) return false;
-    out.assign(o.via.str.ptr, o.via.str.size);
-    return true;
-}
-
-bool read_u32(const msgpack::object& o, std::uint32_t& out) {
-    std::uint64_t v = 0;
-    if (!read_uint(o, v) || v > UINT32_MAX) return false;
-    out = static_cast<std::uint32_t>(v);
-    return true;
-}
 
 // A hand-written reader for the header array (docs/spec/wire.md §header). It accepts exactly
 // what msgpack::unpack with the limits below accepted, and reports the same drop reasons, but

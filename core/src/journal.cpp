@@ -610,31 +610,11 @@ Status Journal::apply(const PendingOp& op) {
 }
 
 Status Journal::commit() {
-    if (live_ops_ == 0) {
-        ops_.clear();
-        outbox_ops_.clear();
-        return {};
-    }
-    if (Status s = begin(); !s.ok()) return s;
-    Status status;
-    for (const PendingOp& op : ops_) {
-        status = apply(op);
-        if (!status.ok()) break;
-    }
-    if (Status s = finish(std::move(status)); !s.ok()) return s;  // ops_ kept for a retry
-
-    for (const PendingOp& op : ops_) {
-        if (const auto* record = std::get_if<OutboxRecord>(&op)) {
-            outbox_on_disk_.insert_or_assign(record->id, true);
-        } else if (const auto* removal = std::get_if<OutboxRemoval>(&op)) {
-            outbox_on_disk_.erase(removal->id);
-        }
-    }
-    ops_.clear();
-    outbox_ops_.clear();
-    live_ops_ = 0;
-    ++commits_;
-    return {};
+    // The writer thread's three steps, run in one go on the caller's thread.
+    std::unique_ptr<Batch> batch = take_batch();
+    Status status = write_batch(*batch);
+    finish_batch(std::move(batch), status);
+    return status;
 }
 
 std::unique_ptr<Journal::Batch> Journal::take_batch() {
