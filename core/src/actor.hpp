@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <memory_resource>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -29,6 +30,7 @@
 #include "reliability/backoff.hpp"
 #include "reliability/dedupe_window.hpp"
 #include "reliability/timer_wheel.hpp"
+#include "ring.hpp"
 
 namespace peermq::detail {
 
@@ -143,7 +145,7 @@ private:
         QueueShared* shared = nullptr;
         ChannelStats* stats = nullptr;
         std::unique_ptr<Backoff> backoff;
-        std::deque<Outgoing> waiting;
+        Ring<Outgoing> waiting;
         std::deque<AckDeadline> ack_deadlines;
         // Position of ack_deadlines.front() in Inflight::ack_slot terms.
         std::uint64_t ack_base = 0;
@@ -210,8 +212,10 @@ private:
     void read_inbox();
     void read_sub();
     void on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame, bool has_payload);
-    // `frame`, when given, holds exactly `payload` and may be adopted instead of copied.
-    void on_data(Peer* peer, std::string_view payload, zmq::message_t* frame);
+    // `frame`, when given, holds exactly `payload` and may be adopted instead of copied;
+    // `owner`, when given, keeps `payload` alive (a BATCH frame's entry) and is shared.
+    void on_data(Peer* peer, std::string_view payload, zmq::message_t* frame,
+                 const std::shared_ptr<const void>* owner = nullptr);
     void on_batch(Peer* peer, zmq::message_t& body_frame);
     void on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame);
     void on_ack_frame(Peer* peer);
@@ -251,7 +255,7 @@ private:
     void arm_ack(OutQueue& q, Inflight& entry);
     void unarm_ack(OutQueue& q, Inflight& entry);
     void disarm(OutQueue& q, Inflight& entry);
-    using InflightMap = std::unordered_map<MessageId, Inflight, UuidHash>;
+    using InflightMap = std::pmr::unordered_map<MessageId, Inflight, UuidHash>;
     void complete(InflightMap::iterator it, OutQueue& q);
     // After a nack the retry avoids the consumer; after an ack timeout it goes to another one,
     // except on effectively_once queues, where it prefers the same one (see Outgoing::prefer).
@@ -334,7 +338,11 @@ private:
     msgpack::sbuffer hello_body_;
 
     std::vector<std::unique_ptr<OutQueue>> out_queues_;
-    InflightMap inflight_;
+    // Every in-flight message is a map node: they come from (and go back to) a pool of the
+    // actor's own instead of malloc, which the payloads of the same messages, allocated by
+    // the sending threads and freed here, keep busy enough.
+    std::pmr::unsynchronized_pool_resource inflight_pool_;
+    InflightMap inflight_{&inflight_pool_};
     TimerWheel<MessageId, UuidHash> timers_;
     std::uint64_t seq_ = 0;
 

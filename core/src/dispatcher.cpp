@@ -87,6 +87,11 @@ std::uint64_t Dispatcher::pending(std::uint32_t slot) const {
     return slot < slots_.size() ? slots_[slot].outstanding.load(std::memory_order_relaxed) : 0;
 }
 
+std::uint64_t Dispatcher::handled(std::uint32_t slot) const {
+    std::lock_guard lock(mutex_);
+    return slot < slots_.size() ? slots_[slot].handled.load(std::memory_order_relaxed) : 0;
+}
+
 std::uint64_t Dispatcher::handler_errors(std::uint32_t slot) const {
     std::lock_guard lock(mutex_);
     return slot < slots_.size() ? slots_[slot].errors.load(std::memory_order_relaxed) : 0;
@@ -147,7 +152,9 @@ void Dispatcher::run() {
         lock.lock();
         --slot.running;
         make_ready_locked(index);
-        if (slot.ready) wake_.notify_one();
+        // This thread takes the front of ready_ itself right away; wake another only for the
+        // rest (waking one for a slot it will find taken costs a futex call and a switch).
+        if (ready_.size() > 1) wake_.notify_one();
     }
 }
 
@@ -208,6 +215,9 @@ std::optional<HandlerOutcome> Dispatcher::execute(std::uint32_t index, Slot& slo
     if (outcome.result == HandlerOutcome::Result::nack) {
         slot.errors.fetch_add(1, std::memory_order_relaxed);
     }
+    slot.handled.fetch_add(1, std::memory_order_relaxed);
+    // A failure is reported even when nothing waits for the outcome: the actor logs it.
+    if (!job.report && outcome.result == HandlerOutcome::Result::ack) return std::nullopt;
     return outcome;
 }
 

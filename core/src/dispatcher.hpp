@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "peermq/message.hpp"
+#include "ring.hpp"
 
 namespace peermq::detail {
 
@@ -38,6 +39,10 @@ struct HandlerOutcome {
 struct Job {
     Message message;
     std::uint32_t flags = 0;
+    // The actor needs the handler's outcome (to ack, nack or settle the message). A remote
+    // best-effort message has nothing to settle: its handler calls are only counted, and only
+    // a failure is reported (for the log).
+    bool report = true;
     std::function<void()> task;  // set for plain tasks (peer events)
 };
 
@@ -67,6 +72,8 @@ public:
     // True when every submitted job has finished (its outcome is posted to the sink or about to
     // be): no handler is running or waiting. Lock-free; a hint (it may change right after).
     bool idle() const noexcept { return unfinished_.load(std::memory_order_acquire) == 0; }
+    // Handler calls of a consumer slot that returned or threw, and those that threw.
+    std::uint64_t handled(std::uint32_t slot) const;
     std::uint64_t handler_errors(std::uint32_t slot) const;
 
     // Drops queued jobs, waits for running handlers, joins the threads. Idempotent.
@@ -79,8 +86,9 @@ private:
         std::uint32_t concurrency = 1;
         std::uint32_t running = 0;
         bool ready = false;
-        std::deque<Job> jobs;
+        Ring<Job> jobs;
         std::atomic<std::uint64_t> outstanding{0};
+        std::atomic<std::uint64_t> handled{0};
         std::atomic<std::uint64_t> errors{0};
     };
 

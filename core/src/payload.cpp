@@ -7,7 +7,15 @@ namespace peermq {
 
 Payload Payload::copy_of(const void* data, std::size_t size) {
     if (size == 0) return {};
-    // One allocation holds the control block and the bytes: copy_of is on every send's path.
+    if (size <= kInlineCapacity) {
+        Payload p;
+        p.shared_.~Shared();
+        std::memcpy(p.bytes_, data, size);
+        p.inline_ = true;
+        p.size_ = size;
+        return p;
+    }
+    // One allocation holds the control block and the bytes.
     auto block = std::make_shared_for_overwrite<std::byte[]>(size);
     std::memcpy(block.get(), data, size);
     const std::byte* bytes = block.get();
@@ -18,17 +26,17 @@ Payload Payload::from_string(std::string text) { return copy_of(text.data(), tex
 
 Payload Payload::adopt_malloc(void* data, std::size_t size) {
     Payload p;
-    p.owner_ = std::shared_ptr<const void>(
+    p.shared_.owner = std::shared_ptr<const void>(
         data, [](const void* ptr) { std::free(const_cast<void*>(ptr)); });
-    p.data_ = static_cast<const std::byte*>(data);
+    p.shared_.data = static_cast<const std::byte*>(data);
     p.size_ = size;
     return p;
 }
 
 Payload Payload::adopt(std::shared_ptr<const void> owner, const std::byte* data, std::size_t size) {
     Payload p;
-    p.owner_ = std::move(owner);
-    p.data_ = data;
+    p.shared_.owner = std::move(owner);
+    p.shared_.data = data;
     p.size_ = size;
     return p;
 }

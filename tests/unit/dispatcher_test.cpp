@@ -137,5 +137,31 @@ TEST(Dispatcher, OutcomesWaitingForTheActorCostOneWakeUp) {
     EXPECT_TRUE(taken.empty());
 }
 
+TEST(Dispatcher, UnreportedJobsAreCountedAndOnlyTheirFailuresReachTheActor) {
+    // Remote best-effort messages: nothing to settle, so only a failure (for the log) comes back.
+    Outcomes outcomes;
+    Dispatcher dispatcher(2, outcomes.sink());
+    outcomes.dispatcher = &dispatcher;
+    const std::uint32_t slot = dispatcher.add_consumer(
+        [](Delivery& d) {
+            if (d.as<int>() % 10 == 0) throw std::runtime_error("tens");
+        },
+        1);
+    auto jobs = jobs_for(slot, 100);
+    for (auto& [s, job] : jobs) job.report = false;
+    dispatcher.submit(jobs);
+    ASSERT_TRUE(testing_wait([&] { return dispatcher.idle(); }));
+    EXPECT_EQ(dispatcher.handled(slot), 100u);
+    EXPECT_EQ(dispatcher.handler_errors(slot), 10u);
+    ASSERT_TRUE(outcomes.wait_for(10));
+    dispatcher.stop();
+    std::lock_guard lock(outcomes.mutex);
+    ASSERT_EQ(outcomes.got.size(), 10u);
+    for (const HandlerOutcome& o : outcomes.got) {
+        EXPECT_EQ(o.result, HandlerOutcome::Result::nack);
+        EXPECT_EQ(o.error, "tens");
+    }
+}
+
 }  // namespace
 }  // namespace peermq::detail

@@ -18,7 +18,9 @@ public:
     // Monotonic time: timers, backoff, liveness.
     virtual Steady steady_now() const = 0;
     // Wall time in Unix milliseconds: message creation times and TTL deadlines, which cross
-    // hosts (so hosts need roughly synchronised clocks, e.g. NTP).
+    // hosts (so hosts need roughly synchronised clocks, e.g. NTP). The real clock reads the
+    // kernel's coarse clock: it may lag by one scheduler tick (1-4 ms), so a TTL may run that
+    // much longer.
     virtual std::int64_t unix_ms() const = 0;
 };
 
