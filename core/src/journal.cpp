@@ -407,7 +407,7 @@ Status Journal::initialize(Durability durability, bool created_file) {
             ErrorCode::corrupt_journal,
             "journal " + path_ + " does not have the peermq journal schema: " + s.message());
     }
-    return load_outbox_ids();
+    return check_outbox();
 }
 
 Status Journal::query_int(const char* sql, std::int64_t& out) {
@@ -447,7 +447,7 @@ Status Journal::prepare_all() {
                                   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
         {&stmts_->outbox_remove, "DELETE FROM outbox WHERE id = ?1"},
         {&stmts_->outbox_load, "SELECT " + outbox_columns + " FROM outbox ORDER BY seq, id"},
-        {&stmts_->outbox_ids, "SELECT id FROM outbox"},
+        {&stmts_->outbox_ids, "SELECT id, seq FROM outbox"},
         {&stmts_->outbox_count, "SELECT count(*) FROM outbox"},
         {&stmts_->outbox_max_seq, "SELECT coalesce(max(seq), 0) FROM outbox"},
         // A second failure of the same message keeps its first row and moves its failure data.
@@ -466,18 +466,18 @@ Status Journal::prepare_all() {
     return {};
 }
 
-Status Journal::load_outbox_ids() {
+Status Journal::check_outbox() {
     sqlite3_stmt* stmt = stmts_->outbox_ids.get();
     StatementUse use(stmt);
-    outbox_on_disk_.clear();
     int rc;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        auto id = column_id(stmt, 0);
-        if (!id) {
+        if (!column_id(stmt, 0)) {
             return Status(ErrorCode::corrupt_journal,
                           "journal " + path_ + ": an outbox row has an id that is not 16 bytes");
         }
-        outbox_on_disk_.insert_or_assign(*id, true);
+        const auto seq = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 1));
+        max_seq_put_ = any_seq_ ? std::max(max_seq_put_, seq) : seq;
+        any_seq_ = true;
     }
     return rc == SQLITE_DONE ? Status() : error(rc, "reading the outbox ids");
 }
@@ -509,30 +509,40 @@ Status Journal::set_size_limit(std::uint64_t max_bytes) {
 
 void Journal::outbox_put(OutboxRecord record) {
     const MessageId id = record.id;
-    if (std::size_t* op = outbox_ops_.find(id)) {
+    // A new message has a seq above every one put so far: no row of its id can exist. Any
+    // other put may replace a row on disk, which a later remove must then delete.
+    const bool fresh = !any_seq_ || record.seq > max_seq_put_;
+    max_seq_put_ = any_seq_ ? std::max(max_seq_put_, record.seq) : record.seq;
+    any_seq_ = true;
+    if (BufferedOp* op = outbox_ops_.find(id)) {
         // The new row supersedes a buffered put or remove of the same id.
-        ops_[*op] = std::monostate{};
+        op->row_on_disk = op->row_on_disk || std::holds_alternative<OutboxRemoval>(ops_[op->index]);
+        ops_[op->index] = std::monostate{};
         --live_ops_;
-        *op = ops_.size();
+        op->index = ops_.size();
     } else {
-        outbox_ops_.insert_or_assign(id, ops_.size());
+        outbox_ops_.insert_or_assign(id, BufferedOp{ops_.size(), !fresh});
     }
     ops_.emplace_back(std::move(record));
     ++live_ops_;
 }
 
 void Journal::outbox_remove(const MessageId& id) {
-    if (std::size_t* op = outbox_ops_.find(id)) {
-        if (std::holds_alternative<OutboxRemoval>(ops_[*op])) return;
-        ops_[*op] = std::monostate{};
+    if (BufferedOp* op = outbox_ops_.find(id)) {
+        if (std::holds_alternative<OutboxRemoval>(ops_[op->index])) return;
+        // The put is still buffered: it never reaches the disk, and unless it replaced a row
+        // that may be there, nothing else has to.
+        const bool row_on_disk = op->row_on_disk;
+        ops_[op->index] = std::monostate{};
         --live_ops_;
         outbox_ops_.erase(id);
+        if (!row_on_disk) return;
     }
-    if (outbox_on_disk_.contains(id)) {
-        outbox_ops_.insert_or_assign(id, ops_.size());
-        ops_.emplace_back(OutboxRemoval{id});
-        ++live_ops_;
-    }
+    // The put was committed, or is in the batch being committed. (Or there was none: then the
+    // DELETE finds nothing, which costs less than knowing every id on disk.)
+    outbox_ops_.insert_or_assign(id, BufferedOp{ops_.size(), true});
+    ops_.emplace_back(OutboxRemoval{id});
+    ++live_ops_;
 }
 
 void Journal::dead_letter_put(DeadLetter letter) {
@@ -621,17 +631,11 @@ std::unique_ptr<Journal::Batch> Journal::take_batch() {
     auto batch = std::make_unique<Batch>();
     if (live_ops_ > 0) {
         batch->ops_.swap(ops_);
-        // From here the batch's outcome counts as on disk, so a later remove of one of its puts
-        // leaves a DELETE (a failed batch is retried ahead of it, so the order holds).
-        for (const PendingOp& op : batch->ops_) {
-            if (const auto* record = std::get_if<OutboxRecord>(&op)) {
-                outbox_on_disk_.insert_or_assign(record->id, true);
-            } else if (const auto* removal = std::get_if<OutboxRemoval>(&op)) {
-                outbox_on_disk_.erase(removal->id);
-            }
-        }
+        ops_.swap(spare_ops_);  // the vector of an earlier batch: its capacity is reused
     }
     ops_.clear();
+    // From here the batch's outcome counts as on disk, so a later remove of one of its puts
+    // leaves a DELETE (a failed batch is retried ahead of it, so the order holds).
     outbox_ops_.clear();
     live_ops_ = 0;
     return batch;
@@ -652,6 +656,8 @@ void Journal::finish_batch(std::unique_ptr<Batch> batch, const Status& status) {
     if (!batch || batch->ops_.empty()) return;
     if (status.ok()) {
         ++commits_;
+        batch->ops_.clear();
+        if (batch->ops_.capacity() > spare_ops_.capacity()) spare_ops_.swap(batch->ops_);
         return;
     }
     // Retried first, then what was buffered meanwhile; index the latest live op of each id.
@@ -665,10 +671,12 @@ void Journal::finish_batch(std::unique_ptr<Batch> batch, const Status& status) {
         const PendingOp& op = ops_[i];
         if (std::holds_alternative<std::monostate>(op)) continue;
         ++live_ops_;
+        // The failed batch may have been partly applied before it was rolled back, or not:
+        // its puts count as maybe on disk.
         if (const auto* record = std::get_if<OutboxRecord>(&op)) {
-            outbox_ops_.insert_or_assign(record->id, i);
+            outbox_ops_.insert_or_assign(record->id, BufferedOp{i, true});
         } else if (const auto* removal = std::get_if<OutboxRemoval>(&op)) {
-            outbox_ops_.insert_or_assign(removal->id, i);
+            outbox_ops_.insert_or_assign(removal->id, BufferedOp{i, true});
         }
     }
 }
@@ -873,7 +881,8 @@ Result<MessageId> Journal::dead_letter_replay(const MessageId& id, std::string_v
         return record;
     }();
     if (Status s = finish(taken.status()); !s.ok()) return s;
-    outbox_on_disk_.insert_or_assign(taken->id, true);
+    max_seq_put_ = any_seq_ ? std::max(max_seq_put_, taken->seq) : taken->seq;
+    any_seq_ = true;
     return taken->id;
 }
 

@@ -85,8 +85,17 @@ public:
         return true;
     }
 
+    // Keeps the table only as big as its latest use needs, so clearing a table that was once
+    // large does not cost its peak size every time.
     void clear() {
-        if (size_ > 0) std::fill(slots_.begin(), slots_.end(), Slot{});
+        std::size_t fit = 64;
+        while (size_ * 4 > fit * 3) fit *= 2;
+        if (slots_.size() > 2 * fit) {
+            slots_.assign(fit, Slot{});
+            mask_ = fit - 1;
+        } else if (size_ > 0) {
+            std::fill(slots_.begin(), slots_.end(), Slot{});
+        }
         size_ = 0;
         has_nil_ = false;
     }
@@ -187,8 +196,9 @@ public:
     // --- Outbox. These only buffer; nothing touches the disk until commit().
     // A put of an id already in the outbox replaces it (e.g. to persist a new attempt count).
     void outbox_put(OutboxRecord record);
-    // Acked, or moved to the DLQ. A put and a remove of the same id between two commits cancel
-    // out: neither reaches the disk.
+    // Acked, or moved to the DLQ. A put of a new message (a seq above every earlier one) and a
+    // remove of it between two commits cancel out: neither reaches the disk. Any other remove
+    // is a DELETE in the next commit (of nothing, for an id that was never put).
     void outbox_remove(const MessageId& id);
     // Committed rows, ordered by seq (then id). Buffered operations are not included.
     Result<std::vector<OutboxRecord>> outbox_load();
@@ -260,7 +270,8 @@ private:
 
     Status initialize(Durability durability, bool created_file);
     Status prepare_all();
-    Status load_outbox_ids();
+    // At open: every outbox id is 16 bytes (else corrupt_journal); notes the highest seq.
+    Status check_outbox();
     Status apply(const PendingOp& op);
     Status bind_outbox(sqlite3_stmt* stmt, const OutboxRecord& record);
     Status run(sqlite3_stmt* stmt, const char* what);
@@ -277,13 +288,22 @@ private:
     sqlite3* db_ = nullptr;  // closed last, after every statement is finalized
     std::unique_ptr<Statements> stmts_;
 
+    // The latest live outbox operation buffered for an id, and whether a row of the id may be
+    // on disk already (committed, or in the batch being committed): a put cancelled by a
+    // remove leaves a DELETE behind only then.
+    struct BufferedOp {
+        std::size_t index = 0;  // in ops_
+        bool row_on_disk = false;
+    };
+
     std::vector<PendingOp> ops_;
+    std::vector<PendingOp> spare_ops_;  // empty; the capacity of a committed batch
     std::size_t live_ops_ = 0;
-    // Position in ops_ of the latest live outbox operation for each id.
-    UuidTable<std::size_t> outbox_ops_;
-    // Ids committed to the outbox table: a put cancelled by a remove leaves a DELETE behind only
-    // when the row really is on disk.
-    UuidTable<bool> outbox_on_disk_;
+    UuidTable<BufferedOp> outbox_ops_;
+    // The highest seq ever put (or on disk at open), once there is one: a put above it is a
+    // new message.
+    std::uint64_t max_seq_put_ = 0;
+    bool any_seq_ = false;
     std::uint64_t commits_ = 0;
     std::int64_t default_max_pages_ = 0;  // SQLite's max_page_count before set_size_limit
 };
