@@ -235,7 +235,7 @@ void Actor::shutdown() {
                 make_error(ErrorCode::closed, "node closed before the message was acked"));
         }
     };
-    for (auto& [id, entry] : inflight_) closed(entry.message.receipt);
+    inflight_.for_each([&](const MessageId&, Inflight& entry) { closed(entry.message.receipt); });
     for (auto& q : out_queues_) {
         for (auto& message : q->waiting) closed(message.receipt);
     }
@@ -417,21 +417,21 @@ void Actor::on_outcomes(OutcomesCmd& /*cmd*/) {
         if (outcome.sender == core_.id) {
             // Delivered by this node to itself: settle the in-flight entry directly.
             if (consumer.local_unacked > 0) --consumer.local_unacked;
-            auto entry_it = inflight_.find(outcome.id);
-            if (entry_it == inflight_.end()) continue;
-            if (outcome.result == HandlerOutcome::Result::ack && entry_it->second.tried(core_.id)) {
+            Inflight* found = inflight_.find(outcome.id);
+            if (!found) continue;
+            Inflight& entry = *found;
+            if (outcome.result == HandlerOutcome::Result::ack && entry.tried(core_.id)) {
                 // Like a remote consumer's late ack: it counts even after a timeout.
-                complete(entry_it, out_queue(entry_it->second.queue));
+                complete(entry, out_queue(entry.queue));
                 continue;
             }
-            if (entry_it->second.consumer == core_.id && !entry_it->second.retry_wait) {
-                Inflight& entry = entry_it->second;
+            if (entry.consumer == core_.id && !entry.retry_wait) {
                 OutQueue& q = out_queue(entry.queue);
                 if (outcome.result == HandlerOutcome::Result::reject) {
                     release_credit(entry, q);
                     disarm(q, entry);
                     Outgoing message = std::move(entry.message);
-                    inflight_.erase(entry_it);
+                    inflight_.erase(outcome.id);
                     --q.inflight;
                     dead_letter(q, message, "rejected", outcome.error);
                 } else {
@@ -794,29 +794,28 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
 void Actor::on_ack_frame(Peer* peer) {
     if (header_.kind == Kind::ack) {
         for (const auto& id : header_.ids) {
-            auto it = inflight_.find(id);
-            if (it == inflight_.end()) {
+            Inflight* entry = inflight_.find(id);
+            if (!entry) {
                 drop("ack.unknown_id");
                 continue;
             }
-            Inflight& entry = it->second;
-            if (!entry.tried(header_.sender)) {
+            if (!entry->tried(header_.sender)) {
                 drop("ack.wrong_peer");
                 continue;
             }
-            complete(it, out_queue(entry.queue));
+            complete(*entry, out_queue(entry->queue));
         }
         pump_all();  // credit came back
         return;
     }
     (void)peer;
     for (const auto& id : header_.ids) {
-        auto it = inflight_.find(id);
-        if (it == inflight_.end()) {
+        Inflight* found = inflight_.find(id);
+        if (!found) {
             drop("ack.unknown_id");
             continue;
         }
-        Inflight& entry = it->second;
+        Inflight& entry = *found;
         if (entry.consumer != header_.sender || entry.retry_wait) {
             // A late answer from a consumer it no longer waits on.
             drop(!entry.tried(header_.sender) ? "ack.wrong_peer" : "ack.stale");
@@ -827,7 +826,7 @@ void Actor::on_ack_frame(Peer* peer) {
             release_credit(entry, q);
             disarm(q, entry);
             Outgoing message = std::move(entry.message);
-            inflight_.erase(it);
+            inflight_.erase(id);
             --q.inflight;
             dead_letter(q, message, "rejected", header_.error);
         } else if (header_.error == "expired" && entry.message.deadline_ms != 0 &&
@@ -835,7 +834,7 @@ void Actor::on_ack_frame(Peer* peer) {
             release_credit(entry, q);
             disarm(q, entry);
             Outgoing message = std::move(entry.message);
-            inflight_.erase(it);
+            inflight_.erase(id);
             --q.inflight;
             ++q.stats->expired;
             dead_letter(q, message, "expired", "expired before it could be handled");
@@ -1266,8 +1265,8 @@ void Actor::record_delivery(OutQueue& q, Outgoing& message, Target& target) {
     if (target.link) ++target.link->unacked;
     const Steady now = now_;
     const MessageId id = message.id;
-    auto [it, inserted] = inflight_.try_emplace(id);
-    Inflight& entry = it->second;
+    auto [found, inserted] = inflight_.try_emplace(id);
+    Inflight& entry = *found;
     if (!inserted) disarm(out_queue(entry.queue), entry);
     entry.queue = q.index;
     entry.message = std::move(message);
@@ -1335,8 +1334,7 @@ void Actor::release_credit(const Inflight& entry, const OutQueue& q) {
     }
 }
 
-void Actor::complete(InflightMap::iterator it, OutQueue& q) {
-    Inflight& entry = it->second;
+void Actor::complete(Inflight& entry, OutQueue& q) {
     const MessageId id = entry.message.id;
     release_credit(entry, q);
     disarm(q, entry);
@@ -1352,7 +1350,7 @@ void Actor::complete(InflightMap::iterator it, OutQueue& q) {
         entry.message.receipt->set_value(
             Receipt{id, Receipt::Outcome::acked, {}, entry.message.last_error});
     }
-    inflight_.erase(it);
+    inflight_.erase(id);  // `entry` is gone
     --q.inflight;
     q.shared->release(1);
 }
@@ -1401,9 +1399,9 @@ void Actor::requeue(Inflight& entry, OutQueue& q) {
 }
 
 void Actor::on_timer(const MessageId& id) {
-    auto it = inflight_.find(id);
-    if (it == inflight_.end()) return;
-    Inflight& entry = it->second;
+    Inflight* found = inflight_.find(id);
+    if (!found) return;
+    Inflight& entry = *found;
     OutQueue& q = out_queue(entry.queue);
     if (entry.retry_wait) {
         requeue(entry, q);  // backoff over: first in line again
@@ -1473,9 +1471,9 @@ void Actor::expire_acks(Steady now) {
 
 void Actor::redirect_from(const NodeId& consumer) {
     std::vector<MessageId> moved;
-    for (auto& [id, entry] : inflight_) {
+    inflight_.for_each([&](const MessageId& id, const Inflight& entry) {
         if (entry.consumer == consumer && !entry.retry_wait) moved.push_back(id);
-    }
+    });
     // Oldest first back at the head of their queues, so they keep their order.
     std::sort(moved.begin(), moved.end(), [this](const MessageId& a, const MessageId& b) {
         return inflight_.at(a).message.seq > inflight_.at(b).message.seq;

@@ -11,7 +11,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <memory_resource>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -31,6 +30,7 @@
 #include "reliability/dedupe_window.hpp"
 #include "reliability/timer_wheel.hpp"
 #include "ring.hpp"
+#include "uuid_table.hpp"
 
 namespace peermq::detail {
 
@@ -255,8 +255,8 @@ private:
     void arm_ack(OutQueue& q, Inflight& entry);
     void unarm_ack(OutQueue& q, Inflight& entry);
     void disarm(OutQueue& q, Inflight& entry);
-    using InflightMap = std::pmr::unordered_map<MessageId, Inflight, UuidHash>;
-    void complete(InflightMap::iterator it, OutQueue& q);
+    // Acked: settles and erases the entry.
+    void complete(Inflight& entry, OutQueue& q);
     // After a nack the retry avoids the consumer; after an ack timeout it goes to another one,
     // except on effectively_once queues, where it prefers the same one (see Outgoing::prefer).
     enum class Failure { nack, timeout };
@@ -338,11 +338,8 @@ private:
     msgpack::sbuffer hello_body_;
 
     std::vector<std::unique_ptr<OutQueue>> out_queues_;
-    // Every in-flight message is a map node: they come from (and go back to) a pool of the
-    // actor's own instead of malloc, which the payloads of the same messages, allocated by
-    // the sending threads and freed here, keep busy enough.
-    std::pmr::unsynchronized_pool_resource inflight_pool_;
-    InflightMap inflight_{&inflight_pool_};
+    // Looked up by every ack: a flat id table over pooled entries (uuid_table.hpp).
+    IdMap<Inflight> inflight_;
     TimerWheel<MessageId, UuidHash> timers_;
     std::uint64_t seq_ = 0;
 

@@ -95,13 +95,6 @@ std::optional<Uuid> Uuid::parse(std::string_view text) {
     return Uuid(b);
 }
 
-bool Uuid::is_nil() const noexcept {
-    for (auto byte : bytes_) {
-        if (byte != 0) return false;
-    }
-    return true;
-}
-
 std::int64_t Uuid::unix_ms() const noexcept {
     std::int64_t ms = 0;
     for (int i = 0; i < 6; ++i) ms = (ms << 8) | bytes_[i];

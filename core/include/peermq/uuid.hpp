@@ -33,7 +33,12 @@ public:
 
     const std::array<std::uint8_t, kSize>& bytes() const noexcept { return bytes_; }
     const std::uint8_t* data() const noexcept { return bytes_.data(); }
-    bool is_nil() const noexcept;
+    bool is_nil() const noexcept {
+        std::uint64_t lo, hi;
+        std::memcpy(&lo, bytes_.data(), 8);
+        std::memcpy(&hi, bytes_.data() + 8, 8);
+        return (lo | hi) == 0;
+    }
     // Unix milliseconds stored in a UUIDv7.
     std::int64_t unix_ms() const noexcept;
     // "0190a3c4-...." canonical form.
@@ -61,12 +66,18 @@ using NodeId = Uuid;
 
 struct UuidHash {
     std::size_t operator()(const Uuid& id) const noexcept {
-        // The last 8 bytes of a UUIDv7 are random: a good hash as they are.
-        std::uint64_t h;
-        std::memcpy(&h, id.data() + 8, sizeof h);
-        std::uint64_t t;
-        std::memcpy(&t, id.data(), sizeof t);
-        return static_cast<std::size_t>(h ^ (t * 0x9E3779B97F4A7C15ull));
+        // Mixed, not just folded: tables that mask the hash (the id tables of the hot path)
+        // need random low bits, and a UUIDv7's low bytes are not (byte 8 holds the variant;
+        // the first 8 bytes, read little-endian, start with the slow-moving timestamp).
+        std::uint64_t a;
+        std::uint64_t b;
+        std::memcpy(&a, id.data(), sizeof a);
+        std::memcpy(&b, id.data() + 8, sizeof b);
+        std::uint64_t x = b ^ (a * 0x9E3779B97F4A7C15ull);
+        x ^= x >> 32;
+        x *= 0xD6E8FEB86659FD93ull;
+        x ^= x >> 32;
+        return static_cast<std::size_t>(x);
     }
 };
 
