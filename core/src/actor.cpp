@@ -153,6 +153,8 @@ void Actor::run() {
         flush_acks(now, core_.dispatcher->idle());
         maybe_commit(now, !commit_waiters_.empty());
         flush_jobs();
+        // Room for blocked send()s: one wake-up per turn, however many messages left.
+        release_all();
     }
     shutdown();
 }
@@ -573,7 +575,7 @@ void Actor::on_batch(Peer* peer, zmq::message_t& body_frame) {
 
 void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* frame,
                     const std::shared_ptr<const void>* owner) {
-    auto it = consumers_.find(header_.channel);
+    LocalConsumer* found = find_consumer(header_.channel);
     const bool ack_requested = (header_.flags & kFlagAckRequested) != 0;
     auto refuse = [&](std::string_view reason, const char* error) {
         drop(reason);
@@ -582,7 +584,7 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
             send_control(sender, Kind::nack, {header_.id}, error);
         }
     };
-    if (it == consumers_.end()) {
+    if (!found) {
         refuse("data.no_consumer", "no consumer for this queue here");
         return;
     }
@@ -590,7 +592,7 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
         refuse("frame.oversized_payload", "payload over the receiver's limit");
         return;
     }
-    LocalConsumer& consumer = it->second;
+    LocalConsumer& consumer = *found;
     ++consumer.stats->received;
     PEERMQ_LOG(log_, LogLevel::trace, "queue", "received", {"queue", header_.channel},
                {"id", header_.id}, {"attempt", header_.attempt}, {"sender", header_.sender});
@@ -636,6 +638,15 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
             frame ? payload_of(*frame) : Payload::copy_of(payload.data(), payload.size());
     }
     jobs_.emplace_back(consumer.slot, std::move(job));
+}
+
+Actor::LocalConsumer* Actor::find_consumer(const std::string& queue) {
+    // The entries of a batch are for one queue: one hash lookup per batch, not per message.
+    if (last_consumer_ && last_consumer_->queue == queue) return last_consumer_;
+    auto it = consumers_.find(queue);
+    if (it == consumers_.end()) return nullptr;
+    last_consumer_ = &it->second;  // consumers are never removed: the pointer stays valid
+    return last_consumer_;
 }
 
 void Actor::read_sub() {
@@ -1259,7 +1270,7 @@ void Actor::record_delivery(OutQueue& q, Outgoing& message, Target& target) {
     PEERMQ_LOG(log_, LogLevel::trace, "queue", "sent", {"queue", q.name}, {"id", message.id},
                {"attempt", message.attempts}, {"consumer", consumer_id});
     if (!q.reliable()) {
-        ++q.unreleased;  // released by pump() once per batch: one atomic instead of one a message
+        ++q.unreleased;  // released once per loop turn: one atomic instead of one a message
         return;
     }
     if (target.link) ++target.link->unacked;
@@ -1312,11 +1323,16 @@ void Actor::pump(OutQueue& q) {
         if (sent == 0) break;
         q.waiting.erase_front(sent);
     }
-    if (q.unreleased > 0) {
-        q.shared->release(q.unreleased);
-        q.unreleased = 0;
-    }
     q.stats->depth = q.waiting.size();
+}
+
+void Actor::release_all() {
+    for (auto& q : out_queues_) {
+        if (q && q->unreleased > 0) {
+            q->shared->release(q->unreleased);
+            q->unreleased = 0;
+        }
+    }
 }
 
 void Actor::pump_all() {
@@ -1352,7 +1368,7 @@ void Actor::complete(Inflight& entry, OutQueue& q) {
     }
     inflight_.erase(id);  // `entry` is gone
     --q.inflight;
-    q.shared->release(1);
+    ++q.unreleased;  // given back to send() once per loop turn (release_all)
 }
 
 void Actor::fail_attempt(Inflight& entry, OutQueue& q, std::string error, Failure failure) {

@@ -150,7 +150,7 @@ private:
         // Position of ack_deadlines.front() in Inflight::ack_slot terms.
         std::uint64_t ack_base = 0;
         bool may_expire = false;     // a waiting message had a deadline: expire_waiting looks here
-        std::size_t unreleased = 0;  // best-effort messages sent, not yet given back to send()
+        std::size_t unreleased = 0;  // sent best-effort or acked, not yet given back to send()
         std::size_t inflight = 0;    // in flight or waiting for a retry
         std::vector<Target> targets;
         std::uint64_t targets_generation = 0;
@@ -250,6 +250,8 @@ private:
     void record_delivery(OutQueue& q, Outgoing& message, Target& target);
     void pump(OutQueue& q);
     void pump_all();
+    // Gives every queue's `unreleased` messages back to send() (QueueShared::release).
+    void release_all();
     void on_timer(const MessageId& id);
     void expire_acks(Steady now);
     void arm_ack(OutQueue& q, Inflight& entry);
@@ -268,6 +270,7 @@ private:
     void expire_waiting(Steady now);
 
     // Work queues, receiver side.
+    LocalConsumer* find_consumer(const std::string& queue);
     void queue_ack(const NodeId& sender, const MessageId& id);
     void flush_acks(Steady now, bool force);
 
@@ -345,6 +348,7 @@ private:
 
     std::unordered_map<std::string, LocalConsumer> consumers_;
     std::unordered_map<std::uint32_t, LocalConsumer*> consumer_by_slot_;
+    LocalConsumer* last_consumer_ = nullptr;  // find_consumer's last answer
     std::vector<Subscription> subscriptions_;
     DedupeWindow dedupe_;
     std::unordered_set<MessageId, UuidHash> in_progress_;  // effectively_once, being handled

@@ -53,9 +53,18 @@ void Dispatcher::submit(std::vector<std::pair<std::uint32_t, Job>>& jobs) {
             return;
         }
         unfinished_.fetch_add(jobs.size(), std::memory_order_relaxed);
+        // Jobs of one slot come in runs (a batch is for one queue): one atomic add per run.
+        Slot* run_slot = nullptr;
+        std::uint64_t run_length = 0;
         for (auto& [index, job] : jobs) {
             Slot& slot = slots_[index];
-            slot.outstanding.fetch_add(1, std::memory_order_relaxed);
+            if (&slot != run_slot) {
+                if (run_slot)
+                    run_slot->outstanding.fetch_add(run_length, std::memory_order_relaxed);
+                run_slot = &slot;
+                run_length = 0;
+            }
+            ++run_length;
             slot.jobs.push_back(std::move(job));
             if (!slot.ready && slot.running < slot.concurrency) {
                 slot.ready = true;
@@ -63,6 +72,7 @@ void Dispatcher::submit(std::vector<std::pair<std::uint32_t, Job>>& jobs) {
                 ++newly_ready;
             }
         }
+        if (run_slot) run_slot->outstanding.fetch_add(run_length, std::memory_order_relaxed);
     }
     jobs.clear();
     // Wake only as many threads as there is new work for: a slot already ready has its thread
@@ -140,14 +150,25 @@ void Dispatcher::run() {
         // Each outcome goes to the actor as soon as its handler returns: held until the end of
         // the batch, the acks of handled messages would wait for every handler after them, and
         // for as long as one of those hangs.
+        // The counters are shared with the actor's thread: they are settled once per batch,
+        // or before an outcome leaves (the actor that takes an outcome must see the dispatcher
+        // idle when it is, or it would hold the ack for the batching interval).
+        std::uint64_t finished = 0;
+        auto settle = [&] {
+            if (finished == 0) return;
+            slot.outstanding.fetch_sub(finished, std::memory_order_relaxed);
+            unfinished_.fetch_sub(finished, std::memory_order_release);
+            finished = 0;
+        };
         for (auto& job : batch) {
             std::optional<HandlerOutcome> outcome = execute(index, slot, job);
-            slot.outstanding.fetch_sub(1, std::memory_order_relaxed);
-            // Before the outbox: the actor that takes this outcome must see the dispatcher idle
-            // (when it is), or it would hold the ack for the batching interval.
-            unfinished_.fetch_sub(1, std::memory_order_release);
-            if (outcome) emit(std::move(*outcome));
+            ++finished;
+            if (outcome) {
+                settle();
+                emit(std::move(*outcome));
+            }
         }
+        settle();
 
         lock.lock();
         --slot.running;
