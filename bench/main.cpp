@@ -43,10 +43,10 @@ struct Settings {
     double seconds = 0.6;                 // target length of one throughput run
     std::size_t latency_messages = 2000;  // round trips per latency run
     std::set<std::string> scenarios;
-    std::vector<std::size_t> sizes = kSizes;  // throughput payload sizes
-    std::size_t max_length = 1'000'000;
-    bool no_raw = false;   // profiling: peermq runs only
-    bool verbose = false;  // every run's size and rate on stderr
+    std::vector<std::size_t> sizes = kSizes;             // throughput payload sizes
+    std::size_t max_length = QueueOptions{}.max_length;  // the library's default
+    bool no_raw = false;                                 // profiling: peermq runs only
+    bool verbose = false;                                // every run's size and rate on stderr
 };
 
 void usage(std::FILE* out) {
@@ -59,9 +59,9 @@ void usage(std::FILE* out) {
                  "  --runs N       runs per figure (median shown; default 5)\n"
                  "  --seconds S    target length of one throughput run (default 0.6)\n"
                  "  --size B[,B]   throughput payload sizes in bytes (default 64,1024)\n"
-                 "  --max-length N QueueOptions::max_length of the throughput queues (default "
-                 "1000000;\n"
-                 "                 smaller values make send() block under backpressure)\n"
+                 "  --max-length N QueueOptions::max_length of the throughput queues (default: "
+                 "the library's, 100000;\n"
+                 "                 the producer outruns the pipeline, so send() blocks at it)\n"
                  "  --no-raw       throughput: peermq runs only, no ratios (for profiling peermq)\n"
                  "  --verbose      every run's message count and rate on stderr\n");
 }

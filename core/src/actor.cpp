@@ -1125,15 +1125,15 @@ bool Actor::available(const OutQueue& q, const Target& target) const {
 Actor::Target* Actor::choose(OutQueue& q, const Outgoing& message) {
     refresh_targets(q);
     const std::size_t n = q.targets.size();
-    if (!message.prefer.is_nil()) {
+    if (!message.prefer().is_nil()) {
         // Credit is not asked: the consumer still holds this message (its credit was given
         // back at the timeout), so sending it again there adds nothing to its load.
         for (auto& target : q.targets) {
             if (!target.peer) {
-                if (message.prefer == core_.id) return &target;
+                if (message.prefer() == core_.id) return &target;
                 continue;
             }
-            if (target.peer->id != message.prefer) continue;
+            if (target.peer->id != message.prefer()) continue;
             const PeerState state = target.peer->state;
             if (!target.peer->blocked &&
                 (state == PeerState::alive || state == PeerState::suspect)) {
@@ -1142,7 +1142,7 @@ Actor::Target* Actor::choose(OutQueue& q, const Outgoing& message) {
             break;
         }
     }
-    const NodeId& avoid = message.avoid;
+    const NodeId& avoid = message.avoid();
     Target* fallback = nullptr;
     for (std::size_t i = 0; i < n; ++i) {
         const std::size_t index = (q.next_target + i) % n;
@@ -1216,7 +1216,7 @@ std::size_t Actor::deliver_batch(OutQueue& q, Target& target, std::int64_t now_m
     auto fits = [&](const Outgoing& m, std::size_t position) {
         if (m.payload.size() > kBatchPayloadMax) return false;
         if (position == 0) return true;  // pump() checked its deadline; choose() its target
-        return m.prefer.is_nil() && m.avoid.is_nil() &&
+        return (!m.failures || (m.prefer().is_nil() && m.avoid().is_nil())) &&
                (m.deadline_ms == 0 || now_ms < m.deadline_ms);
     };
     if (limit < 2 || !fits(q.waiting[0], 0) || !fits(q.waiting[1], 1)) return 0;
@@ -1364,7 +1364,7 @@ void Actor::complete(Inflight& entry, OutQueue& q) {
     }
     if (entry.message.receipt) {
         entry.message.receipt->set_value(
-            Receipt{id, Receipt::Outcome::acked, {}, entry.message.last_error});
+            Receipt{id, Receipt::Outcome::acked, {}, entry.message.last_error()});
     }
     inflight_.erase(id);  // `entry` is gone
     --q.inflight;
@@ -1375,16 +1375,17 @@ void Actor::fail_attempt(Inflight& entry, OutQueue& q, std::string error, Failur
     release_credit(entry, q);
     unarm_ack(q, entry);
     const std::int64_t now_ms = clock_.unix_ms();
-    entry.message.last_error = std::move(error);
-    if (entry.message.first_failure_ms == 0) entry.message.first_failure_ms = now_ms;
+    Failures& failed = entry.message.failed();
+    failed.last_error = std::move(error);
+    if (failed.first_failure_ms == 0) failed.first_failure_ms = now_ms;
     // A timed-out effectively_once delivery is most likely still running at its consumer, whose
     // dedupe absorbs a second copy; another consumer would run the handler again.
     if (failure == Failure::timeout && (q.flags & kFlagDedupe)) {
-        entry.message.prefer = entry.consumer;
-        entry.message.avoid = NodeId{};
+        failed.prefer = entry.consumer;
+        failed.avoid = NodeId{};
     } else {
-        entry.message.avoid = entry.consumer;
-        entry.message.prefer = NodeId{};
+        failed.avoid = entry.consumer;
+        failed.prefer = NodeId{};
     }
     if (entry.message.attempts >= q.options.max_attempts) {
         const MessageId id = entry.message.id;
@@ -1392,7 +1393,7 @@ void Actor::fail_attempt(Inflight& entry, OutQueue& q, std::string error, Failur
         Outgoing message = std::move(entry.message);
         inflight_.erase(id);
         --q.inflight;
-        dead_letter(q, message, "max_attempts", message.last_error);
+        dead_letter(q, message, "max_attempts", message.last_error());
         return;
     }
     entry.retry_wait = true;
@@ -1403,7 +1404,7 @@ void Actor::fail_attempt(Inflight& entry, OutQueue& q, std::string error, Failur
                {"delay_ms", std::chrono::duration_cast<std::chrono::milliseconds>(delay)},
                {"consumer", entry.consumer},
                {"next", failure == Failure::timeout && (q.flags & kFlagDedupe) ? "same" : "other"},
-               {"error", entry.message.last_error});
+               {"error", entry.message.last_error()});
 }
 
 void Actor::requeue(Inflight& entry, OutQueue& q) {
@@ -1498,8 +1499,9 @@ void Actor::redirect_from(const NodeId& consumer) {
         Inflight& entry = inflight_.at(id);
         OutQueue& q = out_queue(entry.queue);
         release_credit(entry, q);
-        entry.message.avoid = consumer;
-        entry.message.prefer = NodeId{};
+        Failures& failed = entry.message.failed();
+        failed.avoid = consumer;
+        failed.prefer = NodeId{};
         if (entry.message.attempts > 0) --entry.message.attempts;  // not the message's fault
         ++q.stats->redelivered;
         requeue(entry, q);
@@ -1522,7 +1524,7 @@ void Actor::dead_letter(OutQueue& q, Outgoing& message, std::string reason, std:
     letter.attempts = message.attempts;
     letter.last_error = error;
     letter.created_ms = message.created_ms;
-    letter.first_failure_ms = message.first_failure_ms ? message.first_failure_ms : now_ms;
+    letter.first_failure_ms = message.first_failure_ms() ? message.first_failure_ms() : now_ms;
     letter.last_failure_ms = now_ms;
     if (journal_) {
         if (journal_->pending() == 0) first_uncommitted_ = clock_.steady_now();

@@ -93,7 +93,18 @@ private:
         std::uint64_t frames_received = 0;
     };
 
-    // One message on its way: waiting in a queue, or in flight to a consumer.
+    // What failed deliveries left on a message; most messages never fail and carry none.
+    struct Failures {
+        std::string last_error;
+        std::int64_t first_failure_ms = 0;
+        NodeId avoid;  // the consumer that failed it last (nack, down): try another one first
+        // The consumer whose ack timed out on an effectively_once queue: retried there first,
+        // credit or not, since only that receiver's dedupe window knows the message.
+        NodeId prefer;
+    };
+
+    // One message on its way: waiting in a queue, or in flight to a consumer. Kept small: a
+    // backlog of them is walked on every send.
     struct Outgoing {
         MessageId id;
         Payload payload;
@@ -102,14 +113,21 @@ private:
         std::int64_t deadline_ms = 0;
         std::uint64_t seq = 0;
         std::uint32_t attempts = 0;  // deliveries made
-        std::string last_error;
-        std::int64_t first_failure_ms = 0;
-        NodeId avoid;  // the consumer that failed it last (nack, down): try another one first
-        // The consumer whose ack timed out on an effectively_once queue: retried there first,
-        // credit or not, since only that receiver's dedupe window knows the message.
-        NodeId prefer;
-        ReceiptPromise receipt;
         bool journaled = false;
+        ReceiptPromise receipt;
+        std::unique_ptr<Failures> failures;  // null until a delivery fails
+
+        Failures& failed() {
+            if (!failures) failures = std::make_unique<Failures>();
+            return *failures;
+        }
+        const NodeId& avoid() const { return failures ? failures->avoid : kNoNode; }
+        const NodeId& prefer() const { return failures ? failures->prefer : kNoNode; }
+        const std::string& last_error() const { return failures ? failures->last_error : kNoError; }
+        std::int64_t first_failure_ms() const { return failures ? failures->first_failure_ms : 0; }
+
+        static inline const NodeId kNoNode{};
+        static inline const std::string kNoError{};
     };
 
     // A consumer as the sender sees it: a peer's credit link, or this node's own consumer.
