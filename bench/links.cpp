@@ -24,7 +24,6 @@ constexpr auto kReplyTimeout = milliseconds(10'000);  // "ready", "armed"
 constexpr auto kRunTimeout = milliseconds(90'000);    // "done": a run is meant to take ~1 s
 constexpr auto kStopTimeout = milliseconds(10'000);
 constexpr auto kConfirmTimeout = milliseconds(30'000);
-constexpr std::uint32_t kPrefetch = 1024;
 constexpr int kTopicHwm = 100'000;  // as peermq's PUB socket (core/src/node.cpp)
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -180,7 +179,7 @@ std::vector<std::string> consumer_args(const BenchContext& context,
             "--cluster",
             context.cluster,
             "--prefetch",
-            std::to_string(kPrefetch),
+            std::to_string(context.prefetch),
             "--ack-interval-us",
             std::to_string(ack_interval.count())};
 }

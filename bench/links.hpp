@@ -22,8 +22,11 @@ struct BenchContext {
     // Arguments placed before "--role ..." when starting a peer process: empty for peermq_bench,
     // {"bench-peer"} for the peermq tool.
     std::vector<std::string> role_prefix;
-    std::string cluster;                 // unique per benchmark run: no other node can join
-    std::size_t max_length = 1'000'000;  // QueueOptions::max_length of the throughput queues
+    std::string cluster;  // unique per benchmark run: no other node can join
+    std::size_t max_length = QueueOptions{}.max_length;  // of the throughput queues
+    // ConsumeOptions::prefetch of the consuming peer: its credit, so with acks the most messages
+    // in flight. The window has to cover the round trip under load (rate x RTT).
+    std::uint32_t prefetch = 1024;
 };
 
 // Moves messages of one size to the peer process and measures the rate.

@@ -45,8 +45,9 @@ struct Settings {
     std::set<std::string> scenarios;
     std::vector<std::size_t> sizes = kSizes;             // throughput payload sizes
     std::size_t max_length = QueueOptions{}.max_length;  // the library's default
-    bool no_raw = false;                                 // profiling: peermq runs only
-    bool verbose = false;                                // every run's size and rate on stderr
+    std::uint32_t prefetch = BenchContext{}.prefetch;
+    bool no_raw = false;   // profiling: peermq runs only
+    bool verbose = false;  // every run's size and rate on stderr
 };
 
 void usage(std::FILE* out) {
@@ -62,6 +63,7 @@ void usage(std::FILE* out) {
                  "  --max-length N QueueOptions::max_length of the throughput queues (default: "
                  "the library's, 100000;\n"
                  "                 the producer outruns the pipeline, so send() blocks at it)\n"
+                 "  --prefetch N   ConsumeOptions::prefetch of the consumer (default 1024)\n"
                  "  --no-raw       throughput: peermq runs only, no ratios (for profiling peermq)\n"
                  "  --verbose      every run's message count and rate on stderr\n");
 }
@@ -123,6 +125,12 @@ std::optional<Settings> parse(int argc, char** argv) {
             const long long n = std::atoll(text->c_str());
             if (n < 1) return std::nullopt;
             settings.max_length = static_cast<std::size_t>(n);
+        } else if (arg == "--prefetch") {
+            auto text = value();
+            if (!text) return std::nullopt;
+            const long long n = std::atoll(text->c_str());
+            if (n < 1 || n > 1'000'000) return std::nullopt;
+            settings.prefetch = static_cast<std::uint32_t>(n);
         } else if (arg == "--no-raw") {
             settings.no_raw = true;
         } else if (arg == "--verbose") {
@@ -330,8 +338,11 @@ int bench_main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     // Static peers only: a PEERMQ_PEERS from the environment would add strangers.
     ::unsetenv("PEERMQ_PEERS");
-    const BenchContext context{
-        executable_path(argv[0]), {}, "bench" + std::to_string(::getpid()), settings.max_length};
+    const BenchContext context{executable_path(argv[0]),
+                               {},
+                               "bench" + std::to_string(::getpid()),
+                               settings.max_length,
+                               settings.prefetch};
 
     std::printf(
         "peermq_bench: peermq beside raw ZeroMQ (%s) measured in the same "
