@@ -124,6 +124,20 @@ void Dispatcher::stop() {
         if (thread.joinable()) thread.join();
     }
     threads_.clear();
+    // No handler runs any more: let them go. One that holds a Queue (a responder's reply
+    // routes) holds the node that owns this dispatcher, a cycle only this breaks. They are
+    // destroyed outside the lock, as their captures may do anything on the way out.
+    std::vector<ConsumeHandler> consumers;
+    std::vector<SubscribeHandler> subscribers;
+    {
+        std::lock_guard lock(mutex_);
+        for (auto& slot : slots_) {
+            if (slot.consume) consumers.push_back(std::move(slot.consume));
+            if (slot.subscribe) subscribers.push_back(std::move(slot.subscribe));
+            slot.consume = nullptr;
+            slot.subscribe = nullptr;
+        }
+    }
 }
 
 void Dispatcher::run() {

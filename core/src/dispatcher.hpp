@@ -76,7 +76,8 @@ public:
     std::uint64_t handled(std::uint32_t slot) const;
     std::uint64_t handler_errors(std::uint32_t slot) const;
 
-    // Drops queued jobs, waits for running handlers, joins the threads. Idempotent.
+    // Drops queued jobs, waits for running handlers, joins the threads, then releases the
+    // handlers (and whatever they captured). Idempotent.
     void stop();
 
 private:

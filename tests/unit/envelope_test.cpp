@@ -324,7 +324,8 @@ TEST(Envelope, EveryMalformedBatchIsABadBatch) {
         batch_body({{"", std::string(detail::kMaxBatchBytes - detail::kBatchEntryOverhead, 'x')}});
     EXPECT_FALSE(split(full, 1, entries));
     // Framing is all split_batch checks: a bad entry header is caught by decode_header later.
-    EXPECT_FALSE(split(batch_body({{"\xc1", "x"}}), 1, entries));
+    const std::string bad_entry = batch_body({{"\xc1", "x"}});  // entries point into it
+    EXPECT_FALSE(split(bad_entry, 1, entries));
     detail::Header out;
     EXPECT_EQ(detail::decode_header(entries[0].header.data(), entries[0].header.size(), out),
               "frame.garbage");
