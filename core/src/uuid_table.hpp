@@ -30,6 +30,25 @@ public:
     }
     bool contains(const Uuid& id) { return find(id) != nullptr; }
 
+    // The value of `id`, inserted as `value` when absent (one probe either way).
+    std::pair<V*, bool> try_insert(const Uuid& id, V value) {
+        if (id == Uuid{}) {
+            if (has_nil_) return {&nil_value_, false};
+            has_nil_ = true;
+            nil_value_ = std::move(value);
+            return {&nil_value_, true};
+        }
+        if ((size_ + 1) * 4 > slots_.size() * 3) grow();
+        for (std::size_t i = slot_of(id);; i = (i + 1) & mask_) {
+            if (slots_[i].first == Uuid{}) {
+                slots_[i] = {id, std::move(value)};
+                ++size_;
+                return {&slots_[i].second, true};
+            }
+            if (slots_[i].first == id) return {&slots_[i].second, false};
+        }
+    }
+
     void insert_or_assign(const Uuid& id, V value) {
         if (id == Uuid{}) {
             has_nil_ = true;
@@ -50,14 +69,19 @@ public:
         }
     }
 
-    bool erase(const Uuid& id) {
-        if (id == Uuid{}) return std::exchange(has_nil_, false);
+    // Removes `id`; its value is moved to *removed when given.
+    bool erase(const Uuid& id, V* removed = nullptr) {
+        if (id == Uuid{}) {
+            if (has_nil_ && removed) *removed = std::move(nil_value_);
+            return std::exchange(has_nil_, false);
+        }
         if (size_ == 0) return false;
         std::size_t i = slot_of(id);
         for (;; i = (i + 1) & mask_) {
             if (slots_[i].first == Uuid{}) return false;
             if (slots_[i].first == id) break;
         }
+        if (removed) *removed = std::move(slots_[i].second);
         // Backward shift: move up every later entry of the run that may sit at i.
         for (std::size_t j = (i + 1) & mask_;; j = (j + 1) & mask_) {
             if (slots_[j].first == Uuid{}) break;
@@ -143,17 +167,20 @@ public:
     }
     // The value of `id`, and whether it was created now.
     std::pair<V*, bool> try_emplace(const Uuid& id) {
-        if (V* value = find(id)) return {value, false};
-        void* memory = pool_.allocate(sizeof(V), alignof(V));
-        V* value = ::new (memory) V{};
-        index_.insert_or_assign(id, value);
-        return {value, true};
+        auto [slot, inserted] = index_.try_insert(id, nullptr);
+        if (!inserted) return {*slot, false};
+        try {
+            void* memory = pool_.allocate(sizeof(V), alignof(V));
+            *slot = ::new (memory) V{};
+        } catch (...) {
+            index_.erase(id);
+            throw;
+        }
+        return {*slot, true};
     }
     void erase(const Uuid& id) {
-        V* value = find(id);
-        if (!value) return;
-        index_.erase(id);
-        destroy(value);
+        V* value = nullptr;
+        if (index_.erase(id, &value)) destroy(value);
     }
     template <typename F>
     void for_each(F&& f) {
