@@ -15,7 +15,8 @@ namespace {
 // The (ms, counter) pair is one process-wide atomic word advanced by compare-and-swap, so ids
 // stay unique and monotonic across threads without a lock; the random bits come from a
 // generator per thread (each seeded from the CSPRNG), which needs no synchronization at all.
-std::atomic<std::uint64_t> g_last{0};  // ms << 12 | counter
+// On a cache line of its own: every send() updates it.
+alignas(64) std::atomic<std::uint64_t> g_last{0};  // ms << 12 | counter
 
 // xoshiro256** (Blackman and Vigna): 62 random bits per id at a nanosecond, where
 // std::mt19937_64 costs several times that on every send(). Seeded per thread from the OS

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <memory_resource>
+#include <memory>
 #include <new>
 #include <stdexcept>
 #include <utility>
@@ -145,9 +145,11 @@ private:
 };
 
 // IdMap: values with stable addresses, keyed by message id: a UuidTable of pointers to values
-// that come from a pool of the map's own. Compared with std::unordered_map, an insert or an
-// erase touches no other entry's node (no linked list to splice) and allocates nothing once the
-// pool has grown. Values are constructed empty (V{}) by try_emplace. Not thread-safe.
+// that come from a free list of the map's own (blocks of one size, allocated 256 at a time and
+// reused; std::pmr's pools search for a freed pointer's chunk, this does not). Compared with
+// std::unordered_map, an insert or an erase touches no other entry's node and allocates
+// nothing once the map has grown. Values are constructed empty (V{}) by try_emplace. Not
+// thread-safe.
 template <typename V>
 class IdMap {
 public:
@@ -170,8 +172,7 @@ public:
         auto [slot, inserted] = index_.try_insert(id, nullptr);
         if (!inserted) return {*slot, false};
         try {
-            void* memory = pool_.allocate(sizeof(V), alignof(V));
-            *slot = ::new (memory) V{};
+            *slot = ::new (allocate()) V{};
         } catch (...) {
             index_.erase(id);
             throw;
@@ -194,12 +195,34 @@ public:
     }
 
 private:
+    union Block {
+        Block* next_free;
+        alignas(V) std::byte bytes[sizeof(V)];
+    };
+    static constexpr std::size_t kBlocksPerChunk = 256;
+
+    void* allocate() {
+        if (!free_) {
+            auto chunk = std::make_unique<Block[]>(kBlocksPerChunk);
+            for (std::size_t i = 0; i < kBlocksPerChunk; ++i) {
+                chunk[i].next_free = free_;
+                free_ = &chunk[i];
+            }
+            chunks_.push_back(std::move(chunk));
+        }
+        Block* block = free_;
+        free_ = block->next_free;
+        return block->bytes;
+    }
     void destroy(V* value) {
         value->~V();
-        pool_.deallocate(value, sizeof(V), alignof(V));
+        auto* block = reinterpret_cast<Block*>(value);
+        block->next_free = free_;
+        free_ = block;
     }
 
-    std::pmr::unsynchronized_pool_resource pool_;
+    std::vector<std::unique_ptr<Block[]>> chunks_;
+    Block* free_ = nullptr;
     UuidTable<V*> index_;
 };
 
