@@ -283,7 +283,19 @@ void Actor::on_declare(DeclareQueueCmd& cmd) {
 
 void Actor::on_send(SendCmd& cmd) {
     OutQueue& q = out_queue(cmd.queue);
-    Outgoing message;
+    if (q.options.overflow == OverflowPolicy::drop_oldest) {
+        while (!q.waiting.empty() && q.waiting.size() + q.inflight >= q.options.max_length) {
+            Outgoing oldest = std::move(q.waiting.front());
+            q.waiting.pop_front();
+            if (q.reliable()) {
+                dead_letter(q, oldest, "dropped_oldest", "queue over max_length");
+            } else {
+                drop("queue.dropped_oldest");
+                q.shared->release(1);
+            }
+        }
+    }
+    Outgoing& message = q.waiting.emplace_back();  // built in place: no copy of a message
     message.id = cmd.id;
     message.payload = std::move(cmd.payload);
     message.headers = std::move(cmd.headers);
@@ -300,19 +312,6 @@ void Actor::on_send(SendCmd& cmd) {
         message.journaled = true;
     }
     if (cmd.durable) commit_waiters_.push_back(std::move(cmd.durable));
-    if (q.options.overflow == OverflowPolicy::drop_oldest) {
-        while (!q.waiting.empty() && q.waiting.size() + q.inflight >= q.options.max_length) {
-            Outgoing oldest = std::move(q.waiting.front());
-            q.waiting.pop_front();
-            if (q.reliable()) {
-                dead_letter(q, oldest, "dropped_oldest", "queue over max_length");
-            } else {
-                drop("queue.dropped_oldest");
-                q.shared->release(1);
-            }
-        }
-    }
-    q.waiting.push_back(std::move(message));
     q.stats->depth = q.waiting.size();
 }
 
@@ -618,7 +617,7 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
         }
         in_progress_.insert(header_.id);
     }
-    Job job;
+    Job& job = jobs_.emplace_back(consumer.slot, Job{}).second;  // built in place
     job.flags = header_.flags;
     job.report = (header_.flags & (kFlagAckRequested | kFlagDedupe)) != 0;
     job.message.id = header_.id;
@@ -637,7 +636,6 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
         job.message.payload =
             frame ? payload_of(*frame) : Payload::copy_of(payload.data(), payload.size());
     }
-    jobs_.emplace_back(consumer.slot, std::move(job));
 }
 
 Actor::LocalConsumer* Actor::find_consumer(const std::string& queue) {
