@@ -116,6 +116,9 @@ void Actor::run() {
         }
         read_clock();
 
+        // Frames first: acks give credit back, so the next batches leave before this turn
+        // takes on the sends (and handler outcomes) queued since the last one.
+        if (poll_items_[1].revents & ZMQ_POLLIN) read_inbox();
         if (poll_items_[0].revents & ZMQ_POLLIN) {
             core_.mailbox_.drain(commands_);
             for (auto& command : commands_) handle(command);
@@ -125,7 +128,6 @@ void Actor::run() {
                 if (q && !q->waiting.empty()) pump(*q);
             }
         }
-        if (poll_items_[1].revents & ZMQ_POLLIN) read_inbox();
         if (poll_items_[2].revents & ZMQ_POLLIN) read_sub();
         bool writable = false;
         for (std::size_t i = 0; i < polled_peers_.size(); ++i) {
