@@ -23,6 +23,7 @@
 
 #include "peermq/message.hpp"
 #include "ring.hpp"
+#include "spin_lock.hpp"
 
 namespace peermq::detail {
 
@@ -107,7 +108,7 @@ private:
     bool stopping_ = false;
     std::atomic<std::uint64_t> unfinished_{0};  // every slot's outstanding jobs
     std::uint32_t task_slot_ = 0;
-    std::mutex outbox_mutex_;
+    SpinLock outbox_mutex_;               // held to push one outcome or to swap them all out
     std::vector<HandlerOutcome> outbox_;  // outbox_mutex_
     bool woken_ = false;  // outbox_mutex_: the sink ran since the last take_outcomes()
     std::vector<std::thread> threads_;

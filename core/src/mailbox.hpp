@@ -8,48 +8,15 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <mutex>
 #include <system_error>
-#include <thread>
 #include <vector>
 
+#include "spin_lock.hpp"
+
 namespace peermq::detail {
-
-// The mailbox's lock: held only to push one command or to swap the whole batch out, so a thread
-// that finds it taken spins briefly instead of sleeping; a std::mutex would put it to sleep and
-// make the holder pay a futex wake-up on every contended unlock, which with one thread sending
-// flat out and the actor draining is most of them. Yields after a short spin, so a preempted
-// holder gets the core back.
-class SpinLock {
-public:
-    void lock() noexcept {
-        for (int spins = 0; locked_.exchange(true, std::memory_order_acquire); ++spins) {
-            while (locked_.load(std::memory_order_relaxed)) {
-                if (spins++ < kSpins) {
-                    cpu_relax();
-                } else {
-                    std::this_thread::yield();
-                }
-            }
-        }
-    }
-    void unlock() noexcept { locked_.store(false, std::memory_order_release); }
-
-private:
-    static void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#elif defined(__aarch64__) || defined(__arm__)
-        asm volatile("yield");
-#endif
-    }
-
-    static constexpr int kSpins = 64;
-    std::atomic<bool> locked_{false};
-};
 
 template <typename T>
 class Mailbox {
