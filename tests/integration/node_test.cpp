@@ -7,6 +7,8 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include "peermq/peermq.hpp"
 #include "support/process.hpp"
@@ -99,6 +101,53 @@ INSTANTIATE_TEST_SUITE_P(Guarantees, NodeTest,
                          ::testing::Values(peermq::Guarantee::best_effort,
                                            peermq::Guarantee::at_least_once,
                                            peermq::Guarantee::effectively_once));
+
+// send() from many threads at once, through a queue small enough that they block on it and are
+// woken as acks make room; payloads on both sides of the inline limit (Payload::kInlineCapacity)
+// travel batched and arrive intact.
+TEST(Node, ManyThreadsSendingThroughOneQueueLoseNothing) {
+    auto consumer = make_node("consumer");
+    auto producer = make_node("producer", {consumer.inbox_endpoint()});
+    constexpr int kThreads = 8;
+    constexpr int kPerThread = 5000;
+    std::mutex mutex;
+    std::set<std::pair<int, int>> seen;
+    std::atomic<int> bad{0};
+    ASSERT_TRUE(consumer
+                    .consume("work",
+                             [&](peermq::Delivery& d) {
+                                 const auto [thread, i, filler] =
+                                     d.as<std::tuple<int, int, std::string>>();
+                                 if (filler != std::string(i % 2 ? 150 : 3, 'a' + thread)) ++bad;
+                                 std::lock_guard lock(mutex);
+                                 seen.emplace(thread, i);
+                             })
+                    .ok());
+    ASSERT_TRUE(wait_until([&] { return sees(producer, {"consumer"}, "work"); }));
+    auto work = producer.queue("work", {.max_length = 1000, .block_timeout = 30s}).value();
+
+    std::atomic<int> failed{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kPerThread; ++i) {
+                const std::string filler(i % 2 ? 150 : 3, static_cast<char>('a' + t));
+                if (!work.send(std::make_tuple(t, i, filler)).ok()) ++failed;
+            }
+        });
+    }
+    for (auto& thread : threads) thread.join();
+    EXPECT_EQ(failed.load(), 0);
+    constexpr int kTotal = kThreads * kPerThread;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            std::lock_guard lock(mutex);
+            return seen.size() == static_cast<std::size_t>(kTotal);
+        },
+        60s));
+    EXPECT_EQ(bad.load(), 0);
+    EXPECT_TRUE(wait_until([&] { return producer.stats().queues["work"].acked == kTotal; }));
+}
 
 TEST(Node, HeadersAndRawPayloadArrive) {
     auto consumer = make_node("consumer");
