@@ -10,6 +10,7 @@ Payload Payload::copy_of(const void* data, std::size_t size) {
     if (size <= kInlineCapacity) {
         Payload p;
         p.shared_.~Shared();
+        std::memset(p.bytes_, 0, kInlineCapacity);  // so that moves may copy the whole buffer
         std::memcpy(p.bytes_, data, size);
         p.inline_ = true;
         p.size_ = size;

@@ -138,11 +138,17 @@ private:
         inline_ = false;
         size_ = 0;
     }
+    // The whole inline buffer, whatever the size: a fixed-size copy is a few vector moves the
+    // compiler inlines, a variable one a call into libc on every move of a message. (copy_of
+    // zeroes the bytes past size_, so they are defined.)
+    void copy_inline(const Payload& other) noexcept {
+        std::memcpy(bytes_, other.bytes_, kInlineCapacity);
+    }
     // Both expect *this empty (shared_ constructed, null).
     void copy_from(const Payload& other) {
         if (other.inline_) {
             shared_.~Shared();
-            std::memcpy(bytes_, other.bytes_, other.size_);
+            copy_inline(other);
             inline_ = true;
         } else {
             shared_ = other.shared_;
@@ -152,7 +158,7 @@ private:
     void move_from(Payload&& other) noexcept {
         if (other.inline_) {
             shared_.~Shared();
-            std::memcpy(bytes_, other.bytes_, other.size_);
+            copy_inline(other);
             inline_ = true;
         } else {
             shared_ = std::move(other.shared_);
