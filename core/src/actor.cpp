@@ -8,7 +8,7 @@ namespace peermq::detail {
 namespace {
 
 constexpr std::size_t kReadBatch = 1024;  // frames read per socket per loop turn
-constexpr std::size_t kCopyBelow = 1024;  // smaller payloads are copied, larger lent
+constexpr std::size_t kCopyBelow = 1024;  // smaller payloads are copied into sent frames
 constexpr int kPeerSendHwm = 20'000;
 constexpr int kReceiveHwm = 100'000;
 constexpr std::size_t kCommitRecords = 1000;  // group commit: at most this many records...
@@ -46,9 +46,12 @@ zmq::message_t payload_frame(const Payload& payload) {
                           &free_lent_payload, hold);
 }
 
+// A received frame's bytes as a payload: inline when small (no allocation), else the payload
+// keeps the frame (one allocation, no copy). The same rule as for a batch's entries.
 Payload payload_of(zmq::message_t& frame) {
-    if (frame.size() == 0) return {};
-    if (frame.size() < kCopyBelow) return Payload::copy_of(frame.data(), frame.size());
+    if (frame.size() <= Payload::kInlineCapacity) {
+        return Payload::copy_of(frame.data(), frame.size());
+    }
     auto holder = std::make_shared<zmq::message_t>(std::move(frame));
     return Payload::adopt(holder, static_cast<const std::byte*>(holder->data()), holder->size());
 }
@@ -551,13 +554,13 @@ void Actor::on_batch(Peer* peer, zmq::message_t& body_frame) {
         return;
     }
     const NodeId sender = header_.sender;
-    // The entries' payloads share the batch frame instead of each copying its bytes: one
-    // allocation per batch, not one per message. (A moved ZeroMQ message may move its bytes,
-    // so the entries are found again by offset.)
+    // Small payloads are copied into their Payload; larger ones share the batch frame, made
+    // shareable by the first of them: one allocation per batch that needs it, none otherwise.
+    // (ZeroMQ shares a large frame's bytes between copies; a small frame's copy has its own, so
+    // the entries are found in it by offset.)
     const auto* base = static_cast<const char*>(body_frame.data());
-    auto holder = std::make_shared<zmq::message_t>(std::move(body_frame));
-    const auto* bytes = static_cast<const char*>(holder->data());
-    const std::shared_ptr<const void> owner(std::move(holder), bytes);
+    std::shared_ptr<const void> owner;
+    const char* shared_bytes = nullptr;
     for (const BatchEntry& entry : batch_entries_) {
         if (auto reason = decode_header(entry.header.data(), entry.header.size(), header_)) {
             drop(*reason);
@@ -569,7 +572,18 @@ void Actor::on_batch(Peer* peer, zmq::message_t& body_frame) {
             drop("frame.bad_batch_entry");
             continue;
         }
-        const std::string_view payload(bytes + (entry.payload.data() - base), entry.payload.size());
+        if (entry.payload.size() <= Payload::kInlineCapacity) {
+            on_data(peer, entry.payload, nullptr);
+            continue;
+        }
+        if (!owner) {
+            auto holder = std::make_shared<zmq::message_t>();
+            holder->copy(body_frame);
+            shared_bytes = static_cast<const char*>(holder->data());
+            owner = std::shared_ptr<const void>(std::move(holder), shared_bytes);
+        }
+        const std::string_view payload(shared_bytes + (entry.payload.data() - base),
+                                       entry.payload.size());
         on_data(peer, payload, nullptr, &owner);
     }
 }
@@ -629,14 +643,13 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
     job.message.created_ms = header_.created_ms;
     job.message.deadline_ms = header_.deadline_ms;
     job.message.headers = std::move(header_.headers);
-    if (owner && payload.size() > Payload::kInlineCapacity) {
+    if (frame) {
+        job.message.payload = payload_of(*frame);
+    } else if (owner) {
         job.message.payload = Payload::adopt(
             *owner, reinterpret_cast<const std::byte*>(payload.data()), payload.size());
-    } else if (owner) {
-        job.message.payload = Payload::copy_of(payload.data(), payload.size());  // inline
     } else {
-        job.message.payload =
-            frame ? payload_of(*frame) : Payload::copy_of(payload.data(), payload.size());
+        job.message.payload = Payload::copy_of(payload.data(), payload.size());
     }
 }
 
@@ -1221,8 +1234,9 @@ std::size_t Actor::deliver_batch(OutQueue& q, Target& target, std::int64_t now_m
     };
     if (limit < 2 || !fits(q.waiting[0], 0) || !fits(q.waiting[1], 1)) return 0;
     batch_buffer_.clear();
-    // Payload bytes live wherever send() allocated them, long out of this core's cache when a
-    // backlog has built up: ask for them a few entries ahead so the misses overlap.
+    // Payloads above the inline size live wherever send() allocated them, long out of this
+    // core's cache when a backlog has built up: ask for them a few entries ahead so the misses
+    // overlap. (An inline payload is in the ring entry, which is read in order anyway.)
     constexpr std::size_t kPrefetchAhead = 4;
     for (std::size_t i = 0; i < std::min(limit, kPrefetchAhead); ++i) {
         __builtin_prefetch(q.waiting[i].payload.data());

@@ -369,6 +369,16 @@ namespace {
 
 constexpr std::string_view kGarbage = "frame.garbage";
 
+// The next element of a header, or nil (which fails every field check) with `ok` cleared when
+// the frame ends early. Inlined into decode_fields: it runs a dozen times per message received.
+[[gnu::always_inline]] inline const Item& next_field(HeaderReader& r, Item& item, bool& ok) {
+    if (!r.next(item)) {
+        ok = false;
+        item = Item{};
+    }
+    return item;
+}
+
 // Reads the fields in one pass. Returns kGarbage when the MessagePack itself is broken (as far
 // as it was read), another reason when a field is wrong, nullopt when the whole frame is good.
 std::optional<std::string_view> decode_fields(HeaderReader& r, Header& out) {
@@ -378,14 +388,8 @@ std::optional<std::string_view> decode_fields(HeaderReader& r, Header& out) {
     const std::uint64_t fields = item.u;
     if (fields < 5) return "frame.missing_field";
     bool ok = true;
-    auto field = [&]() __attribute__((always_inline))->const Item& {
-        if (!r.next(item)) {
-            ok = false;
-            item = Item{};  // nil: fails every field check below
-        }
-        return item;
-    };
-        // A field check that failed on a truncated frame is garbage, not a bad field.
+    auto field = [&]() -> const Item& { return next_field(r, item, ok); };
+    // A field check that failed on a truncated frame is garbage, not a bad field.
 #define PEERMQ_FIELD_CHECK(cond, reason) \
     if (!(cond)) return ok ? std::optional<std::string_view>(reason) : kGarbage
 

@@ -475,9 +475,7 @@ Status Journal::check_outbox() {
             return Status(ErrorCode::corrupt_journal,
                           "journal " + path_ + ": an outbox row has an id that is not 16 bytes");
         }
-        const auto seq = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 1));
-        max_seq_put_ = any_seq_ ? std::max(max_seq_put_, seq) : seq;
-        any_seq_ = true;
+        (void)note_seq(static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 1)));
     }
     return rc == SQLITE_DONE ? Status() : error(rc, "reading the outbox ids");
 }
@@ -511,9 +509,7 @@ void Journal::outbox_put(OutboxRecord record) {
     const MessageId id = record.id;
     // A new message has a seq above every one put so far: no row of its id can exist. Any
     // other put may replace a row on disk, which a later remove must then delete.
-    const bool fresh = !any_seq_ || record.seq > max_seq_put_;
-    max_seq_put_ = any_seq_ ? std::max(max_seq_put_, record.seq) : record.seq;
-    any_seq_ = true;
+    const bool fresh = note_seq(record.seq);
     if (BufferedOp* op = outbox_ops_.find(id)) {
         // The new row supersedes a buffered put or remove of the same id.
         op->row_on_disk = op->row_on_disk || std::holds_alternative<OutboxRemoval>(ops_[op->index]);
@@ -525,6 +521,12 @@ void Journal::outbox_put(OutboxRecord record) {
     }
     ops_.emplace_back(std::move(record));
     ++live_ops_;
+}
+
+bool Journal::note_seq(std::uint64_t seq) {
+    const bool above = !max_seq_ || seq > *max_seq_;
+    if (above) max_seq_ = seq;
+    return above;
 }
 
 void Journal::outbox_remove(const MessageId& id) {
@@ -881,8 +883,7 @@ Result<MessageId> Journal::dead_letter_replay(const MessageId& id, std::string_v
         return record;
     }();
     if (Status s = finish(taken.status()); !s.ok()) return s;
-    max_seq_put_ = any_seq_ ? std::max(max_seq_put_, taken->seq) : taken->seq;
-    any_seq_ = true;
+    (void)note_seq(taken->seq);
     return taken->id;
 }
 

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -176,6 +177,8 @@ private:
     Status prepare_all();
     // At open: every outbox id is 16 bytes (else corrupt_journal); notes the highest seq.
     Status check_outbox();
+    // Records a seq put (or found on disk); true when it is above every earlier one.
+    bool note_seq(std::uint64_t seq);
     Status apply(const PendingOp& op);
     Status bind_outbox(sqlite3_stmt* stmt, const OutboxRecord& record);
     Status run(sqlite3_stmt* stmt, const char* what);
@@ -204,10 +207,8 @@ private:
     std::vector<PendingOp> spare_ops_;  // empty; the capacity of a committed batch
     std::size_t live_ops_ = 0;
     UuidTable<BufferedOp> outbox_ops_;
-    // The highest seq ever put (or on disk at open), once there is one: a put above it is a
-    // new message.
-    std::uint64_t max_seq_put_ = 0;
-    bool any_seq_ = false;
+    // The highest seq ever put (or on disk at open): a put above it is a new message.
+    std::optional<std::uint64_t> max_seq_;
     std::uint64_t commits_ = 0;
     std::int64_t default_max_pages_ = 0;  // SQLite's max_page_count before set_size_limit
 };
