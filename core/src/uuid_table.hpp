@@ -30,8 +30,9 @@ public:
     }
     bool contains(const Uuid& id) { return find(id) != nullptr; }
 
-    // The value of `id`, inserted as `value` when absent (one probe either way).
-    std::pair<V*, bool> try_insert(const Uuid& id, V value) {
+    // The value of `id`, inserted as `value` when absent (one probe either way); `value` is
+    // moved from only when it is inserted.
+    std::pair<V*, bool> try_insert(const Uuid& id, V&& value) {
         if (id == Uuid{}) {
             if (has_nil_) return {&nil_value_, false};
             has_nil_ = true;
@@ -50,23 +51,9 @@ public:
     }
 
     void insert_or_assign(const Uuid& id, V value) {
-        if (id == Uuid{}) {
-            has_nil_ = true;
-            nil_value_ = std::move(value);
-            return;
-        }
-        if ((size_ + 1) * 4 > slots_.size() * 3) grow();
-        for (std::size_t i = slot_of(id);; i = (i + 1) & mask_) {
-            if (slots_[i].first == Uuid{}) {
-                slots_[i] = {id, std::move(value)};
-                ++size_;
-                return;
-            }
-            if (slots_[i].first == id) {
-                slots_[i].second = std::move(value);
-                return;
-            }
-        }
+        auto [slot, inserted] = try_insert(id, std::move(value));
+        // `value` was not moved from when it was not inserted.
+        if (!inserted) *slot = std::move(value);  // NOLINT(bugprone-use-after-move)
     }
 
     // Removes `id`; its value is moved to *removed when given.
