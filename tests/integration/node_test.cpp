@@ -80,7 +80,11 @@ TEST_P(NodeTest, WorkIsSpreadOverTwoConsumersAndNothingIsLost) {
     ASSERT_TRUE(wait_until([&] { return sees(producer, {"c1", "c2"}, "orders"); }));
 
     auto orders = producer.queue("orders", {.guarantee = GetParam()}).value();
-    constexpr int kCount = 4000;
+    // Enough messages that the run outlasts a scheduler tick: 4000 went through in ~5 ms once
+    // the hot path got faster, and one consumer descheduled for a tick on a loaded machine then
+    // saw under a tenth of them (2 of 40 loaded runs; with 20000 the smallest share in 75 loaded
+    // runs was 30 %).
+    constexpr int kCount = 20000;
     for (int i = 0; i < kCount; ++i) {
         ASSERT_TRUE(orders.send(Order{i, i * 1.5, "acme"}).ok());
     }
