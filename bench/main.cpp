@@ -404,9 +404,9 @@ int bench_main(int argc, char** argv) {
                                    std::max<std::size_t>(settings.latency_messages / 4, 100),
                                    settings.runs, batched_interval);
         });
-        print_latency_row(
-            "   same, default acks (64 or " + std::to_string(batched_interval.count()) + " us)",
-            batched, std::nullopt, tally);
+        print_latency_row("   same, default acks (" + std::to_string(NodeOptions{}.ack_batch_size) +
+                              " or " + std::to_string(batched_interval.count()) + " us)",
+                          batched, std::nullopt, tally);
         std::printf("   raw = ZeroMQ REQ->REP echo round trip of the same size\n");
     }
 

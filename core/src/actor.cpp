@@ -448,7 +448,7 @@ void Actor::on_outcomes(OutcomesCmd& /*cmd*/) {
         }
         if (!(outcome.flags & kFlagAckRequested)) continue;
         if (outcome.result == HandlerOutcome::Result::ack) {
-            queue_ack(outcome.sender, outcome.id);
+            queue_ack(outcome.sender, outcome.id, ack_limit(consumer));
         } else if (Peer* peer = find_peer(outcome.sender)) {
             send_control(peer,
                          outcome.result == HandlerOutcome::Result::nack ? Kind::nack : Kind::reject,
@@ -561,8 +561,9 @@ void Actor::on_batch(Peer* peer, zmq::message_t& body_frame) {
     const auto* base = static_cast<const char*>(body_frame.data());
     std::shared_ptr<const void> owner;
     const char* shared_bytes = nullptr;
+    BatchHeaderDecoder decoder;
     for (const BatchEntry& entry : batch_entries_) {
-        if (auto reason = decode_header(entry.header.data(), entry.header.size(), header_)) {
+        if (auto reason = decoder.decode(entry.header, header_)) {
             drop(*reason);
             continue;
         }
@@ -628,7 +629,8 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
         if (dedupe_.contains(header_.id)) {
             ++consumer.stats->duplicates;
             drop("dedupe.duplicate");
-            if (ack_requested) queue_ack(header_.sender, header_.id);  // the earlier ack was lost
+            // The earlier ack was lost.
+            if (ack_requested) queue_ack(header_.sender, header_.id, ack_limit(consumer));
             return;
         }
         in_progress_.insert(header_.id);
@@ -778,7 +780,13 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
     peer->name = hello.name;
     peer->cluster = hello.cluster;
     peer->pub_port = hello.pub_port;
-    peer->batch = hello.batch;
+    if (!hello.batch) {
+        peer->batch_max = 0;
+    } else if (hello.batch_max == 0) {
+        peer->batch_max = kBatchEntriesDefault;  // a HELLO of the first BATCH revision
+    } else {
+        peer->batch_max = std::min<std::size_t>(hello.batch_max, kMaxBatchEntries);
+    }
     const std::string pub_endpoint = endpoint_of(host, hello.pub_port);
     if (peer->pub_endpoint != pub_endpoint) {
         if (!peer->pub_endpoint.empty()) {
@@ -817,6 +825,7 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
 
 void Actor::on_ack_frame(Peer* peer) {
     if (header_.kind == Kind::ack) {
+        LinkCache links;
         for (const auto& id : header_.ids) {
             Inflight* entry = inflight_.find(id);
             if (!entry) {
@@ -827,7 +836,7 @@ void Actor::on_ack_frame(Peer* peer) {
                 drop("ack.wrong_peer");
                 continue;
             }
-            complete(*entry, out_queue(entry->queue));
+            complete(*entry, out_queue(entry->queue), &links);
         }
         pump_all();  // credit came back
         return;
@@ -911,6 +920,7 @@ void Actor::remove_peer(Peer* peer) {
     if (!peer->id.is_nil()) {
         by_id_.erase(peer->id);
         acks_.erase(peer->id);
+        last_acks_ = nullptr;
     }
     ++generation_;
     std::erase_if(peers_, [peer](const auto& p) { return p.get() == peer; });
@@ -1019,6 +1029,7 @@ void Actor::send_hello(Peer* peer) {
         for (const auto& subscription : subscriptions_) hello.topics.push_back(subscription.prefix);
         hello.heartbeat_ms = static_cast<std::uint32_t>(options_.heartbeat_interval.count());
         hello.batch = true;
+        hello.batch_max = static_cast<std::uint32_t>(kMaxBatchEntries);
         hello_body_.clear();
         encode_hello(hello, hello_body_);
     }
@@ -1211,7 +1222,7 @@ bool Actor::deliver(OutQueue& q, Outgoing& message, Target& target) {
 }
 
 std::size_t Actor::deliver_batch(OutQueue& q, Target& target, std::int64_t now_ms) {
-    if (!target.peer->batch || q.waiting.size() < 2 || (q.options.ordered && q.reliable())) {
+    if (target.peer->batch_max < 2 || q.waiting.size() < 2 || (q.options.ordered && q.reliable())) {
         return 0;
     }
     // A batch takes at most its consumer's share of what is waiting, so that a burst is spread
@@ -1219,7 +1230,7 @@ std::size_t Actor::deliver_batch(OutQueue& q, Target& target, std::int64_t now_m
     std::size_t ready = 0;
     for (const Target& t : q.targets) ready += available(q, t) ? 1 : 0;
     ready = std::max<std::size_t>(ready, 1);
-    std::size_t limit = std::min(kMaxBatchEntries, (q.waiting.size() + ready - 1) / ready);
+    std::size_t limit = std::min(target.peer->batch_max, (q.waiting.size() + ready - 1) / ready);
     if (q.reliable()) {
         const QueueLink& link = *target.link;
         limit = std::min<std::size_t>(
@@ -1355,18 +1366,25 @@ void Actor::pump_all() {
     }
 }
 
-void Actor::release_credit(const Inflight& entry, const OutQueue& q) {
+void Actor::release_credit(const Inflight& entry, const OutQueue& q, LinkCache* links) {
     if (entry.retry_wait) return;
     if (entry.consumer == core_.id) return;  // local credit is released by the outcome
-    if (Peer* peer = find_peer(entry.consumer)) {
-        auto it = peer->queues.find(q.name);
-        if (it != peer->queues.end() && it->second.unacked > 0) --it->second.unacked;
+    QueueLink* link = nullptr;
+    if (links && links->queue == q.index && links->consumer == entry.consumer) {
+        link = links->link;
+    } else {
+        if (Peer* peer = find_peer(entry.consumer)) {
+            auto it = peer->queues.find(q.name);
+            if (it != peer->queues.end()) link = &it->second;
+        }
+        if (links) *links = LinkCache{entry.consumer, q.index, link};
     }
+    if (link && link->unacked > 0) --link->unacked;
 }
 
-void Actor::complete(Inflight& entry, OutQueue& q) {
+void Actor::complete(Inflight& entry, OutQueue& q, LinkCache* links) {
     const MessageId id = entry.message.id;
-    release_credit(entry, q);
+    release_credit(entry, q, links);
     disarm(q, entry);
     ++q.stats->acked;
     PEERMQ_LOG(log_, LogLevel::trace, "queue", "acked", {"queue", q.name}, {"id", id});
@@ -1592,12 +1610,26 @@ void Actor::expire_waiting(Steady /*now*/) {
 // ---------------------------------------------------------------------------------------------
 // Receiver side acks
 
-void Actor::queue_ack(const NodeId& sender, const MessageId& id) {
-    AckBatch& batch = acks_[sender];
-    if (batch.ids.empty()) batch.first = now_;
+std::size_t Actor::ack_limit(const LocalConsumer& consumer) const {
+    return std::clamp<std::size_t>(consumer.options.prefetch / 2, 1, options_.ack_batch_size);
+}
+
+void Actor::queue_ack(const NodeId& sender, const MessageId& id, std::size_t limit) {
+    // Outcomes come in runs from one sender: one hash lookup per run.
+    if (!last_acks_ || last_acks_sender_ != sender) {
+        last_acks_ = &acks_[sender];
+        last_acks_sender_ = sender;
+    }
+    AckBatch& batch = *last_acks_;
+    if (batch.ids.empty()) {
+        batch.first = now_;
+        batch.limit = limit;
+    } else {
+        batch.limit = std::min(batch.limit, limit);
+    }
     batch.ids.push_back(id);
     ++acks_pending_;
-    if (batch.ids.size() >= options_.ack_batch_size) flush_acks(now_, false);
+    if (batch.ids.size() >= batch.limit) flush_acks(now_, false);
 }
 
 void Actor::flush_acks(Steady now, bool force) {
@@ -1605,7 +1637,7 @@ void Actor::flush_acks(Steady now, bool force) {
     for (auto it = acks_.begin(); it != acks_.end(); ++it) {
         AckBatch& batch = it->second;
         if (batch.ids.empty()) continue;
-        if (!force && batch.ids.size() < options_.ack_batch_size &&
+        if (!force && batch.ids.size() < batch.limit &&
             now - batch.first < options_.ack_batch_interval) {
             continue;
         }

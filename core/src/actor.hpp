@@ -82,11 +82,11 @@ private:
         Steady last_sent{};
         Steady last_hello_reply{};
         std::int64_t last_heard_unix = 0;
-        bool blocked = false;     // the PUSH refused a frame; polled for POLLOUT
-        bool hello_owed = false;  // our HELLO still has to reach it
-        bool configured = false;  // added by endpoint (static): kept while down
-        bool hello_seen = false;  // its name, queues and topics are known: it may become alive
-        bool batch = false;       // its HELLO said it reads BATCH frames
+        bool blocked = false;       // the PUSH refused a frame; polled for POLLOUT
+        bool hello_owed = false;    // our HELLO still has to reach it
+        bool configured = false;    // added by endpoint (static): kept while down
+        bool hello_seen = false;    // its name, queues and topics are known: it may become alive
+        std::size_t batch_max = 0;  // entries per BATCH frame it reads (its HELLO); 0: none
         std::unordered_map<std::string, QueueLink> queues;
         std::vector<std::string> topics;
         std::uint64_t frames_sent = 0;
@@ -213,6 +213,7 @@ private:
     struct AckBatch {
         std::vector<MessageId> ids;
         Steady first{};
+        std::size_t limit = 0;  // leaves at this many ids (see ack_limit)
     };
 
     // Commands.
@@ -275,13 +276,20 @@ private:
     void arm_ack(OutQueue& q, Inflight& entry);
     void unarm_ack(OutQueue& q, Inflight& entry);
     void disarm(OutQueue& q, Inflight& entry);
+    // A consumer's credit link for one queue, looked up once for a run of acks from it. Lives
+    // no longer than the handling of one frame: peers and their links may go between frames.
+    struct LinkCache {
+        NodeId consumer;
+        std::uint32_t queue = UINT32_MAX;
+        QueueLink* link = nullptr;  // null: that consumer has no link for the queue (any more)
+    };
     // Acked: settles and erases the entry.
-    void complete(Inflight& entry, OutQueue& q);
+    void complete(Inflight& entry, OutQueue& q, LinkCache* links = nullptr);
     // After a nack the retry avoids the consumer; after an ack timeout it goes to another one,
     // except on effectively_once queues, where it prefers the same one (see Outgoing::prefer).
     enum class Failure { nack, timeout };
     void fail_attempt(Inflight& entry, OutQueue& q, std::string error, Failure failure);
-    void release_credit(const Inflight& entry, const OutQueue& q);
+    void release_credit(const Inflight& entry, const OutQueue& q, LinkCache* links = nullptr);
     void requeue(Inflight& entry, OutQueue& q);
     void redirect_from(const NodeId& consumer);
     void dead_letter(OutQueue& q, Outgoing& message, std::string reason, std::string error);
@@ -289,7 +297,11 @@ private:
 
     // Work queues, receiver side.
     LocalConsumer* find_consumer(const std::string& queue);
-    void queue_ack(const NodeId& sender, const MessageId& id);
+    // Acks leave in batches of ack_limit(consumer): NodeOptions::ack_batch_size, but at most
+    // half of the consumer's credit, so that the sender gets credit back while it still has
+    // some to send with.
+    std::size_t ack_limit(const LocalConsumer& consumer) const;
+    void queue_ack(const NodeId& sender, const MessageId& id, std::size_t limit);
     void flush_acks(Steady now, bool force);
 
     // Journal. Group commits run on the writer thread while the actor keeps buffering; at most
@@ -371,6 +383,8 @@ private:
     DedupeWindow dedupe_;
     std::unordered_set<MessageId, UuidHash> in_progress_;  // effectively_once, being handled
     std::unordered_map<NodeId, AckBatch, UuidHash> acks_;
+    AckBatch* last_acks_ = nullptr;  // queue_ack's last batch (acks_ is node-based: it stays)
+    NodeId last_acks_sender_;
     std::size_t acks_pending_ = 0;
 
     std::vector<StatusPromise> commit_waiters_;

@@ -6,9 +6,9 @@ namespace peermq::detail {
 namespace {
 
 // Jobs a slot of concurrency 1 takes per turn: amortizes the lock without starving others. As
-// many as a BATCH frame carries, so a frame's messages are handled (and acked) in one turn.
-// Outcomes still leave one job at a time (see run()).
-constexpr std::size_t kBatch = 64;
+// many as a BATCH frame carries (kMaxBatchEntries), so a frame's messages are handled (and
+// acked) in one turn. Outcomes still leave one job at a time (see run()).
+constexpr std::size_t kBatch = 256;
 
 }  // namespace
 

@@ -379,6 +379,8 @@ constexpr std::string_view kGarbage = "frame.garbage";
     return item;
 }
 
+std::optional<std::string_view> decode_tail(HeaderReader& r, std::uint64_t fields, Header& out);
+
 // Reads the fields in one pass. Returns kGarbage when the MessagePack itself is broken (as far
 // as it was read), another reason when a field is wrong, nullopt when the whole frame is good.
 std::optional<std::string_view> decode_fields(HeaderReader& r, Header& out) {
@@ -405,6 +407,17 @@ std::optional<std::string_view> decode_fields(HeaderReader& r, Header& out) {
     PEERMQ_FIELD_CHECK(item_uuid(field(), out.sender), "frame.bad_field");
     PEERMQ_FIELD_CHECK(item_uuid(field(), out.id), "frame.bad_field");
     PEERMQ_FIELD_CHECK(item_str(field(), out.channel, kMaxChannelBytes), "frame.bad_field");
+#undef PEERMQ_FIELD_CHECK
+    return decode_tail(r, fields, out);
+}
+
+// Reads the fields after the channel (the optional ones) and checks the end of the frame.
+std::optional<std::string_view> decode_tail(HeaderReader& r, std::uint64_t fields, Header& out) {
+    Item item;
+    bool ok = true;
+    auto field = [&]() -> const Item& { return next_field(r, item, ok); };
+#define PEERMQ_FIELD_CHECK(cond, reason) \
+    if (!(cond)) return ok ? std::optional<std::string_view>(reason) : kGarbage
 
     // Optional trailing elements: absent means the default.
     out.flags = 0;
@@ -463,6 +476,41 @@ std::optional<std::string_view> decode_header(const void* data, std::size_t size
     return reason;
 }
 
+std::optional<std::string_view> BatchHeaderDecoder::decode(std::string_view entry, Header& out) {
+    // The layout MessagePack's shortest forms give (what encode_data_header writes): fixarray,
+    // version and kind as positive fixints, sender and id as bin 8 of 16 bytes, then the channel.
+    constexpr std::size_t kSender = 3, kId = kSender + 2 + Uuid::kSize,
+                          kChannel = kId + 2 + Uuid::kSize;
+    const auto* p = reinterpret_cast<const std::uint8_t*>(entry.data());
+    if (fields_ != 0 && entry.size() > kChannel + channel_.size() &&
+        entry.size() <= kMaxHeaderBytes && std::memcmp(p, prefix_.data(), kId) == 0 &&
+        p[kId] == 0xc4 && p[kId + 1] == Uuid::kSize &&
+        std::memcmp(p + kChannel, channel_.data(), channel_.size()) == 0) {
+        std::array<std::uint8_t, Uuid::kSize> id;
+        std::memcpy(id.data(), p + kId + 2, Uuid::kSize);
+        out.id = Uuid(id);
+        const std::size_t tail = kChannel + channel_.size();
+        HeaderReader r(p + tail, entry.size() - tail);
+        if (!decode_tail(r, fields_, out)) return std::nullopt;
+        // A bad field after the shared ones: the full decode below names the reason.
+    }
+    fields_ = 0;
+    auto reason = decode_header(entry.data(), entry.size(), out);
+    if (reason) return reason;
+    // Shared bytes are remembered only when they have that layout and hold what was decoded.
+    const std::size_t channel_head = out.channel.size() < 32 ? 1 : 2;
+    if (entry.size() > kChannel + channel_head + out.channel.size() && (p[0] & 0xf0) == 0x90 &&
+        p[1] == out.version && p[2] == static_cast<std::uint8_t>(out.kind) && p[3] == 0xc4 &&
+        p[4] == Uuid::kSize && p[kId] == 0xc4 && p[kId + 1] == Uuid::kSize &&
+        (channel_head == 1 ? p[kChannel] == (0xa0 | out.channel.size())
+                           : p[kChannel] == 0xd9 && p[kChannel + 1] == out.channel.size())) {
+        prefix_ = entry.substr(0, kId);
+        channel_ = entry.substr(kChannel, channel_head + out.channel.size());
+        fields_ = p[0] & 0x0f;
+    }
+    return std::nullopt;
+}
+
 namespace {
 
 void put_length(std::size_t n, msgpack::sbuffer& out) {
@@ -512,7 +560,8 @@ std::optional<std::string_view> split_batch(const void* data, std::size_t size, 
 
 void encode_hello(const Hello& h, msgpack::sbuffer& out) {
     msgpack::packer<msgpack::sbuffer> pk(out);
-    pk.pack_map((h.host.empty() ? 7 : 8) + (h.batch ? 1 : 0));
+    const bool batch_max = h.batch && h.batch_max != 0;
+    pk.pack_map((h.host.empty() ? 7 : 8) + (h.batch ? 1 : 0) + (batch_max ? 1 : 0));
     pack_str(pk, "name");
     pack_str(pk, h.name);
     pack_str(pk, "cluster");
@@ -540,6 +589,10 @@ void encode_hello(const Hello& h, msgpack::sbuffer& out) {
     if (h.batch) {
         pack_str(pk, "batch");
         pk.pack_true();
+    }
+    if (batch_max) {
+        pack_str(pk, "batch_max");
+        pk.pack_uint32(h.batch_max);
     }
 }
 
@@ -575,6 +628,8 @@ std::optional<std::string_view> decode_hello(const void* data, std::size_t size,
         } else if (key == "batch") {
             if (kv.val.type != object_type::BOOLEAN) return "hello.bad";
             out.batch = kv.val.via.boolean;
+        } else if (key == "batch_max") {
+            if (!read_u32(kv.val, out.batch_max)) return "hello.bad";
         } else if (key == "hb_ms") {
             if (!read_u32(kv.val, out.heartbeat_ms)) return "hello.bad";
         } else if (key == "queues") {

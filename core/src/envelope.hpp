@@ -25,7 +25,10 @@ inline constexpr std::size_t kMaxIdsPerFrame = 4096;
 inline constexpr std::size_t kHeaderFields = 13;
 // BATCH frames (docs/spec/wire.md §batch): at most this many entries and body bytes; a sender
 // puts only payloads of at most kBatchPayloadMax bytes in one (larger ones go zero-copy alone).
-inline constexpr std::size_t kMaxBatchEntries = 64;
+// kMaxBatchEntries is what this node reads (it says so in its HELLO's `batch_max`); a peer whose
+// HELLO says `batch` without `batch_max` reads kBatchEntriesDefault.
+inline constexpr std::size_t kMaxBatchEntries = 256;
+inline constexpr std::size_t kBatchEntriesDefault = 64;
 inline constexpr std::size_t kMaxBatchBytes = 65536;
 inline constexpr std::size_t kBatchPayloadMax = 2048;
 inline constexpr std::size_t kBatchEntryOverhead = 8;  // the two 32-bit lengths
@@ -84,6 +87,22 @@ void encode_data_header(const DataHeaderRef& header, msgpack::sbuffer& out);
 // ("frame.garbage", "frame.bad_version", ...) and leaves `out` unspecified.
 std::optional<std::string_view> decode_header(const void* data, std::size_t size, Header& out);
 
+// Decodes the headers of one BATCH's entries, in order, into one reused Header. Entries come
+// from one sender and most often for one channel, so their leading fields are the same bytes:
+// after an entry decoded in full, the next ones are compared on those bytes (version, kind,
+// sender, channel) and only their own fields are read. Results are decode_header's. Holds
+// views into the entries: one decoder per BATCH body, used while the body lives.
+class BatchHeaderDecoder {
+public:
+    // `out` must be the Header given to the previous call (its shared fields are kept).
+    std::optional<std::string_view> decode(std::string_view entry, Header& out);
+
+private:
+    std::string_view prefix_;   // array header .. sender of the last entry decoded in full
+    std::string_view channel_;  // its channel, encoded
+    std::uint64_t fields_ = 0;  // its element count; 0: no shared bytes to compare with
+};
+
 // Appends one entry (an encoded DATA header and its payload) to the body of a BATCH frame.
 void append_batch_entry(std::string_view header, std::string_view payload, msgpack::sbuffer& out);
 
@@ -113,7 +132,8 @@ struct Hello {
     std::vector<QueueAd> queues;
     std::vector<std::string> topics;
     std::uint32_t heartbeat_ms = 0;
-    bool batch = false;  // reads BATCH frames (docs/spec/wire.md §batch)
+    bool batch = false;           // reads BATCH frames (docs/spec/wire.md §batch)
+    std::uint32_t batch_max = 0;  // entries per BATCH it reads; 0 = not said (64)
 };
 
 void encode_hello(const Hello& hello, msgpack::sbuffer& out);

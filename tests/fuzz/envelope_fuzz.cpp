@@ -5,7 +5,8 @@
 //     encoding the decoded header and decoding that again gives the same header (round trip);
 //   - split_batch, given the input as a BATCH body whose entry count is its first byte, never
 //     crashes; a body it accepts has entries inside it that encode back to exactly that body, and
-//     each entry's header goes through decode_header (as the actor does) without harm.
+//     each entry's header goes through decode_header without harm, and the BatchHeaderDecoder
+//     (what the actor uses) gives for each entry exactly what decode_header gives for it alone.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -52,6 +53,8 @@ void check_batch(const std::uint8_t* data, std::size_t size) {
     if (peermq::detail::split_batch(body, body_size, data[0], entries)) return;
     if (entries.size() != data[0]) fail("a batch splits into another number of entries");
     msgpack::sbuffer again;
+    peermq::detail::BatchHeaderDecoder decoder;
+    Header shared;
     for (const auto& entry : entries) {
         for (std::string_view part : {entry.header, entry.payload}) {
             const auto* p = reinterpret_cast<const std::uint8_t*>(part.data());
@@ -61,7 +64,14 @@ void check_batch(const std::uint8_t* data, std::size_t size) {
         }
         peermq::detail::append_batch_entry(entry.header, entry.payload, again);
         Header header;
-        (void)peermq::detail::decode_header(entry.header.data(), entry.header.size(), header);
+        const auto alone =
+            peermq::detail::decode_header(entry.header.data(), entry.header.size(), header);
+        if (decoder.decode(entry.header, shared) != alone) {
+            fail("the batch decoder and decode_header give different reasons for an entry");
+        }
+        if (!alone && !same(header, shared)) {
+            fail("the batch decoder and decode_header decode an entry differently");
+        }
     }
     if (again.size() != body_size ||
         (body_size > 0 && std::memcmp(again.data(), body, body_size))) {

@@ -74,6 +74,26 @@ std::vector<Bytes> seeds() {
         }
         out.push_back(bytes_of(body));
     }
+    // A BATCH as a node sends it: entries of one sender and channel (shared leading bytes).
+    {
+        msgpack::sbuffer body;
+        const char count_byte = 4;
+        body.write(&count_byte, 1);
+        Header h;
+        h.kind = Kind::data;
+        h.sender = peermq::Uuid::generate();
+        h.channel = "orders.eu";
+        h.flags = kFlagAckRequested;
+        for (std::uint32_t i = 0; i < 4; ++i) {
+            h.id = peermq::Uuid::generate();
+            h.attempt = 1 + i;
+            h.seq = 100 + i;
+            msgpack::sbuffer header;
+            encode_header(h, header);
+            append_batch_entry({header.data(), header.size()}, "payload", body);
+        }
+        out.push_back(bytes_of(body));
+    }
     return out;
 }
 

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -167,13 +169,14 @@ TEST(Batch, BadBatchesAndBadEntriesAreCountedByReasonWhileRealTrafficFlows) {
         const std::string two = good() + good();
         send(attacker, {batch_header(sender, 2)});  // frame.truncated
         send(attacker,
-             {batch_header(sender, 2), two.substr(0, two.size() - 1)});         // frame.bad_batch
-        send(attacker, {batch_header(sender, 3), two});                         // frame.bad_batch
-        send(attacker, {batch_header(sender, 1), two});                         // frame.bad_batch
-        send(attacker, {batch_header(sender, 0), ""});                          // frame.bad_batch
-        send(attacker, {batch_header(sender, 65), std::string(65 * 8, '\0')});  // frame.bad_batch
-        send(attacker, {batch_header(sender, 2), two + "x"});                   // frame.bad_batch
-        send(attacker, {batch_header(sender, 1), "\xff\xff\xff\xff"});          // frame.bad_batch
+             {batch_header(sender, 2), two.substr(0, two.size() - 1)});  // frame.bad_batch
+        send(attacker, {batch_header(sender, 3), two});                  // frame.bad_batch
+        send(attacker, {batch_header(sender, 1), two});                  // frame.bad_batch
+        send(attacker, {batch_header(sender, 0), ""});                   // frame.bad_batch
+        constexpr std::size_t kOver = detail::kMaxBatchEntries + 1;
+        send(attacker, {batch_header(sender, kOver), std::string(kOver * 8, '\0')});  // bad_batch
+        send(attacker, {batch_header(sender, 2), two + "x"});           // frame.bad_batch
+        send(attacker, {batch_header(sender, 1), "\xff\xff\xff\xff"});  // frame.bad_batch
         // Bad entries among good ones: only the bad ones are dropped.
         send(attacker, {batch_header(sender, 5), good() + garbage_entry + entry(encode(ack), "") +
                                                      entry(encode(stranger), "x") + good()});
@@ -240,4 +243,156 @@ TEST(Batch, BigPayloadsMixedWithSmallOnesArriveIntact) {
         << distinct.size() << " distinct payloads arrived of " << wanted.size();
     EXPECT_GE(got.size(), expected.size());
     EXPECT_EQ(consumer.stats().bad_frames, 0u);
+}
+
+namespace {
+
+// A peer spoken by hand over raw ZeroMQ, to see the frames a node sends: an inbox (PULL) and a
+// pub socket (nothing is published) on loopback, and a PUSH to the node's inbox on which it says
+// HELLO as a node would.
+class HandPeer {
+public:
+    explicit HandPeer(const std::string& node_inbox) {
+        for (zmq::socket_t* socket : {&inbox_, &pub_, &out_}) socket->set(zmq::sockopt::linger, 0);
+        inbox_port_ = bind(inbox_);
+        pub_port_ = bind(pub_);
+        out_.connect(node_inbox);
+    }
+
+    const peermq::NodeId& id() const { return id_; }
+
+    // `batch_max` 0: the HELLO says `batch` without `batch_max`, as version 1 did.
+    void hello(std::vector<detail::QueueAd> queues, std::uint32_t batch_max) {
+        detail::Hello hello;
+        hello.name = "by-hand";
+        hello.cluster = "default";
+        hello.host = "127.0.0.1";
+        hello.inbox_port = inbox_port_;
+        hello.pub_port = pub_port_;
+        hello.queues = std::move(queues);
+        hello.heartbeat_ms = 1000;
+        hello.batch = true;
+        hello.batch_max = batch_max;
+        detail::Header header;
+        header.kind = detail::Kind::hello;
+        header.sender = id_;
+        msgpack::sbuffer body;
+        detail::encode_hello(hello, body);
+        send(out_, {encode(header), std::string(body.data(), body.size())});
+    }
+
+    void send_frames(const std::vector<std::string>& frames) { send(out_, frames); }
+
+    // The next frame of `kind` that reaches the inbox (others are skipped), with its second
+    // frame; nullopt when none came in time.
+    std::optional<std::pair<detail::Header, std::string>> next(detail::Kind kind) {
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (std::chrono::steady_clock::now() < deadline) {
+            zmq::pollitem_t item{inbox_.handle(), 0, ZMQ_POLLIN, 0};
+            zmq::poll(&item, 1, 100ms);
+            if (!(item.revents & ZMQ_POLLIN)) continue;
+            zmq::message_t header_frame;
+            (void)inbox_.recv(header_frame);
+            std::string second;
+            while (header_frame.more()) {
+                zmq::message_t part;
+                (void)inbox_.recv(part);
+                second = part.to_string();
+                if (!part.more()) break;
+            }
+            detail::Header header;
+            if (detail::decode_header(header_frame.data(), header_frame.size(), header)) continue;
+            if (header.kind == kind) return std::make_pair(std::move(header), std::move(second));
+        }
+        return std::nullopt;
+    }
+
+private:
+    static std::uint16_t bind(zmq::socket_t& socket) {
+        socket.bind("tcp://127.0.0.1:*");
+        const std::string endpoint = socket.get(zmq::sockopt::last_endpoint);
+        return static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+    }
+
+    zmq::context_t context_;
+    zmq::socket_t inbox_{context_, zmq::socket_type::pull};
+    zmq::socket_t pub_{context_, zmq::socket_type::pub};
+    zmq::socket_t out_{context_, zmq::socket_type::push};
+    peermq::NodeId id_ = peermq::NodeId::generate();
+    std::uint16_t inbox_port_ = 0;
+    std::uint16_t pub_port_ = 0;
+};
+
+}  // namespace
+
+TEST(Batch, APeerGetsAsManyEntriesInOneBatchAsItsHelloAllows) {
+    struct Case {
+        std::uint32_t batch_max;  // what the HELLO says; 0: nothing
+        std::uint64_t entries;    // what the first BATCH then carries
+    };
+    // 1000 messages wait for the queue's first consumer, so its first BATCH is as full as allowed.
+    for (const Case c : {Case{0, detail::kBatchEntriesDefault}, Case{100, 100},
+                         Case{100'000, detail::kMaxBatchEntries}}) {
+        auto producer = peermq::Node::create({.name = "producer", .interface = "lo"}).value();
+        auto work = producer.queue("work", {.guarantee = peermq::Guarantee::best_effort}).value();
+        for (int i = 0; i < 1000; ++i) ASSERT_TRUE(work.send(std::to_string(i)).ok());
+
+        HandPeer consumer(producer.inbox_endpoint());
+        consumer.hello({{"work", 1000}}, c.batch_max);
+        auto batch = consumer.next(detail::Kind::batch);
+        ASSERT_TRUE(batch.has_value()) << "batch_max " << c.batch_max;
+        EXPECT_EQ(batch->first.seq, c.entries) << "batch_max " << c.batch_max;
+        std::vector<detail::BatchEntry> entries;
+        ASSERT_FALSE(detail::split_batch(batch->second.data(), batch->second.size(),
+                                         batch->first.seq, entries));
+        detail::Header first;
+        ASSERT_FALSE(
+            detail::decode_header(entries[0].header.data(), entries[0].header.size(), first));
+        auto text = [](std::string_view payload) {  // send() packed it as MessagePack
+            return msgpack::unpack(payload.data(), payload.size())->as<std::string>();
+        };
+        EXPECT_EQ(text(entries[0].payload), "0");  // in the order sent
+        EXPECT_EQ(text(entries.back().payload), std::to_string(c.entries - 1));
+    }
+}
+
+TEST(Batch, AcksLeaveInBatchesOfAtMostHalfTheConsumersPrefetch) {
+    // The default ack_batch_size (256) is far above this consumer's credit (8): a sender would
+    // otherwise get its credit back only when the handlers run dry.
+    auto node = peermq::Node::create({.name = "consumer", .interface = "lo"}).value();
+    std::promise<void> open;
+    std::shared_future<void> gate = open.get_future().share();
+    std::atomic<int> handled{0};
+    ASSERT_TRUE(node.consume("work",
+                             [&](peermq::Delivery&) {
+                                 if (handled.fetch_add(1) == 0) gate.wait();
+                             },
+                             {.prefetch = 8})
+                    .ok());
+
+    HandPeer sender(node.inbox_endpoint());
+    sender.hello({}, 0);
+    ASSERT_TRUE(sender.next(detail::Kind::hello).has_value());  // it knows the sender now
+    std::set<peermq::MessageId> unacked;
+    for (int i = 0; i < 8; ++i) {
+        detail::Header data;
+        data.kind = detail::Kind::data;
+        data.sender = sender.id();
+        data.id = peermq::MessageId::generate();
+        data.channel = "work";
+        data.flags = detail::kFlagAckRequested;
+        data.created_ms = peermq::system_clock()->unix_ms();
+        unacked.insert(data.id);
+        sender.send_frames({encode(data), "payload"});
+    }
+    // All eight wait behind the first handler call, then run in one go.
+    ASSERT_TRUE(wait_until([&] { return node.stats().queues["work"].received == 8; }));
+    open.set_value();
+    while (!unacked.empty()) {
+        auto ack = sender.next(detail::Kind::ack);
+        ASSERT_TRUE(ack.has_value()) << unacked.size() << " never acked";
+        EXPECT_LE(ack->first.ids.size(), 4u);
+        for (const auto& id : ack->first.ids) EXPECT_EQ(unacked.erase(id), 1u);
+    }
+    EXPECT_EQ(handled.load(), 8);
 }

@@ -2,6 +2,8 @@
 // malformed case mapped to its drop reason.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "envelope.hpp"
 #include "peermq/clock.hpp"
 
@@ -181,6 +183,13 @@ TEST(Envelope, HelloRoundTripAndValidation) {
     detail::encode_hello(hello, buffer);
     ASSERT_FALSE(detail::decode_hello(buffer.data(), buffer.size(), out).has_value());
     EXPECT_TRUE(out.batch);
+    EXPECT_EQ(out.batch_max, 0u);  // not said: it reads the first BATCH revision's 64
+    hello.batch_max = 256;
+    buffer.clear();
+    detail::encode_hello(hello, buffer);
+    ASSERT_FALSE(detail::decode_hello(buffer.data(), buffer.size(), out).has_value());
+    EXPECT_TRUE(out.batch);
+    EXPECT_EQ(out.batch_max, 256u);
 
     auto map = [](auto&&... kv) {
         msgpack::sbuffer b;
@@ -206,6 +215,12 @@ TEST(Envelope, HelloRoundTripAndValidation) {
     EXPECT_EQ(reason("\xc1"), "hello.bad");
     EXPECT_EQ(reason(map(n, std::string("a"), c, std::string("b"), i, 1u, p, 2u,
                          std::string("batch"), 1u)),
+              "hello.bad");
+    EXPECT_EQ(reason(map(n, std::string("a"), c, std::string("b"), i, 1u, p, 2u,
+                         std::string("batch_max"), std::string("256"))),
+              "hello.bad");
+    EXPECT_EQ(reason(map(n, std::string("a"), c, std::string("b"), i, 1u, p, 2u,
+                         std::string("batch_max"), 1ull << 40)),
               "hello.bad");
 }
 
@@ -329,4 +344,133 @@ TEST(Envelope, EveryMalformedBatchIsABadBatch) {
     detail::Header out;
     EXPECT_EQ(detail::decode_header(entries[0].header.data(), entries[0].header.size(), out),
               "frame.garbage");
+}
+
+namespace {
+
+// Decodes `headers` as the entries of one BATCH, with one BatchHeaderDecoder, and checks each
+// result against decode_header of that entry alone: the same reason, or the same header.
+void expect_batch_decodes_like_single(const std::vector<std::string>& headers,
+                                      const std::string& what) {
+    detail::BatchHeaderDecoder decoder;
+    detail::Header shared;
+    for (std::size_t i = 0; i < headers.size(); ++i) {
+        detail::Header alone;
+        const auto expected = decode(headers[i], alone);
+        const auto got = decoder.decode(headers[i], shared);
+        ASSERT_EQ(got, expected) << what << ", entry " << i;
+        if (expected) continue;
+        EXPECT_EQ(shared.version, alone.version) << what << ", entry " << i;
+        EXPECT_EQ(shared.kind, alone.kind) << what << ", entry " << i;
+        EXPECT_EQ(shared.sender, alone.sender) << what << ", entry " << i;
+        EXPECT_EQ(shared.id, alone.id) << what << ", entry " << i;
+        EXPECT_EQ(shared.channel, alone.channel) << what << ", entry " << i;
+        EXPECT_EQ(shared.flags, alone.flags) << what << ", entry " << i;
+        EXPECT_EQ(shared.attempt, alone.attempt) << what << ", entry " << i;
+        EXPECT_EQ(shared.created_ms, alone.created_ms) << what << ", entry " << i;
+        EXPECT_EQ(shared.deadline_ms, alone.deadline_ms) << what << ", entry " << i;
+        EXPECT_EQ(shared.seq, alone.seq) << what << ", entry " << i;
+        EXPECT_EQ(shared.headers, alone.headers) << what << ", entry " << i;
+        EXPECT_EQ(shared.ids, alone.ids) << what << ", entry " << i;
+        EXPECT_EQ(shared.error, alone.error) << what << ", entry " << i;
+    }
+}
+
+detail::Header data_header(const peermq::NodeId& sender, std::string channel) {
+    detail::Header h;
+    h.kind = detail::Kind::data;
+    h.sender = sender;
+    h.id = peermq::MessageId::generate();
+    h.channel = std::move(channel);
+    h.flags = detail::kFlagAckRequested;
+    h.created_ms = 1'700'000'000'123;
+    return h;
+}
+
+}  // namespace
+
+TEST(Envelope, BatchEntriesSharingTheirLeadingFieldsDecodeLikeSingleHeaders) {
+    const auto sender = peermq::NodeId::generate();
+    const auto other = peermq::NodeId::generate();
+    const std::string long_channel(40, 'q');  // str 8, not fixstr
+    std::vector<std::string> headers;
+    for (int i = 0; i < 6; ++i) {
+        detail::Header h = data_header(sender, "orders");
+        h.attempt = static_cast<std::uint32_t>(1 + i % 3);
+        h.seq = static_cast<std::uint64_t>(1000 + i);
+        h.deadline_ms = i % 2 ? h.created_ms + 5000 : 0;
+        if (i == 2) h.headers = {{"traceparent", "00-abc-def-01"}};
+        if (i == 4) h.flags |= detail::kFlagDedupe;
+        headers.push_back(encode(h));
+    }
+    expect_batch_decodes_like_single(headers, "one sender, one channel");
+
+    // What differs in the shared fields is seen: another channel (shorter, longer, same length),
+    // another sender, another kind; each is then decoded in full.
+    headers = {encode(data_header(sender, "orders")),     encode(data_header(sender, "orderz")),
+               encode(data_header(sender, "orders.eu")),  encode(data_header(sender, "o")),
+               encode(data_header(other, "o")),           encode(data_header(sender, long_channel)),
+               encode(data_header(sender, long_channel)), encode(data_header(sender, ""))};
+    detail::Header ack = data_header(sender, "");
+    ack.kind = detail::Kind::ack;
+    ack.ids = {peermq::MessageId::generate()};
+    headers.push_back(encode(ack));
+    headers.push_back(encode(data_header(sender, "")));
+    expect_batch_decodes_like_single(headers, "changing channel, sender and kind");
+
+    // Bad fields after the shared ones, and entries that are not even MessagePack, in between
+    // good ones: the same reasons as alone, and the next good entry still decodes.
+    detail::Header good = data_header(sender, "orders");
+    std::string zero_attempt = encode(good);
+    const std::string good_bytes = zero_attempt;
+    detail::Header with_attempt = good;
+    with_attempt.attempt = 0;
+    zero_attempt = encode(with_attempt);
+    std::string bad_created = good_bytes;
+    bad_created[good_bytes.size() - 14] = '\xc1';  // inside the created stamp's encoding
+    headers = {good_bytes,
+               zero_attempt,
+               good_bytes,
+               good_bytes.substr(0, good_bytes.size() - 1),
+               good_bytes + "x",
+               bad_created,
+               good_bytes.substr(0, 45),
+               "",
+               "\xc1",
+               good_bytes};
+    expect_batch_decodes_like_single(headers, "bad entries among good ones");
+
+    // A sender whose encoder does not use the shortest forms (version as uint 8): decoded in
+    // full every time, and right.
+    std::string long_form = good_bytes;
+    long_form.replace(1, 1, "\xcc\x01");
+    headers = {long_form, long_form, good_bytes, long_form};
+    expect_batch_decodes_like_single(headers, "longer encodings");
+}
+
+TEST(Envelope, BatchHeaderDecoderAgreesWithDecodeHeaderOnMutatedEntries) {
+    // Entries of one batch, mutated one byte at a time in every field, shared or not.
+    const auto sender = peermq::NodeId::generate();
+    detail::Header h = data_header(sender, "orders.eu");
+    h.headers = {{"k", "v"}};
+    h.seq = 77;
+    const std::string base = encode(h);
+    std::mt19937_64 random(20261128);
+    for (int round = 0; round < 4000; ++round) {
+        std::vector<std::string> headers;
+        for (int i = 0; i < 8; ++i) {
+            std::string bytes = base;
+            if (random() % 2) {
+                const std::size_t at = random() % bytes.size();
+                switch (random() % 3) {
+                    case 0: bytes[at] = static_cast<char>(random()); break;
+                    case 1: bytes[at] = static_cast<char>(bytes[at] ^ (1 << random() % 8)); break;
+                    default: bytes.resize(at); break;
+                }
+            }
+            headers.push_back(bytes);
+        }
+        expect_batch_decodes_like_single(headers, "round " + std::to_string(round));
+        if (::testing::Test::HasFailure()) return;
+    }
 }

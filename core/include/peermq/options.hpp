@@ -88,8 +88,9 @@ struct NodeOptions {
     // (loopback only).
     std::string control_endpoint{};
 
-    // Receivers ack after this many messages or this long, whichever comes first.
-    std::size_t ack_batch_size = 64;
+    // Receivers ack after this many messages (but at most half a consumer's prefetch) or this
+    // long, whichever comes first; at once when their handlers have nothing left to do.
+    std::size_t ack_batch_size = 256;
     std::chrono::microseconds ack_batch_interval = 500us;
     // Message ids remembered for effectively_once dedupe (also bounded by the retry horizon).
     std::size_t dedupe_window = 1'000'000;
