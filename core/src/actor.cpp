@@ -29,7 +29,6 @@ bool warn_worthy(std::string_view reason) {
 
 // A BATCH body handed to ZeroMQ: msgpack::sbuffer::release() memory.
 void free_batch_body(void* data, void* /*hint*/) { std::free(data); }
-constexpr std::size_t kBatchBufferInitial = 16 * 1024;
 
 void free_lent_payload(void* /*data*/, void* hint) {
     delete static_cast<std::shared_ptr<const void>*>(hint);
@@ -1276,10 +1275,14 @@ std::size_t Actor::deliver_batch(OutQueue& q, Target& target, std::int64_t now_m
     encode_buffer_.clear();
     encode_header(h, encode_buffer_);
     zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
-    // The body goes to ZeroMQ as it is (freed by its I/O thread once written), not copied.
+    // The body goes to ZeroMQ as it is (freed by its I/O thread once written), not copied. It
+    // was built in a buffer of the largest body, so it never grew (each growth is a copy); it
+    // leaves at its own size (shrinking in place: the rest goes back to the heap at once).
     const std::size_t body_size = batch_buffer_.size();
-    zmq::message_t body(batch_buffer_.release(), body_size, &free_batch_body, nullptr);
-    batch_buffer_ = msgpack::sbuffer(kBatchBufferInitial);
+    void* body_bytes = batch_buffer_.release();
+    if (void* fitted = std::realloc(body_bytes, body_size)) body_bytes = fitted;
+    zmq::message_t body(body_bytes, body_size, &free_batch_body, nullptr);
+    batch_buffer_ = msgpack::sbuffer(kMaxBatchBytes);
     if (!send_frames(target.peer, header, &body)) return 0;
     for (std::size_t i = 0; i < n; ++i) {
         ++q.waiting[i].attempts;

@@ -413,8 +413,8 @@ private:
     }
     Header header_;  // decode scratch
     msgpack::sbuffer encode_buffer_;
-    msgpack::sbuffer batch_buffer_;          // the body of the BATCH frame being built
-    std::vector<BatchEntry> batch_entries_;  // decode scratch
+    msgpack::sbuffer batch_buffer_{kMaxBatchBytes};  // the body of the BATCH frame being built
+    std::vector<BatchEntry> batch_entries_;          // decode scratch
     std::vector<std::pair<std::uint32_t, Job>> jobs_;
     std::vector<HandlerOutcome> outcomes_;  // scratch for on_outcomes
     std::vector<Command> commands_;

@@ -381,6 +381,11 @@ constexpr std::string_view kGarbage = "frame.garbage";
 
 std::optional<std::string_view> decode_tail(HeaderReader& r, std::uint64_t fields, Header& out);
 
+// A field check that failed on a truncated frame is garbage, not a bad field. Used with `ok`
+// in scope (cleared by next_field when the frame ended early).
+#define PEERMQ_FIELD_CHECK(cond, reason) \
+    if (!(cond)) return ok ? std::optional<std::string_view>(reason) : kGarbage
+
 // Reads the fields in one pass. Returns kGarbage when the MessagePack itself is broken (as far
 // as it was read), another reason when a field is wrong, nullopt when the whole frame is good.
 std::optional<std::string_view> decode_fields(HeaderReader& r, Header& out) {
@@ -391,9 +396,6 @@ std::optional<std::string_view> decode_fields(HeaderReader& r, Header& out) {
     if (fields < 5) return "frame.missing_field";
     bool ok = true;
     auto field = [&]() -> const Item& { return next_field(r, item, ok); };
-    // A field check that failed on a truncated frame is garbage, not a bad field.
-#define PEERMQ_FIELD_CHECK(cond, reason) \
-    if (!(cond)) return ok ? std::optional<std::string_view>(reason) : kGarbage
 
     std::uint64_t version = 0;
     PEERMQ_FIELD_CHECK(item_uint(field(), version), "frame.bad_field");
@@ -407,7 +409,6 @@ std::optional<std::string_view> decode_fields(HeaderReader& r, Header& out) {
     PEERMQ_FIELD_CHECK(item_uuid(field(), out.sender), "frame.bad_field");
     PEERMQ_FIELD_CHECK(item_uuid(field(), out.id), "frame.bad_field");
     PEERMQ_FIELD_CHECK(item_str(field(), out.channel, kMaxChannelBytes), "frame.bad_field");
-#undef PEERMQ_FIELD_CHECK
     return decode_tail(r, fields, out);
 }
 
@@ -416,8 +417,6 @@ std::optional<std::string_view> decode_tail(HeaderReader& r, std::uint64_t field
     Item item;
     bool ok = true;
     auto field = [&]() -> const Item& { return next_field(r, item, ok); };
-#define PEERMQ_FIELD_CHECK(cond, reason) \
-    if (!(cond)) return ok ? std::optional<std::string_view>(reason) : kGarbage
 
     // Optional trailing elements: absent means the default.
     out.flags = 0;

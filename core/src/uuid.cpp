@@ -3,8 +3,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <ctime>
 #include <random>
+
+#include "coarse_clock.hpp"
 
 namespace peermq {
 namespace {
@@ -66,12 +67,9 @@ int hex_value(char c) {
 
 Uuid Uuid::generate() {
     auto& random = thread_random();
-    // The coarse clock (a few ms of resolution, a tenth of the cost of a precise read): the
-    // counter below keeps the ids of one millisecond tick, or of several, in order.
-    timespec ts{};
-    ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    const auto now_ms = static_cast<std::uint64_t>(ts.tv_sec) * 1000 +
-                        static_cast<std::uint64_t>(ts.tv_nsec) / 1'000'000;
+    // The coarse clock ticks every few ms: the counter below keeps the ids of one tick, or of
+    // several, in order.
+    const auto now_ms = static_cast<std::uint64_t>(detail::coarse_unix_ms());
     const auto fresh_counter = random() & 0x01FF;  // leaves headroom
     std::uint64_t last = g_last.load(std::memory_order_relaxed);
     std::uint64_t next;
