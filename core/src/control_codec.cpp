@@ -434,17 +434,21 @@ private:
     std::string error_;
 };
 
-// Unpacks exactly one MessagePack object filling the whole buffer; false on anything else.
-bool unpack_one(const void* data, std::size_t size, const msgpack::unpack_limit& limit,
-                msgpack::object_handle& out) {
-    if (data == nullptr || size == 0) return false;
+// Unpacks exactly one MessagePack object filling the whole buffer; on anything else, why not.
+std::optional<std::string> unpack_one(const void* data, std::size_t size,
+                                      const msgpack::unpack_limit& limit,
+                                      msgpack::object_handle& out) {
+    if (data == nullptr || size == 0) return "empty";
     try {
         std::size_t offset = 0;
         out =
             msgpack::unpack(static_cast<const char*>(data), size, offset, nullptr, nullptr, limit);
-        return offset == size;
-    } catch (const std::exception&) {
-        return false;
+        if (offset != size) return "trailing bytes";
+        return std::nullopt;
+    } catch (const msgpack::size_overflow& e) {
+        return std::string("exceeds the decode limits: ") + e.what();
+    } catch (const std::exception& e) {
+        return e.what();
     }
 }
 
@@ -499,11 +503,12 @@ std::optional<std::string> read_filter(const Object& o, DeadLetterFilter& out) {
 }
 
 // [1, "ok", body]: the body, or the Status of an error reply or of a malformed reply.
-Result<const Object*> reply_body(const msgpack::object_handle& handle, bool unpacked) {
+Result<const Object*> reply_body(const msgpack::object_handle& handle,
+                                 const std::optional<std::string>& unpack_error) {
     auto malformed = [](std::string what) {
         return Status(ErrorCode::protocol_error, "malformed control reply: " + std::move(what));
     };
-    if (!unpacked) return malformed("not one MessagePack value");
+    if (unpack_error) return malformed("not one MessagePack value (" + *unpack_error + ")");
     const Object& root = handle.get();
     if (root.type != object_type::ARRAY || root.via.array.size < 2) {
         return malformed("not an array [version, status, ...]");
@@ -536,17 +541,18 @@ Result<const Object*> reply_body(const msgpack::object_handle& handle, bool unpa
     return &e[2];
 }
 
-const msgpack::unpack_limit kReplyLimit(std::numeric_limits<std::uint32_t>::max(),
-                                        std::numeric_limits<std::uint32_t>::max(),
-                                        std::numeric_limits<std::uint32_t>::max(),
-                                        std::numeric_limits<std::uint32_t>::max(), 0, 8);
+// The deepest reply: [1, "ok", {"queues": {name: {"ack_latency": {"buckets": [...]}}}}].
+constexpr std::size_t kMaxReplyDepth = 8;
 
-// Decodes an ok reply whose body `read` turns into a T.
+// Decodes an ok reply whose body `read` turns into a T. No container of the reply can claim
+// more elements than the reply has bytes: a forged length is refused before anything is
+// allocated for it.
 template <typename T, typename Read>
 Result<T> decode_reply(const void* data, std::size_t size, std::string_view what, Read&& read) {
+    const msgpack::unpack_limit limit(size, size / 2, size, size, 0, kMaxReplyDepth);
     msgpack::object_handle handle;
-    const bool unpacked = unpack_one(data, size, kReplyLimit, handle);
-    auto body = reply_body(handle, unpacked);
+    const auto unpack_error = unpack_one(data, size, limit, handle);
+    auto body = reply_body(handle, unpack_error);
     if (!body) return body.status();
     T value{};
     BodyReader reader;
@@ -609,7 +615,7 @@ std::optional<ControlRequestError> decode_request(const void* data, std::size_t 
                    "a request is at most " + std::to_string(kMaxControlRequestBytes) + " bytes");
     }
     msgpack::object_handle handle;
-    if (!unpack_one(data, size, limit, handle)) {
+    if (unpack_one(data, size, limit, handle)) {
         return bad("control.garbage", "a request is one MessagePack array [version, verb, ...]");
     }
     const Object& root = handle.get();

@@ -685,4 +685,46 @@ TEST(ControlCodecTest, MalformedRepliesAreProtocolErrors) {
               ErrorCode::protocol_error);
 }
 
+// A few bytes claiming a container of 2^32-1 elements are refused by limits that follow the
+// reply's size, before the decoder allocates the elements (~100 GiB of decoded objects).
+TEST(ControlCodecTest, RepliesClaimingHugeContainersAreRefusedByTheLimits) {
+    const std::string hostile[] = {
+        std::string("\x91\xdd\xff\xff\xff\xff", 6),                  // [array32 of 2^32-1]
+        std::string("\xdf\xff\xff\xff\xff\x01", 6),                  // map32 of 2^32-1 pairs
+        std::string("\x93\x01\xa2ok\xdd\xff\xff\xff\xff", 10),       // [1, "ok", array32]
+        std::string("\x93\x01\xa2ok\x81\xa5peers\xdc\xff\xff", 15),  // peers: array16
+    };
+    using Decode = std::function<peermq::Status(const std::string&)>;
+    auto status_of = [](auto result) { return result.status(); };
+    const Decode decoders[] = {
+        [&](const std::string& b) {
+            return status_of(detail::decode_stats_reply(b.data(), b.size()));
+        },
+        [&](const std::string& b) {
+            return status_of(detail::decode_peers_reply(b.data(), b.size()));
+        },
+        [&](const std::string& b) {
+            return status_of(detail::decode_dead_letters_reply(b.data(), b.size()));
+        },
+        [&](const std::string& b) {
+            return status_of(detail::decode_dead_letter_reply(b.data(), b.size()));
+        },
+        [&](const std::string& b) {
+            return status_of(detail::decode_count_reply(b.data(), b.size()));
+        },
+        [&](const std::string& b) {
+            return status_of(detail::decode_id_reply(b.data(), b.size()));
+        },
+    };
+    for (const auto& bytes : hostile) {
+        for (const auto& decode : decoders) {
+            const peermq::Status status = decode(bytes);
+            EXPECT_EQ(status.code(), ErrorCode::protocol_error) << status.to_string();
+            EXPECT_NE(status.message().find("decode limits"), std::string::npos)
+                << status.to_string() << " for " << bytes.size() << " bytes";
+            EXPECT_EQ(status.message().find("bad_alloc"), std::string::npos) << status.to_string();
+        }
+    }
+}
+
 }  // namespace

@@ -19,13 +19,15 @@ using Headers = std::map<std::string, std::string, std::less<>>;
 struct Message {
     MessageId id;
     NodeId sender;
-    std::string channel;          // queue name or topic
-    std::uint32_t attempt = 1;    // 1 on first delivery
-    std::int64_t created_ms = 0;  // Unix ms at the sender
-    std::int64_t deadline_ms = 0; // Unix ms after which the message is expired; 0 = never
+    std::string channel;           // queue name or topic
+    std::uint32_t attempt = 1;     // 1 on first delivery
+    std::int64_t created_ms = 0;   // Unix ms at the sender
+    std::int64_t deadline_ms = 0;  // Unix ms after which the message is expired; 0 = never
     Headers headers;
     Payload payload;
 
+    // payload.as<T>(): throws DecodeError when the payload is not a T or exceeds the decode
+    // limits (Payload::decode_limits).
     template <typename T>
     T as() const {
         return payload.as<T>();
@@ -40,6 +42,7 @@ public:
     explicit Delivery(Message message) : message_(std::move(message)) {}
 
     const Message& message() const noexcept { return message_; }
+    // Message::as<T>(); a DecodeError it throws out of the handler nacks with its text.
     template <typename T>
     T as() const {
         return message_.as<T>();

@@ -71,13 +71,29 @@ public:
         return encoder.finish();
     }
 
-    // Decodes MessagePack into T; throws DecodeError when the bytes are not a T.
+    // Containers nested deeper than this are refused by as<T>().
+    static constexpr std::size_t kMaxDecodeDepth = 256;
+
+    // The limits as<T>() decodes `size` bytes with: no array, map, string, bin or ext may claim
+    // more elements or bytes than `size` (each element takes at least one byte to encode, each
+    // map pair two), and containers nest at most kMaxDecodeDepth deep. So the decoded objects
+    // of a payload take at most a small multiple of its size, whatever its length fields say.
+    static msgpack::unpack_limit decode_limits(std::size_t size) noexcept {
+        return msgpack::unpack_limit(size, size / 2, size, size, size, kMaxDecodeDepth);
+    }
+
+    // Decodes MessagePack into T, within decode_limits(size()). Throws DecodeError when the
+    // bytes are not a T, or not a MessagePack value within the limits (its text says which).
     template <typename T>
     T as() const {
         try {
             msgpack::object_handle handle =
-                msgpack::unpack(reinterpret_cast<const char*>(data()), size_);
+                msgpack::unpack(reinterpret_cast<const char*>(data()), size_, nullptr, nullptr,
+                                decode_limits(size_));
             return handle.get().as<T>();
+        } catch (const msgpack::size_overflow& e) {
+            throw DecodeError("payload of " + std::to_string(size_) +
+                              " bytes exceeds the decode limits: " + e.what());
         } catch (const std::exception& e) {
             throw DecodeError(std::string("payload is not the requested type: ") + e.what());
         }
