@@ -10,6 +10,9 @@ namespace {
 constexpr std::size_t kReadBatch = 1024;  // frames read per socket per loop turn
 constexpr std::size_t kCopyBelow = 1024;  // smaller payloads are copied into sent frames
 constexpr int kPeerSendHwm = 20'000;
+constexpr auto kReconnect = std::chrono::milliseconds(100);
+constexpr auto kReconnectMax = std::chrono::milliseconds(250);
+constexpr auto kConnectTimeout = std::chrono::milliseconds(250);
 constexpr int kReceiveHwm = 100'000;
 constexpr std::size_t kCommitRecords = 1000;  // group commit: at most this many records...
 constexpr auto kCommitInterval = std::chrono::milliseconds(2);  // ...or this long
@@ -24,7 +27,8 @@ constexpr auto kDropSummaryInterval = std::chrono::seconds(10);
 // worth a warning. The rest (duplicates, late acks, acks to a peer that left) are routine.
 bool warn_worthy(std::string_view reason) {
     return reason.starts_with("frame.") || reason.starts_with("hello.") ||
-           reason == "dlq.memory_full";
+           reason.starts_with("internal.") || reason == "dlq.memory_full" ||
+           reason == "peer.table_full" || reason == "peer.no_socket";
 }
 
 // A BATCH body handed to ZeroMQ: msgpack::sbuffer::release() memory.
@@ -99,7 +103,25 @@ Actor::~Actor() = default;
 // The loop
 
 void Actor::run() {
-    while (!stopping_) {
+    try {
+        while (!stopping_) turn();
+    } catch (const std::exception& e) {
+        fail(e.what());
+    } catch (...) {
+        fail("an exception of unknown type");
+    }
+    if (!stopping_) run_failed();
+    try {
+        shutdown();
+    } catch (const std::exception& e) {
+        PEERMQ_LOG(log_, LogLevel::error, "node", "shutdown failed", {"error", e.what()});
+    } catch (...) {
+        PEERMQ_LOG(log_, LogLevel::error, "node", "shutdown failed");
+    }
+}
+
+void Actor::turn() {
+    {
         poll_items_.clear();
         polled_peers_.clear();
         poll_items_.push_back({nullptr, core_.mailbox_.fd(), ZMQ_POLLIN, 0});
@@ -123,7 +145,15 @@ void Actor::run() {
         if (poll_items_[1].revents & ZMQ_POLLIN) read_inbox();
         if (poll_items_[0].revents & ZMQ_POLLIN) {
             core_.mailbox_.drain(commands_);
-            for (auto& command : commands_) handle(command);
+            for (auto& command : commands_) {
+                try {
+                    handle(command);
+                } catch (const std::exception& e) {
+                    internal_error("internal.command_error", e.what());
+                } catch (...) {
+                    internal_error("internal.command_error", "an exception of unknown type");
+                }
+            }
             commands_.clear();
             now_ = clock_.steady_now();
             for (auto& q : out_queues_) {
@@ -160,7 +190,47 @@ void Actor::run() {
         // Room for blocked send()s: one wake-up per turn, however many messages left.
         release_all();
     }
-    shutdown();
+}
+
+void Actor::internal_error(std::string_view reason, std::string_view what) {
+    // Counted like a drop (and so logged at warn once, then summarised); the first one of each
+    // kind also at error, with its text: it is a defect of this node, not of a peer.
+    if (dropped_.find(reason) == dropped_.end()) {
+        PEERMQ_LOG(log_, LogLevel::error, "node", "internal error; the node carries on",
+                   {"reason", reason}, {"error", what});
+    }
+    drop(reason);
+}
+
+void Actor::fail(std::string_view what) {
+    PEERMQ_LOG(log_, LogLevel::error, "node", "the node failed and stops serving", {"error", what});
+    core_.fail(make_error(ErrorCode::internal, "the node failed: " + std::string(what)));
+}
+
+void Actor::run_failed() {
+    // Nothing of the node's state is trusted any more: no frame is read, nothing is sent.
+    // Every command is answered with the failure, so no caller waits for an answer that
+    // cannot come, until close() stops the actor.
+    const Status failure = core_.failure();
+    while (!stopping_) {
+        zmq::pollitem_t item{nullptr, core_.mailbox_.fd(), ZMQ_POLLIN, 0};
+        try {
+            zmq::poll(&item, 1, std::chrono::milliseconds(-1));
+        } catch (const zmq::error_t&) {
+        }
+        core_.mailbox_.drain(commands_);
+        for (auto& command : commands_) {
+            if (std::holds_alternative<StopCmd>(command)) stopping_ = true;
+            if (auto* send = std::get_if<SendCmd>(&command)) {
+                if (send->receipt) send->receipt->set_value(failure);
+                if (send->durable) send->durable->set_value(failure);
+            }
+            if (auto* flush = std::get_if<FlushCmd>(&command)) flush->done->set_value(failure);
+        }
+        commands_.clear();  // a CallCmd's promise breaks: NodeCore::call reports the failure
+    }
+    for (auto& waiter : commit_waiters_) waiter->set_value(failure);
+    commit_waiters_.clear();
 }
 
 std::chrono::milliseconds Actor::poll_timeout(Steady now) const {
@@ -212,6 +282,25 @@ void Actor::handle(Command& command) {
 }
 
 void Actor::shutdown() {
+    if (core_.failed()) {
+        // What was accepted is still kept if the journal can take it; the rest is the failure.
+        // Sockets close without a word: peers find this node down by its silence.
+        commit_now();
+        const Status failure = core_.failure();
+        auto failed = [&](ReceiptPromise& receipt) {
+            if (receipt) receipt->set_value(failure);
+        };
+        inflight_.for_each(
+            [&](const MessageId&, Inflight& entry) { failed(entry.message.receipt); });
+        for (auto& q : out_queues_) {
+            if (!q) continue;
+            for (auto& message : q->waiting) failed(message.receipt);
+        }
+        for (auto& peer : peers_) peer->push.set(zmq::sockopt::linger, 0);
+        peers_.clear();
+        by_id_.clear();
+        return;
+    }
     // Whatever is still in the mailbox: outcomes become acks; calls are answered by the broken
     // promise (NodeCore::call reports `closed`).
     core_.mailbox_.drain(commands_);
@@ -278,6 +367,7 @@ Actor::OutQueue& Actor::out_queue(std::uint32_t index) {
 void Actor::on_declare(DeclareQueueCmd& cmd) {
     OutQueue& q = out_queue(cmd.queue);
     q.options = cmd.options;
+    q.declared = true;
     q.flags = 0;
     if (q.options.guarantee != Guarantee::best_effort) q.flags |= kFlagAckRequested;
     if (q.options.guarantee == Guarantee::effectively_once) q.flags |= kFlagDedupe;
@@ -373,31 +463,43 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
         drop("discovery.other_cluster");
         return;
     }
-    const std::string endpoint = endpoint_of(record.host, record.inbox_port);
     if (cmd.event.kind == DiscoveryEvent::Kind::lost) {
         // mDNS never decides liveness; a peer that is also down is forgotten.
         Peer* peer = find_peer(record.id);
         if (peer && peer->state == PeerState::down && !peer->configured) remove_peer(peer);
         return;
     }
+    // A record's address becomes an endpoint, like a HELLO's host: an address or nothing.
+    if (!is_ip_literal(record.host) || record.inbox_port == 0) {
+        drop("discovery.bad_address");
+        return;
+    }
+    const std::string endpoint = endpoint_of(record.host, record.inbox_port);
     Peer* peer = record.id.is_nil() ? nullptr : find_peer(record.id);
     if (!peer) {
         for (auto& candidate : peers_) {
             if (candidate->inbox_endpoint == endpoint) peer = candidate.get();
         }
     }
+    const bool configured = record.id.is_nil();
     if (peer) {
         if (peer->inbox_endpoint != endpoint && !record.id.is_nil()) {
             // Same node, new address or port (a changed record): move the link.
+            const bool was_configured = peer->configured;
             remove_peer(peer);
-            peer = add_peer(record.id, record.host, record.inbox_port);
+            peer = add_peer(record.id, record.host, record.inbox_port, "peer.table_full");
+            if (!peer) return;
+            peer->configured = was_configured;
             send_hello(peer);
         }
-        if (record.id.is_nil()) peer->configured = true;
+        peer->configured = peer->configured || configured;
+        peer->discovered = peer->discovered || !configured;
         return;
     }
-    peer = add_peer(record.id, record.host, record.inbox_port);
-    peer->configured = record.id.is_nil();
+    peer = add_peer(record.id, record.host, record.inbox_port, "peer.table_full");
+    if (!peer) return;
+    peer->configured = configured;
+    peer->discovered = !configured;
     send_hello(peer);
 }
 
@@ -489,7 +591,13 @@ void Actor::read_inbox() {
             drop("frame.truncated");
             continue;
         }
-        on_frame(header, payload, frames == 2);
+        try {
+            on_frame(header, payload, frames == 2);
+        } catch (const std::exception& e) {
+            internal_error("internal.frame_error", e.what());
+        } catch (...) {
+            internal_error("internal.frame_error", "an exception of unknown type");
+        }
         payload.rebuild();
     }
     flush_jobs();
@@ -691,40 +799,56 @@ void Actor::read_sub() {
             drop("frame.truncated");
             continue;
         }
-        if (auto reason = decode_header(header.data(), header.size(), header_)) {
-            drop(*reason);
-            continue;
-        }
-        if (header_.kind != Kind::data) {
-            drop("frame.unknown_kind");
-            continue;
-        }
-        if (topic.to_string_view() != header_.channel) {
-            drop("frame.topic_mismatch");
-            continue;
-        }
-        if (Peer* peer = find_peer(header_.sender)) {
-            ++peer->frames_received;
-            heard(peer);
-        }
-        ChannelStats* stats = topic_stats(header_.channel);
-        ++stats->received;
-        Payload body = payload_of(payload);
-        for (const auto& subscription : subscriptions_) {
-            if (!header_.channel.starts_with(subscription.prefix)) continue;
-            Job job;
-            job.message.id = header_.id;
-            job.message.sender = header_.sender;
-            job.message.channel = header_.channel;
-            job.message.created_ms = header_.created_ms;
-            job.message.headers = header_.headers;
-            job.message.payload = body;
-            jobs_.emplace_back(subscription.slot, std::move(job));
-            ++stats->delivered;
+        try {
+            on_topic_frame(topic, header, payload);
+        } catch (const std::exception& e) {
+            internal_error("internal.frame_error", e.what());
+        } catch (...) {
+            internal_error("internal.frame_error", "an exception of unknown type");
         }
         payload.rebuild();
     }
     flush_jobs();
+}
+
+void Actor::on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::message_t& payload) {
+    if (auto reason = decode_header(header.data(), header.size(), header_)) {
+        drop(*reason);
+        return;
+    }
+    if (header_.kind != Kind::data) {
+        drop("frame.unknown_kind");
+        return;
+    }
+    if (topic.to_string_view() != header_.channel) {
+        drop("frame.topic_mismatch");
+        return;
+    }
+    // The same limit as for queues (wire.md §8.1): the SUB socket's own limit leaves room for
+    // the header, so a payload just past max_payload_bytes still arrives.
+    if (payload.size() > options_.max_payload_bytes) {
+        drop("frame.oversized_payload");
+        return;
+    }
+    if (Peer* peer = find_peer(header_.sender)) {
+        ++peer->frames_received;
+        heard(peer);
+    }
+    ChannelStats* stats = topic_stats(header_.channel);
+    ++stats->received;
+    Payload body = payload_of(payload);
+    for (const auto& subscription : subscriptions_) {
+        if (!header_.channel.starts_with(subscription.prefix)) continue;
+        Job job;
+        job.message.id = header_.id;
+        job.message.sender = header_.sender;
+        job.message.channel = header_.channel;
+        job.message.created_ms = header_.created_ms;
+        job.message.headers = header_.headers;
+        job.message.payload = body;
+        jobs_.emplace_back(subscription.slot, std::move(job));
+        ++stats->delivered;
+    }
 }
 
 void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame) {
@@ -743,38 +867,58 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
         drop("hello.bad");
         return;
     }
+    if (!is_ip_literal(host)) {  // ZeroMQ's Peer-Address: checked like a HELLO's own host
+        drop("hello.bad_host");
+        return;
+    }
     const std::string endpoint = endpoint_of(host, hello.inbox_port);
+    // The same node at a new endpoint, or a new node in the place of an old one: the record
+    // moves to a new link and keeps how the node was found.
+    auto replace = [&](Peer* old) {
+        const bool configured = old->configured;
+        const bool discovered = old->discovered;
+        remove_peer(old);
+        Peer* fresh = add_peer(header_.sender, host, hello.inbox_port, "peer.table_full");
+        if (fresh) {
+            fresh->configured = configured;
+            fresh->discovered = discovered;
+        }
+        return fresh;
+    };
     Peer* peer = find_peer(header_.sender);
     if (!peer) {
         // A peer added by endpoint answers, or a node restarted (new id) on a known endpoint.
-        for (std::size_t i = 0; i < peers_.size(); ++i) {
+        bool restarted = false;
+        for (std::size_t i = 0; i < peers_.size() && !peer && !restarted; ++i) {
             Peer* candidate = peers_[i].get();
             if (candidate->inbox_endpoint != endpoint) continue;
             if (candidate->id.is_nil()) {
                 peer = candidate;
                 peer->id = header_.sender;
                 by_id_[peer->id] = peer;
-                break;
-            }
-            if (candidate->state != PeerState::alive) {
-                const bool configured = candidate->configured;
+            } else if (candidate->state != PeerState::alive) {
                 PEERMQ_LOG(log_, LogLevel::info, "peer", "peer restarted", {"peer", hello.name},
                            {"id", header_.sender}, {"old_id", candidate->id},
                            {"endpoint", endpoint});
                 if (candidate->state != PeerState::down) redirect_from(candidate->id);
-                remove_peer(candidate);
-                peer = add_peer(header_.sender, host, hello.inbox_port);
-                peer->configured = configured;
-                break;
+                peer = replace(candidate);
+                restarted = true;
             }
         }
-        if (!peer) peer = add_peer(header_.sender, host, hello.inbox_port);
+        if (!peer && !restarted) {
+            peer = add_peer(header_.sender, host, hello.inbox_port, "peer.table_full");
+        }
     } else if (peer->inbox_endpoint != endpoint) {
-        const bool configured = peer->configured;
-        remove_peer(peer);
-        peer = add_peer(header_.sender, host, hello.inbox_port);
-        peer->configured = configured;
+        // A live peer whose link works does not move: a HELLO naming its id elsewhere is
+        // someone else's (a node that really moved is down here first, then welcome).
+        if (peer->confirmed &&
+            (peer->state == PeerState::alive || peer->state == PeerState::suspect)) {
+            drop("hello.endpoint_conflict");
+            return;
+        }
+        peer = replace(peer);
     }
+    if (!peer) return;  // refused and counted by add_peer
     ++peer->frames_received;
     peer->name = hello.name;
     peer->cluster = hello.cluster;
@@ -795,7 +939,14 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
             }
         }
         peer->pub_endpoint = pub_endpoint;
-        sub_.connect(pub_endpoint);
+        try {
+            sub_.connect(pub_endpoint);
+        } catch (const zmq::error_t& e) {
+            // Out of descriptors: its topics stay unheard until the next HELLO; its queues work.
+            PEERMQ_LOG(log_, LogLevel::warn, "peer", "cannot subscribe to a peer",
+                       {"endpoint", pub_endpoint}, {"error", e.what()});
+            peer->pub_endpoint.clear();
+        }
     }
     std::unordered_map<std::string, QueueLink> queues;
     for (const auto& ad : hello.queues) {
@@ -886,27 +1037,90 @@ Actor::Peer* Actor::find_peer(const NodeId& id) const {
     return it == by_id_.end() ? nullptr : it->second;
 }
 
-Actor::Peer* Actor::add_peer(const NodeId& id, const std::string& host, std::uint16_t inbox_port) {
+zmq::socket_t Actor::make_push(const std::string& endpoint) {
+    zmq::socket_t push(core_.context, zmq::socket_type::push);
+    // The node picks the destination of each message itself: queue only to live connections,
+    // keep the per-peer buffer bounded, and never block the actor.
+    push.set(zmq::sockopt::immediate, 1);
+    push.set(zmq::sockopt::sndhwm, kPeerSendHwm);
+    push.set(zmq::sockopt::linger, 0);
+    // A peer that is not there is tried a few times a second, and a connection attempt that
+    // gets no answer (a cut link drops SYNs) is given up and made anew: when the link heals,
+    // the next attempt is at most kReconnectMax + kConnectTimeout away, not a SYN backoff.
+    push.set(zmq::sockopt::reconnect_ivl, static_cast<int>(kReconnect.count()));
+    push.set(zmq::sockopt::reconnect_ivl_max, static_cast<int>(kReconnectMax.count()));
+    push.set(zmq::sockopt::connect_timeout, static_cast<int>(kConnectTimeout.count()));
+    push.connect(endpoint);
+    return push;
+}
+
+bool Actor::make_room() {
+    // An unconfirmed peer (its link never came up) or a forgettable down one: the one silent
+    // longest goes.
+    Peer* victim = nullptr;
+    for (auto& candidate : peers_) {
+        Peer* peer = candidate.get();
+        if (peer->configured || peer->discovered) continue;
+        if (peer->confirmed && peer->state != PeerState::down) continue;
+        if (!victim || peer->last_heard < victim->last_heard) victim = peer;
+    }
+    if (!victim) return false;
+    PEERMQ_LOG(log_, LogLevel::debug, "peer", "peer evicted: the peer table is full",
+               {"peer", victim->name}, {"id", victim->id}, {"endpoint", victim->inbox_endpoint});
+    if (victim->state == PeerState::alive || victim->state == PeerState::suspect) {
+        redirect_from(victim->id);
+    }
+    remove_peer(victim);
+    drop("peer.evicted");
+    return true;
+}
+
+Actor::Peer* Actor::add_peer(const NodeId& id, const std::string& host, std::uint16_t inbox_port,
+                             std::string_view refused) {
+    if (peers_.size() >= core_.peer_limit && !make_room()) {
+        drop(refused);
+        return nullptr;
+    }
     auto peer = std::make_unique<Peer>();
     peer->id = id;
     peer->host = host;
     peer->inbox_port = inbox_port;
     peer->inbox_endpoint = endpoint_of(host, inbox_port);
-    peer->push = zmq::socket_t(core_.context, zmq::socket_type::push);
-    // The node picks the destination of each message itself: queue only to live connections,
-    // keep the per-peer buffer bounded, and never block the actor.
-    peer->push.set(zmq::sockopt::immediate, 1);
-    peer->push.set(zmq::sockopt::sndhwm, kPeerSendHwm);
-    peer->push.set(zmq::sockopt::linger, 0);
-    peer->push.set(zmq::sockopt::reconnect_ivl, 100);
-    peer->push.set(zmq::sockopt::reconnect_ivl_max, 1000);
-    peer->push.connect(peer->inbox_endpoint);
+    try {
+        peer->push = make_push(peer->inbox_endpoint);
+    } catch (const zmq::error_t& e) {
+        // Out of sockets or descriptors despite the bound (another part of the process holds
+        // them): refused like a full table, never an exception out of the actor.
+        PEERMQ_LOG(log_, LogLevel::warn, "peer", "cannot open a link to a peer",
+                   {"endpoint", peer->inbox_endpoint}, {"error", e.what()});
+        drop("peer.no_socket");
+        return nullptr;
+    }
     peer->last_heard = clock_.steady_now();
     Peer* raw = peer.get();
     peers_.push_back(std::move(peer));
     if (!id.is_nil()) by_id_[id] = raw;
     ++generation_;
     return raw;
+}
+
+void Actor::reset_links(Peer* peer) {
+    try {
+        zmq::socket_t fresh = make_push(peer->inbox_endpoint);
+        peer->push = std::move(fresh);  // the old socket closes with linger 0
+    } catch (const zmq::error_t& e) {
+        PEERMQ_LOG(log_, LogLevel::warn, "peer", "cannot reopen the link to a peer",
+                   {"peer", peer->name}, {"endpoint", peer->inbox_endpoint}, {"error", e.what()});
+    }
+    peer->blocked = false;
+    peer->hello_owed = true;
+    if (!peer->pub_endpoint.empty()) {
+        try {
+            sub_.disconnect(peer->pub_endpoint);
+            sub_.connect(peer->pub_endpoint);
+        } catch (const zmq::error_t&) {
+        }
+    }
 }
 
 void Actor::remove_peer(Peer* peer) {
@@ -993,6 +1207,7 @@ bool Actor::send_frames(Peer* peer, zmq::message_t& header, zmq::message_t* payl
     }
     ++peer->frames_sent;
     peer->last_sent = now_;
+    peer->confirmed = true;  // immediate=1: a frame is queued only on a completed connection
     return true;
 }
 
@@ -1073,9 +1288,14 @@ void Actor::tick_peers(Steady now) {
             silent >= options_.peer_timeout) {
             set_state(peer, PeerState::down, "timeout");
             redirect_from(peer->id);
+            // Its connection may be stuck in TCP retransmission backoff: when the link heals,
+            // a fresh one is up within a reconnect interval, the old one could take seconds.
+            reset_links(peer);
             ++generation_;
         }
-        if (peer->state == PeerState::down && !peer->configured && silent >= kForgetDownPeer) {
+        // A peer whose link never came up was never more than a claim: forgotten at once.
+        if (peer->state == PeerState::down && !peer->configured &&
+            (silent >= kForgetDownPeer || (!peer->confirmed && !peer->discovered))) {
             forget.push_back(peer);
         }
     }
@@ -1127,7 +1347,13 @@ void Actor::refresh_targets(OutQueue& q) {
     for (auto& peer : peers_) {
         auto it = peer->queues.find(q.name);
         if (it != peer->queues.end() && !peer->id.is_nil()) {
-            q.targets.push_back(Target{peer.get(), &it->second});
+            QueueLink& link = it->second;
+            // Clipped where it is used (credit()); counted once per claim (per HELLO).
+            if (link.prefetch > q.options.max_credit && !link.clip_counted) {
+                link.clip_counted = true;
+                drop("credit.clipped");
+            }
+            q.targets.push_back(Target{peer.get(), &link});
         }
     }
     q.targets_generation = generation_;
@@ -1141,8 +1367,10 @@ bool Actor::available(const OutQueue& q, const Target& target) const {
     }
     const Peer& peer = *target.peer;
     if (peer.blocked) return false;
-    if (peer.state != PeerState::alive && peer.state != PeerState::suspect) return false;
-    return !q.reliable() || target.link->unacked < target.link->prefetch;
+    // A suspect peer has missed heartbeats: it may be cut off. New work waits for it to be
+    // heard again (or goes elsewhere), so a partition costs at most what was already in flight.
+    if (peer.state != PeerState::alive) return false;
+    return !q.reliable() || target.link->unacked < credit(q, *target.link);
 }
 
 Actor::Target* Actor::choose(OutQueue& q, const Outgoing& message) {
@@ -1157,11 +1385,7 @@ Actor::Target* Actor::choose(OutQueue& q, const Outgoing& message) {
                 continue;
             }
             if (target.peer->id != message.prefer()) continue;
-            const PeerState state = target.peer->state;
-            if (!target.peer->blocked &&
-                (state == PeerState::alive || state == PeerState::suspect)) {
-                return &target;
-            }
+            if (!target.peer->blocked && target.peer->state == PeerState::alive) return &target;
             break;
         }
     }
@@ -1232,8 +1456,8 @@ std::size_t Actor::deliver_batch(OutQueue& q, Target& target, std::int64_t now_m
     std::size_t limit = std::min(target.peer->batch_max, (q.waiting.size() + ready - 1) / ready);
     if (q.reliable()) {
         const QueueLink& link = *target.link;
-        limit = std::min<std::size_t>(
-            limit, link.prefetch > link.unacked ? link.prefetch - link.unacked : 0);
+        const std::uint32_t window = credit(q, link);
+        limit = std::min<std::size_t>(limit, window > link.unacked ? window - link.unacked : 0);
     }
     // Cheap checks first: a lone message, or one big one behind it, goes out alone unencoded.
     auto fits = [&](const Outgoing& m, std::size_t position) {
@@ -1445,6 +1669,7 @@ void Actor::fail_attempt(Inflight& entry, OutQueue& q, std::string error, Failur
 void Actor::requeue(Inflight& entry, OutQueue& q) {
     const MessageId id = entry.message.id;
     disarm(q, entry);
+    entry.keep_tried();
     q.waiting.push_front(std::move(entry.message));
     inflight_.erase(id);
     --q.inflight;
@@ -1652,8 +1877,8 @@ void Actor::flush_acks(Steady now, bool force) {
             continue;
         }
         const std::size_t n = batch.ids.size();
-        for (std::size_t start = 0; start < n; start += kMaxIdsPerFrame) {
-            const std::size_t end = std::min(n, start + kMaxIdsPerFrame);
+        for (std::size_t start = 0; start < n; start += kMaxIdsPerAck) {
+            const std::size_t end = std::min(n, start + kMaxIdsPerAck);
             send_control(
                 peer, Kind::ack,
                 std::vector<MessageId>(batch.ids.begin() + static_cast<std::ptrdiff_t>(start),
@@ -1778,7 +2003,15 @@ void Actor::JournalWriter::run() {
         if (!todo_) return;  // stopping, nothing left to write
         auto batch = std::move(todo_);
         lock.unlock();
-        Status status = journal_.write_batch(*batch);
+        Status status;
+        try {
+            status = journal_.write_batch(*batch);
+        } catch (const std::exception& e) {
+            // The batch is not known to be on disk: like a failed commit, it is retried.
+            status = make_error(ErrorCode::internal, std::string("journal write: ") + e.what());
+        } catch (...) {
+            status = make_error(ErrorCode::internal, "journal write: an unknown exception");
+        }
         lock.lock();
         done_ = std::move(batch);
         status_ = std::move(status);
@@ -1807,7 +2040,7 @@ Status Actor::load_outbox() {
         auto index = core_.declare_queue(record.queue, options);
         if (!index) return index.status();
         OutQueue& q = out_queue(index.value());
-        if (q.flags == 0) {
+        if (!q.declared) {
             DeclareQueueCmd declare{index.value(), options};
             on_declare(declare);
         }
@@ -1935,7 +2168,7 @@ Result<MessageId> Actor::dead_letter_replay(const MessageId& id, const std::stri
     auto index = core_.find_or_declare_queue(target, QueueOptions{});
     if (!index) return index.status();
     OutQueue& q = out_queue(index.value());
-    if (q.flags == 0) {
+    if (!q.declared) {  // a best_effort queue's flags are 0 too: that is a declaration
         DeclareQueueCmd declare{index.value(), QueueOptions{}};
         on_declare(declare);
     }

@@ -65,6 +65,7 @@ private:
     struct QueueLink {
         std::uint32_t prefetch = 0;
         std::uint32_t unacked = 0;
+        bool clip_counted = false;  // its prefetch is over a queue's max_credit, and counted
     };
 
     struct Peer {
@@ -82,9 +83,14 @@ private:
         Steady last_sent{};
         Steady last_hello_reply{};
         std::int64_t last_heard_unix = 0;
-        bool blocked = false;       // the PUSH refused a frame; polled for POLLOUT
-        bool hello_owed = false;    // our HELLO still has to reach it
-        bool configured = false;    // added by endpoint (static): kept while down
+        bool blocked = false;     // the PUSH refused a frame; polled for POLLOUT
+        bool hello_owed = false;  // our HELLO still has to reach it
+        bool configured = false;  // added by endpoint (static): kept while down
+        bool discovered = false;  // found by discovery (its record names it)
+        // A frame reached its link: the address it gave is real. A peer learnt from a HELLO
+        // alone that never gets this far is the first to go when the table is full, and is
+        // forgotten as soon as it is down.
+        bool confirmed = false;
         bool hello_seen = false;    // its name, queues and topics are known: it may become alive
         std::size_t batch_max = 0;  // entries per BATCH frame it reads (its HELLO); 0: none
         std::unordered_map<std::string, QueueLink> queues;
@@ -97,6 +103,9 @@ private:
     struct Failures {
         std::string last_error;
         std::int64_t first_failure_ms = 0;
+        // Consumers of earlier deliveries that were given up on (timeout, redirect): their late
+        // acks still settle the message (reliability.md §6, §8).
+        std::vector<NodeId> tried;
         NodeId avoid;  // the consumer that failed it last (nack, down): try another one first
         // The consumer whose ack timed out on an effectively_once queue: retried there first,
         // credit or not, since only that receiver's dedupe window knows the message.
@@ -159,6 +168,7 @@ private:
         std::uint32_t index = 0;
         std::string name;
         QueueOptions options;
+        bool declared = false;  // options came from a declaration (else defaults)
         std::uint32_t flags = 0;
         QueueShared* shared = nullptr;
         ChannelStats* stats = nullptr;
@@ -191,9 +201,25 @@ private:
         std::vector<NodeId> more_tried;
 
         bool tried(const NodeId& id) const {
-            if (!has_tried) return false;
-            return first_tried == id ||
-                   std::find(more_tried.begin(), more_tried.end(), id) != more_tried.end();
+            if (has_tried && (first_tried == id || std::find(more_tried.begin(), more_tried.end(),
+                                                             id) != more_tried.end())) {
+                return true;
+            }
+            if (!message.failures) return false;
+            const auto& earlier = message.failures->tried;
+            return std::find(earlier.begin(), earlier.end(), id) != earlier.end();
+        }
+        // Before the entry goes (requeue): its consumers move onto the message.
+        void keep_tried() {
+            if (!has_tried) return;
+            auto& earlier = message.failed().tried;
+            auto keep = [&](const NodeId& id) {
+                if (std::find(earlier.begin(), earlier.end(), id) == earlier.end()) {
+                    earlier.push_back(id);
+                }
+            };
+            keep(first_tried);
+            for (const auto& id : more_tried) keep(id);
         }
         void add_tried(const NodeId& id) {
             if (!has_tried) {
@@ -227,9 +253,19 @@ private:
     void on_outcomes(OutcomesCmd& cmd);
     void on_flush(FlushCmd& cmd);
 
+    // One turn of the loop: wait, then frames, commands, timers, acks, commits.
+    void turn();
+    // An exception escaped a turn: the node fails cleanly (NodeCore::fail) and answers every
+    // later command with the failure until it is stopped.
+    void fail(std::string_view what);
+    void run_failed();
+    // An exception from one frame or one command: counted and logged, the node carries on.
+    void internal_error(std::string_view reason, std::string_view what);
+
     // Frames.
     void read_inbox();
     void read_sub();
+    void on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::message_t& payload);
     void on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame, bool has_payload);
     // `frame`, when given, holds exactly `payload` and may be adopted instead of copied;
     // `owner`, when given, keeps `payload` alive (a BATCH frame's entry) and is shared.
@@ -241,8 +277,17 @@ private:
 
     // Peers.
     Peer* find_peer(const NodeId& id) const;
-    Peer* add_peer(const NodeId& id, const std::string& host, std::uint16_t inbox_port);
+    // A new peer record and its link, within the peer table's bound: makes room by forgetting
+    // an unconfirmed peer, else counts `refused` and returns null (also when no socket could
+    // be made).
+    Peer* add_peer(const NodeId& id, const std::string& host, std::uint16_t inbox_port,
+                   std::string_view refused);
+    bool make_room();
     void remove_peer(Peer* peer);
+    // Opens the peer's links anew (a fresh PUSH, the SUB reconnected): frames queued on the old
+    // connection are dropped, and a connection stuck in TCP retransmission is not waited out.
+    void reset_links(Peer* peer);
+    zmq::socket_t make_push(const std::string& endpoint);
     void heard(Peer* peer);
     // `why`: "bye", "timeout" or "silent" for the log.
     void set_state(Peer* peer, PeerState state, std::string_view why = {});
@@ -260,6 +305,10 @@ private:
     void refresh_targets(OutQueue& q);
     Target* choose(OutQueue& q, const Outgoing& message);
     bool available(const OutQueue& q, const Target& target) const;
+    // A consumer's credit on q: what it claims, clipped to the queue's max_credit.
+    static std::uint32_t credit(const OutQueue& q, const QueueLink& link) {
+        return std::min(link.prefetch, q.options.max_credit);
+    }
     bool deliver(OutQueue& q, Outgoing& message, Target& target);
     // Sends the front of q.waiting, and the small messages right behind it that fit, to a peer
     // in one BATCH frame. Returns how many went (they are still at the front of q.waiting);

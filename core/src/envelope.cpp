@@ -2,6 +2,9 @@
 
 #include "msgpack_fields.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <array>
 #include <cstring>
 #include <memory>
@@ -595,7 +598,17 @@ void encode_hello(const Hello& h, msgpack::sbuffer& out) {
     }
 }
 
+bool is_ip_literal(std::string_view host) {
+    if (host.empty() || host.size() >= INET6_ADDRSTRLEN) return false;
+    char text[INET6_ADDRSTRLEN];
+    std::memcpy(text, host.data(), host.size());
+    text[host.size()] = '\0';
+    unsigned char address[sizeof(in6_addr)];
+    return inet_pton(AF_INET, text, address) == 1 || inet_pton(AF_INET6, text, address) == 1;
+}
+
 std::optional<std::string_view> decode_hello(const void* data, std::size_t size, Hello& out) {
+    if (size > kMaxHelloBytes) return "hello.oversized";
     msgpack::object_handle handle;
     try {
         const msgpack::unpack_limit limit(4096, 64, 65536, 4096, 4096, 4);
@@ -620,6 +633,9 @@ std::optional<std::string_view> decode_hello(const void* data, std::size_t size,
             have_cluster = true;
         } else if (key == "host") {
             if (!read_str(kv.val, out.host, 255)) return "hello.bad";
+            // It becomes an endpoint the node connects to: an address, never a name to resolve
+            // or a string for ZeroMQ to parse.
+            if (!is_ip_literal(out.host)) return "hello.bad_host";
         } else if (key == "inbox" || key == "pub") {
             if (!read_uint(kv.val, number) || number == 0 || number > 65535) return "hello.bad";
             (key == "inbox" ? out.inbox_port : out.pub_port) = static_cast<std::uint16_t>(number);
@@ -633,6 +649,7 @@ std::optional<std::string_view> decode_hello(const void* data, std::size_t size,
             if (!read_u32(kv.val, out.heartbeat_ms)) return "hello.bad";
         } else if (key == "queues") {
             if (kv.val.type != object_type::ARRAY) return "hello.bad";
+            if (kv.val.via.array.size > kMaxHelloQueues) return "hello.oversized";
             for (std::uint32_t j = 0; j < kv.val.via.array.size; ++j) {
                 const auto& q = kv.val.via.array.ptr[j];
                 if (q.type != object_type::ARRAY || q.via.array.size < 2) return "hello.bad";
@@ -645,6 +662,7 @@ std::optional<std::string_view> decode_hello(const void* data, std::size_t size,
             }
         } else if (key == "topics") {
             if (kv.val.type != object_type::ARRAY) return "hello.bad";
+            if (kv.val.via.array.size > kMaxHelloTopics) return "hello.oversized";
             for (std::uint32_t j = 0; j < kv.val.via.array.size; ++j) {
                 std::string topic;
                 if (!read_str(kv.val.via.array.ptr[j], topic, kMaxChannelBytes)) return "hello.bad";

@@ -21,7 +21,10 @@ inline constexpr std::uint32_t kProtocolVersion = 1;
 inline constexpr std::size_t kMaxHeaderBytes = 65536;
 inline constexpr std::size_t kMaxChannelBytes = 255;
 inline constexpr std::size_t kMaxHeaderEntries = 64;
-inline constexpr std::size_t kMaxIdsPerFrame = 4096;
+inline constexpr std::size_t kMaxIdsPerFrame = 4096;  // what a receiver accepts
+// What a sender puts in one ACK, NACK or REJECT: 2 048 ids (18 bytes each) stay well inside
+// kMaxHeaderBytes, which 3 641 would not.
+inline constexpr std::size_t kMaxIdsPerAck = 2048;
 inline constexpr std::size_t kHeaderFields = 13;
 // BATCH frames (docs/spec/wire.md §batch): at most this many entries and body bytes; a sender
 // puts only payloads of at most kBatchPayloadMax bytes in one (larger ones go zero-copy alone).
@@ -32,6 +35,10 @@ inline constexpr std::size_t kBatchEntriesDefault = 64;
 inline constexpr std::size_t kMaxBatchBytes = 65536;
 inline constexpr std::size_t kBatchPayloadMax = 2048;
 inline constexpr std::size_t kBatchEntryOverhead = 8;  // the two 32-bit lengths
+// What one HELLO may announce (docs/spec/wire.md §6): what a peer can make a node hold.
+inline constexpr std::size_t kMaxHelloBytes = 65536;
+inline constexpr std::size_t kMaxHelloQueues = 1024;
+inline constexpr std::size_t kMaxHelloTopics = 1024;
 
 enum class Kind : std::uint8_t {
     data = 1,
@@ -136,8 +143,13 @@ struct Hello {
     std::uint32_t batch_max = 0;  // entries per BATCH it reads; 0 = not said (64)
 };
 
+// True for an IPv4 or IPv6 address literal (no brackets, no name, no port): what a HELLO's
+// `host` and a discovery record's address must be before they become an endpoint.
+bool is_ip_literal(std::string_view host);
+
 void encode_hello(const Hello& hello, msgpack::sbuffer& out);
-// On failure returns the drop reason ("hello.bad", "hello.missing_field").
+// On failure returns the drop reason ("hello.bad", "hello.bad_host", "hello.oversized",
+// "hello.missing_field").
 std::optional<std::string_view> decode_hello(const void* data, std::size_t size, Hello& out);
 
 std::string_view to_string(Kind kind) noexcept;

@@ -1,3 +1,5 @@
+#include <sys/resource.h>
+
 #include <cstdlib>
 #include <future>
 
@@ -41,8 +43,11 @@ Status validate(const NodeOptions& o) {
         return bad("dispatcher_threads must be between 1 and 256");
     }
     if (o.max_payload_bytes == 0) return bad("max_payload_bytes must be positive");
-    if (o.ack_batch_size == 0 || o.ack_batch_size > kMaxIdsPerFrame) {
-        return bad("ack_batch_size must be between 1 and " + std::to_string(kMaxIdsPerFrame));
+    if (o.max_peers == 0 || o.max_peers > kMaxPeersLimit) {
+        return bad("max_peers must be between 1 and " + std::to_string(kMaxPeersLimit));
+    }
+    if (o.ack_batch_size == 0 || o.ack_batch_size > kMaxIdsPerAck) {
+        return bad("ack_batch_size must be between 1 and " + std::to_string(kMaxIdsPerAck));
     }
     if (o.ack_batch_interval.count() < 0) return bad("ack_batch_interval must not be negative");
     if (o.dedupe_window == 0) return bad("dedupe_window must be positive");
@@ -71,6 +76,7 @@ Status validate(const QueueOptions& o, std::string_view name) {
     }
     if (o.ack_timeout.count() <= 0) return bad("ack_timeout must be positive");
     if (o.block_timeout.count() < 0) return bad("block_timeout must not be negative");
+    if (o.max_credit == 0) return bad("max_credit must be at least 1");
     return {};
 }
 
@@ -120,6 +126,24 @@ Status NodeCore::start() {
         if (!address) return address.status();
         host = advertised_host = address.value();
     }
+    // Every peer costs sockets and file descriptors: bound both before any socket exists, so
+    // that a flood of peers is refused by the peer table, never by a failing socket call.
+    peer_limit = options.max_peers;
+    rlimit files{};
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
+        const std::size_t soft = files.rlim_cur;
+        const std::size_t allowed = soft > kReservedFds ? (soft - kReservedFds) / kFdsPerPeer : 1;
+        if (allowed < peer_limit) {
+            peer_limit = std::max<std::size_t>(allowed, 1);
+            PEERMQ_LOG(log, LogLevel::warn, "node",
+                       "the open-file limit lowers the peer limit; raise it (ulimit -n) for more",
+                       {"max_peers", options.max_peers}, {"peers", peer_limit},
+                       {"open_files", soft});
+        }
+    }
+    context.set(zmq::ctxopt::max_sockets,
+                static_cast<int>(std::min<std::size_t>(peer_limit + kReservedSockets, INT32_MAX)));
+
     const auto max_frame = static_cast<std::int64_t>(std::min<std::size_t>(
         options.max_payload_bytes + kMaxHeaderBytes, static_cast<std::size_t>(INT32_MAX)));
 
@@ -327,6 +351,30 @@ std::map<std::string, std::uint64_t> NodeCore::discovery_ignored() const {
     return out;
 }
 
+void NodeCore::fail(Status failure) {
+    std::lock_guard lock(failure_mutex_);
+    if (failed_.load(std::memory_order_relaxed)) return;
+    failure_ = std::move(failure);
+    failed_.store(true, std::memory_order_release);
+    // A send() blocked on a full queue would wait for room the actor no longer makes.
+    std::lock_guard queues_lock(queues_mutex_);
+    for (auto& q : queues_) {
+        std::lock_guard q_lock(q->mutex);
+        q->room.notify_all();
+    }
+}
+
+Status NodeCore::failure() const {
+    std::lock_guard lock(failure_mutex_);
+    return failure_;
+}
+
+Status NodeCore::serving() const {
+    if (failed()) return failure();
+    if (closed()) return make_error(ErrorCode::closed, "the node is closed");
+    return {};
+}
+
 void NodeCore::set_storage_error(Status status) {
     if (status.ok() && !storage_failed_.load(std::memory_order_relaxed)) return;
     std::lock_guard lock(storage_mutex_);
@@ -338,6 +386,11 @@ Status NodeCore::storage_error() const {
     if (!storage_failed_.load(std::memory_order_relaxed)) return {};
     std::lock_guard lock(storage_mutex_);
     return storage_error_;
+}
+
+Status serving(const std::shared_ptr<NodeCore>& core) {
+    if (!core) return make_error(ErrorCode::closed, "the node is closed");
+    return core->serving();
 }
 
 }  // namespace detail
@@ -376,7 +429,7 @@ const std::string& Node::inbox_endpoint() const noexcept { return core_->inbox_e
 const std::string& Node::pub_endpoint() const noexcept { return core_->pub_endpoint; }
 
 Status Node::consume(std::string queue, ConsumeHandler handler, ConsumeOptions options) {
-    if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+    if (Status status = detail::serving(core_); !status.ok()) return status;
     if (queue.empty() || queue.size() > detail::kMaxChannelBytes) {
         return make_error(ErrorCode::invalid_argument, "queue name must be 1-255 bytes");
     }
@@ -399,14 +452,14 @@ Status Node::consume(std::string queue, ConsumeHandler handler, ConsumeOptions o
 }
 
 Result<Queue> Node::queue(std::string name, QueueOptions options) {
-    if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+    if (Status status = detail::serving(core_); !status.ok()) return status;
     auto index = core_->declare_queue(name, options);
     if (!index) return index.status();
     return Queue(core_, std::move(name), index.value());
 }
 
 Status Node::publish_payload(std::string_view topic, Payload payload, Headers headers) {
-    if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+    if (Status status = detail::serving(core_); !status.ok()) return status;
     if (topic.empty() || topic.size() > detail::kMaxChannelBytes) {
         return make_error(ErrorCode::invalid_argument, "topic must be 1-255 bytes");
     }
@@ -421,7 +474,7 @@ Status Node::publish_payload(std::string_view topic, Payload payload, Headers he
 }
 
 Status Node::subscribe(std::string prefix, SubscribeHandler handler) {
-    if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+    if (Status status = detail::serving(core_); !status.ok()) return status;
     if (prefix.size() > detail::kMaxChannelBytes) {
         return make_error(ErrorCode::invalid_argument, "topic prefix must be at most 255 bytes");
     }
@@ -432,7 +485,7 @@ Status Node::subscribe(std::string prefix, SubscribeHandler handler) {
 }
 
 Status Node::add_peer(std::string endpoint) {
-    if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+    if (Status status = detail::serving(core_); !status.ok()) return status;
     auto record = parse_endpoint(endpoint);
     if (!record) return record.status();
     auto resolved = detail::resolve_ipv4(record->host);
@@ -450,7 +503,7 @@ std::vector<PeerInfo> Node::peers() const {
 }
 
 void Node::on_peer_event(std::function<void(const PeerEvent&)> handler) {
-    if (!core_ || core_->closed()) return;
+    if (!detail::serving(core_).ok()) return;
     core_->post(detail::CallCmd{[handler = std::move(handler)](detail::Actor& actor) mutable {
         actor.set_peer_handler(std::move(handler));
     }});
@@ -473,32 +526,40 @@ DeadLetters Node::dead_letters() { return DeadLetters(core_); }
 // -------------------------------------------------------------------------------------------------
 // Queue
 
-Result<MessageId> Queue::send_payload(Payload payload, Headers headers) {
-    if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
-    if (Status error = core_->storage_error(); !error.ok()) return error;
-    if (payload.size() > core_->options.max_payload_bytes) {
+namespace detail {
+namespace {
+
+// The one admission path of every send (send, send_confirmed): the node serves, the journal
+// works, the payload fits, the queue has room by its overflow policy; then the message goes to
+// the actor, and for fsync_each the call returns once it is on disk.
+Result<MessageId> admit(NodeCore& core, std::uint32_t index, const std::string& name,
+                        Payload payload, Headers headers, ReceiptPromise receipt) {
+    if (Status status = core.serving(); !status.ok()) return status;
+    if (Status error = core.storage_error(); !error.ok()) return error;
+    if (payload.size() > core.options.max_payload_bytes) {
         return make_error(
             ErrorCode::invalid_argument,
             "payload of " + std::to_string(payload.size()) + " bytes is over max_payload_bytes");
     }
-    detail::QueueShared& q = *core_->queue_shared(index_);
+    QueueShared& q = *core.queue_shared(index);
     const std::size_t max = q.max_length.load(std::memory_order_relaxed);
     if (q.outstanding.load(std::memory_order_acquire) >= max) {
         switch (q.overflow.load(std::memory_order_relaxed)) {
             case OverflowPolicy::reject:
-                return make_error(ErrorCode::queue_full, "queue '" + name_ +
+                return make_error(ErrorCode::queue_full, "queue '" + name +
                                                              "' holds its max_length of " +
                                                              std::to_string(max) + " messages");
             case OverflowPolicy::block: {
                 std::unique_lock lock(q.mutex);
                 const auto timeout = std::chrono::milliseconds(q.block_timeout_ms.load());
                 const bool room = q.room.wait_for(lock, timeout, [&] {
-                    return core_->closed() || q.outstanding.load(std::memory_order_acquire) < max;
+                    return !core.serving().ok() ||
+                           q.outstanding.load(std::memory_order_acquire) < max;
                 });
-                if (core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+                if (Status status = core.serving(); !status.ok()) return status;
                 if (!room) {
                     return make_error(ErrorCode::timed_out,
-                                      "queue '" + name_ + "' stayed full for " +
+                                      "queue '" + name + "' stayed full for " +
                                           std::to_string(timeout.count()) + " ms");
                 }
                 break;
@@ -507,26 +568,35 @@ Result<MessageId> Queue::send_payload(Payload payload, Headers headers) {
         }
     }
     q.outstanding.fetch_add(1, std::memory_order_acq_rel);
-    detail::SendCmd cmd;
-    cmd.queue = index_;
+    SendCmd cmd;
+    cmd.queue = index;
     cmd.id = MessageId::generate();
     cmd.payload = std::move(payload);
     cmd.headers = std::move(headers);
-    cmd.created_ms = core_->clock->unix_ms();
+    cmd.created_ms = core.clock->unix_ms();
+    cmd.receipt = std::move(receipt);
     const MessageId id = cmd.id;
-    if (q.journaled_each.load(std::memory_order_relaxed)) {
-        cmd.durable = std::make_shared<std::promise<Status>>();
-        auto durable = cmd.durable->get_future();
-        core_->post(std::move(cmd));
-        try {
-            if (Status status = durable.get(); !status.ok()) return status;
-        } catch (const std::future_error&) {
-            return make_error(ErrorCode::closed, "the node closed before the message was stored");
-        }
+    if (!q.journaled_each.load(std::memory_order_relaxed)) {
+        core.post(std::move(cmd));
         return id;
     }
-    core_->post(std::move(cmd));
+    cmd.durable = std::make_shared<std::promise<Status>>();
+    auto durable = cmd.durable->get_future();
+    core.post(std::move(cmd));
+    try {
+        if (Status status = durable.get(); !status.ok()) return status;
+    } catch (const std::future_error&) {
+        return make_error(ErrorCode::closed, "the node closed before the message was stored");
+    }
     return id;
+}
+
+}  // namespace
+}  // namespace detail
+
+Result<MessageId> Queue::send_payload(Payload payload, Headers headers) {
+    if (!core_) return make_error(ErrorCode::closed, "the node is closed");
+    return detail::admit(*core_, index_, name_, std::move(payload), std::move(headers), nullptr);
 }
 
 std::future<Result<Receipt>> Queue::send_payload_confirmed(Payload payload, Headers headers) {
@@ -535,34 +605,21 @@ std::future<Result<Receipt>> Queue::send_payload_confirmed(Payload payload, Head
         failed.set_value(std::move(status));
         return failed.get_future();
     };
-    if (!core_ || core_->closed()) return fail(make_error(ErrorCode::closed, "the node is closed"));
+    if (!core_) return fail(make_error(ErrorCode::closed, "the node is closed"));
     if (!core_->queue_shared(index_)->reliable.load()) {
         return fail(make_error(ErrorCode::invalid_argument,
                                "send_confirmed needs an at_least_once or effectively_once queue"));
     }
-    // Same admission as send(), with a receipt attached.
     auto receipt = std::make_shared<std::promise<Result<Receipt>>>();
     auto future = receipt->get_future();
-    detail::QueueShared& q = *core_->queue_shared(index_);
-    if (Status error = core_->storage_error(); !error.ok()) return fail(error);
-    if (q.outstanding.load() >= q.max_length.load() &&
-        q.overflow.load() == OverflowPolicy::reject) {
-        return fail(make_error(ErrorCode::queue_full, "queue '" + name_ + "' is full"));
-    }
-    q.outstanding.fetch_add(1, std::memory_order_acq_rel);
-    detail::SendCmd cmd;
-    cmd.queue = index_;
-    cmd.id = MessageId::generate();
-    cmd.payload = std::move(payload);
-    cmd.headers = std::move(headers);
-    cmd.created_ms = core_->clock->unix_ms();
-    cmd.receipt = std::move(receipt);
-    core_->post(std::move(cmd));
+    auto admitted = detail::admit(*core_, index_, name_, std::move(payload), std::move(headers),
+                                  std::move(receipt));
+    if (!admitted) return fail(admitted.status());
     return future;
 }
 
 Status Queue::flush(std::chrono::milliseconds timeout) {
-    if (!core_ || core_->closed()) return make_error(ErrorCode::closed, "the node is closed");
+    if (Status status = detail::serving(core_); !status.ok()) return status;
     auto done = std::make_shared<std::promise<Status>>();
     auto future = done->get_future();
     core_->post(detail::FlushCmd{std::move(done)});

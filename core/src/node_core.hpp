@@ -26,6 +26,14 @@
 
 namespace peermq::detail {
 
+// NodeOptions::max_peers at most; what one peer costs in file descriptors (its PUSH socket's
+// signaler and connection, its connections to our inbox and from our SUB); what a node needs
+// besides its peers (its own sockets, the journal, the control and metrics servers, discovery).
+inline constexpr std::size_t kMaxPeersLimit = 65536;
+inline constexpr std::size_t kFdsPerPeer = 4;
+inline constexpr std::size_t kReservedFds = 64;
+inline constexpr std::size_t kReservedSockets = 32;
+
 class Actor;
 class ControlServer;
 class DataDirLock;
@@ -115,6 +123,13 @@ public:
     void close();
 
     bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+    // The actor failed (an exception escaped its loop): the node serves no more, and every
+    // operation reports why. close() still stops it.
+    void fail(Status failure);
+    bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
+    Status failure() const;
+    // Ok while the node serves; else why not (closed, or its failure).
+    Status serving() const;
     void post(Command command) { mailbox_.push(std::move(command)); }
     // Runs fn on the actor and waits for its result; `closed` if the node stops first.
     template <typename T>
@@ -139,6 +154,8 @@ public:
     std::string inbox_endpoint;
     std::string pub_endpoint;
     std::string advertised_host;  // empty when bound to every interface
+    // NodeOptions::max_peers, lowered to what the open-file limit allows (set by start()).
+    std::size_t peer_limit = 0;
 
     zmq::context_t context;
     Mailbox<Command> mailbox_;
@@ -171,6 +188,10 @@ private:
     std::array<std::atomic<std::atomic<QueueShared*>*>, kQueueChunks> queue_chunks_{};
     std::vector<std::unique_ptr<std::atomic<QueueShared*>[]>> owned_chunks_;  // queues_mutex_
 
+    std::atomic<bool> failed_{false};
+    mutable std::mutex failure_mutex_;
+    Status failure_;
+
     mutable std::mutex storage_mutex_;
     std::atomic<bool> storage_failed_{false};
     Status storage_error_;
@@ -178,7 +199,7 @@ private:
 
 template <typename T>
 Result<T> NodeCore::call(std::function<Result<T>(Actor&)> fn) {
-    if (closed()) return make_error(ErrorCode::closed, "the node is closed");
+    if (Status status = serving(); !status.ok()) return status;
     auto promise = std::make_shared<std::promise<Result<T>>>();
     auto future = promise->get_future();
     post(CallCmd{[promise, fn = std::move(fn)](Actor& actor) { promise->set_value(fn(actor)); }});
@@ -186,6 +207,7 @@ Result<T> NodeCore::call(std::function<Result<T>(Actor&)> fn) {
     try {
         return future.get();
     } catch (const std::future_error&) {
+        if (failed()) return failure();
         return make_error(ErrorCode::closed, "the node closed before answering");
     }
 }

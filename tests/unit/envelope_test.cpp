@@ -224,6 +224,81 @@ TEST(Envelope, HelloRoundTripAndValidation) {
               "hello.bad");
 }
 
+// wire.md §6: `host` becomes an endpoint, so it is an IP address or the HELLO is dropped; what
+// one HELLO may announce is bounded.
+TEST(Envelope, HelloHostMustBeAnAddressAndItsSizeIsBounded) {
+    detail::Hello hello;
+    hello.name = "n";
+    hello.cluster = "c";
+    hello.inbox_port = 1;
+    hello.pub_port = 2;
+    auto reason = [](const detail::Hello& h) {
+        msgpack::sbuffer buffer;
+        detail::encode_hello(h, buffer);
+        detail::Hello out;
+        auto r = detail::decode_hello(buffer.data(), buffer.size(), out);
+        return r ? std::string(*r) : std::string("ok");
+    };
+    for (const char* good : {"10.0.0.5", "127.0.0.1", "::1", "fe80::1", "2001:db8::2"}) {
+        hello.host = good;
+        EXPECT_EQ(reason(hello), "ok") << good;
+    }
+    for (const char* bad : {"!bad", "a b", "host.local", "10.0.0.5:80", "[::1]", "*", "10.0.0.256",
+                            "127.0.0.1;x", "tcp://1.2.3.4"}) {
+        hello.host = bad;
+        EXPECT_EQ(reason(hello), "hello.bad_host") << bad;
+    }
+    hello.host.clear();  // absent: the address the HELLO came from
+
+    for (std::size_t i = 0; i < detail::kMaxHelloQueues; ++i) {
+        hello.queues.push_back({"q" + std::to_string(i), 1});
+    }
+    EXPECT_EQ(reason(hello), "ok");
+    hello.queues.push_back({"one-more", 1});
+    EXPECT_EQ(reason(hello), "hello.oversized");
+    hello.queues.clear();
+    for (std::size_t i = 0; i <= detail::kMaxHelloTopics; ++i) {
+        hello.topics.push_back("t" + std::to_string(i));
+    }
+    EXPECT_EQ(reason(hello), "hello.oversized");
+    hello.topics.clear();
+    // The body as a whole, whatever it holds: an unknown key of 64 KiB.
+    msgpack::sbuffer buffer;
+    detail::encode_hello(hello, buffer);
+    std::string body(buffer.data(), buffer.size());
+    ASSERT_EQ(static_cast<unsigned char>(body[0]) & 0xf0, 0x80);  // a fixmap: one more key
+    body[0] = static_cast<char>(body[0] + 1);
+    msgpack::sbuffer extra;
+    msgpack::packer<msgpack::sbuffer> pk(extra);
+    pk.pack(std::string("padding"));
+    pk.pack(std::string(detail::kMaxHelloBytes, 'x'));
+    body.append(extra.data(), extra.size());
+    detail::Hello out;
+    auto r = detail::decode_hello(body.data(), body.size(), out);
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(*r, "hello.oversized");
+}
+
+// wire.md §10: the largest ACK a sender builds fits the header limit (4 096 ids would not).
+TEST(Envelope, TheLargestAckASenderBuildsFitsTheHeaderLimit) {
+    detail::Header ack;
+    ack.kind = detail::Kind::ack;
+    ack.sender = peermq::NodeId::generate();
+    for (std::size_t i = 0; i < detail::kMaxIdsPerAck; ++i) {
+        ack.ids.push_back(peermq::MessageId::generate());
+    }
+    msgpack::sbuffer buffer;
+    detail::encode_header(ack, buffer);
+    EXPECT_LE(buffer.size(), detail::kMaxHeaderBytes);
+    detail::Header out;
+    EXPECT_FALSE(detail::decode_header(buffer.data(), buffer.size(), out).has_value());
+    EXPECT_EQ(out.ids.size(), detail::kMaxIdsPerAck);
+    while (ack.ids.size() < detail::kMaxIdsPerFrame) ack.ids.push_back(peermq::MessageId{});
+    buffer.clear();
+    detail::encode_header(ack, buffer);
+    EXPECT_GT(buffer.size(), detail::kMaxHeaderBytes);
+}
+
 TEST(Uuid, GeneratedIdsAreUniqueOrderedVersion7) {
     peermq::Uuid previous = peermq::Uuid::generate();
     for (int i = 0; i < 100'000; ++i) {

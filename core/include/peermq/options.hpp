@@ -53,6 +53,10 @@ struct QueueOptions {
     // 0 = wait for a consumer for as long as the TTL allows; otherwise dead-letter with reason
     // "no_consumer" after waiting this long.
     std::chrono::milliseconds no_consumer_timeout = 0ms;
+    // The most unacked messages this sender gives any one consumer, whatever prefetch the
+    // consumer claims: a claim above it is clipped (and counted, "credit.clipped"), so that one
+    // greedy consumer cannot take a queue's whole backlog.
+    std::uint32_t max_credit = 4096;
 };
 
 struct ConsumeOptions {
@@ -76,6 +80,10 @@ struct NodeOptions {
 
     std::chrono::milliseconds heartbeat_interval = 1000ms;
     std::chrono::milliseconds peer_timeout = 3000ms;  // silent this long = down
+    // The most peers this node keeps (and so the most links it opens). A HELLO from a new node
+    // past it is refused ("peer.table_full") unless an unconfirmed peer (one whose link
+    // never came up) can make room. The open-file limit may lower it: the node says so at start.
+    std::size_t max_peers = 1024;
 
     std::size_t dispatcher_threads = 2;
     std::size_t max_payload_bytes = 16u << 20;

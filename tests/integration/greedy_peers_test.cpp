@@ -1,0 +1,177 @@
+// Peers that claim more than is theirs: a consumer advertising a huge prefetch, a publisher
+// sending payloads past the subscriber's limit. A sender clips a claim to its queue's
+// max_credit; a subscriber holds topics to max_payload_bytes like queues (docs/spec/wire.md §6,
+// §8.1; docs/spec/reliability.md, credit).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "envelope.hpp"
+#include "peermq/peermq.hpp"
+#include "wait.hpp"
+
+using namespace std::chrono_literals;
+using peermq::testing::wait_until;
+namespace detail = peermq::detail;
+
+namespace {
+
+std::uint64_t dropped(const peermq::NodeStats& stats, const std::string& reason) {
+    auto it = stats.dropped.find(reason);
+    return it == stats.dropped.end() ? 0 : it->second;
+}
+
+// A consumer spoken by hand: it binds a PULL for the producer's frames, claims a queue in its
+// HELLO with whatever prefetch it likes, and never acks.
+class GreedyConsumer {
+public:
+    GreedyConsumer(const std::string& producer_inbox, std::uint32_t prefetch)
+        : prefetch_(prefetch) {
+        inbox_.set(zmq::sockopt::linger, 0);
+        inbox_.bind("tcp://127.0.0.1:*");
+        const std::string endpoint = inbox_.get(zmq::sockopt::last_endpoint);
+        port_ = static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+        to_producer_.set(zmq::sockopt::linger, 0);
+        to_producer_.connect(producer_inbox);
+    }
+
+    // Its HELLO, again and again (as an attacker would, every 0.3 s): it stays alive.
+    void hello() {
+        detail::Header h;
+        h.kind = detail::Kind::hello;
+        h.sender = id_;
+        msgpack::sbuffer header;
+        detail::encode_header(h, header);
+        detail::Hello hello;
+        hello.name = "greedy";
+        hello.cluster = "default";
+        hello.host = "127.0.0.1";
+        hello.inbox_port = port_;
+        hello.pub_port = port_;
+        hello.queues.push_back(detail::QueueAd{"work", prefetch_});
+        hello.batch = true;
+        hello.batch_max = detail::kMaxBatchEntries;
+        msgpack::sbuffer body;
+        detail::encode_hello(hello, body);
+        zmq::message_t h_frame(header.data(), header.size());
+        zmq::message_t b_frame(body.data(), body.size());
+        to_producer_.send(h_frame, zmq::send_flags::sndmore);
+        to_producer_.send(b_frame, zmq::send_flags::none);
+    }
+
+    // Reads what arrived; returns the number of DATA messages taken so far.
+    std::size_t drain() {
+        zmq::message_t header;
+        zmq::message_t body;
+        while (inbox_.recv(header, zmq::recv_flags::dontwait)) {
+            bool more = header.more();
+            if (more) {
+                (void)inbox_.recv(body);
+                more = body.more();
+            }
+            detail::Header decoded;
+            if (!detail::decode_header(header.data(), header.size(), decoded)) {
+                if (decoded.kind == detail::Kind::data) taken_ += 1;
+                if (decoded.kind == detail::Kind::batch) taken_ += decoded.seq;
+            }
+        }
+        return taken_;
+    }
+
+private:
+    std::uint32_t prefetch_;
+    peermq::NodeId id_ = peermq::NodeId::generate();
+    zmq::context_t context_;
+    zmq::socket_t inbox_{context_, zmq::socket_type::pull};
+    zmq::socket_t to_producer_{context_, zmq::socket_type::push};
+    std::uint16_t port_ = 0;
+    std::size_t taken_ = 0;
+};
+
+}  // namespace
+
+TEST(GreedyPeers, AConsumerClaimingAHugePrefetchGetsAtMostTheQueuesMaxCredit) {
+    constexpr int kMessages = 20000;
+    constexpr std::uint32_t kMaxCredit = 1000;
+    auto producer = peermq::Node::create({.name = "producer", .interface = "lo"}).value();
+    auto honest = peermq::Node::create(
+                      {.name = "honest", .interface = "lo", .peers = {producer.inbox_endpoint()}})
+                      .value();
+    std::atomic<int> handled{0};
+    ASSERT_TRUE(honest.consume("work", [&](peermq::Delivery&) { ++handled; }).ok());
+    GreedyConsumer greedy(producer.inbox_endpoint(), 1'000'000);
+    greedy.hello();
+    ASSERT_TRUE(wait_until([&] {
+        int consumers = 0;
+        for (const auto& peer : producer.peers()) {
+            if (peer.state == peermq::PeerState::alive && peer.queues.size() == 1) ++consumers;
+        }
+        return consumers == 2;
+    }));
+    // No retries while the test runs: what the greedy consumer holds, it keeps.
+    auto work =
+        producer
+            .queue("work", {.ack_timeout = 60s, .max_length = kMessages, .max_credit = kMaxCredit})
+            .value();
+    for (int i = 0; i < kMessages; ++i) ASSERT_TRUE(work.send(i).ok());
+    auto last_hello = std::chrono::steady_clock::now();
+    std::size_t taken = 0;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            if (std::chrono::steady_clock::now() - last_hello > 300ms) {
+                greedy.hello();
+                last_hello = std::chrono::steady_clock::now();
+            }
+            taken = greedy.drain();
+            return taken + static_cast<std::size_t>(handled.load()) == kMessages;
+        },
+        30s))
+        << "greedy took " << taken << ", honest handled " << handled;
+    EXPECT_LE(taken, kMaxCredit);
+    EXPECT_GE(handled.load(), kMessages - static_cast<int>(kMaxCredit));
+    EXPECT_GT(dropped(producer.stats(), "credit.clipped"), 0u);
+}
+
+TEST(GreedyPeers, ATopicPayloadOverTheSubscribersLimitIsDroppedAndCounted) {
+    auto subscriber =
+        peermq::Node::create({.name = "subscriber", .interface = "lo", .max_payload_bytes = 1024})
+            .value();
+    auto publisher =
+        peermq::Node::create(
+            {.name = "publisher", .interface = "lo", .peers = {subscriber.inbox_endpoint()}})
+            .value();
+    std::mutex mutex;
+    std::vector<std::size_t> sizes;
+    ASSERT_TRUE(subscriber
+                    .subscribe("t.",
+                               [&](const peermq::Message& m) {
+                                   std::lock_guard lock(mutex);
+                                   sizes.push_back(m.payload.size());
+                               })
+                    .ok());
+    // The subscription reaches the publisher's PUB only once its SUB is connected: publish
+    // small messages until one arrives.
+    ASSERT_TRUE(wait_until([&] {
+        (void)publisher.publish_payload("t.small", peermq::Payload::copy_of("x", 1));
+        std::lock_guard lock(mutex);
+        return !sizes.empty();
+    }));
+    const std::string big(1025, 'b');
+    ASSERT_TRUE(
+        publisher.publish_payload("t.big", peermq::Payload::copy_of(big.data(), big.size())).ok());
+    ASSERT_TRUE(publisher.publish_payload("t.after", peermq::Payload::copy_of("end", 3)).ok());
+    // One PUB/SUB connection delivers in order: once "end" is here, the big one was handled.
+    ASSERT_TRUE(wait_until([&] {
+        std::lock_guard lock(mutex);
+        return std::find(sizes.begin(), sizes.end(), 3u) != sizes.end();
+    }));
+    {
+        std::lock_guard lock(mutex);
+        EXPECT_EQ(std::count(sizes.begin(), sizes.end(), 1025u), 0);
+    }
+    EXPECT_EQ(dropped(subscriber.stats(), "frame.oversized_payload"), 1u);
+}

@@ -1,0 +1,159 @@
+// Sender rules that earlier versions broke: a late ack from an earlier consumer settles a
+// message after a retry (docs/spec/reliability.md §6, §8); send_confirmed() is admitted exactly
+// like send(); a dead letter replayed into a best_effort queue goes best effort; a new link's
+// first HELLO is not lost to ZMQ_IMMEDIATE (docs/spec/wire.md §6).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <string>
+
+#include "peermq/peermq.hpp"
+#include "wait.hpp"
+
+using namespace std::chrono_literals;
+using peermq::testing::wait_until;
+
+namespace {
+
+std::uint64_t dropped(const peermq::NodeStats& stats, const std::string& reason) {
+    auto it = stats.dropped.find(reason);
+    return it == stats.dropped.end() ? 0 : it->second;
+}
+
+bool alive(const peermq::Node& node, const std::string& name, const std::string& queue = {}) {
+    for (const auto& peer : node.peers()) {
+        if (peer.name != name || peer.state != peermq::PeerState::alive) continue;
+        if (queue.empty()) return true;
+        for (const auto& q : peer.queues) {
+            if (q == queue) return true;
+        }
+    }
+    return false;
+}
+
+}  // namespace
+
+// Consumer A takes longer than the ack timeout but succeeds; the retry goes to B, which fails.
+// A's ack arrives while B holds the message: it is A's success that counts.
+TEST(SenderRules, ALateAckFromAnEarlierConsumerSettlesTheMessageAfterARetry) {
+    auto producer = peermq::Node::create({.name = "producer", .interface = "lo"}).value();
+    auto a =
+        peermq::Node::create({.name = "a", .interface = "lo", .peers = {producer.inbox_endpoint()}})
+            .value();
+    std::promise<void> a_got, b_got, release_b;
+    std::shared_future<void> b_got_f = b_got.get_future().share();
+    std::shared_future<void> release_b_f = release_b.get_future().share();
+    std::atomic<int> a_calls{0}, b_calls{0};
+    ASSERT_TRUE(a.consume("work", [&](peermq::Delivery&) {
+                     if (a_calls++ == 0) a_got.set_value();
+                     b_got_f.wait_for(30s);  // slow: outlives the ack timeout
+                 }).ok());
+    ASSERT_TRUE(wait_until([&] { return alive(producer, "a", "work"); }));
+    auto work =
+        producer
+            .queue("work",
+                   {.max_attempts = 2, .retry_initial = 10ms, .retry_max = 10ms, .ack_timeout = 2s})
+            .value();
+    auto receipt = work.send_confirmed(1);
+    a_got.get_future().wait();
+    // B appears only now: the retry after A's timeout can go nowhere else.
+    auto b =
+        peermq::Node::create({.name = "b", .interface = "lo", .peers = {producer.inbox_endpoint()}})
+            .value();
+    ASSERT_TRUE(b.consume("work", [&](peermq::Delivery&) {
+                     if (b_calls++ == 0) b_got.set_value();
+                     release_b_f.wait_for(30s);
+                     throw std::runtime_error("b fails");
+                 }).ok());
+    ASSERT_TRUE(wait_until([&] { return alive(producer, "b", "work"); }));  // before A's timeout
+    // A returns once B holds the retry; B fails only after A's ack reached the producer.
+    const bool settled = receipt.wait_for(20s) == std::future_status::ready;
+    release_b.set_value();
+    if (!settled) {
+        ASSERT_EQ(receipt.wait_for(20s), std::future_status::ready);
+    }
+    const auto result = receipt.get();
+    ASSERT_TRUE(result.ok()) << result.status().to_string();
+    EXPECT_EQ(result.value().outcome, peermq::Receipt::Outcome::acked);
+    const auto stats = producer.stats();
+    EXPECT_EQ(stats.queues.at("work").dead_lettered, 0u);
+    EXPECT_EQ(dropped(stats, "ack.wrong_peer"), 0u);
+    EXPECT_EQ(b_calls.load(), 1);
+}
+
+TEST(SenderRules, SendConfirmedIsAdmittedLikeSend) {
+    auto node = peermq::Node::create({.name = "lonely", .interface = "lo", .max_payload_bytes = 64})
+                    .value();
+    // No consumer anywhere: what is admitted stays.
+    auto q = node.queue("q", {.max_length = 1,
+                              .overflow = peermq::OverflowPolicy::block,
+                              .block_timeout = 50ms})
+                 .value();
+    auto first = q.send_confirmed(1);
+    auto second = q.send_confirmed(2);
+    ASSERT_EQ(second.wait_for(5s), std::future_status::ready);
+    auto refused = second.get();
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), peermq::ErrorCode::timed_out);
+    EXPECT_EQ(node.stats().queues["q"].depth, 1u);
+    // The payload limit too.
+    auto big = node.queue("big").value();
+    auto oversized =
+        big.send_payload_confirmed(peermq::Payload::copy_of(std::string(65, 'x').data(), 65));
+    ASSERT_EQ(oversized.wait_for(5s), std::future_status::ready);
+    auto too_big = oversized.get();
+    ASSERT_FALSE(too_big.ok());
+    EXPECT_EQ(too_big.status().code(), peermq::ErrorCode::invalid_argument);
+    EXPECT_EQ(first.wait_for(0s), std::future_status::timeout);  // still waiting: no consumer
+}
+
+TEST(SenderRules, ADeadLetterReplayedIntoABestEffortQueueIsSentBestEffort) {
+    auto producer = peermq::Node::create({.name = "producer", .interface = "lo"}).value();
+    auto consumer =
+        peermq::Node::create(
+            {.name = "consumer", .interface = "lo", .peers = {producer.inbox_endpoint()}})
+            .value();
+    std::atomic<int> rejected_calls{0}, fast_calls{0};
+    ASSERT_TRUE(consumer
+                    .consume("strict",
+                             [&](peermq::Delivery& d) {
+                                 ++rejected_calls;
+                                 d.reject("not today");
+                             })
+                    .ok());
+    ASSERT_TRUE(consumer.consume("fast", [&](peermq::Delivery&) { ++fast_calls; }).ok());
+    ASSERT_TRUE(wait_until([&] { return alive(producer, "consumer", "fast"); }));
+    auto strict = producer.queue("strict").value();
+    auto fast = producer.queue("fast", {.guarantee = peermq::Guarantee::best_effort}).value();
+    auto receipt = strict.send_confirmed(7).get();
+    ASSERT_TRUE(receipt.ok());
+    ASSERT_EQ(receipt.value().outcome, peermq::Receipt::Outcome::dead_lettered);
+    auto replayed = producer.dead_letters().replay(receipt.value().id, "fast");
+    ASSERT_TRUE(replayed.ok()) << replayed.status().to_string();
+    ASSERT_TRUE(wait_until([&] { return fast_calls.load() == 1; }));
+    // Best effort: nothing waits for an ack, nothing was acked.
+    const auto stats = producer.stats().queues.at("fast");
+    EXPECT_EQ(stats.sent, 1u);
+    EXPECT_EQ(stats.acked, 0u);
+    EXPECT_EQ(stats.in_flight, 0u);
+}
+
+// A peer learns of a new node from its first HELLO at once, not a heartbeat interval later.
+TEST(SenderRules, TwoNodesSeeEachOtherAliveWellWithinAHeartbeat) {
+    auto a = peermq::Node::create(
+                 {.name = "a", .interface = "lo", .heartbeat_interval = 5s, .peer_timeout = 15s})
+                 .value();
+    const auto start = std::chrono::steady_clock::now();
+    auto b = peermq::Node::create({.name = "b",
+                                   .interface = "lo",
+                                   .peers = {a.inbox_endpoint()},
+                                   .heartbeat_interval = 5s,
+                                   .peer_timeout = 15s})
+                 .value();
+    ASSERT_TRUE(wait_until([&] { return alive(a, "b") && alive(b, "a"); }, 10s));
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_LT(took, 1s) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                        << " ms";
+}
