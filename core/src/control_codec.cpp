@@ -2,6 +2,7 @@
 
 #include "msgpack_fields.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <type_traits>
 
@@ -18,11 +19,6 @@ constexpr std::size_t kLatencyBuckets = std::tuple_size_v<decltype(LatencyHistog
 // --- Encoding -------------------------------------------------------------------------------
 
 void pack_id(Packer& pk, const Uuid& id) { pack_bin(pk, id.data(), Uuid::kSize); }
-
-void pack_strings(Packer& pk, const std::vector<std::string>& items) {
-    pk.pack_array(static_cast<std::uint32_t>(items.size()));
-    for (const auto& item : items) pack_str(pk, item);
-}
 
 void pack_counters(Packer& pk, const std::map<std::string, std::uint64_t>& counters) {
     pk.pack_map(static_cast<std::uint32_t>(counters.size()));
@@ -98,16 +94,62 @@ void pack_channel(Packer& pk, const ChannelStats& c) {
     pack_histogram(pk, c.ack_latency);
 }
 
-void pack_channels(Packer& pk, const std::map<std::string, ChannelStats>& channels) {
-    pk.pack_map(static_cast<std::uint32_t>(channels.size()));
-    for (const auto& [name, stats] : channels) {
-        pack_str(pk, name);
-        pack_channel(pk, stats);
+// Packs into `out`, as an array (or a map), the first items `pack_one` writes that fit:
+// at most `max` of them, and only while the whole reply stays within kMaxReplyBytes (less
+// kReplyTail for the fixed-size fields written after the lists). Returns how many. Each item
+// is packed once into a scratch buffer and copied once: the time and memory spent follow what
+// is listed, not what `items` holds.
+constexpr std::size_t kReplyTail = 64;
+
+template <typename Items, typename PackOne>
+std::size_t pack_bounded(msgpack::sbuffer& out, const Items& items, std::size_t max, bool as_map,
+                         PackOne&& pack_one) {
+    constexpr std::size_t kHeader = 5;  // an array or map header, at most
+    msgpack::sbuffer listed;
+    msgpack::sbuffer item;
+    Packer item_pk(&item);
+    std::size_t n = 0;
+    for (const auto& element : items) {
+        if (n == max) break;
+        item.clear();
+        pack_one(item_pk, element);
+        if (out.size() + kHeader + listed.size() + item.size() + kReplyTail > kMaxReplyBytes) {
+            break;
+        }
+        listed.write(item.data(), item.size());
+        ++n;
     }
+    Packer pk(&out);
+    if (as_map) {
+        pk.pack_map(static_cast<std::uint32_t>(n));
+    } else {
+        pk.pack_array(static_cast<std::uint32_t>(n));
+    }
+    out.write(listed.data(), listed.size());
+    return n;
+}
+
+// The node's own queues or topics, as many as fit; returns how many were left out.
+std::uint64_t pack_channels(msgpack::sbuffer& out,
+                            const std::map<std::string, ChannelStats>& channels) {
+    const std::size_t listed =
+        pack_bounded(out, channels, kMaxReplyChannels, true, [](Packer& pk, const auto& entry) {
+            pack_str(pk, entry.first);
+            pack_channel(pk, entry.second);
+        });
+    return channels.size() - listed;
+}
+
+// At most kMaxReplyNamesPerPeer of a peer's names; returns how many were left out.
+std::uint64_t pack_names(Packer& pk, const std::vector<std::string>& names) {
+    const std::size_t listed = std::min(names.size(), kMaxReplyNamesPerPeer);
+    pk.pack_array(static_cast<std::uint32_t>(listed));
+    for (std::size_t i = 0; i < listed; ++i) pack_str(pk, names[i]);
+    return names.size() - listed;
 }
 
 void pack_peer(Packer& pk, const PeerInfo& p) {
-    pk.pack_map(11);
+    pk.pack_map(13);
     pack_str(pk, "id");
     pack_id(pk, p.id);
     pack_str(pk, "name");
@@ -121,40 +163,56 @@ void pack_peer(Packer& pk, const PeerInfo& p) {
     pack_str(pk, "pub_endpoint");
     pack_str(pk, p.pub_endpoint);
     pack_str(pk, "queues");
-    pack_strings(pk, p.queues);
+    const std::uint64_t queues_omitted = pack_names(pk, p.queues) + p.queues_omitted;
     pack_str(pk, "topics");
-    pack_strings(pk, p.topics);
+    const std::uint64_t topics_omitted = pack_names(pk, p.topics) + p.topics_omitted;
     pack_str(pk, "last_heard_ms");
     pk.pack_int64(p.last_heard_ms);
     pack_str(pk, "frames_sent");
     pk.pack_uint64(p.frames_sent);
     pack_str(pk, "frames_received");
     pk.pack_uint64(p.frames_received);
+    pack_str(pk, "queues_omitted");
+    pk.pack_uint64(queues_omitted);
+    pack_str(pk, "topics_omitted");
+    pk.pack_uint64(topics_omitted);
 }
 
-void pack_peers(Packer& pk, const std::vector<PeerInfo>& peers) {
-    pk.pack_array(static_cast<std::uint32_t>(peers.size()));
-    for (const auto& peer : peers) pack_peer(pk, peer);
+// As many peers as fit; returns how many were left out.
+std::uint64_t pack_peers(msgpack::sbuffer& out, const std::vector<PeerInfo>& peers) {
+    const std::size_t listed = pack_bounded(out, peers, kMaxReplyPeers, false, pack_peer);
+    return peers.size() - listed;
 }
 
-void pack_stats(Packer& pk, const NodeStats& s) {
-    pk.pack_map(8);
+// The small fields first, then the lists, which stop at the reply's budget, then what they
+// left out.
+void pack_stats(msgpack::sbuffer& out, const NodeStats& s) {
+    Packer pk(&out);
+    pk.pack_map(12);
     pack_str(pk, "id");
     pack_id(pk, s.id);
     pack_str(pk, "name");
     pack_str(pk, s.name);
-    pack_str(pk, "queues");
-    pack_channels(pk, s.queues);
-    pack_str(pk, "topics");
-    pack_channels(pk, s.topics);
-    pack_str(pk, "peers");
-    pack_peers(pk, s.peers);
     pack_str(pk, "dropped");
     pack_counters(pk, s.dropped);
     pack_str(pk, "bad_frames");
     pk.pack_uint64(s.bad_frames);
     pack_str(pk, "discovery_ignored");
     pack_counters(pk, s.discovery_ignored);
+    pack_str(pk, "thread_errors");
+    pack_counters(pk, s.thread_errors);
+    pack_str(pk, "queues");
+    const std::uint64_t queues_omitted = pack_channels(out, s.queues) + s.queues_omitted;
+    pack_str(pk, "topics");
+    const std::uint64_t topics_omitted = pack_channels(out, s.topics) + s.topics_omitted;
+    pack_str(pk, "peers");
+    const std::uint64_t peers_omitted = pack_peers(out, s.peers) + s.peers_omitted;
+    pack_str(pk, "queues_omitted");
+    pk.pack_uint64(queues_omitted);
+    pack_str(pk, "topics_omitted");
+    pk.pack_uint64(topics_omitted);
+    pack_str(pk, "peers_omitted");
+    pk.pack_uint64(peers_omitted);
 }
 
 void pack_dead_letter(Packer& pk, const DeadLetter& d) {
@@ -329,6 +387,10 @@ public:
                 ok = read_uint(kv.val, out.frames_sent);
             } else if (key == "frames_received") {
                 ok = read_uint(kv.val, out.frames_received);
+            } else if (key == "queues_omitted") {
+                ok = read_uint(kv.val, out.queues_omitted);
+            } else if (key == "topics_omitted") {
+                ok = read_uint(kv.val, out.topics_omitted);
             }
             if (!ok) return fail("peer." + std::string(key));
         }
@@ -367,6 +429,14 @@ public:
                 if (!read_uint(kv.val, out.bad_frames)) return fail("bad_frames");
             } else if (key == "discovery_ignored") {
                 if (!counters(kv.val, out.discovery_ignored, "discovery_ignored")) return false;
+            } else if (key == "thread_errors") {
+                if (!counters(kv.val, out.thread_errors, "thread_errors")) return false;
+            } else if (key == "peers_omitted") {
+                if (!read_uint(kv.val, out.peers_omitted)) return fail("peers_omitted");
+            } else if (key == "queues_omitted") {
+                if (!read_uint(kv.val, out.queues_omitted)) return fail("queues_omitted");
+            } else if (key == "topics_omitted") {
+                if (!read_uint(kv.val, out.topics_omitted)) return fail("topics_omitted");
             }
         }
         return true;
@@ -686,9 +756,9 @@ void encode_ok_reply(const ControlReplyBody& body, msgpack::sbuffer& out) {
         [&](const auto& b) {
             using B = std::decay_t<decltype(b)>;
             if constexpr (std::is_same_v<B, NodeStats>) {
-                pack_stats(pk, b);
+                pack_stats(out, b);
             } else if constexpr (std::is_same_v<B, std::vector<PeerInfo>>) {
-                pack_peers(pk, b);
+                (void)pack_peers(out, b);
             } else if constexpr (std::is_same_v<B, std::vector<DeadLetter>>) {
                 pk.pack_array(static_cast<std::uint32_t>(b.size()));
                 for (const auto& letter : b) pack_dead_letter(pk, letter);

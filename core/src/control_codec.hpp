@@ -22,6 +22,14 @@ inline constexpr std::uint32_t kControlVersion = 1;
 // The largest request a node reads (the server socket's ZMQ_MAXMSGSIZE).
 inline constexpr std::size_t kMaxControlRequestBytes = 65536;
 inline constexpr std::size_t kMaxControlStringBytes = 16384;
+// What one `stats` or `peers` reply lists at most (docs/spec/control.md §5.5); the rest is
+// counted in the `*_omitted` fields, so the reply stays small and quick to build and read
+// however many peers the node knows and whatever they announce.
+inline constexpr std::size_t kMaxReplyPeers = 256;
+inline constexpr std::size_t kMaxReplyNamesPerPeer = 64;  // of a peer's queues, and its topics
+inline constexpr std::size_t kMaxReplyChannels = 1024;    // of the node's queues, and its topics
+// Listing stops before a reply would pass this size.
+inline constexpr std::size_t kMaxReplyBytes = 1 << 20;
 
 struct StatsRequest {};
 struct PeersRequest {};
@@ -60,6 +68,8 @@ std::optional<ControlRequestError> decode_request(const void* data, std::size_t 
 using ControlReplyBody = std::variant<NodeStats, std::vector<PeerInfo>, std::vector<DeadLetter>,
                                       DeadLetter, std::uint64_t, MessageId>;
 
+// A stats or peers body is bounded as the constants above say, in time and bytes proportional
+// to what it lists.
 void encode_ok_reply(const ControlReplyBody& body, msgpack::sbuffer& out);
 // `status` must not be ok.
 void encode_error_reply(const Status& status, msgpack::sbuffer& out);

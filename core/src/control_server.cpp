@@ -192,6 +192,23 @@ void ControlServer::add_dropped(std::map<std::string, std::uint64_t>& dropped) c
     }
 }
 
+void ControlServer::add_thread_errors(std::map<std::string, std::uint64_t>& out) const {
+    if (const std::uint64_t n = thread_errors_.load(std::memory_order_relaxed); n != 0) {
+        out["control"] += n;
+    }
+}
+
+void ControlServer::caught(std::string_view where, std::exception_ptr error) noexcept {
+    thread_errors_.fetch_add(1, std::memory_order_relaxed);
+    try {
+        PEERMQ_LOG(core_.log, LogLevel::error, "control",
+                   "exception caught in the control endpoint's thread", {"where", where},
+                   {"endpoint", endpoint_}, {"error", exception_text(error)});
+    } catch (...) {
+        // Nothing left to tell it with; the count stands.
+    }
+}
+
 void ControlServer::count(std::string_view reason) {
     for (std::size_t i = 0; i < kDropReasons.size(); ++i) {
         if (kDropReasons[i] == reason) dropped_[i].fetch_add(1, std::memory_order_relaxed);
@@ -199,6 +216,14 @@ void ControlServer::count(std::string_view reason) {
 }
 
 void ControlServer::run() {
+    try {
+        receive();
+    } catch (...) {
+        caught("the receive loop; the endpoint serves no more", std::current_exception());
+    }
+}
+
+void ControlServer::receive() {
     zmq_pollitem_t items[] = {
         {socket_.handle(), 0, ZMQ_POLLIN, 0},
         {nullptr, wake_fd_, ZMQ_POLLIN, 0},
@@ -221,7 +246,11 @@ void ControlServer::run() {
             } catch (const zmq::error_t&) {
                 break;
             }
-            serve(frames);
+            try {
+                serve(frames);
+            } catch (...) {
+                caught("a request", std::current_exception());
+            }
         }
     }
 }
@@ -256,8 +285,11 @@ void ControlServer::serve(std::vector<zmq::message_t>& frames) {
                 make_error(ErrorCode::internal, "the request was not answered");
             try {
                 answered = answer(request);
-            } catch (const std::exception& e) {
-                answered = make_error(ErrorCode::internal, e.what());
+            } catch (...) {
+                caught("answering a request", std::current_exception());
+                answered =
+                    make_error(ErrorCode::internal, "answering the request failed: " +
+                                                        exception_text(std::current_exception()));
             }
             if (answered) {
                 encode_ok_reply(answered.value(), reply);
@@ -290,10 +322,7 @@ Result<ControlReplyBody> ControlServer::answer(const ControlRequest& request) {
                     [](Actor& actor) -> Result<NodeStats> { return actor.stats(); });
                 if (!stats) return stats.status();
                 NodeStats out = std::move(stats).value();
-                for (const auto& [reason, count] : core_.discovery_ignored()) {
-                    out.discovery_ignored[reason] += count;
-                }
-                add_dropped(out.dropped);
+                add_outside_counts(core_, out);
                 return ControlReplyBody(std::move(out));
             },
             [&](const PeersRequest&) {
@@ -321,6 +350,17 @@ Result<ControlReplyBody> ControlServer::answer(const ControlRequest& request) {
             },
         },
         request);
+}
+
+void add_outside_counts(NodeCore& core, NodeStats& stats) {
+    for (const auto& [reason, count] : core.discovery_ignored()) {
+        stats.discovery_ignored[reason] += count;
+    }
+    if (core.dispatcher) core.dispatcher->add_thread_errors(stats.thread_errors);
+    if (core.control) {
+        core.control->add_dropped(stats.dropped);
+        core.control->add_thread_errors(stats.thread_errors);
+    }
 }
 
 }  // namespace detail

@@ -4,12 +4,18 @@
 // are answered through NodeCore::call, so only the actor touches the node's state, and the
 // actor's poll loop knows nothing of this socket. Requests are handled one at a time. Created
 // at the end of NodeCore::start and stopped first by NodeCore::close; the NodeCore owns it and
-// outlives it. stop() and dropped() are thread-safe.
+// outlives it. stop(), add_dropped() and add_thread_errors() are thread-safe.
+//
+// No exception ends the server's thread: one thrown while answering a request (of any type) is
+// answered with an `internal` error reply, logged at error and counted ("control" in
+// NodeStats::thread_errors); one that escapes the receive loop itself is logged and counted,
+// and the server stops serving (clients then get `unavailable`), the node carrying on.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <map>
 #include <memory>
 #include <string>
@@ -50,6 +56,8 @@ public:
 
     // Adds the requests this server refused, by reason ("control.garbage", ...), to `dropped`.
     void add_dropped(std::map<std::string, std::uint64_t>& dropped) const;
+    // Adds the exceptions this server's thread caught, as "control", to `out`.
+    void add_thread_errors(std::map<std::string, std::uint64_t>& out) const;
 
 private:
     static constexpr std::array<std::string_view, 5> kDropReasons = {
@@ -59,7 +67,10 @@ private:
     ControlServer(NodeCore& core, std::string endpoint);
 
     void run();
+    void receive();
     void serve(std::vector<zmq::message_t>& frames);
+    // Counts and logs an exception caught in the server's thread.
+    void caught(std::string_view where, std::exception_ptr error) noexcept;
     Result<ControlReplyBody> answer(const ControlRequest& request);
     void count(std::string_view reason);
 
@@ -71,6 +82,13 @@ private:
     std::thread thread_;
     std::atomic<bool> stopped_{false};
     std::array<std::atomic<std::uint64_t>, kDropReasons.size()> dropped_{};
+    std::atomic<std::uint64_t> thread_errors_{0};
 };
+
+// Adds to a snapshot of the actor's stats what is counted outside the actor: the discovery
+// records ignored, the control requests refused, and the exceptions the dispatcher's and the
+// control server's threads caught (NodeStats::thread_errors). Node::stats() and the control
+// endpoint's `stats` both use it.
+void add_outside_counts(NodeCore& core, NodeStats& stats);
 
 }  // namespace peermq::detail

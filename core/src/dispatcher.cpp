@@ -12,7 +12,8 @@ constexpr std::size_t kBatch = 256;
 
 }  // namespace
 
-Dispatcher::Dispatcher(std::size_t threads, OutcomeSink sink) : sink_(std::move(sink)) {
+Dispatcher::Dispatcher(std::size_t threads, OutcomeSink sink, const Logger* log)
+    : sink_(std::move(sink)), log_(log != nullptr ? *log : process_logger()) {
     slots_.emplace_back();  // slot 0: plain tasks, one at a time
     task_slot_ = 0;
     threads_.reserve(threads);
@@ -108,6 +109,24 @@ std::uint64_t Dispatcher::handler_errors(std::uint32_t slot) const {
     return slot < slots_.size() ? slots_[slot].errors.load(std::memory_order_relaxed) : 0;
 }
 
+void Dispatcher::add_thread_errors(std::map<std::string, std::uint64_t>& out) const {
+    if (const std::uint64_t n = thread_errors_.load(std::memory_order_relaxed); n != 0) {
+        out["dispatcher"] += n;
+    }
+    // Slot 0 runs the posted tasks: the peer event handler's calls.
+    if (const std::uint64_t n = handler_errors(task_slot_); n != 0) out["peer_event_handler"] += n;
+}
+
+void Dispatcher::caught(std::string_view where, std::exception_ptr error) noexcept {
+    thread_errors_.fetch_add(1, std::memory_order_relaxed);
+    try {
+        PEERMQ_LOG(log_, LogLevel::error, "dispatcher", "exception caught in a dispatcher thread",
+                   {"where", where}, {"error", exception_text(error)});
+    } catch (...) {
+        // Nothing left to tell it with; the count stands.
+    }
+}
+
 void Dispatcher::stop() {
     {
         std::lock_guard lock(mutex_);
@@ -141,7 +160,21 @@ void Dispatcher::stop() {
 }
 
 void Dispatcher::run() {
+    // What serve() lets escape (an allocation failure between jobs) is counted and the thread
+    // goes back to work: the jobs of the batch it was on are lost, their senders retry them.
+    for (;;) {
+        try {
+            serve();
+            return;
+        } catch (...) {
+            caught("between jobs", std::current_exception());
+        }
+    }
+}
+
+void Dispatcher::serve() {
     std::vector<Job> batch;
+    batch.reserve(kBatch);
     std::unique_lock lock(mutex_);
     for (;;) {
         wake_.wait(lock, [&] { return stopping_ || !ready_.empty(); });
@@ -175,12 +208,23 @@ void Dispatcher::run() {
             unfinished_.fetch_sub(finished, std::memory_order_release);
             finished = 0;
         };
+        // A job that fails outside its handler (an allocation) is finished all the same:
+        // otherwise the slot would never run again and the dispatcher never be idle.
         for (auto& job : batch) {
-            std::optional<HandlerOutcome> outcome = execute(index, slot, job);
+            std::optional<HandlerOutcome> outcome;
+            try {
+                outcome = execute(index, slot, job);
+            } catch (...) {
+                caught("a job", std::current_exception());
+            }
             ++finished;
             if (outcome) {
                 settle();
-                emit(std::move(*outcome));
+                try {
+                    emit(std::move(*outcome));
+                } catch (...) {
+                    caught("an outcome", std::current_exception());
+                }
             }
         }
         settle();
@@ -202,7 +246,17 @@ void Dispatcher::emit(HandlerOutcome&& outcome) {
         wake = !woken_;
         woken_ = true;
     }
-    if (wake && sink_) sink_();
+    if (!wake || !sink_) return;
+    try {
+        sink_();
+    } catch (...) {
+        // The actor was not woken: let the next outcome try again.
+        {
+            std::lock_guard lock(outbox_mutex_);
+            woken_ = false;
+        }
+        caught("the outcome sink", std::current_exception());
+    }
 }
 
 void Dispatcher::take_outcomes(std::vector<HandlerOutcome>& out) {
@@ -218,6 +272,8 @@ std::optional<HandlerOutcome> Dispatcher::execute(std::uint32_t index, Slot& slo
             job.task();
         } catch (...) {
             slot.errors.fetch_add(1, std::memory_order_relaxed);
+            PEERMQ_LOG(log_, LogLevel::error, "peer", "peer event handler threw",
+                       {"error", exception_text(std::current_exception())});
         }
         return std::nullopt;
     }

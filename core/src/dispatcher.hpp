@@ -7,20 +7,26 @@
 // the actor empties with take_outcomes(), and the sink wakes the actor only when the outbox
 // was empty (or already taken), so a busy actor gets outcomes in batches without a wake-up each.
 // Thread-safe; slots are added from any thread and never removed while the dispatcher runs.
+// No exception ends a pool thread: a handler's is its outcome, a peer event handler's and any
+// other (the sink, an allocation) is logged at error and counted (add_thread_errors).
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "peermq/log.hpp"
 #include "peermq/message.hpp"
 #include "ring.hpp"
 #include "spin_lock.hpp"
@@ -52,7 +58,8 @@ public:
     // Wakes the actor: outcomes wait in take_outcomes(). Called from pool threads.
     using OutcomeSink = std::function<void()>;
 
-    Dispatcher(std::size_t threads, OutcomeSink sink);
+    // `log` (null = process_logger()) must outlive the dispatcher.
+    Dispatcher(std::size_t threads, OutcomeSink sink, const Logger* log = nullptr);
     ~Dispatcher();
     Dispatcher(const Dispatcher&) = delete;
     Dispatcher& operator=(const Dispatcher&) = delete;
@@ -76,6 +83,9 @@ public:
     // Handler calls of a consumer slot that returned or threw, and those that threw.
     std::uint64_t handled(std::uint32_t slot) const;
     std::uint64_t handler_errors(std::uint32_t slot) const;
+    // Adds the exceptions caught outside queue and subscription handlers to `out`:
+    // "peer_event_handler" (a task posted with post() threw) and "dispatcher" (anything else).
+    void add_thread_errors(std::map<std::string, std::uint64_t>& out) const;
 
     // Drops queued jobs, waits for running handlers, joins the threads, then releases the
     // handlers (and whatever they captured). Idempotent.
@@ -95,12 +105,17 @@ private:
     };
 
     void run();
+    void serve();
     void make_ready_locked(std::uint32_t index);
     // Runs one job; for a queue handler, its outcome.
     std::optional<HandlerOutcome> execute(std::uint32_t index, Slot& slot, Job& job);
     void emit(HandlerOutcome&& outcome);
+    // Counts and logs an exception caught in a pool thread, outside any handler.
+    void caught(std::string_view where, std::exception_ptr error) noexcept;
 
     OutcomeSink sink_;
+    const Logger& log_;
+    std::atomic<std::uint64_t> thread_errors_{0};
     mutable std::mutex mutex_;
     std::condition_variable wake_;
     std::deque<Slot> slots_;  // deque: stable addresses as slots are added

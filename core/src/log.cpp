@@ -306,6 +306,17 @@ void Logger::write(LogLevel level, std::string_view component, std::string_view 
     }
 }
 
+std::string exception_text(std::exception_ptr error) {
+    if (!error) return "no exception";
+    try {
+        std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "an exception of a type not derived from std::exception";
+    }
+}
+
 Logger& process_logger() {
     // Never destroyed: discovery threads may still log while static objects are torn down.
     static Logger* logger = new Logger();

@@ -17,6 +17,7 @@
 #include <httplib.h>
 
 #include "metrics_internal.hpp"
+#include "peermq/log.hpp"
 #include "peermq/metrics.hpp"
 
 namespace peermq {
@@ -140,6 +141,55 @@ struct MetricsServer::State {
     std::atomic<bool> done{false};
     std::mutex stop_mutex;
     bool stopped = false;
+    std::atomic<bool> stop_requested{false};  // read by the listening thread: stop_mutex is held
+                                              // while stop() joins it
+    std::atomic<std::uint64_t> failed_scrapes{0};
+    mutable std::mutex failure_mutex;
+    Status failure;  // why the listening thread ended before stop(); ok otherwise
+
+    // Counts and logs a scrape that failed; returns the text for the 500 response.
+    std::string scrape_failed(std::exception_ptr error) noexcept {
+        failed_scrapes.fetch_add(1, std::memory_order_relaxed);
+        try {
+            const std::string text = exception_text(error);
+            PEERMQ_LOG(process_logger(), LogLevel::error, "metrics", "a scrape failed",
+                       {"url", "http://" + host_port(address, port) + path}, {"error", text});
+            return text;
+        } catch (...) {
+            return {};
+        }
+    }
+
+    void listen() noexcept {
+        Status ended;
+        try {
+            if (!server.listen_after_bind() && !stopping()) {
+                ended = make_error(ErrorCode::io_error, "metrics: the server on " +
+                                                            host_port(address, port) +
+                                                            " stopped accepting connections");
+            }
+        } catch (...) {
+            try {
+                ended = make_error(ErrorCode::internal,
+                                   "metrics: the server on " + host_port(address, port) +
+                                       " stopped: " + exception_text(std::current_exception()));
+            } catch (...) {
+                ended = Status(ErrorCode::internal, {});
+            }
+        }
+        if (!ended.ok()) {
+            try {
+                PEERMQ_LOG(process_logger(), LogLevel::error, "metrics", "the metrics server died",
+                           {"error", ended.message()});
+                std::lock_guard lock(failure_mutex);
+                failure = std::move(ended);
+            } catch (...) {
+            }
+        }
+        done = true;
+    }
+
+    bool stopping() const noexcept { return stop_requested.load(); }
 
     // httplib ignores stop() until its accept loop runs, so wait for that loop (it starts at once:
     // the socket already listens) before stopping it.
@@ -147,6 +197,7 @@ struct MetricsServer::State {
         std::lock_guard lock(stop_mutex);
         if (stopped) return;
         stopped = true;
+        stop_requested = true;
         while (!done.load()) {
             if (server.is_running()) {
                 server.stop();
@@ -239,21 +290,25 @@ Result<MetricsServer> MetricsServer::start(std::function<NodeStats()> source,
     server.set_keep_alive_max_count(1);
     server.set_read_timeout(5, 0);
     server.set_write_timeout(5, 0);
-    server.Get(regex_literal(options.path), [s](const httplib::Request& req,
-                                                httplib::Response& res) {
-        const MetricsFormat format =
-            detail::negotiate_metrics_format(req.get_header_value("Accept"));
-        try {
-            res.set_content(render_metrics(s->source(), format),
-                            std::string(metrics_content_type(format)));
-        } catch (const std::exception& e) {
-            res.status = 500;
-            res.set_content(std::string("metrics: reading the stats failed: ") + e.what() + "\n",
-                            "text/plain; charset=utf-8");
-        } catch (...) {
-            res.status = 500;
-            res.set_content("metrics: reading the stats failed\n", "text/plain; charset=utf-8");
-        }
+    server.Get(regex_literal(options.path),
+               [s](const httplib::Request& req, httplib::Response& res) {
+                   const MetricsFormat format =
+                       detail::negotiate_metrics_format(req.get_header_value("Accept"));
+                   try {
+                       res.set_content(render_metrics(s->source(), format),
+                                       std::string(metrics_content_type(format)));
+                   } catch (...) {
+                       res.status = 500;
+                       res.set_content("metrics: reading the stats failed: " +
+                                           s->scrape_failed(std::current_exception()) + "\n",
+                                       "text/plain; charset=utf-8");
+                   }
+               });
+    // Anything else that escapes a request (httplib answers it with a 500).
+    server.set_exception_handler([s](const httplib::Request&, httplib::Response& res,
+                                     std::exception_ptr error) {
+        res.status = 500;
+        res.set_content("metrics: " + s->scrape_failed(error) + "\n", "text/plain; charset=utf-8");
     });
 
     if (options.port == 0) {
@@ -266,10 +321,7 @@ Result<MetricsServer> MetricsServer::start(std::function<NodeStats()> source,
         }
         state->port = options.port;
     }
-    state->thread = std::thread([s] {
-        s->server.listen_after_bind();
-        s->done = true;
-    });
+    state->thread = std::thread([s] { s->listen(); });
     return MetricsServer(std::move(state));
 }
 
@@ -300,6 +352,16 @@ std::string MetricsServer::url() const {
 
 void MetricsServer::stop() {
     if (state_) state_->stop();
+}
+
+std::uint64_t MetricsServer::failed_scrapes() const noexcept {
+    return state_ ? state_->failed_scrapes.load(std::memory_order_relaxed) : 0;
+}
+
+Status MetricsServer::status() const {
+    if (!state_) return make_error(ErrorCode::closed, "metrics: no server (moved from)");
+    std::lock_guard lock(state_->failure_mutex);
+    return state_->failure;
 }
 
 }  // namespace peermq

@@ -310,11 +310,12 @@ void write_peers(Writer& w, std::string_view node, const std::vector<PeerInfo>& 
 }
 
 void write_reasons(Writer& w, std::string_view node, std::string_view name, std::string_view help,
-                   const std::map<std::string, std::uint64_t>& reasons) {
+                   const std::map<std::string, std::uint64_t>& reasons,
+                   std::string_view label = "reason") {
     if (reasons.empty()) return;
     w.family(name, "counter", help);
     for (const auto& [reason, count] : reasons) {
-        w.sample(name, "_total", {{"node", node}, {"reason", reason}}, count);
+        w.sample(name, "_total", {{"node", node}, {label, reason}}, count);
     }
 }
 
@@ -348,6 +349,9 @@ std::string render_metrics(const NodeStats& stats, MetricsFormat format) {
                   stats.dropped);
     write_reasons(w, node, "peermq_discovery_ignored", "Discovery records ignored, by reason.",
                   stats.discovery_ignored);
+    write_reasons(w, node, "peermq_thread_errors",
+                  "Exceptions caught at the top of a thread of the node, by where.",
+                  stats.thread_errors, "where");
     return w.finish();
 }
 

@@ -70,6 +70,7 @@ peermq::NodeStats sample_stats() {
     stats.dropped["ack.unknown_id"] = 1;
     stats.bad_frames = 5;
     stats.discovery_ignored["other_cluster"] = 2;
+    stats.thread_errors["control"] = 3;
     return stats;
 }
 
@@ -91,6 +92,7 @@ TEST(RenderMetrics, CounterLinesInOpenMetrics) {
     EXPECT_TRUE(has_line(text, R"(peermq_bad_frames_total{node="n1"} 5)"));
     EXPECT_TRUE(
         has_line(text, R"(peermq_discovery_ignored_total{node="n1",reason="other_cluster"} 2)"));
+    EXPECT_TRUE(has_line(text, R"(peermq_thread_errors_total{node="n1",where="control"} 3)"));
     // Topics are never acked: no histogram for them.
     EXPECT_TRUE(lines_starting(text, "peermq_topic_ack_latency").empty());
     ASSERT_FALSE(text.empty());

@@ -15,6 +15,7 @@
 
 #include "peermq/metrics.hpp"
 #include "peermq/peermq.hpp"
+#include "support/log_capture.hpp"
 #include "support/process.hpp"
 #include "wait.hpp"
 
@@ -340,6 +341,37 @@ TEST(MetricsServer, AFailingSourceIsA500NotACrash) {
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 500);
     EXPECT_NE(res->body.find("actor gone"), std::string::npos);
+}
+
+// A source that throws what no `catch (const std::exception&)` catches: the scrape is a 500, the
+// failure is logged at error (process_logger(), component "metrics") and counted, and the next
+// scrape is served.
+TEST(MetricsServer, ASourceThrowingANonStdExceptionIsA500LoggedAndCounted) {
+    peermq::testing::LogCapture capture;
+    peermq::process_logger().set_sink(capture.sink());
+    std::atomic<bool> fail{true};
+    auto server = peermq::MetricsServer::start([&]() -> peermq::NodeStats {
+        if (fail.exchange(false)) throw 42;
+        return peermq::NodeStats{};
+    });
+    ASSERT_TRUE(server.ok()) << server.status().to_string();
+    httplib::Client client("127.0.0.1", server->port());
+    auto failed = client.Get("/metrics");
+    ASSERT_TRUE(failed);
+    EXPECT_EQ(failed->status, 500);
+    auto served = client.Get("/metrics");
+    ASSERT_TRUE(served);
+    EXPECT_EQ(served->status, 200);
+    EXPECT_NE(served->body.find("peermq_node_info"), std::string::npos);
+    EXPECT_EQ(server->failed_scrapes(), 1u);
+    EXPECT_TRUE(server->status().ok()) << server->status().to_string();
+    peermq::process_logger().set_sink({});
+    const auto record = capture.find("a scrape failed");
+    ASSERT_TRUE(record.has_value());
+    EXPECT_EQ(record->level, peermq::LogLevel::error);
+    EXPECT_EQ(record->component, "metrics");
+    EXPECT_NE(record->find("error")->value.find("not derived from std::exception"),
+              std::string::npos);
 }
 
 TEST(MetricsServer, StartAndStopAtOnceDoesNotHang) {

@@ -445,6 +445,7 @@ TEST(ControlCodecTest, StatsReplyRoundTripsEveryField) {
     stats.dropped = {{"frame.garbage", 3}, {"control.unknown_verb", 1}};
     stats.bad_frames = 3;
     stats.discovery_ignored = {{"record.other_cluster", 2}};
+    stats.thread_errors = {{"control", 1}, {"peer_event_handler", 4}};
 
     const std::string bytes = reply(stats);
     auto decoded = detail::decode_stats_reply(bytes.data(), bytes.size());
@@ -462,6 +463,7 @@ TEST(ControlCodecTest, StatsReplyRoundTripsEveryField) {
     EXPECT_EQ(got.dropped, stats.dropped);
     EXPECT_EQ(got.bad_frames, stats.bad_frames);
     EXPECT_EQ(got.discovery_ignored, stats.discovery_ignored);
+    EXPECT_EQ(got.thread_errors, stats.thread_errors);
 
     // An empty snapshot round trips too.
     const std::string empty = reply(peermq::NodeStats{});
@@ -725,6 +727,64 @@ TEST(ControlCodecTest, RepliesClaimingHugeContainersAreRefusedByTheLimits) {
             EXPECT_EQ(status.message().find("bad_alloc"), std::string::npos) << status.to_string();
         }
     }
+}
+
+// A node that knows many peers announcing many queues answers `stats` and `peers` with a reply
+// of at most kMaxReplyBytes: the first peers, channels and names that fit, and counts of the
+// rest.
+TEST(ControlCodecTest, StatsAndPeersRepliesAreBoundedWhateverTheNodeKnows) {
+    peermq::NodeStats stats;
+    stats.name = "crowded";
+    for (int i = 0; i < 3000; ++i) stats.queues["queue-" + std::to_string(i)] = channel(i);
+    for (int i = 0; i < 1000; ++i) {
+        peermq::PeerInfo p = peer("peer-" + std::to_string(i), peermq::PeerState::alive);
+        p.queues.clear();
+        p.topics.clear();
+        for (int q = 0; q < 200; ++q) {
+            p.queues.push_back(std::string(200, 'q') + std::to_string(q));
+            p.topics.push_back(std::string(200, 't') + std::to_string(q));
+        }
+        stats.peers.push_back(std::move(p));
+    }
+    const std::string bytes = reply(stats);
+    EXPECT_LE(bytes.size(), detail::kMaxReplyBytes);
+    auto decoded = detail::decode_stats_reply(bytes.data(), bytes.size());
+    ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+    EXPECT_EQ(decoded->name, "crowded");
+    EXPECT_LE(decoded->queues.size(), detail::kMaxReplyChannels);
+    EXPECT_EQ(decoded->queues.size() + decoded->queues_omitted, 3000u);
+    EXPECT_GT(decoded->peers.size(), 0u);
+    EXPECT_LE(decoded->peers.size(), detail::kMaxReplyPeers);
+    EXPECT_EQ(decoded->peers.size() + decoded->peers_omitted, 1000u);
+    for (std::size_t i = 0; i < decoded->peers.size(); ++i) {
+        const auto& p = decoded->peers[i];
+        EXPECT_EQ(p.name, stats.peers[i].name);
+        ASSERT_EQ(p.queues.size(), detail::kMaxReplyNamesPerPeer);
+        EXPECT_EQ(p.queues_omitted, 200u - detail::kMaxReplyNamesPerPeer);
+        EXPECT_EQ(p.topics.size() + p.topics_omitted, 200u);
+        EXPECT_EQ(p.queues[0], stats.peers[i].queues[0]);
+    }
+
+    const std::string peers_bytes = reply(stats.peers);
+    EXPECT_LE(peers_bytes.size(), detail::kMaxReplyBytes);
+    auto peers = detail::decode_peers_reply(peers_bytes.data(), peers_bytes.size());
+    ASSERT_TRUE(peers.ok()) << peers.status().to_string();
+    EXPECT_GT(peers->size(), 0u);
+    EXPECT_LE(peers->size(), detail::kMaxReplyPeers);
+
+    // Within the bounds nothing is left out, and counts already in the snapshot carry over.
+    peermq::NodeStats small;
+    small.peers = {peer("b", peermq::PeerState::alive)};
+    small.peers[0].queues_omitted = 7;
+    small.peers_omitted = 3;
+    const std::string small_bytes = reply(small);
+    auto small_decoded = detail::decode_stats_reply(small_bytes.data(), small_bytes.size());
+    ASSERT_TRUE(small_decoded.ok());
+    EXPECT_EQ(small_decoded->peers.size(), 1u);
+    EXPECT_EQ(small_decoded->peers[0].queues, small.peers[0].queues);
+    EXPECT_EQ(small_decoded->peers[0].queues_omitted, 7u);
+    EXPECT_EQ(small_decoded->peers_omitted, 3u);
+    EXPECT_EQ(small_decoded->queues_omitted, 0u);
 }
 
 }  // namespace

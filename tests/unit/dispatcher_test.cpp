@@ -6,11 +6,13 @@
 #include <chrono>
 #include <condition_variable>
 #include <future>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <vector>
 
 #include "dispatcher.hpp"
+#include "support/log_capture.hpp"
 #include "wait.hpp"
 
 namespace peermq::detail {
@@ -161,6 +163,64 @@ TEST(Dispatcher, UnreportedJobsAreCountedAndOnlyTheirFailuresReachTheActor) {
         EXPECT_EQ(o.result, HandlerOutcome::Result::nack);
         EXPECT_EQ(o.error, "tens");
     }
+}
+
+// The sink wakes the actor; one that throws (here a non-std exception) must not end the pool
+// thread it runs on: the outcome waits in the outbox, the next one wakes the actor again, and
+// the failure is counted and logged at error.
+TEST(Dispatcher, ASinkThatThrowsEndsNoThreadAndTheNextOutcomeWakesAgain) {
+    testing::LogCapture capture;
+    Logger log("node-a", LogLevel::warn, LogFormat::logfmt, capture.sink());
+    Outcomes outcomes;
+    std::atomic<int> calls{0};
+    auto inner = outcomes.sink();
+    Dispatcher dispatcher(
+        1,
+        [&] {
+            if (++calls == 1) throw 42;
+            inner();
+        },
+        &log);
+    outcomes.dispatcher = &dispatcher;
+    const std::uint32_t slot = dispatcher.add_consumer([](Delivery&) {}, 1);
+    auto first = jobs_for(slot, 1);
+    dispatcher.submit(first);
+    ASSERT_TRUE(testing_wait([&] { return calls == 1 && dispatcher.idle(); }));
+    auto second = jobs_for(slot, 1);
+    dispatcher.submit(second);
+    ASSERT_TRUE(outcomes.wait_for(2));
+    EXPECT_EQ(dispatcher.handled(slot), 2u);
+
+    std::map<std::string, std::uint64_t> errors;
+    dispatcher.add_thread_errors(errors);
+    EXPECT_EQ(errors, (std::map<std::string, std::uint64_t>{{"dispatcher", 1}}));
+    const auto record =
+        capture.find("exception caught in a dispatcher thread", {{"where", "the outcome sink"}});
+    ASSERT_TRUE(record.has_value());
+    EXPECT_EQ(record->level, LogLevel::error);
+    EXPECT_NE(record->find("error")->value.find("not derived from std::exception"),
+              std::string::npos);
+    dispatcher.stop();
+}
+
+// A peer event handler (a posted task) that throws is counted and logged; the tasks after it
+// run.
+TEST(Dispatcher, APeerEventHandlerThatThrowsIsCountedAndLogged) {
+    testing::LogCapture capture;
+    Logger log("node-a", LogLevel::warn, LogFormat::logfmt, capture.sink());
+    Dispatcher dispatcher(
+        2, [] {}, &log);
+    std::atomic<int> ran{0};
+    dispatcher.post([] { throw 42; });
+    dispatcher.post([] { throw std::runtime_error("no such peer"); });
+    dispatcher.post([&] { ++ran; });
+    ASSERT_TRUE(testing_wait([&] { return ran == 1 && dispatcher.idle(); }));
+    std::map<std::string, std::uint64_t> errors;
+    dispatcher.add_thread_errors(errors);
+    EXPECT_EQ(errors, (std::map<std::string, std::uint64_t>{{"peer_event_handler", 2}}));
+    EXPECT_EQ(capture.count("peer event handler threw"), 2u);
+    EXPECT_TRUE(capture.find("peer event handler threw", {{"error", "no such peer"}}));
+    dispatcher.stop();
 }
 
 }  // namespace

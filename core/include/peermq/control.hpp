@@ -44,6 +44,8 @@ public:
 
     const std::string& endpoint() const noexcept;
 
+    // A stats or peers reply lists the first peers, channels and names up to fixed bounds and
+    // counts the rest in the *_omitted fields (docs/spec/control.md §5.4).
     Result<NodeStats> stats();
     Result<std::vector<PeerInfo>> peers();
     Result<std::vector<DeadLetter>> dead_letter_list(const DeadLetterFilter& filter = {});

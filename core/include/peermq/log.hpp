@@ -23,6 +23,7 @@
 #include <chrono>
 #include <concepts>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -171,6 +172,11 @@ private:
 // The logger of code that runs outside a node (discovery backends, the embedded Avahi stack):
 // stderr, settings from the environment. Change its level or sink to route those records.
 Logger& process_logger();
+
+// The text of an exception caught with catch (...): its what(), or "an exception of a type not
+// derived from std::exception" (throw 42). For the record a thread of the library logs when it
+// catches what would otherwise have ended it.
+std::string exception_text(std::exception_ptr error);
 
 }  // namespace peermq
 

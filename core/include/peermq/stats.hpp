@@ -33,6 +33,10 @@ struct PeerInfo {
     std::int64_t last_heard_ms = 0;   // Unix ms; 0 = never
     std::uint64_t frames_sent = 0;
     std::uint64_t frames_received = 0;
+    // Names this snapshot leaves out of `queues` and `topics`: 0 when the lists are complete (a
+    // control reply lists at most 64 of each, docs/spec/control.md §5.5).
+    std::uint64_t queues_omitted = 0;
+    std::uint64_t topics_omitted = 0;
 };
 
 struct PeerEvent {
@@ -53,19 +57,19 @@ struct LatencyHistogram {
 };
 
 struct ChannelStats {
-    std::uint64_t sent = 0;           // handed to the transport (each attempt counted once)
-    std::uint64_t received = 0;       // frames accepted from the transport
-    std::uint64_t delivered = 0;      // handler calls
-    std::uint64_t handler_errors = 0; // handlers that threw
+    std::uint64_t sent = 0;            // handed to the transport (each attempt counted once)
+    std::uint64_t received = 0;        // frames accepted from the transport
+    std::uint64_t delivered = 0;       // handler calls
+    std::uint64_t handler_errors = 0;  // handlers that threw
     std::uint64_t acked = 0;
     std::uint64_t nacked = 0;
     std::uint64_t retried = 0;
-    std::uint64_t redelivered = 0;    // moved off a consumer that went down
+    std::uint64_t redelivered = 0;  // moved off a consumer that went down
     std::uint64_t expired = 0;
     std::uint64_t dead_lettered = 0;
-    std::uint64_t duplicates = 0;     // dropped by the dedupe window
-    std::uint64_t in_flight = 0;      // gauge
-    std::uint64_t depth = 0;          // gauge: waiting for a consumer or credit
+    std::uint64_t duplicates = 0;  // dropped by the dedupe window
+    std::uint64_t in_flight = 0;   // gauge
+    std::uint64_t depth = 0;       // gauge: waiting for a consumer or credit
     LatencyHistogram ack_latency;
 };
 
@@ -81,6 +85,16 @@ struct NodeStats {
     std::map<std::string, std::uint64_t> dropped;
     std::uint64_t bad_frames = 0;  // sum of the "frame.*" and "hello.*" reasons
     std::map<std::string, std::uint64_t> discovery_ignored;
+    // Exceptions caught where they would have ended a thread the library runs, by where:
+    // "dispatcher" (a pool thread, outside any handler), "peer_event_handler" (the
+    // on_peer_event handler threw), "control" (the control endpoint's server). Each is also
+    // logged at error with its cause; the thread carried on.
+    std::map<std::string, std::uint64_t> thread_errors;
+    // Peers, queues and topics this snapshot leaves out of `peers`, `queues` and `topics`: 0
+    // when they are complete (a control reply lists a bounded number, docs/spec/control.md §5.5).
+    std::uint64_t peers_omitted = 0;
+    std::uint64_t queues_omitted = 0;
+    std::uint64_t topics_omitted = 0;
 };
 
 }  // namespace peermq

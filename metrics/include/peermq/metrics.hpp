@@ -75,6 +75,13 @@ public:
     // Stops accepting, finishes the scrapes in progress and joins the threads.
     void stop();
 
+    // Scrapes answered with a 500 because the source or the rendering threw (each is logged at
+    // error through process_logger(), component "metrics"); the server serves on.
+    std::uint64_t failed_scrapes() const noexcept;
+    // ok while the server serves (and after stop()); the error that ended its listening thread
+    // when that thread died on its own.
+    Status status() const;
+
 private:
     struct State;
     explicit MetricsServer(std::unique_ptr<State> state);
