@@ -10,7 +10,8 @@
 namespace peermq::detail {
 namespace {
 
-void filtered_avahi_log(AvahiLogLevel level, const char* text) {
+// Called by avahi-core (C): nothing may escape it.
+void filtered_avahi_log(AvahiLogLevel level, const char* text) noexcept {
     static const bool verbose = [] {
         const char* value = std::getenv("PEERMQ_AVAHI_LOG");
         return value != nullptr && std::strcmp(value, "1") == 0;
@@ -18,7 +19,11 @@ void filtered_avahi_log(AvahiLogLevel level, const char* text) {
     const LogLevel ours = level == AVAHI_LOG_ERROR ? LogLevel::warn
                           : verbose                ? LogLevel::info
                                                    : LogLevel::debug;
-    PEERMQ_LOG(process_logger(), ours, "avahi-core", text == nullptr ? "" : text);
+    try {
+        PEERMQ_LOG(process_logger(), ours, "avahi-core", text == nullptr ? "" : text);
+    } catch (...) {
+        // A log line lost (out of memory) is all it costs.
+    }
 }
 
 }  // namespace
@@ -99,21 +104,33 @@ void EventRelay::reset(PeerTable table, DiscoverySink sink) {
 }
 
 std::map<std::string, std::uint64_t> EventRelay::ignored() const {
-    std::lock_guard lock(mutex_);
-    if (!table_) return {};
-    return table_->ignored();
+    std::map<std::string, std::uint64_t> out;
+    {
+        std::lock_guard lock(mutex_);
+        if (table_) out = table_->ignored();
+    }
+    if (const std::uint64_t n = callback_errors_.load(std::memory_order_relaxed); n != 0) {
+        out["callback.exception"] += n;
+    }
+    return out;
 }
 
 void EventRelay::deliver(const std::vector<DiscoveryEvent>& events) {
-    for (const auto& event : events) {
-        // No exception may unwind into Avahi's C callbacks.
-        try {
+    // One event the sink fails on costs that event, not the ones after it.
+    for (const auto& event : events)
+        guard("the event sink", [&] {
             if (sink_) sink_(event);
-        } catch (const std::exception& error) {
-            log_line(std::string("a discovery event handler threw: ") + error.what());
-        } catch (...) {
-            log_line("a discovery event handler threw");
-        }
+        });
+}
+
+void EventRelay::caught(std::string_view callback, std::exception_ptr error) noexcept {
+    callback_errors_.fetch_add(1, std::memory_order_relaxed);
+    try {
+        PEERMQ_LOG(process_logger(), LogLevel::error, "discovery",
+                   "exception caught in a discovery callback", {"callback", callback},
+                   {"error", exception_text(error)});
+    } catch (...) {
+        // Nothing left to tell it with; the count stands.
     }
 }
 

@@ -6,6 +6,8 @@
 #include <avahi-common/strlst.h>
 #include <avahi-common/thread-watch.h>
 
+#include <atomic>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -60,28 +62,45 @@ std::string join(const std::vector<std::string>& items, std::string_view separat
 
 // The table of one backend with the lock that lets ignored() read it from the node's thread,
 // and the sink the events go to. Events are delivered outside the table's lock.
+//
+// Everything a backend does in an Avahi callback runs through guard() or apply(): an
+// exception must never unwind through Avahi's C frames. One that reaches them (of any type) is
+// logged at error and counted as "callback.exception" in ignored(), and the poll thread goes on.
 class EventRelay {
 public:
     void reset(PeerTable table, DiscoverySink sink);
     // Runs `change` on the table under its lock, then delivers the events it produced.
     template <typename Change>
-    void apply(Change&& change) {
-        std::vector<DiscoveryEvent> events;
-        {
-            std::lock_guard lock(mutex_);
-            if (!table_) return;
-            events = change(*table_);
+    void apply(Change&& change) noexcept {
+        guard("a table change", [&] {
+            std::vector<DiscoveryEvent> events;
+            {
+                std::lock_guard lock(mutex_);
+                if (!table_) return;
+                events = change(*table_);
+            }
+            deliver(events);
+        });
+    }
+    // Runs the body of the Avahi callback `callback` ("browse", "resolve", ...).
+    template <typename Body>
+    void guard(std::string_view callback, Body&& body) noexcept {
+        try {
+            body();
+        } catch (...) {
+            caught(callback, std::current_exception());
         }
-        deliver(events);
     }
     std::map<std::string, std::uint64_t> ignored() const;
 
 private:
     void deliver(const std::vector<DiscoveryEvent>& events);
+    void caught(std::string_view callback, std::exception_ptr error) noexcept;
 
     mutable std::mutex mutex_;
     std::optional<PeerTable> table_;
     DiscoverySink sink_;
+    std::atomic<std::uint64_t> callback_errors_{0};
 };
 
 }  // namespace peermq::detail

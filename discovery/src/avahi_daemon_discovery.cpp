@@ -290,30 +290,35 @@ private:
 
     static void client_callback(AvahiClient* client, AvahiClientState state, void* userdata) {
         auto* self = static_cast<AvahiDaemonDiscovery*>(userdata);
-        // Called from inside avahi_client_new() too, before it returns the pointer.
-        self->client_ = client;
-        if (!self->started_ || self->stopping_) return;
-        self->on_client_state(client, state);
+        self->relay_.guard("client", [&] {
+            // Called from inside avahi_client_new() too, before it returns the pointer.
+            self->client_ = client;
+            if (!self->started_ || self->stopping_) return;
+            self->on_client_state(client, state);
+        });
     }
 
     static void group_callback(AvahiEntryGroup* group, AvahiEntryGroupState state, void* userdata) {
         auto* self = static_cast<AvahiDaemonDiscovery*>(userdata);
-        if (self->stopping_) return;
-        switch (state) {
-            case AVAHI_ENTRY_GROUP_COLLISION:
-                // Another host announces our instance name.
-                self->group_ = group;
-                self->rename_service();
-                self->register_service();
-                break;
-            case AVAHI_ENTRY_GROUP_FAILURE:
-                log_line(std::string("announcing failed: ") +
-                         avahi_strerror(avahi_client_errno(avahi_entry_group_get_client(group))));
-                break;
-            case AVAHI_ENTRY_GROUP_UNCOMMITED:
-            case AVAHI_ENTRY_GROUP_REGISTERING:
-            case AVAHI_ENTRY_GROUP_ESTABLISHED: break;
-        }
+        self->relay_.guard("entry group", [&] {
+            if (self->stopping_) return;
+            switch (state) {
+                case AVAHI_ENTRY_GROUP_COLLISION:
+                    // Another host announces our instance name.
+                    self->group_ = group;
+                    self->rename_service();
+                    self->register_service();
+                    break;
+                case AVAHI_ENTRY_GROUP_FAILURE:
+                    log_line(
+                        std::string("announcing failed: ") +
+                        avahi_strerror(avahi_client_errno(avahi_entry_group_get_client(group))));
+                    break;
+                case AVAHI_ENTRY_GROUP_UNCOMMITED:
+                case AVAHI_ENTRY_GROUP_REGISTERING:
+                case AVAHI_ENTRY_GROUP_ESTABLISHED: break;
+            }
+        });
     }
 
     static void browse_callback(AvahiServiceBrowser* /*browser*/, AvahiIfIndex interface,
@@ -321,46 +326,54 @@ private:
                                 const char* type, const char* domain,
                                 AvahiLookupResultFlags /*flags*/, void* userdata) {
         auto* self = static_cast<AvahiDaemonDiscovery*>(userdata);
-        if (self->stopping_) return;
-        switch (event) {
-            case AVAHI_BROWSER_NEW: {
-                std::string ifname = interface_name(interface);
-                if (!self->interface_allowed(ifname)) return;
-                InstanceKey key{interface, protocol, name};
-                if (self->instances_.contains(key)) return;
-                auto instance = std::make_unique<Instance>();
-                instance->owner = self;
-                instance->key = key;
-                instance->interface_name = std::move(ifname);
-                instance->resolver = avahi_service_resolver_new(
-                    self->client_, interface, protocol, name, type, domain,
-                    self->options_.ipv6 ? AVAHI_PROTO_UNSPEC : AVAHI_PROTO_INET,
-                    static_cast<AvahiLookupFlags>(0), &resolve_callback, instance.get());
-                if (instance->resolver == nullptr) {
-                    log_line(std::string("cannot resolve '") + name +
-                             "': " + avahi_strerror(avahi_client_errno(self->client_)));
-                    return;
+        self->relay_.guard("browse", [&] {
+            if (self->stopping_) return;
+            switch (event) {
+                case AVAHI_BROWSER_NEW: {
+                    std::string ifname = interface_name(interface);
+                    if (!self->interface_allowed(ifname)) return;
+                    InstanceKey key{interface, protocol, name};
+                    if (self->instances_.contains(key)) return;
+                    auto instance = std::make_unique<Instance>();
+                    instance->owner = self;
+                    instance->key = key;
+                    instance->interface_name = std::move(ifname);
+                    instance->resolver = avahi_service_resolver_new(
+                        self->client_, interface, protocol, name, type, domain,
+                        self->options_.ipv6 ? AVAHI_PROTO_UNSPEC : AVAHI_PROTO_INET,
+                        static_cast<AvahiLookupFlags>(0), &resolve_callback, instance.get());
+                    if (instance->resolver == nullptr) {
+                        log_line(std::string("cannot resolve '") + name +
+                                 "': " + avahi_strerror(avahi_client_errno(self->client_)));
+                        return;
+                    }
+                    try {
+                        self->instances_.emplace(std::move(key), std::move(instance));
+                    } catch (...) {
+                        // Not kept: the resolver must not outlive the Instance it points to.
+                        avahi_service_resolver_free(instance->resolver);
+                        throw;
+                    }
+                    break;
                 }
-                self->instances_.emplace(std::move(key), std::move(instance));
-                break;
+                case AVAHI_BROWSER_REMOVE: {
+                    const InstanceKey key{interface, protocol, name};
+                    auto it = self->instances_.find(key);
+                    if (it == self->instances_.end()) return;
+                    if (it->second->resolver != nullptr)
+                        avahi_service_resolver_free(it->second->resolver);
+                    self->instances_.erase(it);
+                    self->relay_.apply([&](PeerTable& table) { return table.removed(key); });
+                    break;
+                }
+                case AVAHI_BROWSER_FAILURE:
+                    log_line(std::string("browsing failed: ") +
+                             avahi_strerror(avahi_client_errno(self->client_)));
+                    break;
+                case AVAHI_BROWSER_CACHE_EXHAUSTED:
+                case AVAHI_BROWSER_ALL_FOR_NOW: break;
             }
-            case AVAHI_BROWSER_REMOVE: {
-                const InstanceKey key{interface, protocol, name};
-                auto it = self->instances_.find(key);
-                if (it == self->instances_.end()) return;
-                if (it->second->resolver != nullptr)
-                    avahi_service_resolver_free(it->second->resolver);
-                self->instances_.erase(it);
-                self->relay_.apply([&](PeerTable& table) { return table.removed(key); });
-                break;
-            }
-            case AVAHI_BROWSER_FAILURE:
-                log_line(std::string("browsing failed: ") +
-                         avahi_strerror(avahi_client_errno(self->client_)));
-                break;
-            case AVAHI_BROWSER_CACHE_EXHAUSTED:
-            case AVAHI_BROWSER_ALL_FOR_NOW: break;
-        }
+        });
     }
 
     static void resolve_callback(AvahiServiceResolver* /*resolver*/, AvahiIfIndex /*interface*/,
@@ -371,27 +384,34 @@ private:
                                  AvahiLookupResultFlags /*flags*/, void* userdata) {
         auto* instance = static_cast<Instance*>(userdata);
         AvahiDaemonDiscovery* self = instance->owner;
-        if (self->stopping_) return;
-        const InstanceKey key = instance->key;
-        if (event != AVAHI_RESOLVER_FOUND || address == nullptr) {
-            // Not resolvable (any more): the peer may still be reachable through another instance.
-            self->relay_.apply([&](PeerTable& table) { return table.removed(key); });
-            return;
-        }
-        Resolution resolution;
-        resolution.interface_name = instance->interface_name;
-        resolution.host = address_literal(*address, instance->interface_name);
-        resolution.port = port;
-        resolution.txt = to_strings(txt);
-        self->relay_.apply([&](PeerTable& table) { return table.resolved(key, resolution); });
+        self->relay_.guard("resolve", [&] {
+            if (self->stopping_) return;
+            const InstanceKey key = instance->key;
+            if (event != AVAHI_RESOLVER_FOUND || address == nullptr) {
+                // Not resolvable (any more): the peer may still be reachable through another
+                // instance.
+                self->relay_.apply([&](PeerTable& table) { return table.removed(key); });
+                return;
+            }
+            Resolution resolution;
+            resolution.interface_name = instance->interface_name;
+            resolution.host = address_literal(*address, instance->interface_name);
+            resolution.port = port;
+            resolution.txt = to_strings(txt);
+            self->relay_.apply([&](PeerTable& table) { return table.resolved(key, resolution); });
+        });
     }
 
     static void resync_timeout(AvahiTimeout* /*timeout*/, void* userdata) {
         auto* self = static_cast<AvahiDaemonDiscovery*>(userdata);
-        self->cancel_timer(self->resync_timer_);
-        if (self->stopping_) return;
-        self->resyncing_ = false;
-        self->relay_.apply([](PeerTable& table) { return table.end_resync(); });
+        self->relay_.guard("reconnect timer", [&] {
+            self->relay_.guard("resync timer", [&] {
+                self->cancel_timer(self->resync_timer_);
+                if (self->stopping_) return;
+                self->resyncing_ = false;
+                self->relay_.apply([](PeerTable& table) { return table.end_resync(); });
+            });
+        });
     }
 
     static void reconnect_timeout(AvahiTimeout* /*timeout*/, void* userdata) {

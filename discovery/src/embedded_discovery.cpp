@@ -265,50 +265,54 @@ private:
 
     static void server_callback(AvahiServer* server, AvahiServerState state, void* userdata) {
         auto* self = static_cast<EmbeddedDiscovery*>(userdata);
-        // Called from inside avahi_server_new() too, before it returns the pointer.
-        self->server_ = server;
-        if (!self->started_ || self->stopping_) return;
-        switch (state) {
-            case AVAHI_SERVER_RUNNING: self->register_service(); break;
-            case AVAHI_SERVER_COLLISION: {
-                char* host = avahi_alternative_host_name(avahi_server_get_host_name(server));
-                log_line(std::string("host name collision: renaming to '") + host + ".local'");
-                avahi_server_set_host_name(server, host);
-                avahi_free(host);
-                break;
+        self->relay_.guard("server", [&] {
+            // Called from inside avahi_server_new() too, before it returns the pointer.
+            self->server_ = server;
+            if (!self->started_ || self->stopping_) return;
+            switch (state) {
+                case AVAHI_SERVER_RUNNING: self->register_service(); break;
+                case AVAHI_SERVER_COLLISION: {
+                    char* host = avahi_alternative_host_name(avahi_server_get_host_name(server));
+                    log_line(std::string("host name collision: renaming to '") + host + ".local'");
+                    avahi_server_set_host_name(server, host);
+                    avahi_free(host);
+                    break;
+                }
+                case AVAHI_SERVER_REGISTERING:
+                    if (self->group_ != nullptr) avahi_s_entry_group_reset(self->group_);
+                    break;
+                case AVAHI_SERVER_FAILURE:
+                    log_line(std::string("the embedded Avahi stack failed: ") +
+                             avahi_strerror(avahi_server_errno(server)));
+                    break;
+                case AVAHI_SERVER_INVALID: break;
             }
-            case AVAHI_SERVER_REGISTERING:
-                if (self->group_ != nullptr) avahi_s_entry_group_reset(self->group_);
-                break;
-            case AVAHI_SERVER_FAILURE:
-                log_line(std::string("the embedded Avahi stack failed: ") +
-                         avahi_strerror(avahi_server_errno(server)));
-                break;
-            case AVAHI_SERVER_INVALID: break;
-        }
+        });
     }
 
     static void group_callback(AvahiServer* /*server*/, AvahiSEntryGroup* group,
                                AvahiEntryGroupState state, void* userdata) {
         auto* self = static_cast<EmbeddedDiscovery*>(userdata);
-        if (self->stopping_ || self->server_ == nullptr) return;
-        switch (state) {
-            case AVAHI_ENTRY_GROUP_COLLISION:
-                self->group_ = group;
-                self->rename_after_collision();
-                // If the server stays RUNNING (no host rename took effect yet), announce now.
-                if (avahi_server_get_state(self->server_) == AVAHI_SERVER_RUNNING) {
-                    self->register_service();
-                }
-                break;
-            case AVAHI_ENTRY_GROUP_FAILURE:
-                log_line(std::string("announcing failed: ") +
-                         avahi_strerror(avahi_server_errno(self->server_)));
-                break;
-            case AVAHI_ENTRY_GROUP_UNCOMMITED:
-            case AVAHI_ENTRY_GROUP_REGISTERING:
-            case AVAHI_ENTRY_GROUP_ESTABLISHED: break;
-        }
+        self->relay_.guard("entry group", [&] {
+            if (self->stopping_ || self->server_ == nullptr) return;
+            switch (state) {
+                case AVAHI_ENTRY_GROUP_COLLISION:
+                    self->group_ = group;
+                    self->rename_after_collision();
+                    // If the server stays RUNNING (no host rename took effect yet), announce now.
+                    if (avahi_server_get_state(self->server_) == AVAHI_SERVER_RUNNING) {
+                        self->register_service();
+                    }
+                    break;
+                case AVAHI_ENTRY_GROUP_FAILURE:
+                    log_line(std::string("announcing failed: ") +
+                             avahi_strerror(avahi_server_errno(self->server_)));
+                    break;
+                case AVAHI_ENTRY_GROUP_UNCOMMITED:
+                case AVAHI_ENTRY_GROUP_REGISTERING:
+                case AVAHI_ENTRY_GROUP_ESTABLISHED: break;
+            }
+        });
     }
 
     static void browse_callback(AvahiSServiceBrowser* /*browser*/, AvahiIfIndex interface,
@@ -316,49 +320,57 @@ private:
                                 const char* type, const char* domain,
                                 AvahiLookupResultFlags /*flags*/, void* userdata) {
         auto* self = static_cast<EmbeddedDiscovery*>(userdata);
-        if (self->stopping_ || self->server_ == nullptr) return;
-        switch (event) {
-            case AVAHI_BROWSER_NEW: {
-                InstanceKey key{interface, protocol, name};
-                if (self->instances_.contains(key)) return;
-                auto instance = std::make_unique<Instance>();
-                instance->owner = self;
-                instance->key = key;
-                instance->interface_name = interface_name(interface);
-                // prepare + start: the callback may fire from the cache inside start(), and
-                // by then the resolver must be stored.
-                instance->resolver = avahi_s_service_resolver_prepare(
-                    self->server_, interface, protocol, name, type, domain,
-                    self->options_.ipv6 ? AVAHI_PROTO_UNSPEC : AVAHI_PROTO_INET,
-                    static_cast<AvahiLookupFlags>(0), &resolve_callback, instance.get());
-                if (instance->resolver == nullptr) {
-                    log_line(std::string("cannot resolve '") + name +
-                             "': " + avahi_strerror(avahi_server_errno(self->server_)));
-                    return;
+        self->relay_.guard("browse", [&] {
+            if (self->stopping_ || self->server_ == nullptr) return;
+            switch (event) {
+                case AVAHI_BROWSER_NEW: {
+                    InstanceKey key{interface, protocol, name};
+                    if (self->instances_.contains(key)) return;
+                    auto instance = std::make_unique<Instance>();
+                    instance->owner = self;
+                    instance->key = key;
+                    instance->interface_name = interface_name(interface);
+                    // prepare + start: the callback may fire from the cache inside start(), and
+                    // by then the resolver must be stored.
+                    instance->resolver = avahi_s_service_resolver_prepare(
+                        self->server_, interface, protocol, name, type, domain,
+                        self->options_.ipv6 ? AVAHI_PROTO_UNSPEC : AVAHI_PROTO_INET,
+                        static_cast<AvahiLookupFlags>(0), &resolve_callback, instance.get());
+                    if (instance->resolver == nullptr) {
+                        log_line(std::string("cannot resolve '") + name +
+                                 "': " + avahi_strerror(avahi_server_errno(self->server_)));
+                        return;
+                    }
+                    AvahiSServiceResolver* resolver = instance->resolver;
+                    try {
+                        self->instances_.emplace(std::move(key), std::move(instance));
+                    } catch (...) {
+                        // Not kept: the resolver must not outlive the Instance it points to.
+                        avahi_s_service_resolver_free(resolver);
+                        throw;
+                    }
+                    avahi_s_service_resolver_start(resolver);
+                    break;
                 }
-                AvahiSServiceResolver* resolver = instance->resolver;
-                self->instances_.emplace(std::move(key), std::move(instance));
-                avahi_s_service_resolver_start(resolver);
-                break;
-            }
-            case AVAHI_BROWSER_REMOVE: {
-                const InstanceKey key{interface, protocol, name};
-                auto it = self->instances_.find(key);
-                if (it == self->instances_.end()) return;
-                if (it->second->resolver != nullptr) {
-                    avahi_s_service_resolver_free(it->second->resolver);
+                case AVAHI_BROWSER_REMOVE: {
+                    const InstanceKey key{interface, protocol, name};
+                    auto it = self->instances_.find(key);
+                    if (it == self->instances_.end()) return;
+                    if (it->second->resolver != nullptr) {
+                        avahi_s_service_resolver_free(it->second->resolver);
+                    }
+                    self->instances_.erase(it);
+                    self->relay_.apply([&](PeerTable& table) { return table.removed(key); });
+                    break;
                 }
-                self->instances_.erase(it);
-                self->relay_.apply([&](PeerTable& table) { return table.removed(key); });
-                break;
+                case AVAHI_BROWSER_FAILURE:
+                    log_line(std::string("browsing failed: ") +
+                             avahi_strerror(avahi_server_errno(self->server_)));
+                    break;
+                case AVAHI_BROWSER_CACHE_EXHAUSTED:
+                case AVAHI_BROWSER_ALL_FOR_NOW: break;
             }
-            case AVAHI_BROWSER_FAILURE:
-                log_line(std::string("browsing failed: ") +
-                         avahi_strerror(avahi_server_errno(self->server_)));
-                break;
-            case AVAHI_BROWSER_CACHE_EXHAUSTED:
-            case AVAHI_BROWSER_ALL_FOR_NOW: break;
-        }
+        });
     }
 
     static void resolve_callback(AvahiSServiceResolver* /*resolver*/, AvahiIfIndex /*interface*/,
@@ -369,18 +381,20 @@ private:
                                  AvahiLookupResultFlags /*flags*/, void* userdata) {
         auto* instance = static_cast<Instance*>(userdata);
         EmbeddedDiscovery* self = instance->owner;
-        if (self->stopping_) return;
-        const InstanceKey key = instance->key;
-        if (event != AVAHI_RESOLVER_FOUND || address == nullptr) {
-            self->relay_.apply([&](PeerTable& table) { return table.removed(key); });
-            return;
-        }
-        Resolution resolution;
-        resolution.interface_name = instance->interface_name;
-        resolution.host = address_literal(*address, instance->interface_name);
-        resolution.port = port;
-        resolution.txt = to_strings(txt);
-        self->relay_.apply([&](PeerTable& table) { return table.resolved(key, resolution); });
+        self->relay_.guard("resolve", [&] {
+            if (self->stopping_) return;
+            const InstanceKey key = instance->key;
+            if (event != AVAHI_RESOLVER_FOUND || address == nullptr) {
+                self->relay_.apply([&](PeerTable& table) { return table.removed(key); });
+                return;
+            }
+            Resolution resolution;
+            resolution.interface_name = instance->interface_name;
+            resolution.host = address_literal(*address, instance->interface_name);
+            resolution.port = port;
+            resolution.txt = to_strings(txt);
+            self->relay_.apply([&](PeerTable& table) { return table.resolved(key, resolution); });
+        });
     }
 
     const discovery::AvahiOptions options_;
