@@ -193,18 +193,25 @@ void Actor::turn() {
 }
 
 void Actor::internal_error(std::string_view reason, std::string_view what) {
-    // Counted like a drop (and so logged at warn once, then summarised); the first one of each
-    // kind also at error, with its text: it is a defect of this node, not of a peer.
-    if (dropped_.find(reason) == dropped_.end()) {
+    // Counted like a drop; the first one of each kind also logged at error with its text: it is
+    // a defect of this node, not of a peer. The log itself failing (a user's sink or clock)
+    // ends here too.
+    std::uint64_t& count = dropped_[std::string(reason)];
+    if (count++ > 0) return;
+    try {
         PEERMQ_LOG(log_, LogLevel::error, "node", "internal error; the node carries on",
                    {"reason", reason}, {"error", what});
+    } catch (...) {
     }
-    drop(reason);
 }
 
 void Actor::fail(std::string_view what) {
-    PEERMQ_LOG(log_, LogLevel::error, "node", "the node failed and stops serving", {"error", what});
     core_.fail(make_error(ErrorCode::internal, "the node failed: " + std::string(what)));
+    try {
+        PEERMQ_LOG(log_, LogLevel::error, "node", "the node failed and stops serving",
+                   {"error", what});
+    } catch (...) {
+    }
 }
 
 void Actor::run_failed() {

@@ -157,3 +157,38 @@ TEST(SenderRules, TwoNodesSeeEachOtherAliveWellWithinAHeartbeat) {
     EXPECT_LT(took, 1s) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
                         << " ms";
 }
+
+// An exception out of the actor's loop (here a user's clock that throws) never reaches
+// std::terminate: the node fails cleanly, every later call says why, and close() still works.
+TEST(SenderRules, AnActorThatFailsReportsItsFailureOnEveryLaterCall) {
+    class BreakingClock : public peermq::Clock {
+    public:
+        Steady steady_now() const override {
+            if (broken.load()) throw std::runtime_error("the clock broke");
+            return std::chrono::steady_clock::now();
+        }
+        std::int64_t unix_ms() const override { return peermq::system_clock()->unix_ms(); }
+        mutable std::atomic<bool> broken{false};
+    };
+    auto clock = std::make_shared<BreakingClock>();
+    auto node =
+        peermq::Node::create({.name = "fragile", .interface = "lo", .clock = clock}).value();
+    auto q = node.queue("q").value();
+    ASSERT_TRUE(q.send(1).ok());
+    auto pending = q.send_confirmed(2);  // no consumer: still waiting when the node fails
+    clock->broken = true;
+    ASSERT_TRUE(wait_until([&] { return !q.send(3).ok(); }));
+    const auto refused = q.send(4);
+    EXPECT_EQ(refused.status().code(), peermq::ErrorCode::internal);
+    EXPECT_NE(refused.status().message().find("the clock broke"), std::string::npos)
+        << refused.status().to_string();
+    EXPECT_TRUE(node.peers().empty());
+    auto list = node.dead_letters().list();
+    ASSERT_FALSE(list.ok());
+    EXPECT_NE(list.status().message().find("the clock broke"), std::string::npos);
+    EXPECT_EQ(q.flush(1s).code(), peermq::ErrorCode::internal);
+    clock->broken = false;  // close() runs on: the node stays failed
+    node.close();
+    ASSERT_EQ(pending.wait_for(5s), std::future_status::ready);
+    EXPECT_FALSE(pending.get().ok());
+}
