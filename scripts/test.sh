@@ -1,17 +1,38 @@
 #!/usr/bin/env bash
 # Installs the dependencies, builds peermq with the `ci` preset (warnings are errors) and runs every
-# test: unit, integration, install, system and fault. Arguments go to ctest:
-#   scripts/test.sh              everything
+# test: unit, integration, hostile, install, system, fault, fuzz replays, CLI, metrics, examples.
+# Then, on a full run, builds the unit, integration and hostile tests again under AddressSanitizer
+# and UndefinedBehaviorSanitizer (the `asan` preset, with LeakSanitizer) and runs them there too.
+# Arguments go to ctest, and a run with arguments skips the sanitizer pass:
+#   scripts/test.sh              everything, then the sanitizer pass
 #   scripts/test.sh -L unit      one label
 #   scripts/test.sh -R Journal   by name
-# PEERMQ_BUILD_DIR overrides the build directory (default: build/ci).
+# PEERMQ_BUILD_DIR overrides the build directory (default: build/ci), PEERMQ_ASAN_BUILD_DIR the
+# sanitizer one (default: build/asan). PEERMQ_SANITIZE=0 skips the sanitizer pass, =1 runs it
+# even with arguments (which it then also gets).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${PEERMQ_BUILD_DIR:-$root/build/ci}
+asan_build=${PEERMQ_ASAN_BUILD_DIR:-$root/build/asan}
+sanitize=${PEERMQ_SANITIZE:-$(( $# == 0 ? 1 : 0 ))}
 cd "$root"
 
 scripts/setup.sh
 cmake --preset ci -B "$build"
 cmake --build "$build" -j2
-exec ctest --test-dir "$build" --output-on-failure --no-tests=error -j2 "$@"
+status=0
+ctest --test-dir "$build" --output-on-failure --no-tests=error -j2 "$@" || status=$?
+
+if [[ $sanitize == 1 ]]; then
+    echo "test: the unit, integration and hostile tests again under ASan + UBSan ($asan_build)"
+    cmake --preset asan -B "$asan_build" -DPEERMQ_WERROR=ON -DPEERMQ_BUILD_BENCH=OFF \
+        -DPEERMQ_BUILD_EXAMPLES=OFF -DPEERMQ_BUILD_TOOLS=OFF
+    cmake --build "$asan_build" -j2 --target peermq_unit_tests peermq_integration_tests \
+        peermq_hostile_tests peermq_test_node
+    # Any report fails the test: UBSan aborts (-fno-sanitize-recover), LeakSanitizer at exit.
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        ctest --test-dir "$asan_build" --output-on-failure --no-tests=error -j2 \
+        -L 'unit|integration|hostile' -LE install "$@" || status=$?
+fi
+exit "$status"

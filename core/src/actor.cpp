@@ -1,5 +1,9 @@
 #include "actor.hpp"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -177,6 +181,14 @@ void Actor::turn() {
         expire_acks(now);
         if (now >= next_tick_) {
             tick_peers(now);
+            if (trim_memory_) {
+                // What forgotten peers held goes back to the system, not only to the allocator:
+                // a flood of fake peers must not leave the node's footprint at its peak.
+                trim_memory_ = false;
+#ifdef __GLIBC__
+                ::malloc_trim(0);
+#endif
+            }
             expire_waiting(now);
             summarize_drops(now);
             next_tick_ = next_liveness_check(now);
@@ -1144,6 +1156,7 @@ void Actor::remove_peer(Peer* peer) {
     }
     ++generation_;
     std::erase_if(peers_, [peer](const auto& p) { return p.get() == peer; });
+    trim_memory_ = true;
 }
 
 void Actor::heard(Peer* peer) {

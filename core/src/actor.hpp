@@ -417,6 +417,7 @@ private:
     std::uint64_t generation_ = 1;  // bumped whenever the set of consumers may have changed
     std::function<void(const PeerEvent&)> peer_handler_;
     bool hello_dirty_ = false;
+    bool trim_memory_ = false;  // peers were forgotten: give their memory back at the next tick
     msgpack::sbuffer hello_body_;
 
     std::vector<std::unique_ptr<OutQueue>> out_queues_;

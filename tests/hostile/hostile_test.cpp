@@ -158,6 +158,7 @@ protected:
     }
 
     std::uint64_t max_rss_ = 0;
+    std::uint64_t baseline_rss_ = 0;
     TempDir dir_{"peermq-hostile"};
     std::string control_;
     std::unique_ptr<TestNode> target_;
@@ -240,6 +241,7 @@ TEST_F(HostileTest, AFloodOfHellosFromThousandsOfIdsLeavesTheNodeServing) {
 // a larger one is dropped before anything is kept.
 TEST_F(HostileTest, HellosAtTheSizeLimitsCostBoundedMemory) {
     start_producer();
+    baseline_rss_ = target_rss();
     constexpr int kFatPeers = 60;
     detail::Hello fat = fake_hello("127.0.0.1", 1);
     for (int i = 0; i < 4000; ++i) {
@@ -273,6 +275,23 @@ TEST_F(HostileTest, HellosAtTheSizeLimitsCostBoundedMemory) {
     }
     for (int i = 0; i < 20; ++i) expect_healthy("after wide hellos");
     expect_legit_stream_delivered();
+    // Their addresses never answer: once down they are forgotten, and what they held is given
+    // back to the system, not kept by the allocator.
+    const std::uint64_t held = target_rss();
+    ASSERT_TRUE(wait_until(
+        [&] {
+            auto stats = stats_within_1s();
+            if (!stats) return false;
+            for (const auto& peer : stats->peers) {
+                if (peer.name == "intruder") return false;
+            }
+            return true;
+        },
+        20s));
+    const std::uint64_t after = target_rss();
+    std::printf("hostile: rss with 60 wide peers %.1f MiB, after they were forgotten %.1f MiB\n",
+                static_cast<double>(held) / (1 << 20), static_cast<double>(after) / (1 << 20));
+    EXPECT_LT(after, held - (held - baseline_rss_) / 2) << "memory not returned";
 }
 
 }  // namespace
