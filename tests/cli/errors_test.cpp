@@ -73,7 +73,7 @@ TEST(CliErrorsTest, BadMessageIdsAndInput) {
     expect_one_error_line(run_cli(Args{"dlq", "replay", "--data-dir", dir.path()}), 2,
                           "IDs or --all");
     expect_one_error_line(run_cli(Args{"dlq", "list"}), 2, "--data-dir");
-    expect_one_error_line(run_cli(Args{"send", "jobs", "{oops", "--json"} + on_lo()), 1,
+    expect_one_error_line(run_cli(Args{"send", "jobs", "{oops", "--json"} + on_lo()), 2,
                           "argument 1 is not valid JSON");
     expect_one_error_line(run_cli(Args{"send", "jobs"} + on_lo()), 2, "nothing to send");
     expect_one_error_line(run_cli(Args{"send", "jobs", "x", "--header", "novalue"} + on_lo()), 2,

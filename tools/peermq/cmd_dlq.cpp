@@ -118,11 +118,19 @@ struct Selection {
     }
 };
 
+// Every reason a dead letter can have (`corrupt`: one its journal could not read back): any
+// other --reason would select nothing, silently.
+const std::vector<std::string> kDeadLetterReasons = {"max_attempts", "expired",        "rejected",
+                                                     "no_consumer",  "dropped_oldest", "corrupt"};
+
 void add_selection_options(CLI::App& command, Selection& selection, bool with_limit) {
     command.add_option("--queue", selection.queue, "Only dead letters of this queue");
-    command.add_option("--reason", selection.reason,
-                       "Only this reason: max_attempts, expired, rejected, no_consumer, "
-                       "dropped_oldest");
+    command
+        .add_option("--reason", selection.reason,
+                    "Only this reason: max_attempts, expired, rejected, no_consumer, "
+                    "dropped_oldest or corrupt")
+        ->check(CLI::IsMember(kDeadLetterReasons))
+        ->type_name("REASON");
     command
         .add_option("--since", selection.since,
                     "Only those that last failed at or after TIME (ISO-8601, or a duration ago "
@@ -132,7 +140,10 @@ void add_selection_options(CLI::App& command, Selection& selection, bool with_li
     command.add_option("--until", selection.until, "Only those that last failed before TIME")
         ->check(time_validator())
         ->type_name("TIME");
-    if (with_limit) command.add_option("--limit", selection.limit, "At most N (0 = all)");
+    if (with_limit) {
+        command.add_option("--limit", selection.limit, "At most N (0 = all)")
+            ->check(count_validator());
+    }
 }
 
 Json letter_json(const DeadLetter& letter) {

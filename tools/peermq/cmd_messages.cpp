@@ -43,9 +43,11 @@ void add_input_options(CLI::App& command, InputOptions& input) {
     command.add_flag("--msgpack", input.msgpack,
                      "--file/stdin is a raw MessagePack stream: each value is one message");
     command.add_flag("--json", input.json, "Each message is JSON, sent encoded as MessagePack");
-    command.add_option("--count", input.count,
-                       "Send N messages: the given ones repeated in turn, or, with none given, the "
-                       "integers 0..N-1");
+    command
+        .add_option("--count", input.count,
+                    "Send N messages: the given ones repeated in turn, or, with none given, the "
+                    "integers 0..N-1")
+        ->check(count_validator());
     command.add_option("--header", input.headers, "Header KEY=VALUE; repeatable");
 }
 
@@ -63,7 +65,9 @@ std::string read_source(const std::string& path) {
 Payload encode_text(const std::string& text, bool json, const std::string& where) {
     if (!json) return Payload::encode(text);
     Json value = Json::parse(text, nullptr, false);
-    if (value.is_discarded()) throw CliError(where + " is not valid JSON: " + truncate(text, 60));
+    if (value.is_discarded()) {
+        throw CliError(where + " is not valid JSON: " + truncate(text, 60), 2);
+    }
     const std::vector<std::uint8_t> bytes = Json::to_msgpack(value);
     return Payload::copy_of(bytes.data(), bytes.size());
 }
@@ -91,7 +95,8 @@ void add_msgpack_stream(const std::string& bytes, const std::string& source,
             (void)msgpack::unpack(bytes.data(), bytes.size(), offset, nullptr, nullptr, limit);
         } catch (const std::exception& e) {
             throw CliError(source + " is not a MessagePack stream at byte " +
-                           std::to_string(begin) + ": " + e.what());
+                               std::to_string(begin) + ": " + e.what(),
+                           2);
         }
         out.push_back(Payload::copy_of(bytes.data() + begin, offset - begin));
     }
@@ -143,7 +148,7 @@ Messages load_messages(const InputOptions& input) {
     if (!given && input.count == 0) {
         throw CliError("nothing to send: give DATA arguments, '-' (stdin), --file or --count", 2);
     }
-    if (given && messages.payloads.empty()) throw CliError("the input holds no message");
+    if (given && messages.payloads.empty()) throw CliError("the input holds no message", 2);
     messages.total = input.count > 0 ? input.count : messages.payloads.size();
     return messages;
 }
@@ -271,7 +276,8 @@ int run_send(const SendOptions& options) {
     Progress progress("sending", messages.total);
     const auto start = Clock::now();
     std::vector<std::future<Result<Receipt>>> receipts;
-    receipts.reserve(static_cast<std::size_t>(messages.total));
+    // Enough for most runs; a larger --count grows it as the messages are sent.
+    receipts.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(messages.total, 1u << 16)));
     bool interrupted = false;
     for (std::uint64_t i = 0; i < messages.total; ++i) {
         if ((i & 255) == 0 && interrupts.received()) {
@@ -374,7 +380,8 @@ int wait_reception(Reception& reception, Interrupts& interrupts, std::chrono::mi
     for (;;) {
         if (reception.done) return 0;
         const auto now = Clock::now();
-        if (now >= deadline) return 1;
+        // Without a count, the timeout is how long to run, not a failure.
+        if (now >= deadline) return reception.limit == 0 ? 0 : 1;
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
         if (interrupts.wait(std::min<std::chrono::milliseconds>(left, 100ms),
                             reception.wakeup.fd())) {
@@ -560,8 +567,10 @@ void add_message_commands(CLI::App& app, Runner& selected) {
             ->capture_default_str();
         add_duration_option(*command, "--ttl", options->ttl,
                             "Time to live of each message (0 = none)");
-        command->add_option("--max-attempts", options->max_attempts,
-                            "Deliveries before a message is dead-lettered (default 5)");
+        command
+            ->add_option("--max-attempts", options->max_attempts,
+                         "Deliveries before a message is dead-lettered (default 5)")
+            ->check(count_validator());
         command->add_flag("--confirm", options->confirm,
                           "Print one line per message on stdout: its id and outcome");
         add_duration_option(*command, "--timeout", options->timeout,
@@ -572,7 +581,8 @@ void add_message_commands(CLI::App& app, Runner& selected) {
         auto [command, options] = add_command(app, selected, "consume",
                                               "Consume messages from a work queue", run_consume);
         command->add_option("queue", options->queue, "Queue name")->required();
-        command->add_option("--count", options->count, "Exit after N messages (0 = until Ctrl-C)");
+        command->add_option("--count", options->count, "Exit after N messages (0 = until Ctrl-C)")
+            ->check(count_validator());
         command->add_flag("--json", options->json, "Print each message as a JSON object");
         command
             ->add_option("--on-message", options->on_message,
@@ -581,10 +591,13 @@ void add_message_commands(CLI::App& app, Runner& selected) {
             ->check(CLI::IsMember({"ack", "nack", "reject"}))
             ->capture_default_str();
         add_duration_option(*command, "--timeout", options->timeout,
-                            "Give up after DUR (0 = never)");
-        command->add_option("--prefetch", options->prefetch,
-                            "Most unacked messages a sender may have here (default 256, at most "
-                            "--count)");
+                            "With --count: give up after DUR (exit 1); without: stop after DUR "
+                            "(0 = never)");
+        command
+            ->add_option("--prefetch", options->prefetch,
+                         "Most unacked messages a sender may have here (default 256, at most "
+                         "--count)")
+            ->check(count_validator());
         add_cluster_options(*command, options->cluster, false);
     }
     {
@@ -595,6 +608,7 @@ void add_message_commands(CLI::App& app, Runner& selected) {
         command
             ->add_option("--subscribers", options->subscribers,
                          "Wait for N alive subscribers of the topic first (0 = publish at once)")
+            ->check(count_validator())
             ->capture_default_str();
         add_duration_option(*command, "--timeout", options->timeout,
                             "How long to wait for subscribers");
@@ -608,9 +622,11 @@ void add_message_commands(CLI::App& app, Runner& selected) {
                         "Print the messages of every topic starting with PREFIX", run_tap);
         command->add_option("prefix", options->prefix, "Topic prefix ('' = every topic)")
             ->required();
-        command->add_option("--count", options->count, "Exit after N messages (0 = until Ctrl-C)");
+        command->add_option("--count", options->count, "Exit after N messages (0 = until Ctrl-C)")
+            ->check(count_validator());
         add_duration_option(*command, "--timeout", options->timeout,
-                            "Give up after DUR (0 = never)");
+                            "With --count: give up after DUR (exit 1); without: stop after DUR "
+                            "(0 = never)");
         command->add_flag("--payload-only", options->payload_only,
                           "Print only each payload's JSON, not the message around it");
         add_cluster_options(*command, options->cluster, false);

@@ -45,7 +45,8 @@ std::string render_table(const std::vector<PeerInfo>& peers) {
     for (const auto& peer : peers) {
         table.add({peer.name.empty() ? "?" : peer.name,
                    peer.id.is_nil() ? "-" : peer.id.short_string(), address(peer.inbox_endpoint),
-                   std::string(to_string(peer.state)), join(peer.queues), join(peer.topics),
+                   std::string(to_string(peer.state)), join_names(peer.queues, peer.queues_omitted),
+                   join_names(peer.topics, peer.topics_omitted),
                    format_age(peer.last_heard_ms, now)});
     }
     return table.render();
@@ -158,8 +159,10 @@ void add_peers_command(CLI::App& app, Runner& selected) {
     auto [command, options] =
         add_command(app, selected, "peers", "List the peers of the cluster", run);
     add_cluster_options(*command, options->cluster, false);
-    command->add_option("--wait", options->wait,
-                        "Wait until at least N peers are alive (exit 1 if not within --timeout)");
+    command
+        ->add_option("--wait", options->wait,
+                     "Wait until at least N peers are alive (exit 1 if not within --timeout)")
+        ->check(count_validator());
     add_duration_option(*command, "--timeout", options->timeout, "How long --wait waits");
     command->add_flag("--watch", options->watch, "Redraw every second until Ctrl-C");
     command->add_flag("--json", options->json, "Print a JSON array (one per line with --watch)");

@@ -34,13 +34,24 @@ std::string channel_table(const char* kind, const std::map<std::string, ChannelS
     return table.render();
 }
 
+// "and 12 more queues" under a list the control reply cut short; nothing when it is complete.
+std::string more(std::uint64_t omitted, const char* what) {
+    if (omitted == 0) return {};
+    return "and " + std::to_string(omitted) + " more " + what +
+           " (a control reply lists at most the first ones)\n";
+}
+
 std::string render(const NodeStats& stats) {
     std::string out = "node " + stats.name + " (" + stats.id.to_string() + ")\n\n";
-    out += stats.queues.empty() ? "no queues\n" : channel_table("QUEUE", stats.queues);
+    out += stats.queues.empty() && stats.queues_omitted == 0
+               ? "no queues\n"
+               : channel_table("QUEUE", stats.queues) + more(stats.queues_omitted, "queues");
     out += "\n";
-    out += stats.topics.empty() ? "no topics\n" : channel_table("TOPIC", stats.topics);
+    out += stats.topics.empty() && stats.topics_omitted == 0
+               ? "no topics\n"
+               : channel_table("TOPIC", stats.topics) + more(stats.topics_omitted, "topics");
     out += "\n";
-    if (stats.peers.empty()) {
+    if (stats.peers.empty() && stats.peers_omitted == 0) {
         out += "no peers\n";
     } else {
         Table peers({"PEER", "ID", "STATE", "ADDRESS", "QUEUES", "TOPICS", "LAST HEARD",
@@ -48,11 +59,12 @@ std::string render(const NodeStats& stats) {
         const std::int64_t now = now_ms();
         for (const auto& p : stats.peers) {
             peers.add({p.name.empty() ? "?" : p.name, p.id.is_nil() ? "-" : p.id.short_string(),
-                       std::string(to_string(p.state)), p.inbox_endpoint, join(p.queues),
-                       join(p.topics), format_age(p.last_heard_ms, now),
+                       std::string(to_string(p.state)), p.inbox_endpoint,
+                       join_names(p.queues, p.queues_omitted),
+                       join_names(p.topics, p.topics_omitted), format_age(p.last_heard_ms, now),
                        std::to_string(p.frames_sent), std::to_string(p.frames_received)});
         }
-        out += peers.render();
+        out += peers.render() + more(stats.peers_omitted, "peers");
     }
     out += "\n";
     if (stats.dropped.empty()) {
@@ -69,6 +81,13 @@ std::string render(const NodeStats& stats) {
         for (const auto& [reason, count] : stats.discovery_ignored)
             ignored.add({reason, std::to_string(count)});
         out += ignored.render();
+    }
+    if (!stats.thread_errors.empty()) {
+        out += "\n";
+        Table errors({"THREAD ERRORS", "COUNT"});
+        for (const auto& [where, count] : stats.thread_errors)
+            errors.add({where, std::to_string(count)});
+        out += errors.render();
     }
     return out;
 }

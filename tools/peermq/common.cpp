@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <csignal>
 #include <cstring>
@@ -47,8 +48,15 @@ void add_cluster_options(CLI::App& command, ClusterOptions& options, bool with_d
     command
         .add_option("--peer", options.peers,
                     "Static peer HOST:PORT (its inbox); repeatable; PEERMQ_PEERS adds more")
+        ->check(CLI::Validator(
+            [](std::string& value) -> std::string {
+                auto parsed = parse_endpoint(value);
+                return parsed ? std::string() : parsed.status().message();
+            },
+            ""))
         ->type_name("HOST:PORT");
     command.add_option("--port", options.port, "Inbox port of the tool's node (default ephemeral)")
+        ->check(count_validator())
         ->type_name("PORT");
     if (with_data_dir) {
         command
@@ -69,8 +77,27 @@ Node open_node(const ClusterOptions& cluster) {
     options.data_dir = cluster.data_dir;
     // mDNS only where the user pointed the node: never every interface behind their back.
     discovery::AvahiOptions avahi;
-    if (cluster.interface != "*") avahi.interfaces = {cluster.interface};
-    if (cluster.discovery == "auto") {
+    const bool every_interface = cluster.interface == "*";
+    if (!every_interface) avahi.interfaces = {cluster.interface};
+    if (cluster.discovery == "embedded" && every_interface) {
+        throw CliError(
+            "--discovery embedded needs --interface IFACE (e.g. --interface lo): the embedded "
+            "mDNS stack never runs on every interface",
+            2);
+    }
+    if (cluster.discovery == "auto" && every_interface) {
+        // The embedded stack needs an interface: without one, `auto` is the daemon or nothing,
+        // and the error says which options would do.
+        options.discovery = [avahi]() -> Result<std::unique_ptr<Discovery>> {
+            auto daemon = discovery::avahi_daemon(avahi)();
+            if (daemon) return daemon;
+            return make_error(daemon.status().code(),
+                              daemon.status().message() +
+                                  "; without it, give --interface IFACE (e.g. --interface lo "
+                                  "or eth0) for mDNS through the embedded stack, or "
+                                  "--discovery static with --peer HOST:PORT");
+        };
+    } else if (cluster.discovery == "auto") {
         options.discovery = discovery::automatic(avahi);
     } else if (cluster.discovery == "avahi") {
         options.discovery = discovery::avahi_daemon(avahi);
@@ -290,6 +317,23 @@ CLI::Option* add_duration_option(CLI::App& command, const std::string& name, std
         ->check(duration_validator())
         ->type_name("DUR")
         ->capture_default_str();
+}
+
+CLI::Validator count_validator() {
+    return CLI::Validator(
+        [](std::string& value) -> std::string {
+            std::uint64_t number = 0;
+            const char* end = value.data() + value.size();
+            const auto [at, error] = std::from_chars(value.data(), end, number);
+            const bool digits =
+                !value.empty() && std::isdigit(static_cast<unsigned char>(value[0]));
+            if (digits && error == std::errc() && at == end) return {};
+            if (digits && error == std::errc::result_out_of_range) {
+                return "'" + value + "' is too large";
+            }
+            return "'" + value + "' is not a whole number from 0";
+        },
+        "");
 }
 
 CLI::Validator time_validator() {
@@ -522,6 +566,8 @@ Json to_json(const PeerInfo& peer) {
         {"last_heard_ms", peer.last_heard_ms},
         {"frames_sent", peer.frames_sent},
         {"frames_received", peer.frames_received},
+        {"queues_omitted", peer.queues_omitted},
+        {"topics_omitted", peer.topics_omitted},
     };
 }
 
@@ -565,6 +611,10 @@ Json to_json(const NodeStats& stats) {
         {"dropped", stats.dropped},
         {"bad_frames", stats.bad_frames},
         {"discovery_ignored", stats.discovery_ignored},
+        {"thread_errors", stats.thread_errors},
+        {"queues_omitted", stats.queues_omitted},
+        {"topics_omitted", stats.topics_omitted},
+        {"peers_omitted", stats.peers_omitted},
     };
 }
 
@@ -603,6 +653,20 @@ std::string join(const std::vector<std::string>& items, std::string_view separat
         if (!out.empty()) out += separator;
         out += item;
     }
+    return out;
+}
+
+std::string join_names(const std::vector<std::string>& names, std::uint64_t omitted,
+                       std::size_t shown) {
+    if (names.empty() && omitted == 0) return "-";
+    std::string out;
+    const std::size_t listed = std::min(names.size(), shown);
+    for (std::size_t i = 0; i < listed; ++i) {
+        if (i > 0) out += ",";
+        out += names[i];
+    }
+    const std::uint64_t more = names.size() - listed + omitted;
+    if (more > 0) out += (out.empty() ? "+" : " +") + std::to_string(more) + " more";
     return out;
 }
 

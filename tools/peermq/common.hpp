@@ -63,7 +63,9 @@ struct ClusterOptions {
 void add_cluster_options(CLI::App& command, ClusterOptions& options, bool with_data_dir);
 
 // The tool's node, or a CliError naming the problem. It consumes and subscribes to nothing
-// until the subcommand asks.
+// until the subcommand asks. --discovery embedded without --interface is a usage error; with
+// `auto` and no interface only the avahi-daemon is tried, and its absence is told in terms of
+// the options that would do.
 Node open_node(const ClusterOptions& options);
 
 // --- A running node's control endpoint ----------------------------------------------------
@@ -94,6 +96,10 @@ std::optional<std::int64_t> parse_time(std::string_view text, std::int64_t now_m
 // CLI11 checks for the two forms, so that a bad value is a usage error naming the option.
 CLI::Validator duration_validator();
 CLI::Validator time_validator();
+// A whole number from 0 that fits 64 bits. For every count, size and port option: CLI11 alone
+// reads "-1" into an unsigned option as 2^64-1. (A narrower option's type range is checked by
+// CLI11's conversion, also as a usage error.)
+CLI::Validator count_validator();
 std::chrono::milliseconds duration_or_throw(const std::string& text);
 // An option of `command` taking a duration (checked by duration_validator), shown as DUR with
 // its default.
@@ -154,6 +160,11 @@ private:
 
 std::string join(const std::vector<std::string>& items, std::string_view separator = ",",
                  std::string_view empty = "-");
+// A table cell of names (a peer's queues or topics): the first `shown` joined with ',', then
+// " +N more" for the rest and the `omitted` ones its snapshot left out; "-" for none.
+inline constexpr std::size_t kNamesShown = 8;
+std::string join_names(const std::vector<std::string>& names, std::uint64_t omitted,
+                       std::size_t shown = kNamesShown);
 std::string truncate(std::string text, std::size_t width);
 
 // SIGINT and SIGTERM, taken synchronously: constructing one blocks both signals in this thread

@@ -3,6 +3,8 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "commands.hpp"
 
@@ -47,6 +49,32 @@ std::optional<std::string> unknown_command(const CLI::App& app, int argc, char**
     return word;
 }
 
+// `peermq help [COMMAND...]` is `peermq [COMMAND...] --help`: the arguments to parse instead,
+// or the word that names no command.
+struct HelpRequest {
+    std::vector<std::string> args;
+    std::optional<std::string> unknown;
+};
+std::optional<HelpRequest> help_request(const CLI::App& app, int argc, char** argv) {
+    if (argc < 2 || std::string_view(argv[1]) != "help") return std::nullopt;
+    HelpRequest request{{argv[0]}, std::nullopt};
+    const CLI::App* current = &app;
+    for (int i = 2; i < argc; ++i) {
+        const CLI::App* next = nullptr;
+        for (const CLI::App* child : current->get_subcommands({})) {
+            if (child->get_name() == argv[i]) next = child;
+        }
+        if (next == nullptr) {
+            request.unknown = argv[i];
+            return request;
+        }
+        request.args.emplace_back(argv[i]);
+        current = next;
+    }
+    request.args.emplace_back("--help");
+    return request;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -63,9 +91,25 @@ int main(int argc, char** argv) {
     add_stats_command(app, selected);
     add_bench_command(app, selected);
     add_doctor_command(app, selected);
+    app.add_subcommand("help", "The help of a command: peermq help send, peermq help dlq list");
+
+    const std::optional<HelpRequest> help = help_request(app, argc, argv);
+    if (help && help->unknown) {
+        std::fprintf(stderr, "peermq: unknown command '%s' (see: peermq --help)\n",
+                     help->unknown->c_str());
+        return 2;
+    }
+    std::vector<const char*> help_args;
+    if (help) {
+        for (const auto& arg : help->args) help_args.push_back(arg.c_str());
+    }
 
     try {
-        app.parse(argc, argv);
+        if (help_args.empty()) {
+            app.parse(argc, argv);
+        } else {
+            app.parse(static_cast<int>(help_args.size()), help_args.data());
+        }
     } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
     } catch (const CLI::CallForAllHelp& e) {

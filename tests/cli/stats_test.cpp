@@ -1,0 +1,93 @@
+// `peermq stats` on a node that knows hundreds of peers announcing hundreds of names: it answers
+// at once, lists what the control reply carries and says how much more there is (docs/cli.md,
+// "stats"; docs/spec/control.md §5.4).
+#include <nlohmann/json.hpp>
+#include <zmq.hpp>
+
+#include "cli_support.hpp"
+#include "envelope.hpp"
+#include "support/free_port.hpp"
+
+namespace peermq::cli_test {
+namespace {
+
+using Json = nlohmann::json;
+namespace detail = peermq::detail;
+
+constexpr int kPeers = 300;
+constexpr int kNames = 100;  // queues, and topics, of each fake peer
+
+TEST(CliStatsTest, ATableOfManyPeersSaysHowManyMoreThereAre) {
+    const std::string control = "tcp://127.0.0.1:" + std::to_string(peermq::testing::free_port());
+    TestNode node(Args{"--name", "crowded", "--interface", "lo", "--control", control});
+    ASSERT_TRUE(node.ready());
+
+    zmq::context_t context;
+    zmq::socket_t sink(context, zmq::socket_type::pull);  // where the fake peers "listen"
+    sink.set(zmq::sockopt::linger, 0);
+    sink.bind("tcp://127.0.0.1:*");
+    const std::string sink_endpoint = sink.get(zmq::sockopt::last_endpoint);
+    zmq::socket_t push(context, zmq::socket_type::push);
+    push.set(zmq::sockopt::linger, 0);
+    push.connect(node.endpoint());
+    detail::Hello hello;
+    hello.cluster = "default";
+    hello.host = "127.0.0.1";
+    hello.inbox_port =
+        static_cast<std::uint16_t>(std::stoi(sink_endpoint.substr(sink_endpoint.rfind(':') + 1)));
+    hello.pub_port = hello.inbox_port;
+    for (int i = 0; i < kNames; ++i) {
+        hello.queues.push_back(detail::QueueAd{"queue-" + std::to_string(i), 1});
+        hello.topics.push_back("topic-" + std::to_string(i) + ".");
+    }
+    for (int i = 0; i < kPeers; ++i) {
+        hello.name = "fake-" + std::to_string(i);
+        detail::Header header;
+        header.kind = detail::Kind::hello;
+        header.sender = peermq::NodeId::generate();
+        msgpack::sbuffer h, b;
+        detail::encode_header(header, h);
+        detail::encode_hello(hello, b);
+        push.send(zmq::message_t(h.data(), h.size()), zmq::send_flags::sndmore);
+        push.send(zmq::message_t(b.data(), b.size()), zmq::send_flags::none);
+    }
+
+    Json stats;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            const CliResult json = run_cli(Args{"stats", "--control", control, "--json"});
+            if (json.exit_code != 0) return false;
+            stats = Json::parse(json.out, nullptr, false);
+            return stats.is_object() &&
+                   stats.at("peers").size() + stats.value("peers_omitted", 0u) >= kPeers;
+        },
+        30s))
+        << stats.dump().substr(0, 2000);
+    const std::size_t listed = stats.at("peers").size();
+    EXPECT_LT(listed, std::size_t{kPeers});
+    EXPECT_EQ(listed + stats.at("peers_omitted").get<std::size_t>(), std::size_t{kPeers});
+    for (const auto& peer : stats.at("peers")) {
+        EXPECT_EQ(peer.at("queues").size() + peer.at("queues_omitted").get<std::size_t>(),
+                  std::size_t{kNames})
+            << peer.dump();
+    }
+
+    const auto start = Clock::now();
+    const CliResult table = run_cli(Args{"stats", "--control", control});
+    EXPECT_LT(Clock::now() - start, 5s);
+    ASSERT_EQ(table.exit_code, 0) << table.err;
+    EXPECT_NE(table.out.find("and " + std::to_string(kPeers - listed) + " more peers"),
+              std::string::npos)
+        << table.out.substr(table.out.size() > 3000 ? table.out.size() - 3000 : 0);
+    // A peer's names: the first few, then how many more (what the reply left out included).
+    EXPECT_NE(table.out.find("queue-0,queue-1,"), std::string::npos);
+    EXPECT_NE(table.out.find(" +92 more"), std::string::npos);
+    EXPECT_EQ(table.out.find("queue-99"), std::string::npos);
+
+    zmq::message_t frame;
+    while (sink.recv(frame, zmq::recv_flags::dontwait)) {
+    }
+}
+
+}  // namespace
+}  // namespace peermq::cli_test

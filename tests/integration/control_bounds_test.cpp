@@ -1,0 +1,128 @@
+// A node that knows hundreds of peers, each announcing hundreds of long queue and topic names,
+// still answers `stats` and `peers` on its control endpoint at once and with a bounded reply
+// (docs/spec/control.md §5.4): the first peers and names, and counts of the rest.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+#include <zmq_addon.hpp>
+
+#include "control_codec.hpp"
+#include "envelope.hpp"
+#include "peermq/control.hpp"
+#include "peermq/peermq.hpp"
+#include "support/free_port.hpp"
+#include "wait.hpp"
+
+using namespace std::chrono_literals;
+using peermq::testing::free_port;
+using peermq::testing::wait_until;
+namespace detail = peermq::detail;
+
+namespace {
+
+void send_hello(zmq::socket_t& socket, const detail::Hello& hello) {
+    detail::Header header;
+    header.kind = detail::Kind::hello;
+    header.sender = peermq::NodeId::generate();
+    msgpack::sbuffer h, b;
+    detail::encode_header(header, h);
+    detail::encode_hello(hello, b);
+    socket.send(zmq::message_t(h.data(), h.size()), zmq::send_flags::sndmore);
+    socket.send(zmq::message_t(b.data(), b.size()), zmq::send_flags::none);
+}
+
+// One request on a raw DEALER socket: the reply frame, or an empty string after 10 s.
+std::string raw_request(const std::string& endpoint, const detail::ControlRequest& request) {
+    zmq::context_t context;
+    zmq::socket_t socket(context, zmq::socket_type::dealer);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.connect(endpoint);
+    msgpack::sbuffer body;
+    detail::encode_request(request, body);
+    socket.send(zmq::message_t(), zmq::send_flags::sndmore);
+    socket.send(zmq::message_t(body.data(), body.size()), zmq::send_flags::none);
+    zmq_pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq_poll(&item, 1, 10'000) <= 0) return {};
+    std::vector<zmq::message_t> frames;
+    if (!zmq::recv_multipart(socket, std::back_inserter(frames)) || frames.size() != 2) return {};
+    return frames[1].to_string();
+}
+
+}  // namespace
+
+TEST(ControlBounds, ManyPeersAnnouncingManyNamesGetABoundedStatsReplyWithinASecond) {
+    constexpr int kPeers = 600;
+    constexpr int kNames = 200;  // queues, and topics, per peer: ~48 KiB of HELLO each
+    const std::string control = "tcp://127.0.0.1:" + std::to_string(free_port());
+    auto node =
+        peermq::Node::create({.name = "crowded", .interface = "lo", .control_endpoint = control})
+            .value();
+
+    zmq::context_t context;
+    // Where the fake peers say they listen: the node's links to them come up.
+    zmq::socket_t sink(context, zmq::socket_type::pull);
+    sink.set(zmq::sockopt::linger, 0);
+    sink.bind("tcp://127.0.0.1:*");
+    const std::string sink_endpoint = sink.get(zmq::sockopt::last_endpoint);
+    const auto sink_port =
+        static_cast<std::uint16_t>(std::stoi(sink_endpoint.substr(sink_endpoint.rfind(':') + 1)));
+    zmq::socket_t attacker(context, zmq::socket_type::push);
+    attacker.set(zmq::sockopt::linger, 0);
+    attacker.connect(node.inbox_endpoint());
+    detail::Hello hello;
+    hello.name = "fat";
+    hello.cluster = "default";
+    hello.host = "127.0.0.1";
+    hello.inbox_port = sink_port;
+    hello.pub_port = sink_port;
+    for (int i = 0; i < kNames; ++i) {
+        hello.queues.push_back(detail::QueueAd{std::string(110, 'q') + std::to_string(i), 1});
+        hello.topics.push_back(std::string(110, 't') + std::to_string(i));
+    }
+    for (int i = 0; i < kPeers; ++i) {
+        hello.name = "fat-" + std::to_string(i);
+        send_hello(attacker, hello);
+    }
+    auto client = peermq::ControlClient::connect(control, 5s).value();
+    peermq::NodeStats stats;
+    ASSERT_TRUE(wait_until(
+        [&] {
+            auto s = client.stats();
+            if (!s) return false;
+            stats = std::move(s).value();
+            return stats.peers.size() + stats.peers_omitted >= kPeers;
+        },
+        30s))
+        << stats.peers.size() << " peers listed, " << stats.peers_omitted << " omitted";
+
+    for (int round = 0; round < 3; ++round) {
+        const auto start = std::chrono::steady_clock::now();
+        const std::string reply = raw_request(control, detail::StatsRequest{});
+        const auto took = std::chrono::steady_clock::now() - start;
+        ASSERT_FALSE(reply.empty());
+        EXPECT_LE(reply.size(), detail::kMaxReplyBytes);
+        EXPECT_LT(took, 1s);
+        auto decoded = detail::decode_stats_reply(reply.data(), reply.size());
+        ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
+        EXPECT_LE(decoded->peers.size(), detail::kMaxReplyPeers);
+        EXPECT_GE(decoded->peers.size() + decoded->peers_omitted, std::size_t{kPeers});
+        for (const auto& peer : decoded->peers) {
+            if (peer.name.rfind("fat-", 0) != 0) continue;
+            EXPECT_EQ(peer.queues.size(), detail::kMaxReplyNamesPerPeer);
+            EXPECT_EQ(peer.queues.size() + peer.queues_omitted, std::size_t{kNames});
+            EXPECT_EQ(peer.topics.size() + peer.topics_omitted, std::size_t{kNames});
+        }
+        const auto peers_start = std::chrono::steady_clock::now();
+        const std::string peers_reply = raw_request(control, detail::PeersRequest{});
+        EXPECT_LT(std::chrono::steady_clock::now() - peers_start, 1s);
+        EXPECT_FALSE(peers_reply.empty());
+        EXPECT_LE(peers_reply.size(), detail::kMaxReplyBytes);
+    }
+    zmq::message_t frame;
+    while (sink.recv(frame, zmq::recv_flags::dontwait)) {
+    }
+}
