@@ -6,19 +6,31 @@
 //
 //   peermq_node_probe --name N [--cluster C] [--interface IF]
 //                     [--discovery avahi|embedded|auto|none] (default avahi)
+//                     [--port P] [--peer HOST:PORT]...   (inbox port; static peers)
+//                     [--guarantee best_effort|at_least_once|effectively_once]  (send, stream)
 //                     [--consume QUEUE] [--prefetch P] [--control FIFO]
 //
 // Output, one flushed line each:
 //   READY id=<uuid> inbox=<endpoint> pub=<endpoint> discovery=<backend>
 //   PEER t_ns=<CLOCK_MONOTONIC ns> name=<n> id=<uuid> state=<s> previous=<s> queues=<a,b>
-//   GOT <payload>                      one per message handled by the --consume handler
+//   GOT <payload>                      one per message handled by the --consume handler (the
+//                                      integer, or the id a `stream` payload carries)
 // Commands, one per line, from stdin and from --control (a FIFO the test writes to, because its
 // process helper keeps the child's stdin only to close it). Each is answered by one line that
 // starts with the command in capitals, then "ok" or "failed":
 //   wait-alive QUEUE K TIMEOUT_MS      "WAIT-ALIVE ok <k>" once >= K peers are alive and consume
 //                                      QUEUE, else "WAIT-ALIVE failed <peers>"
-//   send QUEUE COUNT START             sends the integers START..START+COUNT-1 (at_least_once)
-//                                      and flush(); "SEND ok <count>" or "SEND failed <status>"
+//   send QUEUE COUNT START             sends the integers START..START+COUNT-1 (--guarantee,
+//                                      default at_least_once) and flush(); "SEND ok <count>" or
+//                                      "SEND failed <status>"
+//   stream QUEUE COUNT START RATE      starts sending ids START..START+COUNT-1 at RATE a second
+//                                      in the background, as 64-byte payloads; answers "STREAM ok
+//                                      started" at once, and "STREAMED ok <count> t_ns=<ns>" (or
+//                                      "STREAMED failed <status>") once all are sent and flushed
+//   stats QUEUE                        "STATS ok t_ns=<ns> streamed=<ids handed to send() by the
+//                                      stream, read just before the stats> sent= acked=
+//                                      in_flight= depth= redelivered= retried= duplicates="
+//                                      (Node::stats() of QUEUE)
 //   wait-acked QUEUE TOTAL TIMEOUT_MS  "WAIT-ACKED ok <n>" once the queue counts >= TOTAL acks,
 //                                      else "WAIT-ACKED failed <n>"
 //   peers                              "PEERS ok <name>:<state>:<id>:queues=<a,b> ..."
@@ -31,6 +43,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -62,6 +76,13 @@ void say(const std::string& line) {
 [[noreturn]] void usage(const std::string& problem) {
     std::fprintf(stderr, "peermq_node_probe: %s\n", problem.c_str());
     std::exit(2);
+}
+
+peermq::Guarantee parse_guarantee(const std::string& text) {
+    if (text == "best_effort") return peermq::Guarantee::best_effort;
+    if (text == "at_least_once") return peermq::Guarantee::at_least_once;
+    if (text == "effectively_once") return peermq::Guarantee::effectively_once;
+    usage("unknown guarantee " + text);
 }
 
 // The test process reads the same clock (steady_clock is CLOCK_MONOTONIC on Linux, shared by all
@@ -114,6 +135,112 @@ bool poll_until(F condition, std::chrono::milliseconds timeout) {
     }
 }
 
+// A stream payload: a MessagePack string of 62 characters (64 bytes with its header) that starts
+// with the id in 20 digits.
+constexpr std::size_t kStreamTextBytes = 62;
+
+peermq::Payload stream_payload(long long id) {
+    std::string text = std::to_string(id);
+    text.insert(0, 20 - std::min<std::size_t>(20, text.size()), '0');
+    text.resize(kStreamTextBytes, '.');
+    return peermq::Payload::encode(text);
+}
+
+// The id a handled message carries: its integer payload (`send`), or a stream payload's digits.
+long long message_id(const peermq::Delivery& delivery) {
+    const peermq::Payload& payload = delivery.message().payload;
+    const msgpack::object_handle handle =
+        msgpack::unpack(reinterpret_cast<const char*>(payload.data()), payload.size());
+    const msgpack::object& object = handle.get();
+    if (object.type == msgpack::type::STR) {
+        return std::stoll(std::string(object.via.str.ptr, object.via.str.size));
+    }
+    return object.as<long long>();
+}
+
+// Sends a paced run of ids in the background (`stream`), so that the node can be asked for its
+// stats and watched while it sends. One run at a time.
+class Streamer {
+public:
+    ~Streamer() { stop(); }
+
+    bool start(peermq::Queue queue, long long count, long long first, double rate) {
+        if (thread_.joinable()) {
+            if (!finished_) return false;
+            thread_.join();
+        }
+        finished_ = false;
+        streamed_ = 0;
+        thread_ = std::thread([this, queue, count, first, rate]() mutable {
+            run(queue, count, first, rate);
+            finished_ = true;
+        });
+        return true;
+    }
+    void stop() {
+        stopping_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+    long long streamed() const { return streamed_; }
+
+private:
+    void run(peermq::Queue& queue, long long count, long long first, double rate) {
+        const auto began = Clock::now();
+        long long i = 0;
+        while (i < count) {
+            if (stopping_) {
+                say("STREAMED failed stopped after " + std::to_string(i));
+                return;
+            }
+            const double elapsed = std::chrono::duration<double>(Clock::now() - began).count();
+            const long long due = std::min(count, static_cast<long long>(elapsed * rate) + 1);
+            if (i >= due) {
+                std::this_thread::sleep_for(200us);  // pacing: the next send is not due yet
+                continue;
+            }
+            for (; i < due; ++i) {
+                auto sent = queue.send_payload(stream_payload(first + i));
+                if (!sent) {
+                    say("STREAMED failed " + sent.status().to_string());
+                    return;
+                }
+                streamed_ = i + 1;
+            }
+        }
+        const peermq::Status flushed = queue.flush();
+        say(flushed.ok()
+                ? "STREAMED ok " + std::to_string(count) + " t_ns=" + std::to_string(monotonic_ns())
+                : "STREAMED failed " + flushed.to_string());
+    }
+
+    std::thread thread_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<bool> finished_{false};
+    std::atomic<long long> streamed_{0};
+};
+
+// What the commands share: the options of the queues this probe sends to, its stream.
+struct Probe {
+    peermq::Node& node;
+    peermq::QueueOptions queue_options;
+    Streamer streamer;
+};
+
+std::string stats_answer(const Probe& probe, const std::string& queue) {
+    // Read before the stats: every id counted here was handed to the actor before the stats call,
+    // so it is in sent, in_flight or depth (or done) there.
+    const long long streamed = probe.streamer.streamed();
+    const auto stats = probe.node.stats();
+    const auto it = stats.queues.find(queue);
+    const peermq::ChannelStats q = it == stats.queues.end() ? peermq::ChannelStats{} : it->second;
+    std::ostringstream out;
+    out << "STATS ok t_ns=" << monotonic_ns() << " streamed=" << streamed << " sent=" << q.sent
+        << " acked=" << q.acked << " in_flight=" << q.in_flight << " depth=" << q.depth
+        << " redelivered=" << q.redelivered << " retried=" << q.retried
+        << " duplicates=" << q.duplicates;
+    return out.str();
+}
+
 // Splits what arrives on one descriptor into lines.
 class LineReader {
 public:
@@ -139,7 +266,8 @@ private:
 };
 
 // Runs one command line; false for quit.
-bool run_command(peermq::Node& node, const std::string& line) {
+bool run_command(Probe& probe, const std::string& line) {
+    peermq::Node& node = probe.node;
     std::istringstream words(line);
     std::string command;
     words >> command;
@@ -157,7 +285,7 @@ bool run_command(peermq::Node& node, const std::string& line) {
         long long count = 0;
         long long start = 0;
         words >> queue >> count >> start;
-        auto handle = node.queue(queue);
+        auto handle = node.queue(queue, probe.queue_options);
         if (!handle) {
             say("SEND failed " + handle.status().to_string());
             return true;
@@ -172,6 +300,26 @@ bool run_command(peermq::Node& node, const std::string& line) {
         const peermq::Status flushed = handle->flush();
         say(flushed.ok() ? "SEND ok " + std::to_string(count)
                          : "SEND failed " + flushed.to_string());
+    } else if (command == "stream") {
+        std::string queue;
+        long long count = 0;
+        long long start = 0;
+        double rate = 0;
+        words >> queue >> count >> start >> rate;
+        auto handle = node.queue(queue, probe.queue_options);
+        if (!handle) {
+            say("STREAM failed " + handle.status().to_string());
+        } else if (count <= 0 || rate <= 0) {
+            say("STREAM failed needs COUNT > 0 and RATE > 0");
+        } else if (!probe.streamer.start(*handle, count, start, rate)) {
+            say("STREAM failed a stream is still running");
+        } else {
+            say("STREAM ok started");
+        }
+    } else if (command == "stats") {
+        std::string queue;
+        words >> queue;
+        say(stats_answer(probe, queue));
     } else if (command == "wait-acked") {
         std::string queue;
         std::uint64_t total = 0;
@@ -207,6 +355,7 @@ int main(int argc, char** argv) {
     std::uint32_t prefetch = 256;
     std::string control_path;
     int control_fd = -1;
+    peermq::QueueOptions queue_options;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         auto next = [&]() -> std::string {
@@ -227,6 +376,12 @@ int main(int argc, char** argv) {
             prefetch = static_cast<std::uint32_t>(std::stoul(next()));
         else if (arg == "--control")
             control_path = next();
+        else if (arg == "--port")
+            options.inbox_port = static_cast<std::uint16_t>(std::stoul(next()));
+        else if (arg == "--peer")
+            options.peers.push_back(next());
+        else if (arg == "--guarantee")
+            queue_options.guarantee = parse_guarantee(next());
         else
             usage("unknown argument " + arg);
     }
@@ -254,12 +409,10 @@ int main(int argc, char** argv) {
             std::string(peermq::to_string(event.previous)) + " queues=" + join(event.peer.queues));
     });
     if (!consume.empty()) {
-        const peermq::Status status =
-            node.consume(consume,
-                         [](peermq::Delivery& delivery) {
-                             say("GOT " + std::to_string(delivery.as<long long>()));
-                         },
-                         {.prefetch = prefetch});
+        const peermq::Status status = node.consume(
+            consume,
+            [](peermq::Delivery& delivery) { say("GOT " + std::to_string(message_id(delivery))); },
+            {.prefetch = prefetch});
         if (!status.ok()) usage(status.to_string());
     }
     if (!control_path.empty()) {
@@ -270,6 +423,7 @@ int main(int argc, char** argv) {
     say("READY id=" + node.id().to_string() + " inbox=" + node.inbox_endpoint() +
         " pub=" + node.pub_endpoint() + " discovery=" + discovery);
 
+    Probe probe{node, queue_options, {}};
     LineReader from_stdin(STDIN_FILENO);
     LineReader from_control(control_fd);
     bool running = true;
@@ -284,9 +438,10 @@ int main(int argc, char** argv) {
         if (fds[0].revents != 0 && !from_stdin.read(commands)) running = false;
         if (control_fd >= 0 && fds[1].revents != 0) (void)from_control.read(commands);
         for (const auto& command : commands) {
-            if (!run_command(node, command)) running = false;
+            if (!run_command(probe, command)) running = false;
         }
     }
+    probe.streamer.stop();
     node.close();
     say("CLOSED");
     return 0;
