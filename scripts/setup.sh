@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
     build-essential cmake pkg-config git
-    libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libsqlite3-dev sqlite3
+    libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libsqlite3-dev sqlite3 libxxhash-dev
     libavahi-client-dev libavahi-core-dev avahi-daemon avahi-utils dbus
     libgtest-dev libgmock-dev libbenchmark-dev
     libcli11-dev nlohmann-json3-dev libcpp-httplib-dev doxygen

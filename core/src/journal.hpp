@@ -40,6 +40,47 @@ struct OutboxRecord {
     std::uint64_t seq = 0;       // send order within this node; load order
 };
 
+// What a journal holds by its own count: every write transaction adds one commit and the rows it
+// inserted, replaced, updated or deleted. Both only grow, whatever the transactions removed.
+struct JournalCounts {
+    std::uint64_t commits = 0;
+    std::uint64_t rows = 0;
+};
+
+// The mark file (<data_dir>/peermq.db-mark): the counts of the latest commit, written after it,
+// outside the database, so that a database that lost commits (a damaged WAL's dropped tail, an
+// emptied or deleted file) holds fewer than its mark records.
+struct JournalMark {
+    enum class State { absent, ok, damaged };
+    State state = State::absent;
+    JournalCounts counts;
+    std::string path;
+};
+
+// What Journal::accept_loss found and left.
+struct JournalLossAccepted {
+    JournalMark before;  // the mark as it was
+    JournalCounts held;  // what the journal holds, and what the mark now records
+    bool lost = false;   // the mark recorded more commits than the journal held, or was damaged
+};
+
+// Stored rows whose checksum does not match (docs/spec/journal.md §4.4), and rows of format 1
+// that carry none.
+struct JournalRecordCheck {
+    std::size_t outbox = 0;
+    std::size_t outbox_corrupt = 0;
+    std::size_t dead_letters = 0;
+    std::size_t dead_letters_corrupt = 0;  // failing their checksum now, or quarantined before
+    std::size_t unverified = 0;
+};
+
+// An outbox row that outbox_load() moved to the dead letters (reason `corrupt`).
+struct QuarantinedRecord {
+    MessageId id;
+    std::string queue;
+    std::string why;
+};
+
 // How Journal::open treats a missing database file.
 enum class JournalOpenMode {
     create,    // the node: create the data directory and the file when absent
@@ -73,24 +114,44 @@ private:
 // whatever was buffered and not committed.
 class Journal {
 public:
-    static constexpr std::int32_t kFormatVersion = 1;
+    static constexpr std::int32_t kFormatVersion = 2;
     // "PMQJ": PRAGMA application_id of every peermq journal.
     static constexpr std::int32_t kApplicationId = 0x504D514A;
     static constexpr const char* kFileName = "peermq.db";
+    static constexpr const char* kMarkFileName = "peermq.db-mark";
     static constexpr std::chrono::milliseconds kDefaultBusyTimeout{1000};
+    // The mark is rewritten after every commit but synced at most this often: a mark that lags
+    // only weakens the check, it never raises a false alarm.
+    static constexpr std::chrono::milliseconds kMarkSyncInterval{1000};
 
     // Opens or creates <data_dir>/peermq.db (see JournalOpenMode), in WAL mode with
     // synchronous=FULL. `memory` durability is treated as group_commit (the DLQ still needs the
     // file). A corrupt, truncated or foreign file is corrupt_journal naming the path; a file of
-    // a newer format is corrupt_journal saying so.
+    // a newer format is corrupt_journal saying so; a format 1 file is upgraded.
+    //
+    // A journal that holds fewer commits than its mark file records (or whose mark is damaged)
+    // has lost committed data: corrupt_journal naming the file and what is missing. So is a
+    // missing or empty database whose mark records commits. In `existing` mode (tools) a journal
+    // with such a loss still opens, for salvage: reads work, writes fail with loss().
+    // In `create` mode a database that cannot be written is io_error naming it.
     static Result<std::unique_ptr<Journal>> open(const std::string& data_dir, Durability durability,
                                                  JournalOpenMode mode = JournalOpenMode::create);
+
+    // The explicit way on after a loss (node stopped; `in_use` while a node holds data_dir):
+    // settles what is left (a checkpoint drops the damaged WAL tail; a missing or empty
+    // database is created anew) and rewrites the mark to what the journal now holds.
+    static Result<JournalLossAccepted> accept_loss(const std::string& data_dir);
+    static JournalMark read_mark(const std::string& data_dir);
 
     Journal(const Journal&) = delete;
     Journal& operator=(const Journal&) = delete;
     ~Journal();
 
     const std::string& path() const noexcept { return path_; }
+    // The database's own counts, as of open or its latest commit through this object.
+    const JournalCounts& held() const noexcept { return held_; }
+    // Ok, or (existing mode only) why the journal refuses writes: the loss found at open.
+    const Status& loss() const noexcept { return loss_; }
 
     // How long a write waits for another connection's write lock before failing (io_error).
     void set_busy_timeout(std::chrono::milliseconds timeout);
@@ -105,8 +166,12 @@ public:
     // remove of it between two commits cancel out: neither reaches the disk. Any other remove
     // is a DELETE in the next commit (of nothing, for an id that was never put).
     void outbox_remove(const MessageId& id);
-    // Committed rows, ordered by seq (then id). Buffered operations are not included.
+    // Committed rows, ordered by seq (then id). Buffered operations are not included. A row
+    // that fails its checksum (or whose headers do not decode) is not returned: it is moved to
+    // the dead letters with reason `corrupt` in one transaction, and listed by quarantined().
     Result<std::vector<OutboxRecord>> outbox_load();
+    // Every row outbox_load() moved to the dead letters through this object.
+    const std::vector<QuarantinedRecord>& quarantined() const noexcept { return quarantined_; }
     Result<std::size_t> outbox_count();
 
     // --- Dead letters.
@@ -115,15 +180,20 @@ public:
     // last_failure_ms and keeps the rest of the first row.
     void dead_letter_put(DeadLetter letter);
     // These commit what is buffered first (and return its error if that fails). Lists are
-    // ordered by last_failure_ms, then id.
+    // ordered by last_failure_ms, then id. A letter that fails its checksum (or whose headers
+    // do not decode) is returned flagged: reason `corrupt`, last_error saying so and what its
+    // stored reason and error were.
     Result<std::vector<DeadLetter>> dead_letter_list(const DeadLetterFilter& filter);
     Result<DeadLetter> dead_letter_get(const MessageId& id);  // not_found if absent
     Result<std::size_t> dead_letter_purge(const DeadLetterFilter& filter);
-    // Removes and returns a dead letter, for replay by a running node.
+    // Removes and returns a dead letter, for replay by a running node. A corrupt one (flagged
+    // as above, or stored with reason `corrupt`) is never handed out: corrupt_journal naming
+    // it, and it stays, with reason `corrupt`.
     Result<DeadLetter> dead_letter_take(const MessageId& id);
     // In one transaction: deletes the dead letter and inserts it into the outbox under a new id
     // (attempts 0, seq = max(seq) + 1, created_ms = now_ms, no deadline, at_least_once), for
     // `queue`, or its own queue when empty. Returns the new id. Used on a stopped node's journal.
+    // A corrupt letter is refused as by dead_letter_take.
     Result<MessageId> dead_letter_replay(const MessageId& id, std::string_view queue,
                                          std::int64_t now_ms);
 
@@ -150,6 +220,9 @@ public:
 
     // PRAGMA quick_check over the whole file: ok, or corrupt_journal with SQLite's first finding.
     Status verify();
+    // Reads every row of both tables and checks its checksum (quick_check does not look at the
+    // bytes of a value). Changes nothing.
+    Result<JournalRecordCheck> check_records();
 
 private:
     struct OutboxRemoval {
@@ -173,7 +246,22 @@ public:
 private:
     Journal(std::string path, sqlite3* db);
 
-    Status initialize(Durability durability, bool created_file);
+    static Result<std::unique_ptr<Journal>> open_checked(const std::string& data_dir,
+                                                         Durability durability,
+                                                         JournalOpenMode mode, bool accepting);
+    Status initialize(Durability durability, bool created_file, JournalOpenMode mode,
+                      bool accepting);
+    Status upgrade_from_format_1();
+    Status read_held();
+    // Compares the mark read before opening with what the database holds.
+    Status check_mark(JournalOpenMode mode, bool accepting);
+    // Makes what the database holds durable, then writes it to the mark (atomically).
+    Status raise_mark();
+    void note_committed(const JournalCounts& counts);
+    Status quarantine(const std::vector<QuarantinedRecord>& records);
+    // Inside a transaction: reads the dead letter and deletes it. A corrupt one is kept, stored
+    // with reason `corrupt`, and `refused` says why it is not handed out.
+    Result<DeadLetter> take_dead_letter(const MessageId& id, Status& refused);
     Status prepare_all();
     // At open: every outbox id is 16 bytes (else corrupt_journal); notes the highest seq.
     Status check_outbox();
@@ -187,8 +275,10 @@ private:
     Status begin();
     Status finish(Status status);
     Result<sqlite3_stmt*> filter_statement(const DeadLetterFilter& filter, bool purge);
-    Result<DeadLetter> read_dead_letter(sqlite3_stmt* stmt);
-    Result<DeadLetter> select_dead_letter(const MessageId& id);
+    // `corrupt` (when given) tells whether the row failed its check (then flagged, see
+    // dead_letter_list) or is stored with reason `corrupt`.
+    Result<DeadLetter> read_dead_letter(sqlite3_stmt* stmt, bool* corrupt = nullptr);
+    Result<DeadLetter> select_dead_letter(const MessageId& id, bool* corrupt = nullptr);
     Status error(int rc, std::string_view what) const;
 
     std::string path_;
@@ -211,6 +301,15 @@ private:
     std::optional<std::uint64_t> max_seq_;
     std::uint64_t commits_ = 0;
     std::int64_t default_max_pages_ = 0;  // SQLite's max_page_count before set_size_limit
+
+    // Counted in each write transaction; the rows are SQLite's change count since begin().
+    std::int64_t changes_at_begin_ = 0;
+    JournalCounts held_;
+    JournalMark mark_;  // as read at open, before the database
+    int mark_fd_ = -1;  // -1: no mark to advance (a tool on a journal without one)
+    std::chrono::steady_clock::time_point mark_synced_{};
+    Status loss_;
+    std::vector<QuarantinedRecord> quarantined_;
 };
 
 }  // namespace peermq::detail
