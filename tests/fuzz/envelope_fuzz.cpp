@@ -12,11 +12,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include <msgpack.hpp>
 
 #include "envelope.hpp"
+#include "fuzz_driver.hpp"
 
 namespace {
 
@@ -98,3 +100,89 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check_batch(data, size);
     return 0;
 }
+
+namespace {
+
+using Bytes = peermq::fuzz::Bytes;
+
+Bytes bytes_of(const msgpack::sbuffer& buffer) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(buffer.data());
+    return Bytes(p, p + buffer.size());
+}
+
+}  // namespace
+
+// Valid frames of every kind, from the encoder, and BATCH bodies (prefixed with their entry
+// count, as LLVMFuzzerTestOneInput reads them).
+std::vector<peermq::fuzz::Bytes> peermq::fuzz::seed_inputs() {
+    using namespace peermq::detail;
+    std::vector<Bytes> out;
+    for (Kind kind : {Kind::data, Kind::ack, Kind::nack, Kind::hello, Kind::heartbeat, Kind::bye,
+                      Kind::reject, Kind::batch}) {
+        Header h;
+        h.kind = kind;
+        h.sender = peermq::Uuid::generate();
+        h.id = peermq::Uuid::generate();
+        h.channel = "orders.eu";
+        h.flags = kFlagAckRequested | kFlagDedupe;
+        h.attempt = 3;
+        h.created_ms = 1'764'000'000'000;
+        h.deadline_ms = h.created_ms + 5000;
+        h.seq = 42;
+        h.headers = {{"trace", "abc"}, {"content-type", "application/msgpack"}};
+        if (kind == Kind::ack || kind == Kind::nack) {
+            h.ids = {peermq::Uuid::generate(), peermq::Uuid::generate()};
+        }
+        if (kind == Kind::nack || kind == Kind::reject) h.error = "handler threw: bad currency";
+        msgpack::sbuffer buffer;
+        encode_header(h, buffer);
+        out.push_back(bytes_of(buffer));
+    }
+    Hello hello;
+    hello.name = "worker-1";
+    hello.cluster = "default";
+    hello.inbox_port = 40000;
+    hello.pub_port = 40001;
+    hello.queues = {{"orders", 256}, {"payments", 16}};
+    hello.topics = {"prices."};
+    hello.heartbeat_ms = 1000;
+    msgpack::sbuffer buffer;
+    encode_hello(hello, buffer);
+    out.push_back(bytes_of(buffer));
+    // BATCH bodies, prefixed with their entry count: DATA headers (out[0]) with payloads of
+    // several sizes, and an entry that is not DATA (out[1]).
+    for (std::uint8_t count : {1, 2, 5}) {
+        msgpack::sbuffer body;
+        const char count_byte = static_cast<char>(count);
+        body.write(&count_byte, 1);
+        for (std::uint8_t i = 0; i < count; ++i) {
+            const Bytes& header = out[i % 2 == 0 ? 0 : 1];
+            append_batch_entry({reinterpret_cast<const char*>(header.data()), header.size()},
+                               std::string(static_cast<std::size_t>(i) * 7, 'p'), body);
+        }
+        out.push_back(bytes_of(body));
+    }
+    // A BATCH as a node sends it: entries of one sender and channel (shared leading bytes).
+    {
+        msgpack::sbuffer body;
+        const char count_byte = 4;
+        body.write(&count_byte, 1);
+        Header h;
+        h.kind = Kind::data;
+        h.sender = peermq::Uuid::generate();
+        h.channel = "orders.eu";
+        h.flags = kFlagAckRequested;
+        for (std::uint32_t i = 0; i < 4; ++i) {
+            h.id = peermq::Uuid::generate();
+            h.attempt = 1 + i;
+            h.seq = 100 + i;
+            msgpack::sbuffer header;
+            encode_header(h, header);
+            append_batch_entry({header.data(), header.size()}, "payload", body);
+        }
+        out.push_back(bytes_of(body));
+    }
+    return out;
+}
+
+void peermq::fuzz::after_replay() {}

@@ -1,99 +1,59 @@
 // A driver for the fuzz targets when they are not built with libFuzzer (the CI's GCC build): runs
-// the target over seed inputs (valid frames of every kind, from the encoder) and over a fixed
-// number of deterministic mutations of them (bit flips, byte changes, truncations, insertions,
-// splices), so the `fuzz` tests replay the same inputs every run.
-//   <binary> [iterations] [seed]
+// the target over its seed inputs (fuzz_driver.hpp) and the files of the corpus paths given, in
+// name order, then over a fixed number of deterministic mutations of them (bit flips, byte
+// changes, truncations, insertions, splices), so the `fuzz` tests replay the same inputs every
+// run; last, the target's after_replay() check.
+//   <binary> [iterations] [seed] [[--repeat=N] corpus directory or file]...
+//   <binary> --write-seeds DIRECTORY      writes the seed inputs there (a corpus to start from)
+// --repeat=N replays each input of the paths after it N times in a row (a regression of a
+// target that keeps state between inputs may need a few tries to show); they are not mutated.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
 
-#include <msgpack.hpp>
-
-#include "envelope.hpp"
+#include "fuzz_driver.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
 namespace {
 
-using Bytes = std::vector<std::uint8_t>;
+using peermq::fuzz::Bytes;
 
-Bytes bytes_of(const msgpack::sbuffer& buffer) {
-    const auto* p = reinterpret_cast<const std::uint8_t*>(buffer.data());
-    return Bytes(p, p + buffer.size());
+Bytes read_file(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        std::fprintf(stderr, "fuzz_driver: cannot read %s\n", path.c_str());
+        std::exit(2);
+    }
+    return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-std::vector<Bytes> seeds() {
-    using namespace peermq::detail;
+// The files of a corpus directory in name order (or the one file named): the same order on
+// every run and every machine.
+std::vector<Bytes> read_corpus(const std::filesystem::path& path) {
+    std::error_code error;
+    if (!std::filesystem::is_directory(path, error)) {
+        if (!std::filesystem::is_regular_file(path, error)) {
+            std::fprintf(stderr, "fuzz_driver: no corpus at %s\n", path.c_str());
+            std::exit(2);
+        }
+        return {read_file(path)};
+    }
+    std::vector<std::filesystem::path> files;
+    for (const auto& entry : std::filesystem::directory_iterator(path)) {
+        if (entry.is_regular_file()) files.push_back(entry.path());
+    }
+    std::sort(files.begin(), files.end());
     std::vector<Bytes> out;
-    for (Kind kind : {Kind::data, Kind::ack, Kind::nack, Kind::hello, Kind::heartbeat, Kind::bye,
-                      Kind::reject, Kind::batch}) {
-        Header h;
-        h.kind = kind;
-        h.sender = peermq::Uuid::generate();
-        h.id = peermq::Uuid::generate();
-        h.channel = "orders.eu";
-        h.flags = kFlagAckRequested | kFlagDedupe;
-        h.attempt = 3;
-        h.created_ms = 1'764'000'000'000;
-        h.deadline_ms = h.created_ms + 5000;
-        h.seq = 42;
-        h.headers = {{"trace", "abc"}, {"content-type", "application/msgpack"}};
-        if (kind == Kind::ack || kind == Kind::nack) {
-            h.ids = {peermq::Uuid::generate(), peermq::Uuid::generate()};
-        }
-        if (kind == Kind::nack || kind == Kind::reject) h.error = "handler threw: bad currency";
-        msgpack::sbuffer buffer;
-        encode_header(h, buffer);
-        out.push_back(bytes_of(buffer));
-    }
-    Hello hello;
-    hello.name = "worker-1";
-    hello.cluster = "default";
-    hello.inbox_port = 40000;
-    hello.pub_port = 40001;
-    hello.queues = {{"orders", 256}, {"payments", 16}};
-    hello.topics = {"prices."};
-    hello.heartbeat_ms = 1000;
-    msgpack::sbuffer buffer;
-    encode_hello(hello, buffer);
-    out.push_back(bytes_of(buffer));
-    // BATCH bodies, prefixed with their entry count (see envelope_fuzz.cpp): DATA headers
-    // (seeds[0]) with payloads of several sizes, and an entry that is not DATA.
-    for (std::uint8_t count : {1, 2, 5}) {
-        msgpack::sbuffer body;
-        const char count_byte = static_cast<char>(count);
-        body.write(&count_byte, 1);
-        for (std::uint8_t i = 0; i < count; ++i) {
-            const Bytes& header = out[i % 2 == 0 ? 0 : 1];
-            append_batch_entry({reinterpret_cast<const char*>(header.data()), header.size()},
-                               std::string(static_cast<std::size_t>(i) * 7, 'p'), body);
-        }
-        out.push_back(bytes_of(body));
-    }
-    // A BATCH as a node sends it: entries of one sender and channel (shared leading bytes).
-    {
-        msgpack::sbuffer body;
-        const char count_byte = 4;
-        body.write(&count_byte, 1);
-        Header h;
-        h.kind = Kind::data;
-        h.sender = peermq::Uuid::generate();
-        h.channel = "orders.eu";
-        h.flags = kFlagAckRequested;
-        for (std::uint32_t i = 0; i < 4; ++i) {
-            h.id = peermq::Uuid::generate();
-            h.attempt = 1 + i;
-            h.seq = 100 + i;
-            msgpack::sbuffer header;
-            encode_header(h, header);
-            append_batch_entry({header.data(), header.size()}, "payload", body);
-        }
-        out.push_back(bytes_of(body));
-    }
+    for (const auto& file : files) out.push_back(read_file(file));
     return out;
 }
 
@@ -144,11 +104,39 @@ Bytes mutate(const Bytes& input, const std::vector<Bytes>& pool, std::mt19937_64
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc == 3 && std::string(argv[1]) == "--write-seeds") {
+        const std::vector<Bytes> seeds = peermq::fuzz::seed_inputs();
+        for (std::size_t i = 0; i < seeds.size(); ++i) {
+            const auto path = std::filesystem::path(argv[2]) / ("seed-" + std::to_string(i));
+            std::ofstream(path, std::ios::binary)
+                .write(reinterpret_cast<const char*>(seeds[i].data()),
+                       static_cast<std::streamsize>(seeds[i].size()));
+        }
+        std::printf("%zu seeds written to %s\n", seeds.size(), argv[2]);
+        return 0;
+    }
     const long iterations = argc > 1 ? std::strtol(argv[1], nullptr, 10) : 200'000;
     const auto seed = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 20261128ull;
     std::mt19937_64 random(seed);
-    const std::vector<Bytes> pool = seeds();
+    std::vector<Bytes> pool = peermq::fuzz::seed_inputs();
+    const std::size_t seeds = pool.size();
+    std::vector<Bytes> repeated;
+    long repeat = 1;
+    for (int i = 3; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg.starts_with("--repeat=")) {
+            repeat = std::strtol(arg.c_str() + 9, nullptr, 10);
+            continue;
+        }
+        for (Bytes& input : read_corpus(arg)) {
+            (repeat > 1 ? repeated : pool).push_back(std::move(input));
+        }
+    }
+    if (pool.empty()) pool.emplace_back();
     for (const Bytes& input : pool) LLVMFuzzerTestOneInput(input.data(), input.size());
+    for (const Bytes& input : repeated) {
+        for (long r = 0; r < repeat; ++r) LLVMFuzzerTestOneInput(input.data(), input.size());
+    }
     Bytes random_bytes;
     for (long i = 0; i < iterations; ++i) {
         if (i % 16 == 0) {  // now and then, plain noise
@@ -160,7 +148,10 @@ int main(int argc, char** argv) {
         const Bytes input = mutate(pool[random() % pool.size()], pool, random);
         LLVMFuzzerTestOneInput(input.data(), input.size());
     }
-    std::printf("%zu seeds and %ld mutated inputs: no crash, every accepted header round-trips\n",
-                pool.size(), iterations);
+    peermq::fuzz::after_replay();
+    std::printf(
+        "%zu seeds, %zu corpus inputs, %zu regressions (%ld times each) and %ld mutated inputs: "
+        "no crash, no failed check\n",
+        seeds, pool.size() - seeds, repeated.size(), repeat, iterations);
     return 0;
 }
