@@ -296,6 +296,18 @@ std::size_t rss_mb() {
     return 0;
 }
 
+// A send that a signal interrupts is tried again (libFuzzer's -timeout is a SIGALRM each
+// second or so); false when the socket could not take the frame in its send timeout.
+bool send_frame(zmq::socket_t& socket, zmq::message_t& frame, zmq::send_flags flags) {
+    for (;;) {
+        try {
+            return socket.send(frame, flags).has_value();
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EINTR) throw;
+        }
+    }
+}
+
 std::string encode(const detail::Header& header) {
     msgpack::sbuffer buffer;
     detail::encode_header(header, buffer);
@@ -713,7 +725,8 @@ void Harness::send(zmq::socket_t& socket, const std::vector<std::string>& frames
     const auto flags = oversized ? zmq::send_flags::dontwait : zmq::send_flags::none;
     for (std::size_t i = 0; i < frames.size(); ++i) {
         zmq::message_t frame(frames[i].data(), frames[i].size());
-        if (!out.send(frame, i + 1 < frames.size() ? flags | zmq::send_flags::sndmore : flags)) {
+        if (!send_frame(out, frame,
+                        i + 1 < frames.size() ? flags | zmq::send_flags::sndmore : flags)) {
             if (oversized) return;  // nothing sent: ZeroMQ queues a message whole or not at all
             fail("an attacker socket could not send for 10 s: T stopped reading its inbox");
         }
@@ -955,8 +968,9 @@ void Harness::op(Reader& r, InputState& in) {
             if ((s >> 2) % 8 == 1) frames.push_back("extra");
             for (std::size_t i = 0; i < frames.size(); ++i) {
                 zmq::message_t frame(frames[i].data(), frames[i].size());
-                (void)pub_.send(frame, i + 1 < frames.size() ? zmq::send_flags::sndmore
-                                                             : zmq::send_flags::none);
+                (void)send_frame(
+                    pub_, frame,
+                    i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
             }
             break;
         }
@@ -1035,7 +1049,11 @@ bool Harness::answered(int k, std::chrono::milliseconds timeout) {
             std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
         if (left.count() <= 0) return false;
         zmq::pollitem_t item{inbox.handle(), 0, ZMQ_POLLIN, 0};
-        zmq::poll(&item, 1, left);
+        try {
+            zmq::poll(&item, 1, left);
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EINTR) throw;
+        }
     }
 }
 
