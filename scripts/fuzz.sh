@@ -54,10 +54,24 @@ cmake --build "$build" -j2 --target "${binaries[@]}"
 # state from one input to the next (an attack is a sequence), so an input that allocates more
 # than it frees is the rule: libFuzzer's per-input leak check would run LeakSanitizer after
 # nearly every input. The target bounds its memory itself (its RSS invariant); a per-input
-# timeout above its own watchdog's 60 s.
+# timeout above its own watchdog's 60 s. Its node's threads (timers, retries) add coverage of
+# their own, so libFuzzer would never find the time to grow its inputs: they may be long at once.
+# LeakSanitizer's check at exit is left to the ASan test pass (scripts/test.sh), whose nodes are
+# all closed: this target never frees its harness, and frames still in flight inside libzmq when
+# the process ends were reported (114 bytes once in 1.3 M executions, allocated by libzmq).
+declare -A environment=(
+    [envelope]=""
+    [node]="detect_leaks=0"
+)
 declare -A options=(
     [envelope]="-max_len=4096"
-    [node]="-max_len=2048 -detect_leaks=0 -timeout=120"
+    [node]="-max_len=2048 -len_control=0 -detect_leaks=0 -timeout=120"
+)
+# A minimized corpus keeps the inputs that reach new code: for the node target, whose threads
+# make hit counts vary from run to run, by edges only (2678 inputs by hit counts, 582 by edges).
+declare -A merge_options=(
+    [envelope]=""
+    [node]="-use_counters=0"
 )
 
 status=0
@@ -80,7 +94,8 @@ for target in "${targets[@]}"; do
     ((workers > 1)) && parallel=(-jobs="$workers" -workers="$workers")
     started=$(date +%s)
     # shellcheck disable=SC2086 # the options are words
-    if ! (cd "$logs" && nice -n 10 "$binary" "${limit[@]}" "${parallel[@]}" ${options[$target]} \
+    if ! (cd "$logs" && ASAN_OPTIONS=${environment[$target]} nice -n 10 "$binary" "${limit[@]}" \
+        "${parallel[@]}" ${options[$target]} \
         -print_final_stats=1 -artifact_prefix="$artifacts/" "$corpus" "${seeds[@]}"); then
         status=1
     fi
@@ -96,8 +111,8 @@ for target in "${targets[@]}"; do
     if ((merge)) && [[ $status -eq 0 ]]; then
         fresh=$(mktemp -d "$build/merge-$target.XXXXXX")
         # shellcheck disable=SC2086
-        (cd "$logs" && nice -n 10 "$binary" -merge=1 ${options[$target]} "$fresh" "${seeds[@]}" \
-            "$corpus")
+        (cd "$logs" && ASAN_OPTIONS=${environment[$target]} nice -n 10 "$binary" -merge=1 \
+            ${options[$target]} ${merge_options[$target]} "$fresh" "${seeds[@]}" "$corpus")
         mkdir -p "tests/fuzz/corpus/$target"
         rm -f "tests/fuzz/corpus/$target"/*
         mv "$fresh"/* "tests/fuzz/corpus/$target/"
