@@ -26,13 +26,15 @@ constexpr std::size_t kMemoryDeadLetters = 100'000;
 constexpr std::size_t kMaxTopicStats = 1024;
 constexpr std::int64_t kDedupeHorizonMs = 60LL * 60 * 1000;
 constexpr auto kDropSummaryInterval = std::chrono::seconds(10);
+// close() waits this long for the handler calls already queued (local deliveries included).
+constexpr auto kCloseDrain = std::chrono::seconds(2);
 
 // Drops that say a peer (or something posing as one) sent garbage, or that data was lost here:
 // worth a warning. The rest (duplicates, late acks, acks to a peer that left) are routine.
 bool warn_worthy(std::string_view reason) {
     return reason.starts_with("frame.") || reason.starts_with("hello.") ||
            reason.starts_with("internal.") || reason == "dlq.memory_full" ||
-           reason == "peer.table_full" || reason == "peer.no_socket";
+           reason == "peer.table_full" || reason == "peer.no_socket" || reason == "inbox.full";
 }
 
 // A BATCH body handed to ZeroMQ: msgpack::sbuffer::release() memory.
@@ -144,7 +146,11 @@ void Actor::turn() {
         }
         read_clock();
 
-        // Frames first: acks give credit back, so the next batches leave before this turn
+        // Topic messages before anything that may disconnect the SUB socket: polling it fetches
+        // the first part of a message ahead (libzmq's xsub), and a disconnect before that message
+        // is read whole trips libzmq's atomicity assertion (fq.cpp) and aborts the process.
+        if (poll_items_[2].revents & ZMQ_POLLIN) read_sub();
+        // Frames next: acks give credit back, so the next batches leave before this turn
         // takes on the sends (and handler outcomes) queued since the last one.
         if (poll_items_[1].revents & ZMQ_POLLIN) read_inbox();
         if (poll_items_[0].revents & ZMQ_POLLIN) {
@@ -160,16 +166,17 @@ void Actor::turn() {
             }
             commands_.clear();
             now_ = clock_.steady_now();
+            if (backlog_taken_ > 0) publish_backlog(now_);
             for (auto& q : out_queues_) {
                 if (q && !q->waiting.empty()) pump(*q);
             }
         }
-        if (poll_items_[2].revents & ZMQ_POLLIN) read_sub();
         bool writable = false;
         for (std::size_t i = 0; i < polled_peers_.size(); ++i) {
-            if (poll_items_[3 + i].revents & ZMQ_POLLOUT) {
-                polled_peers_[i]->blocked = false;
-                if (polled_peers_[i]->hello_owed) send_hello(polled_peers_[i]);
+            Peer* peer = polled_peers_[i];  // null once removed during this turn
+            if (peer && (poll_items_[3 + i].revents & ZMQ_POLLOUT)) {
+                peer->blocked = false;
+                if (peer->hello_owed) send_hello(peer);
                 writable = true;
             }
         }
@@ -198,6 +205,7 @@ void Actor::turn() {
         // no more outcomes are coming soon, and waiting out the interval would only add latency.
         flush_acks(now, core_.dispatcher->idle());
         maybe_commit(now, !commit_waiters_.empty());
+        publish_backlog(now);
         flush_jobs();
         // Room for blocked send()s: one wake-up per turn, however many messages left.
         release_all();
@@ -275,8 +283,69 @@ std::chrono::milliseconds Actor::poll_timeout(Steady now) const {
     return std::chrono::ceil<std::chrono::milliseconds>(due - now);
 }
 
+void Actor::drain_handlers(Steady deadline) {
+    for (;;) {
+        core_.mailbox_.drain(commands_);
+        const bool had_commands = !commands_.empty();
+        for (auto& command : commands_) {
+            if (std::holds_alternative<StopCmd>(command)) continue;
+            try {
+                handle(command);
+            } catch (const std::exception& e) {
+                internal_error("internal.command_error", e.what());
+            }
+        }
+        commands_.clear();
+        flush_jobs();
+        if (core_.dispatcher->drained()) {
+            // Every outcome is ready to take; their wake-up may not be in the mailbox yet.
+            OutcomesCmd take;
+            on_outcomes(take);
+            flush_jobs();
+            if (!had_commands && core_.dispatcher->drained()) return;
+            continue;
+        }
+        const Steady now = clock_.steady_now();
+        if (now >= deadline) {
+            PEERMQ_LOG(
+                log_, LogLevel::warn, "node",
+                "closing: handler calls still queued or running are not waited for",
+                {"waited_ms",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(kCloseDrain).count()});
+            return;
+        }
+        zmq::pollitem_t item{nullptr, core_.mailbox_.fd(), ZMQ_POLLIN, 0};
+        try {
+            zmq::poll(&item, 1,
+                      std::min(std::chrono::ceil<std::chrono::milliseconds>(deadline - now),
+                               std::chrono::milliseconds(10)));
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EINTR) throw;
+        }
+    }
+}
+
 void Actor::flush_jobs() {
-    if (!jobs_.empty()) core_.dispatcher->submit(jobs_);
+    if (jobs_.empty()) return;
+    for (const auto& [slot, job] : jobs_) {
+        if (slot < unsubmitted_.size()) unsubmitted_[slot] = {};
+    }
+    core_.dispatcher->submit(jobs_);
+}
+
+bool Actor::handler_room(std::uint32_t slot, const SlotLoad& load, std::size_t bytes) {
+    if (slot >= unsubmitted_.size()) unsubmitted_.resize(slot + 1);
+    Unsubmitted& extra = unsubmitted_[slot];
+    const std::uint64_t jobs = load.jobs.load(std::memory_order_relaxed) + extra.jobs;
+    const std::uint64_t held = load.bytes.load(std::memory_order_relaxed) + extra.bytes;
+    // One message larger than the byte bound still goes to an idle handler.
+    if (jobs >= options_.max_handler_queue ||
+        (jobs > 0 && held + bytes > options_.max_handler_queue_bytes)) {
+        return false;
+    }
+    ++extra.jobs;
+    extra.bytes += bytes;
+    return true;
 }
 
 void Actor::handle(Command& command) {
@@ -293,7 +362,7 @@ void Actor::handle(Command& command) {
             else if constexpr (std::is_same_v<T, OutcomesCmd>) on_outcomes(cmd);
             else if constexpr (std::is_same_v<T, FlushCmd>) on_flush(cmd);
             else if constexpr (std::is_same_v<T, CallCmd>) cmd.fn(*this);
-            else if constexpr (std::is_same_v<T, StopCmd>) stopping_ = true;
+            else if constexpr (std::is_same_v<T, StopCmd>) on_stop(cmd);
             else if constexpr (std::is_same_v<T, CommitDoneCmd>) on_commit_done();
         },
         command);
@@ -304,7 +373,7 @@ void Actor::shutdown() {
     if (core_.failed()) {
         // What was accepted is still kept if the journal can take it; the rest is the failure.
         // Sockets close without a word: peers find this node down by its silence.
-        commit_now();
+        commit_for_close();
         const Status failure = core_.failure();
         auto failed = [&](ReceiptPromise& receipt) {
             if (receipt) receipt->set_value(failure);
@@ -320,14 +389,12 @@ void Actor::shutdown() {
         by_id_.clear();
         return;
     }
-    // Whatever is still in the mailbox: outcomes become acks; calls are answered by the broken
-    // promise (NodeCore::call reports `closed`).
-    core_.mailbox_.drain(commands_);
-    for (auto& command : commands_) {
-        if (std::holds_alternative<OutcomesCmd>(command)) handle(command);
-        if (auto* send = std::get_if<SendCmd>(&command)) on_send(*send);
-    }
-    commands_.clear();
+    // What the application did before close() is carried out: every command still in the
+    // mailbox (sends are journaled, publishes go out and to local subscribers), and the handler
+    // calls already queued run, within kCloseDrain. Nothing new is sent to peers from here on:
+    // messages still waiting stay in the outbox for the next start.
+    draining_ = true;
+    drain_handlers(clock_.steady_now() + kCloseDrain);
     const Steady now = clock_.steady_now();
     flush_acks(now, true);
     // A peer known only by endpoint (its HELLO answer not in yet) may know us already: our
@@ -338,7 +405,7 @@ void Actor::shutdown() {
             send_control(peer.get(), Kind::bye);
         }
     }
-    commit_now();
+    commit_for_close();
     for (auto& waiter : commit_waiters_) {
         waiter->set_value(make_error(ErrorCode::closed, "node closed"));
     }
@@ -358,7 +425,7 @@ void Actor::shutdown() {
     peers_.clear();
     by_id_.clear();
     inbox_.set(zmq::sockopt::linger, 0);
-    pub_.set(zmq::sockopt::linger, 0);
+    pub_.set(zmq::sockopt::linger, 100);  // like BYE: what was published before close() leaves
     sub_.set(zmq::sockopt::linger, 0);
     inbox_.close();
     pub_.close();
@@ -395,6 +462,9 @@ void Actor::on_declare(DeclareQueueCmd& cmd) {
 }
 
 void Actor::on_send(SendCmd& cmd) {
+    // From here the message is in the journal's buffer: publish_backlog() moves it from
+    // `queued` to `records`.
+    if (cmd.backlogged) ++backlog_taken_;
     OutQueue& q = out_queue(cmd.queue);
     if (q.options.overflow == OverflowPolicy::drop_oldest) {
         while (!q.waiting.empty() && q.waiting.size() + q.inflight >= q.options.max_length) {
@@ -434,6 +504,7 @@ void Actor::on_consume(ConsumeCmd& cmd) {
     consumer.slot = cmd.slot;
     consumer.options = cmd.options;
     consumer.stats = queue_stats(cmd.queue);
+    consumer.load = &core_.dispatcher->load(cmd.slot);
     consumer_by_slot_[cmd.slot] = &consumer;
     ++generation_;
     hello_dirty_ = true;
@@ -442,7 +513,7 @@ void Actor::on_consume(ConsumeCmd& cmd) {
 
 void Actor::on_subscribe(SubscribeCmd& cmd) {
     sub_.set(zmq::sockopt::subscribe, cmd.prefix);
-    subscriptions_.push_back(Subscription{cmd.prefix, cmd.slot});
+    subscriptions_.push_back(Subscription{cmd.prefix, cmd.slot, &core_.dispatcher->load(cmd.slot)});
     hello_dirty_ = true;
 }
 
@@ -463,6 +534,10 @@ void Actor::on_publish(PublishCmd& cmd) {
     ++stats->sent;
     for (const auto& subscription : subscriptions_) {
         if (!cmd.topic.starts_with(subscription.prefix)) continue;
+        if (!handler_room(subscription.slot, *subscription.load, cmd.payload.size())) {
+            drop("inbox.full");
+            continue;
+        }
         Job job;
         job.message.id = cmd.id;
         job.message.sender = core_.id;
@@ -743,6 +818,13 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
         refuse("ttl.expired", "expired");
         return;
     }
+    // Past what its handler may have queued: a best-effort message is dropped, a reliable one
+    // NACKed (its sender retries it later, or elsewhere). Credit keeps well-behaved senders
+    // under this bound; it stops those that ignore it, and best-effort streams, which have none.
+    if (!handler_room(consumer.slot, *consumer.load, payload.size())) {
+        refuse("inbox.full", "the receiver's handler queue is full");
+        return;
+    }
     if (header_.flags & kFlagDedupe) {
         if (in_progress_.contains(header_.id)) {
             ++consumer.stats->duplicates;
@@ -858,6 +940,10 @@ void Actor::on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::m
     Payload body = payload_of(payload);
     for (const auto& subscription : subscriptions_) {
         if (!header_.channel.starts_with(subscription.prefix)) continue;
+        if (!handler_room(subscription.slot, *subscription.load, body.size())) {
+            drop("inbox.full");
+            continue;
+        }
         Job job;
         job.message.id = header_.id;
         job.message.sender = header_.sender;
@@ -1069,6 +1155,11 @@ zmq::socket_t Actor::make_push(const std::string& endpoint) {
     push.set(zmq::sockopt::reconnect_ivl, static_cast<int>(kReconnect.count()));
     push.set(zmq::sockopt::reconnect_ivl_max, static_cast<int>(kReconnectMax.count()));
     push.set(zmq::sockopt::connect_timeout, static_cast<int>(kConnectTimeout.count()));
+    // Data the peer's kernel has not acknowledged for this long ends the connection and goes
+    // with it (TCP_USER_TIMEOUT): before the peer is down and its messages are redirected, so a
+    // cut link cannot deliver them late, after the heal, as second copies. Closing the socket
+    // would not do it: the kernel keeps retransmitting what a closed socket left behind.
+    push.set(zmq::sockopt::tcp_maxrt, static_cast<int>(unacked_data_timeout().count()));
     push.connect(endpoint);
     return push;
 }
@@ -1155,6 +1246,8 @@ void Actor::remove_peer(Peer* peer) {
         last_acks_ = nullptr;
     }
     ++generation_;
+    // The turn that removes it may still hold it among the peers it polled for POLLOUT.
+    std::replace(polled_peers_.begin(), polled_peers_.end(), peer, static_cast<Peer*>(nullptr));
     std::erase_if(peers_, [peer](const auto& p) { return p.get() == peer; });
     trim_memory_ = true;
 }
@@ -1562,7 +1655,7 @@ void Actor::record_delivery(OutQueue& q, Outgoing& message, Target& target) {
 }
 
 void Actor::pump(OutQueue& q) {
-    if (q.waiting.empty()) return;
+    if (q.waiting.empty() || draining_) return;
     const std::int64_t now_ms = clock_.unix_ms();
     while (!q.waiting.empty()) {
         if (q.options.ordered && q.inflight > 0) break;
@@ -1882,18 +1975,21 @@ void Actor::queue_ack(const NodeId& sender, const MessageId& id, std::size_t lim
 
 void Actor::flush_acks(Steady now, bool force) {
     if (acks_pending_ == 0) return;
-    for (auto it = acks_.begin(); it != acks_.end(); ++it) {
+    for (auto it = acks_.begin(); it != acks_.end();) {
         AckBatch& batch = it->second;
-        if (batch.ids.empty()) continue;
-        if (!force && batch.ids.size() < batch.limit &&
-            now - batch.first < options_.ack_batch_interval) {
+        if (batch.ids.empty() || (!force && batch.ids.size() < batch.limit &&
+                                  now - batch.first < options_.ack_batch_interval)) {
+            ++it;
             continue;
         }
         Peer* peer = find_peer(it->first);
         if (!peer) {
+            // A sender with no peer record (spoofed, or forgotten): its batch goes with it, or
+            // every id that ever claimed to come from somewhere would keep an entry.
             drop("ack.no_route", batch.ids.size());
             acks_pending_ -= batch.ids.size();
-            batch.ids.clear();
+            if (last_acks_ == &batch) last_acks_ = nullptr;
+            it = acks_.erase(it);
             continue;
         }
         const std::size_t n = batch.ids.size();
@@ -1907,6 +2003,7 @@ void Actor::flush_acks(Steady now, bool force) {
         // An ack that could not be sent is not kept: the sender retries, the receiver re-acks.
         acks_pending_ -= n;
         batch.ids.clear();
+        ++it;
     }
 }
 
@@ -1923,11 +2020,32 @@ void Actor::maybe_commit(Steady now, bool force) {
     }
     if (now < commit_retry_at_) return;
     if (!force && pending < kCommitRecords && now - first_uncommitted_ < kCommitInterval) return;
+    commit_records_ = pending;
+    commit_oldest_ = first_uncommitted_;
     // Waiters registered so far are covered by this batch; later ones wait for the next.
     batch_waiters_.swap(commit_waiters_);
     commit_waiters_.clear();
     writer_->submit(journal_->take_batch());
     commit_in_flight_ = true;
+}
+
+void Actor::publish_backlog(Steady now) {
+    if (!journal_) return;
+    JournalBacklog& backlog = core_.backlog;
+    const std::size_t buffered = journal_->pending();
+    const std::size_t records = buffered + (commit_in_flight_ ? commit_records_ : 0);
+    const Steady oldest = commit_in_flight_ ? commit_oldest_ : first_uncommitted_;
+    // Records first, then what left `queued`: the sum send() reads never dips below the truth.
+    backlog.records.store(records);
+    backlog.too_old.store(records > 0 && now - oldest >= options_.max_commit_lag);
+    if (backlog_taken_ > 0) {
+        backlog.queued.fetch_sub(backlog_taken_);
+        backlog_taken_ = 0;
+    }
+    if (backlog.waiting.load() > 0 && !backlog.full(options_.max_uncommitted)) {
+        std::lock_guard lock(backlog.mutex);
+        backlog.room.notify_all();
+    }
 }
 
 void Actor::on_commit_done() {
@@ -1944,7 +2062,10 @@ void Actor::settle_journal() {
 
 void Actor::end_commit(std::unique_ptr<Journal::Batch> batch, const Status& status) {
     commit_in_flight_ = false;
+    commit_records_ = 0;
     journal_->finish_batch(std::move(batch), status);
+    // A failed batch is back in front of what was buffered since: its records are the oldest.
+    if (!status.ok()) first_uncommitted_ = commit_oldest_;
     if (status.ok()) {
         if (commit_failures_ > 0) {
             PEERMQ_LOG(log_, LogLevel::info, "journal", "journal writes again",
@@ -1966,6 +2087,35 @@ void Actor::end_commit(std::unique_ptr<Journal::Batch> batch, const Status& stat
         for (auto& waiter : batch_waiters_) waiter->set_value(status);
     }
     batch_waiters_.clear();
+}
+
+void Actor::on_stop(const StopCmd& cmd) {
+    stopping_ = true;
+    close_flush_timeout_ = cmd.flush_timeout;
+}
+
+void Actor::commit_for_close() {
+    if (!journal_) return;
+    const Steady deadline = clock_.steady_now() + close_flush_timeout_;
+    commit_now();
+    while (journal_->pending() > 0 && clock_.steady_now() < deadline) {
+        // The journal refused (a full disk, an I/O error): try again until the deadline.
+        std::this_thread::sleep_for(
+            std::min(kCommitRetry,
+                     std::chrono::ceil<std::chrono::milliseconds>(deadline - clock_.steady_now())));
+        commit_now();
+    }
+    const std::size_t lost = journal_->pending_messages();
+    if (lost == 0) return;
+    Status error = core_.storage_error();
+    if (error.ok()) error = make_error(ErrorCode::io_error, "the journal's last commit failed");
+    const std::string what = std::to_string(lost) +
+                             " messages handed to send() were not written to the journal and are "
+                             "lost: " +
+                             error.message();
+    PEERMQ_LOG(log_, LogLevel::error, "journal", "closing with messages not on disk",
+               {"lost", static_cast<std::uint64_t>(lost)}, {"error", error.to_string()});
+    core_.set_close_status(make_error(error.code(), what));
 }
 
 void Actor::commit_now() {
@@ -2028,8 +2178,10 @@ void Actor::JournalWriter::run() {
             status = journal_.write_batch(*batch);
         } catch (const std::exception& e) {
             // The batch is not known to be on disk: like a failed commit, it is retried.
+            errors_.fetch_add(1, std::memory_order_relaxed);
             status = make_error(ErrorCode::internal, std::string("journal write: ") + e.what());
         } catch (...) {
+            errors_.fetch_add(1, std::memory_order_relaxed);
             status = make_error(ErrorCode::internal, "journal write: an unknown exception");
         }
         lock.lock();
@@ -2078,6 +2230,17 @@ Status Actor::load_outbox() {
         q.waiting.push_back(std::move(message));
         q.shared->outstanding.fetch_add(1);
     }
+    // Records whose bytes changed on disk were not loaded: the journal moved them to the dead
+    // letters (reason `corrupt`). They count as dead-lettered, and a person is told at once.
+    const auto& damaged = journal_->quarantined();
+    for (const auto& record : damaged) ++queue_stats(record.queue)->dead_lettered;
+    if (!damaged.empty()) {
+        PEERMQ_LOG(log_, LogLevel::error, "journal",
+                   "unsent messages damaged on disk were moved to the dead letters, not sent",
+                   {"count", static_cast<std::uint64_t>(damaged.size())},
+                   {"first_id", damaged.front().id}, {"queue", damaged.front().queue},
+                   {"why", damaged.front().why});
+    }
     return {};
 }
 
@@ -2095,6 +2258,8 @@ NodeStats Actor::stats() {
     }
     for (const auto& [name, stats] : queue_stats_) out.queues[name] = stats;
     for (const auto& [name, stats] : topic_stats_) out.topics[name] = stats;
+    if (writer_ && writer_->errors() != 0) out.thread_errors["journal_writer"] = writer_->errors();
+    if (journal_) out.uncommitted = journal_->pending() + (commit_in_flight_ ? commit_records_ : 0);
     // Handler calls are counted by the dispatcher (best-effort ones report no outcome here).
     for (const auto& [name, consumer] : consumers_) {
         ChannelStats& stats = out.queues[name];

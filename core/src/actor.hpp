@@ -4,6 +4,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -151,6 +152,7 @@ private:
         ConsumeOptions options;
         std::uint32_t local_unacked = 0;  // deliveries from this node to itself
         ChannelStats* stats = nullptr;
+        const SlotLoad* load = nullptr;  // what its handler has queued (Dispatcher::load)
     };
 
     struct Inflight;
@@ -234,6 +236,12 @@ private:
     struct Subscription {
         std::string prefix;
         std::uint32_t slot = 0;
+        const SlotLoad* load = nullptr;
+    };
+    // Jobs for one slot in jobs_, not yet submitted to the dispatcher.
+    struct Unsubmitted {
+        std::uint64_t jobs = 0;
+        std::uint64_t bytes = 0;
     };
 
     struct AckBatch {
@@ -288,6 +296,12 @@ private:
     // connection are dropped, and a connection stuck in TCP retransmission is not waited out.
     void reset_links(Peer* peer);
     zmq::socket_t make_push(const std::string& endpoint);
+    // How long a link may hold data its peer's kernel has not acknowledged: less than
+    // peer_timeout, so that it is given up before its messages are redirected.
+    std::chrono::milliseconds unacked_data_timeout() const {
+        return std::max(options_.peer_timeout - options_.heartbeat_interval,
+                        options_.peer_timeout / 2);
+    }
     void heard(Peer* peer);
     // `why`: "bye", "timeout" or "silent" for the log.
     void set_state(Peer* peer, PeerState state, std::string_view why = {});
@@ -367,6 +381,8 @@ private:
         // The finished batch and its status: waits for the batch in flight when `block`, else
         // nullopt while it runs.
         std::optional<std::pair<std::unique_ptr<Journal::Batch>, Status>> finished(bool block);
+        // Exceptions write_batch threw (each made a failed commit, retried like one).
+        std::uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
 
     private:
         void run();
@@ -380,10 +396,14 @@ private:
         Status status_;
         bool finished_ = false;
         bool stop_ = false;
+        std::atomic<std::uint64_t> errors_{0};
         std::thread thread_;
     };
 
     void maybe_commit(Steady now, bool force);
+    // Tells send() how far the journal is behind (NodeCore::backlog), and wakes the senders
+    // waiting for it when it is back under its bound.
+    void publish_backlog(Steady now);
     void on_commit_done();
     void end_commit(std::unique_ptr<Journal::Batch> batch, const Status& status);
     // Waits for the commit in flight, if any, and settles its waiters.
@@ -400,6 +420,16 @@ private:
     ChannelStats* topic_stats(const std::string& name);
     std::chrono::milliseconds poll_timeout(Steady now) const;
     void flush_jobs();
+    // Room for one more job of `bytes` for a handler (NodeOptions::max_handler_queue and
+    // max_handler_queue_bytes, counting the dispatcher's queue and jobs_); if so, counts it.
+    bool handler_room(std::uint32_t slot, const SlotLoad& load, std::size_t bytes);
+    void on_stop(const StopCmd& cmd);
+    // close(): commits what is buffered, retrying for up to the StopCmd's flush_timeout; what is
+    // still not on disk then is logged at error and becomes close()'s error.
+    void commit_for_close();
+    // close(): carries out every command left in the mailbox and waits, until `deadline`, for
+    // the handler calls queued so far, taking their outcomes. Sends nothing new to peers.
+    void drain_handlers(Steady deadline);
     void shutdown();
 
     NodeCore& core_;
@@ -411,6 +441,8 @@ private:
     zmq::socket_t sub_;
     std::unique_ptr<Journal> journal_;
     bool stopping_ = false;
+    bool draining_ = false;  // closing: pump() sends nothing more
+    std::chrono::milliseconds close_flush_timeout_{0};
 
     std::vector<std::unique_ptr<Peer>> peers_;
     std::unordered_map<NodeId, Peer*, UuidHash> by_id_;
@@ -442,6 +474,9 @@ private:
     bool commit_in_flight_ = false;
     std::unique_ptr<JournalWriter> writer_;  // declared after journal_: stopped before it
     Steady first_uncommitted_{};
+    std::size_t backlog_taken_ = 0;   // sends journaled since publish_backlog(), still `queued`
+    std::size_t commit_records_ = 0;  // records in the commit in flight...
+    Steady commit_oldest_{};          // ...and when the oldest of them was buffered
     Steady commit_retry_at_{};
     std::deque<DeadLetter> memory_dead_letters_;  // when there is no journal
 
@@ -466,6 +501,7 @@ private:
     msgpack::sbuffer batch_buffer_{kMaxBatchBytes};  // the body of the BATCH frame being built
     std::vector<BatchEntry> batch_entries_;          // decode scratch
     std::vector<std::pair<std::uint32_t, Job>> jobs_;
+    std::vector<Unsubmitted> unsubmitted_;  // by slot: what jobs_ holds for it
     std::vector<HandlerOutcome> outcomes_;  // scratch for on_outcomes
     std::vector<Command> commands_;
     std::vector<zmq::pollitem_t> poll_items_;

@@ -188,7 +188,7 @@ std::uint64_t pack_peers(msgpack::sbuffer& out, const std::vector<PeerInfo>& pee
 // left out.
 void pack_stats(msgpack::sbuffer& out, const NodeStats& s) {
     Packer pk(&out);
-    pk.pack_map(12);
+    pk.pack_map(13);
     pack_str(pk, "id");
     pack_id(pk, s.id);
     pack_str(pk, "name");
@@ -197,6 +197,8 @@ void pack_stats(msgpack::sbuffer& out, const NodeStats& s) {
     pack_counters(pk, s.dropped);
     pack_str(pk, "bad_frames");
     pk.pack_uint64(s.bad_frames);
+    pack_str(pk, "uncommitted");
+    pk.pack_uint64(s.uncommitted);
     pack_str(pk, "discovery_ignored");
     pack_counters(pk, s.discovery_ignored);
     pack_str(pk, "thread_errors");
@@ -427,6 +429,8 @@ public:
                 if (!counters(kv.val, out.dropped, "dropped")) return false;
             } else if (key == "bad_frames") {
                 if (!read_uint(kv.val, out.bad_frames)) return fail("bad_frames");
+            } else if (key == "uncommitted") {
+                if (!read_uint(kv.val, out.uncommitted)) return fail("uncommitted");
             } else if (key == "discovery_ignored") {
                 if (!counters(kv.val, out.discovery_ignored, "discovery_ignored")) return false;
             } else if (key == "thread_errors") {

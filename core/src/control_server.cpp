@@ -357,6 +357,8 @@ void add_outside_counts(NodeCore& core, NodeStats& stats) {
         stats.discovery_ignored[reason] += count;
     }
     if (core.dispatcher) core.dispatcher->add_thread_errors(stats.thread_errors);
+    // The actor's loop ended on an exception: the node failed (NodeCore::failure names it).
+    if (core.failed()) stats.thread_errors["actor"] += 1;
     if (core.control) {
         core.control->add_dropped(stats.dropped);
         core.control->add_thread_errors(stats.thread_errors);

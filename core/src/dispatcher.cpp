@@ -58,15 +58,22 @@ void Dispatcher::submit(std::vector<std::pair<std::uint32_t, Job>>& jobs) {
         // Jobs of one slot come in runs (a batch is for one queue): one atomic add per run.
         Slot* run_slot = nullptr;
         std::uint64_t run_length = 0;
+        std::uint64_t run_bytes = 0;
+        auto add_run = [&] {
+            if (!run_slot) return;
+            run_slot->load.jobs.fetch_add(run_length, std::memory_order_relaxed);
+            run_slot->load.bytes.fetch_add(run_bytes, std::memory_order_relaxed);
+        };
         for (auto& [index, job] : jobs) {
             Slot& slot = slots_[index];
             if (&slot != run_slot) {
-                if (run_slot)
-                    run_slot->outstanding.fetch_add(run_length, std::memory_order_relaxed);
+                add_run();
                 run_slot = &slot;
                 run_length = 0;
+                run_bytes = 0;
             }
             ++run_length;
+            run_bytes += job.message.payload.size();
             slot.jobs.push_back(std::move(job));
             if (!slot.ready && slot.running < slot.concurrency) {
                 slot.ready = true;
@@ -74,7 +81,7 @@ void Dispatcher::submit(std::vector<std::pair<std::uint32_t, Job>>& jobs) {
                 ++newly_ready;
             }
         }
-        if (run_slot) run_slot->outstanding.fetch_add(run_length, std::memory_order_relaxed);
+        add_run();
     }
     jobs.clear();
     // Wake only as many threads as there is new work for: a slot already ready has its thread
@@ -96,7 +103,12 @@ void Dispatcher::post(std::function<void()> task) {
 
 std::uint64_t Dispatcher::pending(std::uint32_t slot) const {
     std::lock_guard lock(mutex_);
-    return slot < slots_.size() ? slots_[slot].outstanding.load(std::memory_order_relaxed) : 0;
+    return slot < slots_.size() ? slots_[slot].load.jobs.load(std::memory_order_relaxed) : 0;
+}
+
+const SlotLoad& Dispatcher::load(std::uint32_t slot) const {
+    std::lock_guard lock(mutex_);
+    return slots_.at(slot).load;
 }
 
 std::uint64_t Dispatcher::handled(std::uint32_t slot) const {
@@ -190,6 +202,7 @@ void Dispatcher::serve() {
             slot.jobs.pop_front();
         }
         ++slot.running;
+        busy_.fetch_add(1, std::memory_order_relaxed);
         make_ready_locked(index);  // more concurrency available: let another thread join in
         const bool more = slot.ready;
         lock.unlock();
@@ -202,16 +215,20 @@ void Dispatcher::serve() {
         // or before an outcome leaves (the actor that takes an outcome must see the dispatcher
         // idle when it is, or it would hold the ack for the batching interval).
         std::uint64_t finished = 0;
+        std::uint64_t finished_bytes = 0;
         auto settle = [&] {
             if (finished == 0) return;
-            slot.outstanding.fetch_sub(finished, std::memory_order_relaxed);
+            slot.load.jobs.fetch_sub(finished, std::memory_order_relaxed);
+            slot.load.bytes.fetch_sub(finished_bytes, std::memory_order_relaxed);
             unfinished_.fetch_sub(finished, std::memory_order_release);
             finished = 0;
+            finished_bytes = 0;
         };
         // A job that fails outside its handler (an allocation) is finished all the same:
         // otherwise the slot would never run again and the dispatcher never be idle.
         for (auto& job : batch) {
             std::optional<HandlerOutcome> outcome;
+            finished_bytes += job.message.payload.size();  // before the handler takes it
             try {
                 outcome = execute(index, slot, job);
             } catch (...) {
@@ -228,6 +245,7 @@ void Dispatcher::serve() {
             }
         }
         settle();
+        busy_.fetch_sub(1, std::memory_order_release);  // after every emit: see drained()
 
         lock.lock();
         --slot.running;

@@ -53,6 +53,13 @@ struct Job {
     std::function<void()> task;  // set for plain tasks (peer events)
 };
 
+// What one slot holds: jobs queued or running, and their payload bytes. Updated by submit() and
+// as jobs finish; read lock-free (the actor bounds what it queues for each handler).
+struct SlotLoad {
+    std::atomic<std::uint64_t> jobs{0};
+    std::atomic<std::uint64_t> bytes{0};
+};
+
 class Dispatcher {
 public:
     // Wakes the actor: outcomes wait in take_outcomes(). Called from pool threads.
@@ -77,9 +84,14 @@ public:
 
     // Jobs queued and not yet finished for `slot`.
     std::uint64_t pending(std::uint32_t slot) const;
+    // The slot's load; the reference stays valid for the dispatcher's life.
+    const SlotLoad& load(std::uint32_t slot) const;
     // True when every submitted job has finished (its outcome is posted to the sink or about to
     // be): no handler is running or waiting. Lock-free; a hint (it may change right after).
     bool idle() const noexcept { return unfinished_.load(std::memory_order_acquire) == 0; }
+    // Idle, and every outcome already in take_outcomes(): no thread is between a handler's
+    // return and its outcome's emission. Lock-free; final only once nothing more is submitted.
+    bool drained() const noexcept { return busy_.load(std::memory_order_acquire) == 0 && idle(); }
     // Handler calls of a consumer slot that returned or threw, and those that threw.
     std::uint64_t handled(std::uint32_t slot) const;
     std::uint64_t handler_errors(std::uint32_t slot) const;
@@ -99,7 +111,7 @@ private:
         std::uint32_t running = 0;
         bool ready = false;
         Ring<Job> jobs;
-        std::atomic<std::uint64_t> outstanding{0};
+        SlotLoad load;
         std::atomic<std::uint64_t> handled{0};
         std::atomic<std::uint64_t> errors{0};
     };
@@ -122,6 +134,7 @@ private:
     std::deque<std::uint32_t> ready_;
     bool stopping_ = false;
     std::atomic<std::uint64_t> unfinished_{0};  // every slot's outstanding jobs
+    std::atomic<std::uint32_t> busy_{0};        // threads running a batch, emits included
     std::uint32_t task_slot_ = 0;
     SpinLock outbox_mutex_;               // held to push one outcome or to swap them all out
     std::vector<HandlerOutcome> outbox_;  // outbox_mutex_

@@ -1072,6 +1072,14 @@ Status Journal::commit() {
     return status;
 }
 
+std::size_t Journal::pending_messages() const noexcept {
+    return static_cast<std::size_t>(
+        std::count_if(ops_.begin(), ops_.end(), [](const PendingOp& op) {
+            return std::holds_alternative<OutboxRecord>(op) ||
+                   std::holds_alternative<DeadLetter>(op);
+        }));
+}
+
 std::unique_ptr<Journal::Batch> Journal::take_batch() {
     auto batch = std::make_unique<Batch>();
     if (live_ops_ > 0) {

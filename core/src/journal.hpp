@@ -203,6 +203,8 @@ public:
     // kept, so a later commit retries them.
     Status commit();
     std::size_t pending() const noexcept { return live_ops_; }
+    // The messages among them: outbox puts and dead letters (not removals). Walks the buffer.
+    std::size_t pending_messages() const noexcept;
 
     // --- The same group commit in three steps, so that the transaction can run on another
     // thread while the owner keeps buffering (the node's journal writer):

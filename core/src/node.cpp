@@ -51,6 +51,10 @@ Status validate(const NodeOptions& o) {
     }
     if (o.ack_batch_interval.count() < 0) return bad("ack_batch_interval must not be negative");
     if (o.dedupe_window == 0) return bad("dedupe_window must be positive");
+    if (o.max_uncommitted == 0) return bad("max_uncommitted must be at least 1");
+    if (o.max_commit_lag.count() <= 0) return bad("max_commit_lag must be positive");
+    if (o.max_handler_queue == 0) return bad("max_handler_queue must be at least 1");
+    if (o.max_handler_queue_bytes == 0) return bad("max_handler_queue_bytes must be positive");
     if (o.interface.empty()) return bad("interface must be a name like \"lo\", or \"*\"");
     if (o.log_level > LogLevel::off && o.log_level != LogLevel::unset) {
         return bad("log_level is not a LogLevel");
@@ -174,8 +178,8 @@ Status NodeCore::start() {
         journal = std::move(opened).value();
     }
 
-    dispatcher =
-        std::make_unique<Dispatcher>(options.dispatcher_threads, [this] { post(OutcomesCmd{}); });
+    dispatcher = std::make_unique<Dispatcher>(
+        options.dispatcher_threads, [this] { post(OutcomesCmd{}); }, &log);
     actor_ = std::make_unique<Actor>(*this, std::move(inbox), std::move(pub), std::move(sub),
                                      std::move(journal));
     if (Status loaded = actor_->load_outbox(); !loaded.ok()) {
@@ -262,29 +266,28 @@ Status NodeCore::start() {
     return {};
 }
 
-void NodeCore::close() {
+Status NodeCore::close_flushing(std::chrono::milliseconds flush_timeout) {
     std::lock_guard lock(close_mutex_);
-    if (closed_.exchange(true)) return;
+    if (closed_.exchange(true)) return close_status_;
     if (control) control->stop();
     for (auto& discovery : discoveries_) discovery->stop();
-    if (dispatcher) dispatcher->stop();
+    // The actor carries out what is still in its mailbox and waits for the handler calls already
+    // queued (Actor::drain_handlers); the dispatcher stops after it.
     const bool ran = actor_thread_.joinable();
     if (ran) {
-        post(StopCmd{});
+        post(StopCmd{flush_timeout});
         actor_thread_.join();
     }
+    if (dispatcher) dispatcher->stop();
     actor_.reset();
     if (ran) PEERMQ_LOG(log, LogLevel::info, "node", "node stopped", {"id", id});
     data_dir_lock_.reset();  // the journal is closed
+    wake_senders();
     {
-        std::lock_guard queues_lock(queues_mutex_);
-        for (auto& q : queues_) {
-            std::lock_guard q_lock(q->mutex);
-            q->room.notify_all();
-        }
+        std::lock_guard discovery_lock(discovery_mutex_);
+        discoveries_.clear();
     }
-    std::lock_guard discovery_lock(discovery_mutex_);
-    discoveries_.clear();
+    return close_status_;
 }
 
 QueueShared* NodeCore::queue_shared(std::uint32_t index) {
@@ -328,6 +331,8 @@ Result<std::uint32_t> NodeCore::declare_queue(const std::string& name, const Que
         q.journaled_each.store(opts.guarantee != Guarantee::best_effort &&
                                options.durability == Durability::fsync_each &&
                                !options.data_dir.empty());
+        q.journaled.store(opts.guarantee != Guarantee::best_effort &&
+                          options.durability != Durability::memory && !options.data_dir.empty());
     }
     post(DeclareQueueCmd{index, opts});
     return index;
@@ -357,11 +362,19 @@ void NodeCore::fail(Status failure) {
     failure_ = std::move(failure);
     failed_.store(true, std::memory_order_release);
     // A send() blocked on a full queue would wait for room the actor no longer makes.
-    std::lock_guard queues_lock(queues_mutex_);
-    for (auto& q : queues_) {
-        std::lock_guard q_lock(q->mutex);
-        q->room.notify_all();
+    wake_senders();
+}
+
+void NodeCore::wake_senders() {
+    {
+        std::lock_guard queues_lock(queues_mutex_);
+        for (auto& q : queues_) {
+            std::lock_guard q_lock(q->mutex);
+            q->room.notify_all();
+        }
     }
+    std::lock_guard backlog_lock(backlog.mutex);
+    backlog.room.notify_all();
 }
 
 Status NodeCore::failure() const {
@@ -421,6 +434,13 @@ Node::~Node() { close(); }
 
 void Node::close() {
     if (core_) core_->close();
+}
+
+Status Node::flush_and_close(std::chrono::milliseconds timeout) {
+    if (!core_) return {};
+    if (timeout.count() < 0)
+        return make_error(ErrorCode::invalid_argument, "timeout must not be negative");
+    return core_->close_flushing(timeout);
 }
 
 const NodeId& Node::id() const noexcept { return core_->id; }
@@ -514,10 +534,7 @@ NodeStats Node::stats() const {
     auto result = core_->call<NodeStats>(
         [](detail::Actor& actor) -> Result<NodeStats> { return actor.stats(); });
     NodeStats stats = result ? std::move(result).value() : NodeStats{};
-    for (const auto& [reason, count] : core_->discovery_ignored()) {
-        stats.discovery_ignored[reason] += count;
-    }
-    if (core_->control) core_->control->add_dropped(stats.dropped);
+    detail::add_outside_counts(*core_, stats);
     return stats;
 }
 
@@ -529,9 +546,40 @@ DeadLetters Node::dead_letters() { return DeadLetters(core_); }
 namespace detail {
 namespace {
 
+// The journal's backlog bound (NodeOptions::max_uncommitted, max_commit_lag), applied like a full
+// queue: reject fails at once, block and drop_oldest wait up to block_timeout (dropping a waiting
+// message would not make the disk any faster).
+Status wait_for_journal(NodeCore& core, QueueShared& q, const std::string& name) {
+    JournalBacklog& backlog = core.backlog;
+    const std::size_t max = core.options.max_uncommitted;
+    if (!backlog.full(max)) return {};
+    auto behind = [&](std::string_view how) {
+        return "queue '" + name + "': the journal " + std::string(how) + " (" +
+               std::to_string(backlog.records.load() + backlog.queued.load()) +
+               " records not yet on disk; max_uncommitted " + std::to_string(max) +
+               ", max_commit_lag " + std::to_string(core.options.max_commit_lag.count()) + " ms)";
+    };
+    if (q.overflow.load(std::memory_order_relaxed) == OverflowPolicy::reject) {
+        return make_error(ErrorCode::queue_full, behind("is behind"));
+    }
+    const auto timeout = std::chrono::milliseconds(q.block_timeout_ms.load());
+    std::unique_lock lock(backlog.mutex);
+    backlog.waiting.fetch_add(1);
+    const bool room = backlog.room.wait_for(
+        lock, timeout, [&] { return !core.serving().ok() || !backlog.full(max); });
+    backlog.waiting.fetch_sub(1);
+    if (Status status = core.serving(); !status.ok()) return status;
+    if (!room) {
+        if (Status error = core.storage_error(); !error.ok()) return error;
+        return make_error(ErrorCode::timed_out,
+                          behind("stayed behind for " + std::to_string(timeout.count()) + " ms"));
+    }
+    return {};
+}
+
 // The one admission path of every send (send, send_confirmed): the node serves, the journal
-// works, the payload fits, the queue has room by its overflow policy; then the message goes to
-// the actor, and for fsync_each the call returns once it is on disk.
+// works, the payload fits, the queue has room by its overflow policy, the journal keeps up; then
+// the message goes to the actor, and for fsync_each the call returns once it is on disk.
 Result<MessageId> admit(NodeCore& core, std::uint32_t index, const std::string& name,
                         Payload payload, Headers headers, ReceiptPromise receipt) {
     if (Status status = core.serving(); !status.ok()) return status;
@@ -567,8 +615,14 @@ Result<MessageId> admit(NodeCore& core, std::uint32_t index, const std::string& 
             case OverflowPolicy::drop_oldest: break;
         }
     }
+    const bool journaled = q.journaled.load(std::memory_order_relaxed);
+    if (journaled) {
+        if (Status behind = wait_for_journal(core, q, name); !behind.ok()) return behind;
+        core.backlog.queued.fetch_add(1, std::memory_order_acq_rel);
+    }
     q.outstanding.fetch_add(1, std::memory_order_acq_rel);
     SendCmd cmd;
+    cmd.backlogged = journaled;
     cmd.queue = index;
     cmd.id = MessageId::generate();
     cmd.payload = std::move(payload);

@@ -48,6 +48,7 @@ struct QueueShared {
     std::atomic<std::int64_t> block_timeout_ms{0};
     std::atomic<bool> journaled_each{false};  // fsync_each: send() waits for the commit
     std::atomic<bool> reliable{true};         // acks, so send_confirmed can tell the outcome
+    std::atomic<bool> journaled{false};       // reliable, with a journal that is not `memory`
     std::atomic<std::size_t> outstanding{0};
     std::mutex mutex;  // with room: lets a blocked send() sleep until the actor frees space
     std::condition_variable room;
@@ -62,6 +63,27 @@ struct QueueShared {
     }
 };
 
+// What the journal holds accepted but not yet committed, as send() sees it
+// (NodeOptions::max_uncommitted, max_commit_lag). send() counts what it admits into `queued`; the
+// actor takes it out when it journals the message and publishes, each loop turn, the records
+// buffered or being committed and whether the oldest is too old. Past the bound, send() waits
+// on `room`, which the actor signals when the backlog falls back under it.
+struct JournalBacklog {
+    // Sequentially consistent (the defaults): a send() that counts itself in `waiting` and then
+    // reads the backlog, and the actor that publishes the backlog and then reads `waiting`,
+    // cannot both miss the other.
+    std::atomic<std::size_t> queued{0};
+    std::atomic<std::size_t> records{0};
+    std::atomic<bool> too_old{false};
+    std::atomic<std::size_t> waiting{0};
+    std::mutex mutex;
+    std::condition_variable room;
+
+    bool full(std::size_t max) const {
+        return too_old.load() || queued.load() + records.load() >= max;
+    }
+};
+
 using ReceiptPromise = std::shared_ptr<std::promise<Result<Receipt>>>;
 using StatusPromise = std::shared_ptr<std::promise<Status>>;
 
@@ -71,8 +93,9 @@ struct SendCmd {
     Payload payload;
     Headers headers;
     std::int64_t created_ms = 0;
-    ReceiptPromise receipt;  // send_confirmed
-    StatusPromise durable;   // fsync_each: fulfilled once the message is on disk
+    ReceiptPromise receipt;   // send_confirmed
+    StatusPromise durable;    // fsync_each: fulfilled once the message is on disk
+    bool backlogged = false;  // counted in JournalBacklog::queued by send()
 };
 struct DeclareQueueCmd {
     std::uint32_t queue = 0;
@@ -106,7 +129,10 @@ struct FlushCmd {
 struct CallCmd {
     std::function<void(Actor&)> fn;
 };
-struct StopCmd {};
+struct StopCmd {
+    // How long the actor keeps retrying the commit of what is still buffered (a full disk).
+    std::chrono::milliseconds flush_timeout{0};
+};
 // The journal writer finished a group commit (see Actor::JournalWriter).
 struct CommitDoneCmd {};
 
@@ -120,7 +146,13 @@ public:
 
     // Binds sockets, opens the journal, starts the actor, dispatcher and discovery.
     Status start();
-    void close();
+    // Stops everything. Ok, or the storage error saying how many messages handed to send() could
+    // not be written to the journal (retried for up to `flush_timeout`); later calls return the
+    // first call's result.
+    Status close_flushing(std::chrono::milliseconds flush_timeout);
+    void close() { (void)close_flushing({}); }  // a loss is logged at error by the actor
+    // Set by the actor as it stops: what close() returns.
+    void set_close_status(Status status) { close_status_ = std::move(status); }
 
     bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
     // The actor failed (an exception escaped its loop): the node serves no more, and every
@@ -130,6 +162,8 @@ public:
     Status failure() const;
     // Ok while the node serves; else why not (closed, or its failure).
     Status serving() const;
+    // Wakes every send() waiting for room (in a queue or in the journal): it rechecks.
+    void wake_senders();
     void post(Command command) { mailbox_.push(std::move(command)); }
     // Runs fn on the actor and waits for its result; `closed` if the node stops first.
     template <typename T>
@@ -156,6 +190,7 @@ public:
     std::string advertised_host;  // empty when bound to every interface
     // NodeOptions::max_peers, lowered to what the open-file limit allows (set by start()).
     std::size_t peer_limit = 0;
+    JournalBacklog backlog;
 
     zmq::context_t context;
     Mailbox<Command> mailbox_;
@@ -172,6 +207,7 @@ private:
 
     std::atomic<bool> closed_{false};
     std::mutex close_mutex_;
+    Status close_status_;  // close_mutex_, and the actor thread while close() joins it
     mutable std::mutex discovery_mutex_;  // discoveries_ vs. stats() readers
     std::unique_ptr<Actor> actor_;
     std::thread actor_thread_;

@@ -345,6 +345,9 @@ std::string render_metrics(const NodeStats& stats, MetricsFormat format) {
 
     w.family("peermq_bad_frames", "counter", "Frames dropped as malformed (frame.* and hello.*).");
     w.sample("peermq_bad_frames", "_total", {{"node", node}}, stats.bad_frames);
+    w.family("peermq_journal_uncommitted", "gauge",
+             "Journal records accepted but not yet committed (lost in a crash now).");
+    w.sample("peermq_journal_uncommitted", "", {{"node", node}}, stats.uncommitted);
     write_reasons(w, node, "peermq_dropped", "Frames and messages not delivered, by reason.",
                   stats.dropped);
     write_reasons(w, node, "peermq_discovery_ignored", "Discovery records ignored, by reason.",

@@ -40,8 +40,10 @@ class HostileTest : public ::testing::Test {
 protected:
     void SetUp() override {
         control_ = "tcp://127.0.0.1:" + std::to_string(free_port());
-        target_ = std::make_unique<TestNode>(std::vector<std::string>{
-            "--name", "target", "--consume", "work", "--log", log_path(), "--control", control_});
+        std::vector<std::string> args = {"--name", "target",   "--consume", "work",
+                                         "--log",  log_path(), "--control", control_};
+        args.insert(args.end(), extra_target_args_.begin(), extra_target_args_.end());
+        target_ = std::make_unique<TestNode>(args);
         ASSERT_TRUE(target_->ready());
         attacker_.set(zmq::sockopt::linger, 0);
         attacker_.set(zmq::sockopt::sndhwm, 0);
@@ -157,6 +159,7 @@ protected:
         return it == stats.dropped.end() ? 0 : it->second;
     }
 
+    std::vector<std::string> extra_target_args_;
     std::uint64_t max_rss_ = 0;
     std::uint64_t baseline_rss_ = 0;
     TempDir dir_{"peermq-hostile"};
@@ -292,6 +295,66 @@ TEST_F(HostileTest, HellosAtTheSizeLimitsCostBoundedMemory) {
     std::printf("hostile: rss with 60 wide peers %.1f MiB, after they were forgotten %.1f MiB\n",
                 static_cast<double>(held) / (1 << 20), static_cast<double>(after) / (1 << 20));
     EXPECT_LT(after, held - (held - baseline_rss_) / 2) << "memory not returned";
+}
+
+// wire.md §8.2 step 4: what a node queues for one handler is bounded (max_handler_queue,
+// max_handler_queue_bytes). Its handler hangs on the first message while a legitimate
+// best-effort producer sends it 1 GB (100 000 × 10 KiB): past the bound each message is dropped
+// and counted `inbox.full`, and the node's memory stays within the bound, not the flood's size.
+class HangingHandlerTest : public HostileTest {
+protected:
+    HangingHandlerTest() { extra_target_args_ = {"--stall-after", "0"}; }
+};
+
+TEST_F(HangingHandlerTest, ABestEffortFloodAtAHungHandlerIsDroppedPastTheBound) {
+    constexpr std::uint64_t kMessages = 100'000;
+    constexpr std::size_t kPayloadBytes = 10 * 1024;
+    NodeOptions options;
+    options.name = "flooder";
+    options.interface = "lo";
+    options.peers = {host_port(target_->endpoint())};
+    auto flooder = Node::create(options);
+    ASSERT_TRUE(flooder.ok()) << flooder.status().to_string();
+    ASSERT_TRUE(wait_until([&] {
+        for (const auto& peer : flooder.value().peers()) {
+            if (peer.name == "target" && peer.state == PeerState::alive &&
+                std::find(peer.queues.begin(), peer.queues.end(), "work") != peer.queues.end()) {
+                return true;
+            }
+        }
+        return false;
+    }));
+    auto work = flooder.value().queue("work", {.guarantee = Guarantee::best_effort});
+    ASSERT_TRUE(work.ok()) << work.status().to_string();
+    const std::string payload(kPayloadBytes, 'f');
+    for (std::uint64_t i = 0; i < kMessages; ++i) {
+        ASSERT_TRUE(work.value().send(payload).ok()) << i;
+        if (i % 10'000 == 0) max_rss_ = std::max(max_rss_, target_rss());
+    }
+    // Until the target has read every message: each one was queued for the handler or dropped.
+    std::optional<NodeStats> stats;
+    const bool all_read = wait_until(
+        [&] {
+            max_rss_ = std::max(max_rss_, target_rss());
+            stats = stats_within_1s();
+            return stats && stats->queues["work"].received == kMessages;
+        },
+        120s);
+    ASSERT_TRUE(all_read) << "received " << (stats ? stats->queues["work"].received : 0);
+    expect_healthy("after the flood");
+    const std::uint64_t full = dropped(*stats, "inbox.full");
+    const std::uint64_t kept = kMessages - full;
+    std::printf(
+        "hostile: 1 GB best-effort flood at a hung handler: %llu kept for it, %llu "
+        "dropped as inbox.full, target rss at most %.1f MiB\n",
+        static_cast<unsigned long long>(kept), static_cast<unsigned long long>(full),
+        static_cast<double>(max_rss_) / (1 << 20));
+    const NodeOptions defaults;
+    EXPECT_LE(kept, defaults.max_handler_queue);
+    EXPECT_LE((kept - 1) * kPayloadBytes, defaults.max_handler_queue_bytes);
+    EXPECT_GT(full, 0u);
+    // The bound is 64 MiB of payloads; 1 GB went past.
+    EXPECT_LT(max_rss_, 160ull << 20);
 }
 
 }  // namespace

@@ -610,6 +610,7 @@ Json to_json(const NodeStats& stats) {
         {"peers", peers},
         {"dropped", stats.dropped},
         {"bad_frames", stats.bad_frames},
+        {"uncommitted", stats.uncommitted},
         {"discovery_ignored", stats.discovery_ignored},
         {"thread_errors", stats.thread_errors},
         {"queues_omitted", stats.queues_omitted},

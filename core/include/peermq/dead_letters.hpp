@@ -21,7 +21,8 @@ struct DeadLetter {
     std::string queue;
     Headers headers;
     Payload payload;
-    // "max_attempts", "expired", "rejected", "no_consumer", "dropped_oldest".
+    // "max_attempts", "expired", "rejected", "no_consumer", "dropped_oldest", or "corrupt" (its
+    // bytes changed on disk: never delivered or replayed; docs/spec/journal.md §4.4).
     std::string reason;
     std::uint32_t attempts = 0;
     std::string last_error;

@@ -123,8 +123,18 @@ public:
     NodeStats stats() const;
     DeadLetters dead_letters();
 
-    // Stops the node: says BYE, commits the journal, joins every thread. Idempotent.
+    // Stops the node. First it carries out what was asked before: the sends and publishes still
+    // on their way to the node's thread, and the handler calls already queued (local deliveries
+    // included), for up to 2 s. Then it says BYE, commits the journal, joins every thread.
+    // Messages still waiting for a consumer stay in the journal for the next start. Idempotent.
+    // A journal that cannot take the last commit (disk full) is logged at error with how many
+    // messages were lost; flush_and_close() returns it.
     void close();
+    // close(), retrying the last commit for up to `timeout` while the journal fails (a full
+    // disk being cleared). Ok when every message handed to send() on a journaled queue is on
+    // disk (or there is no journal); else the storage error (`disk_full`, `io_error`, ...) with
+    // how many were not written: lost, as in a crash. Later calls return the same.
+    [[nodiscard]] Status flush_and_close(std::chrono::milliseconds timeout);
 
 private:
     explicit Node(std::shared_ptr<detail::NodeCore> core);

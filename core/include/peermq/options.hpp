@@ -91,6 +91,20 @@ struct NodeOptions {
     // Where the journal (outbox + dead letters) lives; empty = in memory only.
     std::string data_dir{};
     Durability durability = Durability::group_commit;
+    // How far the journal may fall behind send() (group_commit): at most this many records
+    // accepted but not yet committed, and none older than max_commit_lag. Past either bound
+    // send() waits for the disk like a full queue, by the queue's overflow policy (block and
+    // drop_oldest wait up to block_timeout, reject fails at once with queue_full). So a crash
+    // loses at most this much, and a full disk holds at most this much in memory.
+    std::size_t max_uncommitted = 20'000;
+    std::chrono::milliseconds max_commit_lag = 200ms;
+    // What the node queues for each handler (each consume() and each subscribe()): messages
+    // received and not yet handled, in number and in payload bytes. Past either, a best_effort
+    // or topic message is dropped (counted `inbox.full`) and a reliable one is NACKed, so its
+    // sender retries it later or elsewhere. Credit keeps well-behaved senders of reliable
+    // queues under it (prefetch per sender); keep it above prefetch × the senders you expect.
+    std::size_t max_handler_queue = 100'000;
+    std::size_t max_handler_queue_bytes = 64u << 20;
     // Local administration endpoint (peermq/control.hpp): "" = ipc://<data_dir>/control.sock
     // when data_dir is set, else none; "off" = none; or "ipc://PATH" / "tcp://127.0.0.1:PORT"
     // (loopback only).

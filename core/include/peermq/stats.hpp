@@ -87,14 +87,19 @@ struct NodeStats {
     std::map<std::string, std::uint64_t> discovery_ignored;
     // Exceptions caught where they would have ended a thread the library runs, by where:
     // "dispatcher" (a pool thread, outside any handler), "peer_event_handler" (the
-    // on_peer_event handler threw), "control" (the control endpoint's server). Each is also
-    // logged at error with its cause; the thread carried on.
+    // on_peer_event handler threw), "control" (the control endpoint's server), "journal_writer"
+    // (writing a commit threw: the commit failed and is retried). Each is also logged at error
+    // with its cause; the thread carried on. "actor" (1) means the node's own loop threw: the
+    // node failed, and every call since returns the error that names the cause.
     std::map<std::string, std::uint64_t> thread_errors;
     // Peers, queues and topics this snapshot leaves out of `peers`, `queues` and `topics`: 0
     // when they are complete (a control reply lists a bounded number, docs/spec/control.md §5.5).
     std::uint64_t peers_omitted = 0;
     std::uint64_t queues_omitted = 0;
     std::uint64_t topics_omitted = 0;
+    // Gauge: journal records (messages, acks, dead letters) accepted but not yet committed; at
+    // most about NodeOptions::max_uncommitted. A crash now would lose the messages among them.
+    std::uint64_t uncommitted = 0;
 };
 
 }  // namespace peermq
