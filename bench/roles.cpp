@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -296,6 +297,11 @@ int peermq_consumer(const std::vector<std::string>& args) {
     options.interface = "lo";
     options.ack_batch_interval =
         std::chrono::microseconds(std::stoll(flag(args, "--ack-interval-us", "500")));
+    // A best-effort producer sending flat out has no credit to slow it: past the default bound
+    // of what the handler may have queued (100 000) the node drops (inbox.full), and a run could
+    // not count its messages. The figure is the pipeline's rate, so the bound is lifted here.
+    options.max_handler_queue = std::numeric_limits<std::size_t>::max();
+    options.max_handler_queue_bytes = std::numeric_limits<std::size_t>::max();
     const auto prefetch = static_cast<std::uint32_t>(std::stoul(flag(args, "--prefetch", "1024")));
     auto created = Node::create(options);
     if (!created) {

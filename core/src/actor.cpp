@@ -326,25 +326,25 @@ void Actor::drain_handlers(Steady deadline) {
 }
 
 void Actor::flush_jobs() {
-    if (jobs_.empty()) return;
-    for (const auto& [slot, job] : jobs_) {
-        if (slot < unsubmitted_.size()) unsubmitted_[slot] = {};
-    }
-    core_.dispatcher->submit(jobs_);
+    for (auto& held : unsubmitted_) held.read = false;  // read again after this submit
+    if (!jobs_.empty()) core_.dispatcher->submit(jobs_);
 }
 
 bool Actor::handler_room(std::uint32_t slot, const SlotLoad& load, std::size_t bytes) {
     if (slot >= unsubmitted_.size()) unsubmitted_.resize(slot + 1);
-    Unsubmitted& extra = unsubmitted_[slot];
-    const std::uint64_t jobs = load.jobs.load(std::memory_order_relaxed) + extra.jobs;
-    const std::uint64_t held = load.bytes.load(std::memory_order_relaxed) + extra.bytes;
+    Unsubmitted& held = unsubmitted_[slot];
+    if (!held.read) {
+        held.read = true;
+        held.jobs = load.jobs.load(std::memory_order_relaxed);
+        held.bytes = load.bytes.load(std::memory_order_relaxed);
+    }
     // One message larger than the byte bound still goes to an idle handler.
-    if (jobs >= options_.max_handler_queue ||
-        (jobs > 0 && held + bytes > options_.max_handler_queue_bytes)) {
+    if (held.jobs >= options_.max_handler_queue ||
+        (held.jobs > 0 && held.bytes + bytes > options_.max_handler_queue_bytes)) {
         return false;
     }
-    ++extra.jobs;
-    extra.bytes += bytes;
+    ++held.jobs;
+    held.bytes += bytes;
     return true;
 }
 
@@ -532,21 +532,27 @@ void Actor::on_publish(PublishCmd& cmd) {
     pub_.send(header, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     pub_.send(payload, zmq::send_flags::dontwait);
     ++stats->sent;
+    Message message;
+    message.id = cmd.id;
+    message.sender = core_.id;
+    message.channel = cmd.topic;
+    message.created_ms = cmd.created_ms;
+    message.headers = cmd.headers;
+    message.payload = cmd.payload;
+    deliver_topic(message, *stats);
+}
+
+void Actor::deliver_topic(const Message& message, ChannelStats& stats) {
     for (const auto& subscription : subscriptions_) {
-        if (!cmd.topic.starts_with(subscription.prefix)) continue;
-        if (!handler_room(subscription.slot, *subscription.load, cmd.payload.size())) {
+        if (!message.channel.starts_with(subscription.prefix)) continue;
+        if (!handler_room(subscription.slot, *subscription.load, message.payload.size())) {
             drop("inbox.full");
             continue;
         }
         Job job;
-        job.message.id = cmd.id;
-        job.message.sender = core_.id;
-        job.message.channel = cmd.topic;
-        job.message.created_ms = cmd.created_ms;
-        job.message.headers = cmd.headers;
-        job.message.payload = cmd.payload;
+        job.message = message;
         jobs_.emplace_back(subscription.slot, std::move(job));
-        ++stats->delivered;
+        ++stats.delivered;
     }
 }
 
@@ -937,23 +943,14 @@ void Actor::on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::m
     }
     ChannelStats* stats = topic_stats(header_.channel);
     ++stats->received;
-    Payload body = payload_of(payload);
-    for (const auto& subscription : subscriptions_) {
-        if (!header_.channel.starts_with(subscription.prefix)) continue;
-        if (!handler_room(subscription.slot, *subscription.load, body.size())) {
-            drop("inbox.full");
-            continue;
-        }
-        Job job;
-        job.message.id = header_.id;
-        job.message.sender = header_.sender;
-        job.message.channel = header_.channel;
-        job.message.created_ms = header_.created_ms;
-        job.message.headers = header_.headers;
-        job.message.payload = body;
-        jobs_.emplace_back(subscription.slot, std::move(job));
-        ++stats->delivered;
-    }
+    Message message;
+    message.id = header_.id;
+    message.sender = header_.sender;
+    message.channel = header_.channel;
+    message.created_ms = header_.created_ms;
+    message.headers = std::move(header_.headers);
+    message.payload = payload_of(payload);
+    deliver_topic(message, *stats);
 }
 
 void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame) {

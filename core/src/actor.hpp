@@ -238,8 +238,11 @@ private:
         std::uint32_t slot = 0;
         const SlotLoad* load = nullptr;
     };
-    // Jobs for one slot in jobs_, not yet submitted to the dispatcher.
+    // What one slot holds as handler_room() counts it until the next flush_jobs(): the
+    // dispatcher's load read once (it only falls meanwhile, so the count errs on the safe side,
+    // and the line the dispatcher's threads write is not read per message), plus jobs_.
     struct Unsubmitted {
+        bool read = false;
         std::uint64_t jobs = 0;
         std::uint64_t bytes = 0;
     };
@@ -257,6 +260,9 @@ private:
     void on_consume(ConsumeCmd& cmd);
     void on_subscribe(SubscribeCmd& cmd);
     void on_publish(PublishCmd& cmd);
+    // A topic message to every local subscription whose prefix matches (as far as each one's
+    // handler has room).
+    void deliver_topic(const Message& message, ChannelStats& stats);
     void on_discovery(DiscoveryCmd& cmd);
     void on_outcomes(OutcomesCmd& cmd);
     void on_flush(FlushCmd& cmd);
@@ -501,7 +507,7 @@ private:
     msgpack::sbuffer batch_buffer_{kMaxBatchBytes};  // the body of the BATCH frame being built
     std::vector<BatchEntry> batch_entries_;          // decode scratch
     std::vector<std::pair<std::uint32_t, Job>> jobs_;
-    std::vector<Unsubmitted> unsubmitted_;  // by slot: what jobs_ holds for it
+    std::vector<Unsubmitted> unsubmitted_;  // by slot
     std::vector<HandlerOutcome> outcomes_;  // scratch for on_outcomes
     std::vector<Command> commands_;
     std::vector<zmq::pollitem_t> poll_items_;
