@@ -34,6 +34,16 @@ constexpr int kLegitMessages = 5000;
 // The target's resident memory may not grow past this (it starts at ~10 MiB): 1 024 peers at
 // the HELLO size limit, with their sockets, fit well inside it.
 constexpr std::uint64_t kRssBoundBytes = 256ull << 20;
+// Under AddressSanitizer (scripts/test.sh's second pass) the target runs instrumented: its memory
+// holds shadow bytes and a quarantine of freed blocks that is never given back, and it answers
+// several times slower. There these tests look for crashes and memory errors; the memory bounds
+// and the 1 s answer are checked by the normal build.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+constexpr auto kAnswerWithin = kSanitized ? std::chrono::milliseconds(10'000) : 1000ms;
 
 // A consumer node under attack, a legitimate producer feeding it, and the attacker's socket.
 class HostileTest : public ::testing::Test {
@@ -99,11 +109,11 @@ protected:
     // The target's stats through its control endpoint, as `peermq stats` reads them; nullopt
     // when no answer came within 1 s.
     std::optional<NodeStats> stats_within_1s() {
-        auto client = ControlClient::connect(control_, 1s);
+        auto client = ControlClient::connect(control_, kAnswerWithin);
         if (!client) return std::nullopt;
         const auto start = std::chrono::steady_clock::now();
         auto stats = client->stats();
-        if (!stats || std::chrono::steady_clock::now() - start > 1s) return std::nullopt;
+        if (!stats || std::chrono::steady_clock::now() - start > kAnswerWithin) return std::nullopt;
         return std::move(stats).value();
     }
 
@@ -112,7 +122,9 @@ protected:
         ASSERT_TRUE(target_alive()) << when << ": the target process died";
         EXPECT_TRUE(stats_within_1s()) << when << ": stats did not answer within 1 s";
         const std::uint64_t rss = target_rss();
-        EXPECT_LT(rss, kRssBoundBytes) << when;
+        if (!kSanitized) {
+            EXPECT_LT(rss, kRssBoundBytes) << when;
+        }
         max_rss_ = std::max(max_rss_, rss);
     }
 
@@ -294,7 +306,9 @@ TEST_F(HostileTest, HellosAtTheSizeLimitsCostBoundedMemory) {
     const std::uint64_t after = target_rss();
     std::printf("hostile: rss with 60 wide peers %.1f MiB, after they were forgotten %.1f MiB\n",
                 static_cast<double>(held) / (1 << 20), static_cast<double>(after) / (1 << 20));
-    EXPECT_LT(after, held - (held - baseline_rss_) / 2) << "memory not returned";
+    if (!kSanitized) {
+        EXPECT_LT(after, held - (held - baseline_rss_) / 2) << "memory not returned";
+    }
 }
 
 // wire.md §8.2 step 4: what a node queues for one handler is bounded (max_handler_queue,
@@ -354,7 +368,9 @@ TEST_F(HangingHandlerTest, ABestEffortFloodAtAHungHandlerIsDroppedPastTheBound) 
     EXPECT_LE((kept - 1) * kPayloadBytes, defaults.max_handler_queue_bytes);
     EXPECT_GT(full, 0u);
     // The bound is 64 MiB of payloads; 1 GB went past.
-    EXPECT_LT(max_rss_, 160ull << 20);
+    if (!kSanitized) {
+        EXPECT_LT(max_rss_, 160ull << 20);
+    }
 }
 
 }  // namespace
