@@ -240,11 +240,7 @@ void Actor::run_failed() {
     // cannot come, until close() stops the actor.
     const Status failure = core_.failure();
     while (!stopping_) {
-        zmq::pollitem_t item{nullptr, core_.mailbox_.fd(), ZMQ_POLLIN, 0};
-        try {
-            zmq::poll(&item, 1, std::chrono::milliseconds(-1));
-        } catch (const zmq::error_t&) {
-        }
+        wait_for_mailbox(std::chrono::milliseconds(-1));
         core_.mailbox_.drain(commands_);
         for (auto& command : commands_) {
             if (std::holds_alternative<StopCmd>(command)) stopping_ = true;
@@ -314,14 +310,17 @@ void Actor::drain_handlers(Steady deadline) {
                  std::chrono::duration_cast<std::chrono::milliseconds>(kCloseDrain).count()});
             return;
         }
-        zmq::pollitem_t item{nullptr, core_.mailbox_.fd(), ZMQ_POLLIN, 0};
-        try {
-            zmq::poll(&item, 1,
-                      std::min(std::chrono::ceil<std::chrono::milliseconds>(deadline - now),
-                               std::chrono::milliseconds(10)));
-        } catch (const zmq::error_t& e) {
-            if (e.num() != EINTR) throw;
-        }
+        wait_for_mailbox(std::min(std::chrono::ceil<std::chrono::milliseconds>(deadline - now),
+                                  std::chrono::milliseconds(10)));
+    }
+}
+
+void Actor::wait_for_mailbox(std::chrono::milliseconds timeout) {
+    zmq::pollitem_t item{nullptr, core_.mailbox_.fd(), ZMQ_POLLIN, 0};
+    try {
+        zmq::poll(&item, 1, timeout);
+    } catch (const zmq::error_t&) {
+        // EINTR, or a context being shut down: the caller looks at the mailbox either way.
     }
 }
 
@@ -537,8 +536,8 @@ void Actor::on_publish(PublishCmd& cmd) {
     message.sender = core_.id;
     message.channel = cmd.topic;
     message.created_ms = cmd.created_ms;
-    message.headers = cmd.headers;
-    message.payload = cmd.payload;
+    message.headers = std::move(cmd.headers);
+    message.payload = std::move(cmd.payload);  // its frame is built: the copy here is not needed
     deliver_topic(message, *stats);
 }
 
@@ -2029,8 +2028,7 @@ void Actor::maybe_commit(Steady now, bool force) {
 void Actor::publish_backlog(Steady now) {
     if (!journal_) return;
     JournalBacklog& backlog = core_.backlog;
-    const std::size_t buffered = journal_->pending();
-    const std::size_t records = buffered + (commit_in_flight_ ? commit_records_ : 0);
+    const std::size_t records = uncommitted_records();
     const Steady oldest = commit_in_flight_ ? commit_oldest_ : first_uncommitted_;
     // Records first, then what left `queued`: the sum send() reads never dips below the truth.
     backlog.records.store(records);
@@ -2256,7 +2254,7 @@ NodeStats Actor::stats() {
     for (const auto& [name, stats] : queue_stats_) out.queues[name] = stats;
     for (const auto& [name, stats] : topic_stats_) out.topics[name] = stats;
     if (writer_ && writer_->errors() != 0) out.thread_errors["journal_writer"] = writer_->errors();
-    if (journal_) out.uncommitted = journal_->pending() + (commit_in_flight_ ? commit_records_ : 0);
+    if (journal_) out.uncommitted = uncommitted_records();
     // Handler calls are counted by the dispatcher (best-effort ones report no outcome here).
     for (const auto& [name, consumer] : consumers_) {
         ChannelStats& stats = out.queues[name];

@@ -410,6 +410,10 @@ private:
     // Tells send() how far the journal is behind (NodeCore::backlog), and wakes the senders
     // waiting for it when it is back under its bound.
     void publish_backlog(Steady now);
+    // Journal records buffered or in the commit in flight (NodeStats::uncommitted).
+    std::size_t uncommitted_records() const {
+        return journal_->pending() + (commit_in_flight_ ? commit_records_ : 0);
+    }
     void on_commit_done();
     void end_commit(std::unique_ptr<Journal::Batch> batch, const Status& status);
     // Waits for the commit in flight, if any, and settles its waiters.
@@ -436,6 +440,8 @@ private:
     // close(): carries out every command left in the mailbox and waits, until `deadline`, for
     // the handler calls queued so far, taking their outcomes. Sends nothing new to peers.
     void drain_handlers(Steady deadline);
+    // Sleeps until a command is in the mailbox, or `timeout` (-1: none) has passed.
+    void wait_for_mailbox(std::chrono::milliseconds timeout);
     void shutdown();
 
     NodeCore& core_;
