@@ -5,7 +5,7 @@
 #include <zmq.hpp>
 
 #include "cli_support.hpp"
-#include "envelope.hpp"
+#include "wire/envelope.hpp"
 #include "support/free_port.hpp"
 
 namespace peermq::cli_test {

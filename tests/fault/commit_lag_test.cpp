@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "fault_support.hpp"
-#include "journal.hpp"
+#include "storage/journal.hpp"
 
 namespace peermq::fault {
 namespace {

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "fault_support.hpp"
-#include "journal.hpp"
+#include "storage/journal.hpp"
 
 namespace peermq::fault {
 namespace {

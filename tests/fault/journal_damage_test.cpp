@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "fault_support.hpp"
-#include "journal.hpp"
+#include "storage/journal.hpp"
 #include "unit/journal_files.hpp"
 
 namespace peermq::fault {

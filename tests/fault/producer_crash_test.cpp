@@ -2,7 +2,7 @@
 // "sender crash"; reliability.md §11): after flush() returned for N messages, all N are in its
 // journal; restarted on the same data directory, it delivers what its journal holds, once each.
 #include "fault_support.hpp"
-#include "journal.hpp"
+#include "storage/journal.hpp"
 
 namespace peermq::fault {
 namespace {

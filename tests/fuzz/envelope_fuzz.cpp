@@ -17,7 +17,7 @@
 
 #include <msgpack.hpp>
 
-#include "envelope.hpp"
+#include "wire/envelope.hpp"
 #include "fuzz_driver.hpp"
 
 namespace {

@@ -90,7 +90,7 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "envelope.hpp"
+#include "wire/envelope.hpp"
 #include "fuzz_driver.hpp"
 #include "peermq/node.hpp"
 

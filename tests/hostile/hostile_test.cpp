@@ -16,7 +16,7 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "envelope.hpp"
+#include "wire/envelope.hpp"
 #include "peermq/control.hpp"
 #include "peermq/peermq.hpp"
 #include "support/free_port.hpp"

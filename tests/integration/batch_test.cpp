@@ -12,7 +12,7 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "envelope.hpp"
+#include "wire/envelope.hpp"
 #include "peermq/peermq.hpp"
 #include "wait.hpp"
 

@@ -10,8 +10,8 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "control_codec.hpp"
-#include "envelope.hpp"
+#include "admin/control_codec.hpp"
+#include "wire/envelope.hpp"
 #include "peermq/control.hpp"
 #include "peermq/peermq.hpp"
 #include "support/free_port.hpp"

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "control_codec.hpp"
+#include "admin/control_codec.hpp"
 
 namespace detail = peermq::detail;
 using peermq::ErrorCode;

@@ -10,7 +10,7 @@
 
 #include <gtest/gtest.h>
 
-#include "journal.hpp"
+#include "storage/journal.hpp"
 #include "peermq/clock.hpp"
 
 namespace peermq {

@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "dispatcher.hpp"
+#include "dispatch/dispatcher.hpp"
 #include "support/log_capture.hpp"
 #include "wait.hpp"
 

@@ -4,7 +4,7 @@
 
 #include <random>
 
-#include "envelope.hpp"
+#include "wire/envelope.hpp"
 #include "peermq/clock.hpp"
 
 namespace detail = peermq::detail;

@@ -15,8 +15,8 @@
 
 #include <gtest/gtest.h>
 
-#include "data_dir_lock.hpp"
-#include "journal.hpp"
+#include "platform/data_dir_lock.hpp"
+#include "storage/journal.hpp"
 #include "support/temp_dir.hpp"
 #include "unit/journal_files.hpp"
 

@@ -1,5 +1,5 @@
 // Tests of detail::Journal against real SQLite files (docs/spec/journal.md).
-#include "journal.hpp"
+#include "storage/journal.hpp"
 
 #include <sqlite3.h>
 #include <sys/stat.h>

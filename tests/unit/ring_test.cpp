@@ -7,7 +7,7 @@
 #include <random>
 #include <string>
 
-#include "ring.hpp"
+#include "util/ring.hpp"
 
 namespace peermq::detail {
 namespace {

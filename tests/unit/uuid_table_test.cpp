@@ -7,7 +7,7 @@
 #include <set>
 #include <vector>
 
-#include "uuid_table.hpp"
+#include "util/uuid_table.hpp"
 
 namespace peermq::detail {
 namespace {

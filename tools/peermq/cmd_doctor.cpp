@@ -48,7 +48,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
-#include "journal.hpp"
+#include "storage/journal.hpp"
 #include "peermq/discovery/avahi.hpp"
 
 namespace peermq::cli {

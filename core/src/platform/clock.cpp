@@ -1,6 +1,6 @@
 #include "peermq/clock.hpp"
 
-#include "coarse_clock.hpp"
+#include "platform/coarse_clock.hpp"
 
 namespace peermq {
 namespace {

@@ -9,8 +9,8 @@
 #include <zmq.hpp>
 #include <zmq_addon.hpp>
 
-#include "control_codec.hpp"
-#include "control_server.hpp"
+#include "admin/control_codec.hpp"
+#include "admin/control_server.hpp"
 #include "peermq/control.hpp"
 
 namespace peermq {

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <random>
 
-#include "coarse_clock.hpp"
+#include "platform/coarse_clock.hpp"
 
 namespace peermq {
 namespace {

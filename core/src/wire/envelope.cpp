@@ -1,6 +1,6 @@
-#include "envelope.hpp"
+#include "wire/envelope.hpp"
 
-#include "msgpack_fields.hpp"
+#include "wire/msgpack_fields.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -24,7 +24,7 @@
 
 #include <zmq.hpp>
 
-#include "control_codec.hpp"
+#include "admin/control_codec.hpp"
 #include "peermq/options.hpp"
 #include "peermq/status.hpp"
 

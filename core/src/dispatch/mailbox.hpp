@@ -14,7 +14,7 @@
 #include <system_error>
 #include <vector>
 
-#include "spin_lock.hpp"
+#include "util/spin_lock.hpp"
 
 namespace peermq::detail {
 

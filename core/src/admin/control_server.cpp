@@ -1,4 +1,4 @@
-#include "control_server.hpp"
+#include "admin/control_server.hpp"
 
 #include <arpa/inet.h>
 #include <sys/eventfd.h>
@@ -14,8 +14,8 @@
 
 #include <zmq_addon.hpp>
 
-#include "actor.hpp"
-#include "node_core.hpp"
+#include "actor/actor.hpp"
+#include "node/node_core.hpp"
 #include "peermq/control.hpp"
 
 namespace peermq {

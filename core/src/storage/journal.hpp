@@ -20,7 +20,7 @@
 #include "peermq/options.hpp"
 #include "peermq/status.hpp"
 #include "peermq/uuid.hpp"
-#include "uuid_table.hpp"
+#include "util/uuid_table.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;

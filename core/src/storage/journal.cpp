@@ -1,4 +1,4 @@
-#include "journal.hpp"
+#include "storage/journal.hpp"
 
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -21,7 +21,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "data_dir_lock.hpp"
+#include "platform/data_dir_lock.hpp"
 #include "peermq/clock.hpp"
 
 namespace peermq::detail {

@@ -3,12 +3,12 @@
 #include <cstdlib>
 #include <future>
 
-#include "actor.hpp"
-#include "control_server.hpp"
-#include "data_dir_lock.hpp"
-#include "interfaces.hpp"
-#include "journal.hpp"
-#include "node_core.hpp"
+#include "actor/actor.hpp"
+#include "admin/control_server.hpp"
+#include "platform/data_dir_lock.hpp"
+#include "platform/interfaces.hpp"
+#include "storage/journal.hpp"
+#include "node/node_core.hpp"
 
 namespace peermq {
 namespace detail {

@@ -1,4 +1,4 @@
-#include "actor.hpp"
+#include "actor/actor.hpp"
 
 #ifdef __GLIBC__
 #include <malloc.h>

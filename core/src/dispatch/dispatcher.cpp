@@ -1,4 +1,4 @@
-#include "dispatcher.hpp"
+#include "dispatch/dispatcher.hpp"
 
 #include <exception>
 

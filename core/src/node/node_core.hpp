@@ -20,8 +20,8 @@
 
 #include <zmq.hpp>
 
-#include "dispatcher.hpp"
-#include "mailbox.hpp"
+#include "dispatch/dispatcher.hpp"
+#include "dispatch/mailbox.hpp"
 #include "peermq/node.hpp"
 
 namespace peermq::detail {

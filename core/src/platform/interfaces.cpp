@@ -1,4 +1,4 @@
-#include "interfaces.hpp"
+#include "platform/interfaces.hpp"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>

@@ -1,6 +1,6 @@
-#include "control_codec.hpp"
+#include "admin/control_codec.hpp"
 
-#include "msgpack_fields.hpp"
+#include "wire/msgpack_fields.hpp"
 
 #include <algorithm>
 #include <limits>

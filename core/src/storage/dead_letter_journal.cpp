@@ -1,6 +1,6 @@
 #include <utility>
 
-#include "journal.hpp"
+#include "storage/journal.hpp"
 #include "peermq/clock.hpp"
 #include "peermq/dead_letters.hpp"
 

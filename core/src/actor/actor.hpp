@@ -23,15 +23,15 @@
 
 #include <zmq.hpp>
 
-#include "envelope.hpp"
-#include "journal.hpp"
-#include "node_core.hpp"
+#include "wire/envelope.hpp"
+#include "storage/journal.hpp"
+#include "node/node_core.hpp"
 #include "peermq/log.hpp"
 #include "reliability/backoff.hpp"
 #include "reliability/dedupe_window.hpp"
 #include "reliability/timer_wheel.hpp"
-#include "ring.hpp"
-#include "uuid_table.hpp"
+#include "util/ring.hpp"
+#include "util/uuid_table.hpp"
 
 namespace peermq::detail {
 

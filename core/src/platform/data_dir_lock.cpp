@@ -1,4 +1,4 @@
-#include "data_dir_lock.hpp"
+#include "platform/data_dir_lock.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>

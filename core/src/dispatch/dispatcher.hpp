@@ -28,8 +28,8 @@
 
 #include "peermq/log.hpp"
 #include "peermq/message.hpp"
-#include "ring.hpp"
-#include "spin_lock.hpp"
+#include "util/ring.hpp"
+#include "util/spin_lock.hpp"
 
 namespace peermq::detail {
 
