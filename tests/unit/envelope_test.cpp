@@ -4,15 +4,21 @@
 
 #include <random>
 
-#include "wire/envelope.hpp"
 #include "peermq/clock.hpp"
+#include "wire/envelope.hpp"
 
 namespace detail = peermq::detail;
 
 namespace {
 
+// A drop reason by the name the specs give it.
+std::optional<std::string_view> named(std::optional<detail::Drop> reason) {
+    if (!reason) return std::nullopt;
+    return detail::name(*reason);
+}
+
 std::optional<std::string_view> decode(const std::string& bytes, detail::Header& out) {
-    return detail::decode_header(bytes.data(), bytes.size(), out);
+    return named(detail::decode_header(bytes.data(), bytes.size(), out));
 }
 
 std::string encode(const detail::Header& header) {
@@ -200,7 +206,7 @@ TEST(Envelope, HelloRoundTripAndValidation) {
     };
     auto reason = [&](const std::string& bytes) {
         auto r = detail::decode_hello(bytes.data(), bytes.size(), out);
-        return r ? std::string(*r) : std::string("ok");
+        return r ? std::string(detail::name(*r)) : std::string("ok");
     };
     const std::string n = "name", c = "cluster", i = "inbox", p = "pub";
     EXPECT_EQ(reason(map(n, std::string("a"), c, std::string("b"), i, 1u, p, 2u)), "ok");
@@ -237,7 +243,7 @@ TEST(Envelope, HelloHostMustBeAnAddressAndItsSizeIsBounded) {
         detail::encode_hello(h, buffer);
         detail::Hello out;
         auto r = detail::decode_hello(buffer.data(), buffer.size(), out);
-        return r ? std::string(*r) : std::string("ok");
+        return r ? std::string(detail::name(*r)) : std::string("ok");
     };
     for (const char* good : {"10.0.0.5", "127.0.0.1", "::1", "fe80::1", "2001:db8::2"}) {
         hello.host = good;
@@ -276,7 +282,7 @@ TEST(Envelope, HelloHostMustBeAnAddressAndItsSizeIsBounded) {
     detail::Hello out;
     auto r = detail::decode_hello(body.data(), body.size(), out);
     ASSERT_TRUE(r.has_value());
-    EXPECT_EQ(*r, "hello.oversized");
+    EXPECT_EQ(detail::name(*r), "hello.oversized");
 }
 
 // wire.md §10: the largest ACK a sender builds fits the header limit (4 096 ids would not).
@@ -325,7 +331,7 @@ std::string batch_body(const std::vector<std::pair<std::string, std::string>>& e
 
 std::optional<std::string_view> split(const std::string& body, std::uint64_t count,
                                       std::vector<detail::BatchEntry>& out) {
-    return detail::split_batch(body.data(), body.size(), count, out);
+    return named(detail::split_batch(body.data(), body.size(), count, out));
 }
 
 }  // namespace
@@ -417,7 +423,7 @@ TEST(Envelope, EveryMalformedBatchIsABadBatch) {
     const std::string bad_entry = batch_body({{"\xc1", "x"}});  // entries point into it
     EXPECT_FALSE(split(bad_entry, 1, entries));
     detail::Header out;
-    EXPECT_EQ(detail::decode_header(entries[0].header.data(), entries[0].header.size(), out),
+    EXPECT_EQ(named(detail::decode_header(entries[0].header.data(), entries[0].header.size(), out)),
               "frame.garbage");
 }
 
@@ -446,7 +452,7 @@ void expect_batch_decodes_like_single(const std::vector<std::string>& headers,
         SCOPED_TRACE(what + ", entry " + std::to_string(i));
         detail::Header alone;
         const auto expected = decode(headers[i], alone);
-        ASSERT_EQ(decoder.decode(headers[i], shared), expected);
+        ASSERT_EQ(named(decoder.decode(headers[i], shared)), expected);
         if (!expected) {
             EXPECT_EQ(describe(shared), describe(alone));
         }

@@ -25,17 +25,8 @@ constexpr auto kForgetDownPeer = std::chrono::seconds(60);
 constexpr std::size_t kMemoryDeadLetters = 100'000;
 constexpr std::size_t kMaxTopicStats = 1024;
 constexpr std::int64_t kDedupeHorizonMs = 60LL * 60 * 1000;
-constexpr auto kDropSummaryInterval = std::chrono::seconds(10);
 // close() waits this long for the handler calls already queued (local deliveries included).
 constexpr auto kCloseDrain = std::chrono::seconds(2);
-
-// Drops that say a peer (or something posing as one) sent garbage, or that data was lost here:
-// worth a warning. The rest (duplicates, late acks, acks to a peer that left) are routine.
-bool warn_worthy(std::string_view reason) {
-    return reason.starts_with("frame.") || reason.starts_with("hello.") ||
-           reason.starts_with("internal.") || reason == "dlq.memory_full" ||
-           reason == "peer.table_full" || reason == "peer.no_socket" || reason == "inbox.full";
-}
 
 // A BATCH body handed to ZeroMQ: msgpack::sbuffer::release() memory.
 void free_batch_body(void* data, void* /*hint*/) { std::free(data); }
@@ -92,7 +83,8 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
       sub_(std::move(sub)),
       journal_(std::move(journal)),
       timers_(std::chrono::milliseconds(1), 4096, core.clock->steady_now()),
-      dedupe_(std::chrono::milliseconds(kDedupeHorizonMs), options_.dedupe_window) {
+      dedupe_(std::chrono::milliseconds(kDedupeHorizonMs), options_.dedupe_window),
+      drops_(core.log) {
     if (journal_) {
         writer_ =
             std::make_unique<JournalWriter>(*journal_, [&core] { core.post(CommitDoneCmd{}); });
@@ -159,9 +151,10 @@ void Actor::turn() {
                 try {
                     handle(command);
                 } catch (const std::exception& e) {
-                    internal_error("internal.command_error", e.what());
+                    drops_.internal_error(Drop::internal_command_error, e.what());
                 } catch (...) {
-                    internal_error("internal.command_error", "an exception of unknown type");
+                    drops_.internal_error(Drop::internal_command_error,
+                                          "an exception of unknown type");
                 }
             }
             commands_.clear();
@@ -197,7 +190,7 @@ void Actor::turn() {
 #endif
             }
             expire_waiting(now);
-            summarize_drops(now);
+            drops_.summarize(now);
             next_tick_ = next_liveness_check(now);
         }
         if (hello_dirty_) broadcast_hello();
@@ -209,19 +202,6 @@ void Actor::turn() {
         flush_jobs();
         // Room for blocked send()s: one wake-up per turn, however many messages left.
         release_all();
-    }
-}
-
-void Actor::internal_error(std::string_view reason, std::string_view what) {
-    // Counted like a drop; the first one of each kind also logged at error with its text: it is
-    // a defect of this node, not of a peer. The log itself failing (a user's sink or clock)
-    // ends here too.
-    std::uint64_t& count = dropped_[std::string(reason)];
-    if (count++ > 0) return;
-    try {
-        PEERMQ_LOG(log_, LogLevel::error, "node", "internal error; the node carries on",
-                   {"reason", reason}, {"error", what});
-    } catch (...) {
     }
 }
 
@@ -288,7 +268,7 @@ void Actor::drain_handlers(Steady deadline) {
             try {
                 handle(command);
             } catch (const std::exception& e) {
-                internal_error("internal.command_error", e.what());
+                drops_.internal_error(Drop::internal_command_error, e.what());
             }
         }
         commands_.clear();
@@ -472,7 +452,7 @@ void Actor::on_send(SendCmd& cmd) {
             if (q.reliable()) {
                 dead_letter(q, oldest, "dropped_oldest", "queue over max_length");
             } else {
-                drop("queue.dropped_oldest");
+                drop(Drop::queue_dropped_oldest);
                 q.shared->release(1);
             }
         }
@@ -545,7 +525,7 @@ void Actor::deliver_topic(const Message& message, ChannelStats& stats) {
     for (const auto& subscription : subscriptions_) {
         if (!message.channel.starts_with(subscription.prefix)) continue;
         if (!handler_room(subscription.slot, *subscription.load, message.payload.size())) {
-            drop("inbox.full");
+            drop(Drop::inbox_full);
             continue;
         }
         Job job;
@@ -559,7 +539,7 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
     const ServiceRecord& record = cmd.event.record;
     if (!record.id.is_nil() && record.id == core_.id) return;
     if (!record.cluster.empty() && record.cluster != options_.cluster) {
-        drop("discovery.other_cluster");
+        drop(Drop::discovery_other_cluster);
         return;
     }
     if (cmd.event.kind == DiscoveryEvent::Kind::lost) {
@@ -570,7 +550,7 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
     }
     // A record's address becomes an endpoint, like a HELLO's host: an address or nothing.
     if (!is_ip_literal(record.host) || record.inbox_port == 0) {
-        drop("discovery.bad_address");
+        drop(Drop::discovery_bad_address);
         return;
     }
     const std::string endpoint = endpoint_of(record.host, record.inbox_port);
@@ -586,7 +566,7 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
             // Same node, new address or port (a changed record): move the link.
             const bool was_configured = peer->configured;
             remove_peer(peer);
-            peer = add_peer(record.id, record.host, record.inbox_port, "peer.table_full");
+            peer = add_peer(record.id, record.host, record.inbox_port, Drop::peer_table_full);
             if (!peer) return;
             peer->configured = was_configured;
             send_hello(peer);
@@ -595,7 +575,7 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
         peer->discovered = peer->discovered || !configured;
         return;
     }
-    peer = add_peer(record.id, record.host, record.inbox_port, "peer.table_full");
+    peer = add_peer(record.id, record.host, record.inbox_port, Drop::peer_table_full);
     if (!peer) return;
     peer->configured = configured;
     peer->discovered = !configured;
@@ -687,15 +667,15 @@ void Actor::read_inbox() {
             }
         }
         if (frames > 2) {
-            drop("frame.truncated");
+            drop(Drop::frame_truncated);
             continue;
         }
         try {
             on_frame(header, payload, frames == 2);
         } catch (const std::exception& e) {
-            internal_error("internal.frame_error", e.what());
+            drops_.internal_error(Drop::internal_frame_error, e.what());
         } catch (...) {
-            internal_error("internal.frame_error", "an exception of unknown type");
+            drops_.internal_error(Drop::internal_frame_error, "an exception of unknown type");
         }
         payload.rebuild();
     }
@@ -718,21 +698,21 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
     switch (header_.kind) {
         case Kind::data:
             if (!has_payload) {
-                drop("frame.truncated");
+                drop(Drop::frame_truncated);
                 return;
             }
             on_data(peer, payload_frame.to_string_view(), &payload_frame);
             break;
         case Kind::batch:
             if (!has_payload) {
-                drop("frame.truncated");
+                drop(Drop::frame_truncated);
                 return;
             }
             on_batch(peer, payload_frame);
             break;
         case Kind::hello:
             if (!has_payload) {
-                drop("hello.missing_field");
+                drop(Drop::hello_missing_field);
                 return;
             }
             on_hello(header_frame, payload_frame);
@@ -741,7 +721,7 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
         case Kind::nack:
         case Kind::reject: on_ack_frame(peer); break;
         case Kind::heartbeat:
-            if (!peer) drop("frame.unknown_sender");
+            if (!peer) drop(Drop::frame_unknown_sender);
             break;
         case Kind::bye:
             if (peer && peer->state != PeerState::down) {
@@ -776,7 +756,7 @@ void Actor::on_batch(Peer* peer, zmq::message_t& body_frame) {
         // An entry is a DATA frame of the batch's sender; anything else would let one frame
         // speak for another node, or smuggle control frames past their checks.
         if (header_.kind != Kind::data || header_.sender != sender) {
-            drop("frame.bad_batch_entry");
+            drop(Drop::frame_bad_batch_entry);
             continue;
         }
         if (entry.payload.size() <= Payload::kInlineCapacity) {
@@ -799,7 +779,7 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
                     const std::shared_ptr<const void>* owner) {
     LocalConsumer* found = find_consumer(header_.channel);
     const bool ack_requested = (header_.flags & kFlagAckRequested) != 0;
-    auto refuse = [&](std::string_view reason, const char* error) {
+    auto refuse = [&](Drop reason, const char* error) {
         drop(reason);
         if (!ack_requested) return;
         if (Peer* sender = find_peer(header_.sender)) {
@@ -807,11 +787,11 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
         }
     };
     if (!found) {
-        refuse("data.no_consumer", "no consumer for this queue here");
+        refuse(Drop::data_no_consumer, "no consumer for this queue here");
         return;
     }
     if (payload.size() > options_.max_payload_bytes) {
-        refuse("frame.oversized_payload", "payload over the receiver's limit");
+        refuse(Drop::frame_oversized_payload, "payload over the receiver's limit");
         return;
     }
     LocalConsumer& consumer = *found;
@@ -820,14 +800,14 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
                {"id", header_.id}, {"attempt", header_.attempt}, {"sender", header_.sender});
     if (header_.deadline_ms != 0 && clock_.unix_ms() >= header_.deadline_ms) {
         ++consumer.stats->expired;
-        refuse("ttl.expired", "expired");
+        refuse(Drop::ttl_expired, "expired");
         return;
     }
     // Past what its handler may have queued: a best-effort message is dropped, a reliable one
     // NACKed (its sender retries it later, or elsewhere). Credit keeps well-behaved senders
     // under this bound; it stops those that ignore it, and best-effort streams, which have none.
     if (!handler_room(consumer.slot, *consumer.load, payload.size())) {
-        refuse("inbox.full", "the receiver's handler queue is full");
+        refuse(Drop::inbox_full, "the receiver's handler queue is full");
         return;
     }
     if (header_.flags & kFlagDedupe) {
@@ -836,12 +816,12 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
             PEERMQ_LOG(log_, LogLevel::debug, "queue", "duplicate of a message being handled",
                        {"queue", header_.channel}, {"id", header_.id},
                        {"attempt", header_.attempt});
-            drop("dedupe.duplicate");
+            drop(Drop::dedupe_duplicate);
             return;  // its first copy is being handled; that one will be acked
         }
         if (dedupe_.contains(header_.id)) {
             ++consumer.stats->duplicates;
-            drop("dedupe.duplicate");
+            drop(Drop::dedupe_duplicate);
             // The earlier ack was lost.
             if (ack_requested) queue_ack(header_.sender, header_.id, ack_limit(consumer));
             return;
@@ -902,15 +882,15 @@ void Actor::read_sub() {
             ++frames;
         }
         if (frames != 3) {
-            drop("frame.truncated");
+            drop(Drop::frame_truncated);
             continue;
         }
         try {
             on_topic_frame(topic, header, payload);
         } catch (const std::exception& e) {
-            internal_error("internal.frame_error", e.what());
+            drops_.internal_error(Drop::internal_frame_error, e.what());
         } catch (...) {
-            internal_error("internal.frame_error", "an exception of unknown type");
+            drops_.internal_error(Drop::internal_frame_error, "an exception of unknown type");
         }
         payload.rebuild();
     }
@@ -923,17 +903,17 @@ void Actor::on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::m
         return;
     }
     if (header_.kind != Kind::data) {
-        drop("frame.unknown_kind");
+        drop(Drop::frame_unknown_kind);
         return;
     }
     if (topic.to_string_view() != header_.channel) {
-        drop("frame.topic_mismatch");
+        drop(Drop::frame_topic_mismatch);
         return;
     }
     // The same limit as for queues (wire.md §8.1): the SUB socket's own limit leaves room for
     // the header, so a payload just past max_payload_bytes still arrives.
     if (payload.size() > options_.max_payload_bytes) {
-        drop("frame.oversized_payload");
+        drop(Drop::frame_oversized_payload);
         return;
     }
     if (Peer* peer = find_peer(header_.sender)) {
@@ -959,17 +939,17 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
         return;
     }
     if (hello.cluster != options_.cluster) {
-        drop("hello.wrong_cluster");
+        drop(Drop::hello_wrong_cluster);
         return;
     }
     if (header_.sender == core_.id || header_.sender.is_nil()) return;
     std::string host = hello.host.empty() ? peer_address(header_frame) : hello.host;
     if (host.empty()) {
-        drop("hello.bad");
+        drop(Drop::hello_bad);
         return;
     }
     if (!is_ip_literal(host)) {  // ZeroMQ's Peer-Address: checked like a HELLO's own host
-        drop("hello.bad_host");
+        drop(Drop::hello_bad_host);
         return;
     }
     const std::string endpoint = endpoint_of(host, hello.inbox_port);
@@ -979,7 +959,7 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
         const bool configured = old->configured;
         const bool discovered = old->discovered;
         remove_peer(old);
-        Peer* fresh = add_peer(header_.sender, host, hello.inbox_port, "peer.table_full");
+        Peer* fresh = add_peer(header_.sender, host, hello.inbox_port, Drop::peer_table_full);
         if (fresh) {
             fresh->configured = configured;
             fresh->discovered = discovered;
@@ -1007,14 +987,14 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
             }
         }
         if (!peer && !restarted) {
-            peer = add_peer(header_.sender, host, hello.inbox_port, "peer.table_full");
+            peer = add_peer(header_.sender, host, hello.inbox_port, Drop::peer_table_full);
         }
     } else if (peer->inbox_endpoint != endpoint) {
         // A live peer whose link works does not move: a HELLO naming its id elsewhere is
         // someone else's (a node that really moved is down here first, then welcome).
         if (peer->confirmed &&
             (peer->state == PeerState::alive || peer->state == PeerState::suspect)) {
-            drop("hello.endpoint_conflict");
+            drop(Drop::hello_endpoint_conflict);
             return;
         }
         peer = replace(peer);
@@ -1080,11 +1060,11 @@ void Actor::on_ack_frame(Peer* peer) {
         for (const auto& id : header_.ids) {
             Inflight* entry = inflight_.find(id);
             if (!entry) {
-                drop("ack.unknown_id");
+                drop(Drop::ack_unknown_id);
                 continue;
             }
             if (!entry->tried(header_.sender)) {
-                drop("ack.wrong_peer");
+                drop(Drop::ack_wrong_peer);
                 continue;
             }
             complete(*entry, out_queue(entry->queue), &links);
@@ -1096,13 +1076,13 @@ void Actor::on_ack_frame(Peer* peer) {
     for (const auto& id : header_.ids) {
         Inflight* found = inflight_.find(id);
         if (!found) {
-            drop("ack.unknown_id");
+            drop(Drop::ack_unknown_id);
             continue;
         }
         Inflight& entry = *found;
         if (entry.consumer != header_.sender || entry.retry_wait) {
             // A late answer from a consumer it no longer waits on.
-            drop(!entry.tried(header_.sender) ? "ack.wrong_peer" : "ack.stale");
+            drop(!entry.tried(header_.sender) ? Drop::ack_wrong_peer : Drop::ack_stale);
             continue;
         }
         OutQueue& q = out_queue(entry.queue);
@@ -1177,12 +1157,12 @@ bool Actor::make_room() {
         redirect_from(victim->id);
     }
     remove_peer(victim);
-    drop("peer.evicted");
+    drop(Drop::peer_evicted);
     return true;
 }
 
 Actor::Peer* Actor::add_peer(const NodeId& id, const std::string& host, std::uint16_t inbox_port,
-                             std::string_view refused) {
+                             Drop refused) {
     if (peers_.size() >= core_.peer_limit && !make_room()) {
         drop(refused);
         return nullptr;
@@ -1199,7 +1179,7 @@ Actor::Peer* Actor::add_peer(const NodeId& id, const std::string& host, std::uin
         // them): refused like a full table, never an exception out of the actor.
         PEERMQ_LOG(log_, LogLevel::warn, "peer", "cannot open a link to a peer",
                    {"endpoint", peer->inbox_endpoint}, {"error", e.what()});
-        drop("peer.no_socket");
+        drop(Drop::peer_no_socket);
         return nullptr;
     }
     peer->last_heard = clock_.steady_now();
@@ -1331,7 +1311,7 @@ void Actor::send_control(Peer* peer, Kind kind, std::vector<MessageId> ids, std:
     zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
     if (!send_frames(peer, header, nullptr) && kind != Kind::heartbeat) {
         // The sender retries what it hears nothing about; count what we could not say.
-        drop(kind == Kind::bye ? "bye.no_route" : "ack.no_route",
+        drop(kind == Kind::bye ? Drop::bye_no_route : Drop::ack_no_route,
              kind == Kind::ack ? h.ids.size() : 1);
     }
 }
@@ -1460,7 +1440,7 @@ void Actor::refresh_targets(OutQueue& q) {
             // Clipped where it is used (credit()); counted once per claim (per HELLO).
             if (link.prefetch > q.options.max_credit && !link.clip_counted) {
                 link.clip_counted = true;
-                drop("credit.clipped");
+                drop(Drop::credit_clipped);
             }
             q.targets.push_back(Target{peer.get(), &link});
         }
@@ -1663,7 +1643,7 @@ void Actor::pump(OutQueue& q) {
             if (q.reliable()) {
                 dead_letter(q, expired, "expired", "expired before delivery");
             } else {
-                drop("ttl.expired");
+                drop(Drop::ttl_expired);
                 q.shared->release(1);
             }
             continue;
@@ -1901,7 +1881,7 @@ void Actor::dead_letter(OutQueue& q, Outgoing& message, std::string reason, std:
     } else {
         if (memory_dead_letters_.size() >= kMemoryDeadLetters) {
             memory_dead_letters_.pop_front();
-            drop("dlq.memory_full");
+            drop(Drop::dlq_memory_full);
         }
         memory_dead_letters_.push_back(std::move(letter));
     }
@@ -1935,7 +1915,7 @@ void Actor::expire_waiting(Steady /*now*/) {
                 dead_letter(q, gone, expired ? "expired" : "no_consumer",
                             expired ? "expired before delivery" : "no consumer appeared in time");
             } else {
-                drop(expired ? "ttl.expired" : "queue.no_consumer");
+                drop(expired ? Drop::ttl_expired : Drop::queue_no_consumer);
                 q.shared->release(1);
             }
             return true;
@@ -1982,7 +1962,7 @@ void Actor::flush_acks(Steady now, bool force) {
         if (!peer) {
             // A sender with no peer record (spoofed, or forgotten): its batch goes with it, or
             // every id that ever claimed to come from somewhere would keep an entry.
-            drop("ack.no_route", batch.ids.size());
+            drop(Drop::ack_no_route, batch.ids.size());
             acks_pending_ -= batch.ids.size();
             if (last_acks_ == &batch) last_acks_ = nullptr;
             it = acks_.erase(it);
@@ -2262,10 +2242,7 @@ NodeStats Actor::stats() {
         stats.handler_errors = core_.dispatcher->handler_errors(consumer.slot);
     }
     out.peers = peers();
-    for (const auto& [reason, count] : dropped_) {
-        out.dropped[reason] = count;
-        if (reason.starts_with("frame.") || reason.starts_with("hello.")) out.bad_frames += count;
-    }
+    drops_.add_to(out.dropped, out.bad_frames);
     return out;
 }
 
@@ -2368,42 +2345,6 @@ Result<MessageId> Actor::dead_letter_replay(const MessageId& id, const std::stri
 
 // ---------------------------------------------------------------------------------------------
 // Stats
-
-void Actor::drop(std::string_view reason, std::uint64_t n) {
-    auto it = dropped_.find(reason);
-    if (it == dropped_.end()) it = dropped_.emplace(std::string(reason), 0).first;
-    it->second += n;
-    if (!log_.enabled(LogLevel::trace) && !(log_.enabled(LogLevel::warn) && warn_worthy(reason))) {
-        return;
-    }
-    if (!warn_worthy(reason)) {
-        log_.write(LogLevel::trace, "frame", "dropped", {{"reason", reason}, {"count", n}});
-        return;
-    }
-    if (drops_logged_.find(reason) != drops_logged_.end()) return;  // the summary says the rest
-    drops_logged_.emplace(std::string(reason), it->second);
-    const bool frame = !reason.starts_with("dlq.");
-    log_.write(
-        LogLevel::warn, frame ? "frame" : "dlq",
-        frame ? "dropped a bad frame" : "in-memory dead letters full: dropped the oldest",
-        {{"reason", reason}, {"count", n}, {"summary_every_s", kDropSummaryInterval.count()}});
-    if (next_drop_summary_ <= now_) next_drop_summary_ = now_ + kDropSummaryInterval;
-}
-
-void Actor::summarize_drops(Steady now) {
-    if (drops_logged_.empty() || now < next_drop_summary_) return;
-    next_drop_summary_ = now + kDropSummaryInterval;
-    for (auto& [reason, logged] : drops_logged_) {
-        const std::uint64_t total = dropped_.find(reason)->second;
-        if (total == logged) continue;
-        const bool frame = !reason.starts_with("dlq.");
-        PEERMQ_LOG(log_, LogLevel::warn, frame ? "frame" : "dlq",
-                   frame ? "dropped bad frames" : "in-memory dead letters full: dropped the oldest",
-                   {"reason", reason}, {"count", total - logged}, {"total", total},
-                   {"interval_s", kDropSummaryInterval.count()});
-        logged = total;
-    }
-}
 
 ChannelStats* Actor::queue_stats(const std::string& name) { return &queue_stats_[name]; }
 

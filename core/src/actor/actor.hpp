@@ -23,15 +23,16 @@
 
 #include <zmq.hpp>
 
-#include "wire/envelope.hpp"
-#include "storage/journal.hpp"
 #include "node/node_core.hpp"
+#include "observability/drops.hpp"
 #include "peermq/log.hpp"
 #include "reliability/backoff.hpp"
 #include "reliability/dedupe_window.hpp"
 #include "reliability/timer_wheel.hpp"
+#include "storage/journal.hpp"
 #include "util/ring.hpp"
 #include "util/uuid_table.hpp"
+#include "wire/envelope.hpp"
 
 namespace peermq::detail {
 
@@ -273,8 +274,6 @@ private:
     // later command with the failure until it is stopped.
     void fail(std::string_view what);
     void run_failed();
-    // An exception from one frame or one command: counted and logged, the node carries on.
-    void internal_error(std::string_view reason, std::string_view what);
 
     // Frames.
     void read_inbox();
@@ -295,7 +294,7 @@ private:
     // an unconfirmed peer, else counts `refused` and returns null (also when no socket could
     // be made).
     Peer* add_peer(const NodeId& id, const std::string& host, std::uint16_t inbox_port,
-                   std::string_view refused);
+                   Drop refused);
     bool make_room();
     void remove_peer(Peer* peer);
     // Opens the peer's links anew (a fresh PUSH, the SUB reconnected): frames queued on the old
@@ -422,10 +421,7 @@ private:
     void commit_now();
     bool journal_idle() const { return !commit_in_flight_ && journal_->pending() == 0; }
 
-    void drop(std::string_view reason, std::uint64_t n = 1);
-    // Bad frames are logged at warn: the first of each reason at once, then one summary line
-    // per reason at most every kDropSummaryInterval.
-    void summarize_drops(Steady now);
+    void drop(Drop reason, std::uint64_t n = 1) { drops_.count(reason, n, now_); }
     ChannelStats* queue_stats(const std::string& name);
     ChannelStats* topic_stats(const std::string& name);
     std::chrono::milliseconds poll_timeout(Steady now) const;
@@ -494,9 +490,7 @@ private:
 
     std::unordered_map<std::string, ChannelStats> queue_stats_;
     std::unordered_map<std::string, ChannelStats> topic_stats_;
-    std::map<std::string, std::uint64_t, std::less<>> dropped_;
-    std::map<std::string, std::uint64_t, std::less<>> drops_logged_;  // reason -> count logged
-    Steady next_drop_summary_{};
+    Drops drops_;
     std::uint64_t commit_failures_ = 0;  // in a row, for the log
 
     Steady next_tick_{};

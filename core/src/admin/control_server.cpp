@@ -186,9 +186,9 @@ void ControlServer::stop() {
 }
 
 void ControlServer::add_dropped(std::map<std::string, std::uint64_t>& dropped) const {
-    for (std::size_t i = 0; i < kDropReasons.size(); ++i) {
+    for (std::size_t i = 0; i < kDropCount; ++i) {
         const std::uint64_t n = dropped_[i].load(std::memory_order_relaxed);
-        if (n != 0) dropped[std::string(kDropReasons[i])] += n;
+        if (n != 0) dropped[std::string(kDropReasons[i].name)] += n;
     }
 }
 
@@ -209,10 +209,12 @@ void ControlServer::caught(std::string_view where, std::exception_ptr error) noe
     }
 }
 
+void ControlServer::count(Drop reason) {
+    dropped_[index(reason)].fetch_add(1, std::memory_order_relaxed);
+}
+
 void ControlServer::count(std::string_view reason) {
-    for (std::size_t i = 0; i < kDropReasons.size(); ++i) {
-        if (kDropReasons[i] == reason) dropped_[i].fetch_add(1, std::memory_order_relaxed);
-    }
+    if (auto known = drop_named(reason)) count(*known);
 }
 
 void ControlServer::run() {
@@ -259,18 +261,18 @@ void ControlServer::receive() {
 // with the same envelope.
 void ControlServer::serve(std::vector<zmq::message_t>& frames) {
     if (frames.size() < 2) {
-        count("control.bad_envelope");
+        count(Drop::control_bad_envelope);
         return;
     }
     const bool delimited = frames[1].size() == 0;
     const std::size_t first = delimited ? 2 : 1;
     if (frames.size() == first) {
-        count("control.bad_envelope");  // not even a frame to answer
+        count(Drop::control_bad_envelope);  // not even a frame to answer
         return;
     }
     msgpack::sbuffer reply;
     if (frames.size() > first + 1) {
-        count("control.bad_envelope");
+        count(Drop::control_bad_envelope);
         encode_error_reply(
             Status(ErrorCode::protocol_error,
                    "a control request is one frame, not " + std::to_string(frames.size() - first)),

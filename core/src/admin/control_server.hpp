@@ -25,6 +25,7 @@
 #include <zmq.hpp>
 
 #include "admin/control_codec.hpp"
+#include "observability/drop_reasons.hpp"
 #include "peermq/options.hpp"
 #include "peermq/status.hpp"
 
@@ -60,10 +61,6 @@ public:
     void add_thread_errors(std::map<std::string, std::uint64_t>& out) const;
 
 private:
-    static constexpr std::array<std::string_view, 5> kDropReasons = {
-        "control.garbage", "control.bad_version", "control.unknown_verb", "control.bad_request",
-        "control.bad_envelope"};
-
     ControlServer(NodeCore& core, std::string endpoint);
 
     void run();
@@ -72,7 +69,8 @@ private:
     // Counts and logs an exception caught in the server's thread.
     void caught(std::string_view where, std::exception_ptr error) noexcept;
     Result<ControlReplyBody> answer(const ControlRequest& request);
-    void count(std::string_view reason);
+    void count(Drop reason);
+    void count(std::string_view reason);  // a drop reason by name (the codec's errors)
 
     NodeCore& core_;
     const std::string endpoint_;
@@ -81,7 +79,7 @@ private:
     int wake_fd_ = -1;      // eventfd: stop() wakes the thread with it
     std::thread thread_;
     std::atomic<bool> stopped_{false};
-    std::array<std::atomic<std::uint64_t>, kDropReasons.size()> dropped_{};
+    std::array<std::atomic<std::uint64_t>, kDropCount> dropped_{};  // by Drop (control.*)
     std::atomic<std::uint64_t> thread_errors_{0};
 };
 

@@ -370,7 +370,7 @@ void encode_header(const Header& h, msgpack::sbuffer& out) {
 
 namespace {
 
-constexpr std::string_view kGarbage = "frame.garbage";
+constexpr Drop kGarbage = Drop::frame_garbage;
 
 // The next element of a header, or nil (which fails every field check) with `ok` cleared when
 // the frame ends early. Inlined into decode_fields: it runs a dozen times per message received.
@@ -382,41 +382,41 @@ constexpr std::string_view kGarbage = "frame.garbage";
     return item;
 }
 
-std::optional<std::string_view> decode_tail(HeaderReader& r, std::uint64_t fields, Header& out);
+std::optional<Drop> decode_tail(HeaderReader& r, std::uint64_t fields, Header& out);
 
 // A field check that failed on a truncated frame is garbage, not a bad field. Used with `ok`
 // in scope (cleared by next_field when the frame ended early).
 #define PEERMQ_FIELD_CHECK(cond, reason) \
-    if (!(cond)) return ok ? std::optional<std::string_view>(reason) : kGarbage
+    if (!(cond)) return ok ? std::optional<Drop>(reason) : kGarbage
 
 // Reads the fields in one pass. Returns kGarbage when the MessagePack itself is broken (as far
 // as it was read), another reason when a field is wrong, nullopt when the whole frame is good.
-std::optional<std::string_view> decode_fields(HeaderReader& r, Header& out) {
+std::optional<Drop> decode_fields(HeaderReader& r, Header& out) {
     Item item;
     if (!r.next(item) || item.type != Type::array) return kGarbage;
     if (item.u > HeaderReader::kMaxArray) return kGarbage;
     const std::uint64_t fields = item.u;
-    if (fields < 5) return "frame.missing_field";
+    if (fields < 5) return Drop::frame_missing_field;
     bool ok = true;
     auto field = [&]() -> const Item& { return next_field(r, item, ok); };
 
     std::uint64_t version = 0;
-    PEERMQ_FIELD_CHECK(item_uint(field(), version), "frame.bad_field");
-    PEERMQ_FIELD_CHECK(version == kProtocolVersion, "frame.bad_version");
+    PEERMQ_FIELD_CHECK(item_uint(field(), version), Drop::frame_bad_field);
+    PEERMQ_FIELD_CHECK(version == kProtocolVersion, Drop::frame_bad_version);
     out.version = static_cast<std::uint32_t>(version);
 
     std::uint64_t kind = 0;
-    PEERMQ_FIELD_CHECK(item_uint(field(), kind), "frame.bad_field");
-    PEERMQ_FIELD_CHECK(kind >= 1 && kind <= 8, "frame.unknown_kind");
+    PEERMQ_FIELD_CHECK(item_uint(field(), kind), Drop::frame_bad_field);
+    PEERMQ_FIELD_CHECK(kind >= 1 && kind <= 8, Drop::frame_unknown_kind);
     out.kind = static_cast<Kind>(kind);
-    PEERMQ_FIELD_CHECK(item_uuid(field(), out.sender), "frame.bad_field");
-    PEERMQ_FIELD_CHECK(item_uuid(field(), out.id), "frame.bad_field");
-    PEERMQ_FIELD_CHECK(item_str(field(), out.channel, kMaxChannelBytes), "frame.bad_field");
+    PEERMQ_FIELD_CHECK(item_uuid(field(), out.sender), Drop::frame_bad_field);
+    PEERMQ_FIELD_CHECK(item_uuid(field(), out.id), Drop::frame_bad_field);
+    PEERMQ_FIELD_CHECK(item_str(field(), out.channel, kMaxChannelBytes), Drop::frame_bad_field);
     return decode_tail(r, fields, out);
 }
 
 // Reads the fields after the channel (the optional ones) and checks the end of the frame.
-std::optional<std::string_view> decode_tail(HeaderReader& r, std::uint64_t fields, Header& out) {
+std::optional<Drop> decode_tail(HeaderReader& r, std::uint64_t fields, Header& out) {
     Item item;
     bool ok = true;
     auto field = [&]() -> const Item& { return next_field(r, item, ok); };
@@ -430,43 +430,44 @@ std::optional<std::string_view> decode_tail(HeaderReader& r, std::uint64_t field
     out.headers.clear();
     out.ids.clear();
     out.error.clear();
-    if (fields > 5) PEERMQ_FIELD_CHECK(item_u32(field(), out.flags), "frame.bad_field");
-    if (fields > 6) PEERMQ_FIELD_CHECK(item_u32(field(), out.attempt), "frame.bad_field");
-    if (fields > 7) PEERMQ_FIELD_CHECK(item_int(field(), out.created_ms), "frame.bad_field");
-    if (fields > 8) PEERMQ_FIELD_CHECK(item_int(field(), out.deadline_ms), "frame.bad_field");
-    if (fields > 9) PEERMQ_FIELD_CHECK(item_uint(field(), out.seq), "frame.bad_field");
+    if (fields > 5) PEERMQ_FIELD_CHECK(item_u32(field(), out.flags), Drop::frame_bad_field);
+    if (fields > 6) PEERMQ_FIELD_CHECK(item_u32(field(), out.attempt), Drop::frame_bad_field);
+    if (fields > 7) PEERMQ_FIELD_CHECK(item_int(field(), out.created_ms), Drop::frame_bad_field);
+    if (fields > 8) PEERMQ_FIELD_CHECK(item_int(field(), out.deadline_ms), Drop::frame_bad_field);
+    if (fields > 9) PEERMQ_FIELD_CHECK(item_uint(field(), out.seq), Drop::frame_bad_field);
     if (fields > 10) {
         const Item& m = field();
-        PEERMQ_FIELD_CHECK(m.type == Type::map && m.u <= kMaxHeaderEntries, "frame.bad_field");
+        PEERMQ_FIELD_CHECK(m.type == Type::map && m.u <= kMaxHeaderEntries, Drop::frame_bad_field);
         const std::uint64_t entries = m.u;
         for (std::uint64_t i = 0; i < entries; ++i) {
             std::string key, value;
-            PEERMQ_FIELD_CHECK(item_str(field(), key, 1024), "frame.bad_field");
-            PEERMQ_FIELD_CHECK(item_str(field(), value, 16384), "frame.bad_field");
+            PEERMQ_FIELD_CHECK(item_str(field(), key, 1024), Drop::frame_bad_field);
+            PEERMQ_FIELD_CHECK(item_str(field(), value, 16384), Drop::frame_bad_field);
             out.headers.insert_or_assign(std::move(key), std::move(value));
         }
     }
     if (fields > 11) {
         const Item& ids = field();
-        PEERMQ_FIELD_CHECK(ids.type == Type::array && ids.u <= kMaxIdsPerFrame, "frame.bad_field");
+        PEERMQ_FIELD_CHECK(ids.type == Type::array && ids.u <= kMaxIdsPerFrame,
+                           Drop::frame_bad_field);
         out.ids.resize(ids.u);
-        for (auto& id : out.ids) PEERMQ_FIELD_CHECK(item_uuid(field(), id), "frame.bad_field");
+        for (auto& id : out.ids) PEERMQ_FIELD_CHECK(item_uuid(field(), id), Drop::frame_bad_field);
     }
-    if (fields > 12) PEERMQ_FIELD_CHECK(item_str(field(), out.error, 16384), "frame.bad_field");
+    if (fields > 12) PEERMQ_FIELD_CHECK(item_str(field(), out.error, 16384), Drop::frame_bad_field);
 #undef PEERMQ_FIELD_CHECK
     // Elements of later revisions are skipped, but must be well-formed too.
     for (std::uint64_t i = 13; i < fields; ++i) {
         if (!r.skip_value(2)) return kGarbage;
     }
     if (!r.at_end()) return kGarbage;
-    if (out.attempt == 0) return "frame.bad_field";
+    if (out.attempt == 0) return Drop::frame_bad_field;
     return std::nullopt;
 }
 
 }  // namespace
 
-std::optional<std::string_view> decode_header(const void* data, std::size_t size, Header& out) {
-    if (size > kMaxHeaderBytes) return "frame.oversized_header";
+std::optional<Drop> decode_header(const void* data, std::size_t size, Header& out) {
+    if (size > kMaxHeaderBytes) return Drop::frame_oversized_header;
     if (size == 0) return kGarbage;
     HeaderReader r(data, size);
     auto reason = decode_fields(r, out);
@@ -478,7 +479,7 @@ std::optional<std::string_view> decode_header(const void* data, std::size_t size
     return reason;
 }
 
-std::optional<std::string_view> BatchHeaderDecoder::decode(std::string_view entry, Header& out) {
+std::optional<Drop> BatchHeaderDecoder::decode(std::string_view entry, Header& out) {
     // The layout MessagePack's shortest forms give (what encode_data_header writes): fixarray,
     // version and kind as positive fixints, sender and id as bin 8 of 16 bytes, then the channel.
     constexpr std::size_t kSender = 3, kId = kSender + 2 + Uuid::kSize,
@@ -542,9 +543,9 @@ void append_batch_entry(std::string_view header, std::string_view payload, msgpa
     if (!payload.empty()) out.write(payload.data(), payload.size());
 }
 
-std::optional<std::string_view> split_batch(const void* data, std::size_t size, std::uint64_t count,
-                                            std::vector<BatchEntry>& out) {
-    constexpr std::string_view kBadBatch = "frame.bad_batch";
+std::optional<Drop> split_batch(const void* data, std::size_t size, std::uint64_t count,
+                                std::vector<BatchEntry>& out) {
+    constexpr Drop kBadBatch = Drop::frame_bad_batch;
     out.clear();
     if (count == 0 || count > kMaxBatchEntries || size > kMaxBatchBytes) return kBadBatch;
     const auto* p = static_cast<const std::uint8_t*>(data);
@@ -607,71 +608,72 @@ bool is_ip_literal(std::string_view host) {
     return inet_pton(AF_INET, text, address) == 1 || inet_pton(AF_INET6, text, address) == 1;
 }
 
-std::optional<std::string_view> decode_hello(const void* data, std::size_t size, Hello& out) {
-    if (size > kMaxHelloBytes) return "hello.oversized";
+std::optional<Drop> decode_hello(const void* data, std::size_t size, Hello& out) {
+    if (size > kMaxHelloBytes) return Drop::hello_oversized;
     msgpack::object_handle handle;
     try {
         const msgpack::unpack_limit limit(4096, 64, 65536, 4096, 4096, 4);
         handle = msgpack::unpack(static_cast<const char*>(data), size, nullptr, nullptr, limit);
     } catch (const std::exception&) {
-        return "hello.bad";
+        return Drop::hello_bad;
     }
     const msgpack::object& root = handle.get();
-    if (root.type != object_type::MAP) return "hello.bad";
+    if (root.type != object_type::MAP) return Drop::hello_bad;
     out = Hello{};
     bool have_name = false, have_cluster = false, have_inbox = false, have_pub = false;
     for (std::uint32_t i = 0; i < root.via.map.size; ++i) {
         const auto& kv = root.via.map.ptr[i];
-        if (kv.key.type != object_type::STR) return "hello.bad";
+        if (kv.key.type != object_type::STR) return Drop::hello_bad;
         const std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
         std::uint64_t number = 0;
         if (key == "name") {
-            if (!read_str(kv.val, out.name, 255)) return "hello.bad";
+            if (!read_str(kv.val, out.name, 255)) return Drop::hello_bad;
             have_name = true;
         } else if (key == "cluster") {
-            if (!read_str(kv.val, out.cluster, 255)) return "hello.bad";
+            if (!read_str(kv.val, out.cluster, 255)) return Drop::hello_bad;
             have_cluster = true;
         } else if (key == "host") {
-            if (!read_str(kv.val, out.host, 255)) return "hello.bad";
+            if (!read_str(kv.val, out.host, 255)) return Drop::hello_bad;
             // It becomes an endpoint the node connects to: an address, never a name to resolve
             // or a string for ZeroMQ to parse.
-            if (!is_ip_literal(out.host)) return "hello.bad_host";
+            if (!is_ip_literal(out.host)) return Drop::hello_bad_host;
         } else if (key == "inbox" || key == "pub") {
-            if (!read_uint(kv.val, number) || number == 0 || number > 65535) return "hello.bad";
+            if (!read_uint(kv.val, number) || number == 0 || number > 65535) return Drop::hello_bad;
             (key == "inbox" ? out.inbox_port : out.pub_port) = static_cast<std::uint16_t>(number);
             (key == "inbox" ? have_inbox : have_pub) = true;
         } else if (key == "batch") {
-            if (kv.val.type != object_type::BOOLEAN) return "hello.bad";
+            if (kv.val.type != object_type::BOOLEAN) return Drop::hello_bad;
             out.batch = kv.val.via.boolean;
         } else if (key == "batch_max") {
-            if (!read_u32(kv.val, out.batch_max)) return "hello.bad";
+            if (!read_u32(kv.val, out.batch_max)) return Drop::hello_bad;
         } else if (key == "hb_ms") {
-            if (!read_u32(kv.val, out.heartbeat_ms)) return "hello.bad";
+            if (!read_u32(kv.val, out.heartbeat_ms)) return Drop::hello_bad;
         } else if (key == "queues") {
-            if (kv.val.type != object_type::ARRAY) return "hello.bad";
-            if (kv.val.via.array.size > kMaxHelloQueues) return "hello.oversized";
+            if (kv.val.type != object_type::ARRAY) return Drop::hello_bad;
+            if (kv.val.via.array.size > kMaxHelloQueues) return Drop::hello_oversized;
             for (std::uint32_t j = 0; j < kv.val.via.array.size; ++j) {
                 const auto& q = kv.val.via.array.ptr[j];
-                if (q.type != object_type::ARRAY || q.via.array.size < 2) return "hello.bad";
+                if (q.type != object_type::ARRAY || q.via.array.size < 2) return Drop::hello_bad;
                 QueueAd ad;
                 if (!read_str(q.via.array.ptr[0], ad.name, kMaxChannelBytes) ||
                     !read_u32(q.via.array.ptr[1], ad.prefetch)) {
-                    return "hello.bad";
+                    return Drop::hello_bad;
                 }
                 out.queues.push_back(std::move(ad));
             }
         } else if (key == "topics") {
-            if (kv.val.type != object_type::ARRAY) return "hello.bad";
-            if (kv.val.via.array.size > kMaxHelloTopics) return "hello.oversized";
+            if (kv.val.type != object_type::ARRAY) return Drop::hello_bad;
+            if (kv.val.via.array.size > kMaxHelloTopics) return Drop::hello_oversized;
             for (std::uint32_t j = 0; j < kv.val.via.array.size; ++j) {
                 std::string topic;
-                if (!read_str(kv.val.via.array.ptr[j], topic, kMaxChannelBytes)) return "hello.bad";
+                if (!read_str(kv.val.via.array.ptr[j], topic, kMaxChannelBytes))
+                    return Drop::hello_bad;
                 out.topics.push_back(std::move(topic));
             }
         }
         // Unknown keys are skipped: later revisions add keys.
     }
-    if (!have_name || !have_cluster || !have_inbox || !have_pub) return "hello.missing_field";
+    if (!have_name || !have_cluster || !have_inbox || !have_pub) return Drop::hello_missing_field;
     return std::nullopt;
 }
 

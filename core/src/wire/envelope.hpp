@@ -12,6 +12,7 @@
 
 #include <msgpack.hpp>
 
+#include "observability/drop_reasons.hpp"
 #include "peermq/message.hpp"
 #include "peermq/uuid.hpp"
 
@@ -91,8 +92,8 @@ void encode_data_header(const DataHeaderRef& header, msgpack::sbuffer& out);
 
 // Decodes a header frame in place (no MessagePack object tree; strings are assigned into `out`,
 // so a reused Header allocates nothing on the hot path). On failure returns the drop reason
-// ("frame.garbage", "frame.bad_version", ...) and leaves `out` unspecified.
-std::optional<std::string_view> decode_header(const void* data, std::size_t size, Header& out);
+// (Drop::frame_garbage, Drop::frame_bad_version, ...) and leaves `out` unspecified.
+std::optional<Drop> decode_header(const void* data, std::size_t size, Header& out);
 
 // Decodes the headers of one BATCH's entries, in order, into one reused Header. Entries come
 // from one sender and most often for one channel, so their leading fields are the same bytes:
@@ -102,7 +103,7 @@ std::optional<std::string_view> decode_header(const void* data, std::size_t size
 class BatchHeaderDecoder {
 public:
     // `out` must be the Header given to the previous call (its shared fields are kept).
-    std::optional<std::string_view> decode(std::string_view entry, Header& out);
+    std::optional<Drop> decode(std::string_view entry, Header& out);
 
 private:
     std::string_view prefix_;   // array header .. sender of the last entry decoded in full
@@ -121,9 +122,9 @@ struct BatchEntry {
 
 // Splits a BATCH body that its header says holds `count` entries into `out` (cleared first).
 // Checks the framing only; each entry's header is then decoded like a DATA frame's. On failure
-// returns "frame.bad_batch" and leaves `out` unspecified.
-std::optional<std::string_view> split_batch(const void* data, std::size_t size, std::uint64_t count,
-                                            std::vector<BatchEntry>& out);
+// returns Drop::frame_bad_batch and leaves `out` unspecified.
+std::optional<Drop> split_batch(const void* data, std::size_t size, std::uint64_t count,
+                                std::vector<BatchEntry>& out);
 
 struct QueueAd {
     std::string name;
@@ -148,9 +149,9 @@ struct Hello {
 bool is_ip_literal(std::string_view host);
 
 void encode_hello(const Hello& hello, msgpack::sbuffer& out);
-// On failure returns the drop reason ("hello.bad", "hello.bad_host", "hello.oversized",
-// "hello.missing_field").
-std::optional<std::string_view> decode_hello(const void* data, std::size_t size, Hello& out);
+// On failure returns the drop reason (Drop::hello_bad, Drop::hello_bad_host, Drop::hello_oversized,
+// Drop::hello_missing_field).
+std::optional<Drop> decode_hello(const void* data, std::size_t size, Hello& out);
 
 std::string_view to_string(Kind kind) noexcept;
 
