@@ -18,11 +18,7 @@ constexpr auto kReconnect = std::chrono::milliseconds(100);
 constexpr auto kReconnectMax = std::chrono::milliseconds(250);
 constexpr auto kConnectTimeout = std::chrono::milliseconds(250);
 constexpr int kReceiveHwm = 100'000;
-constexpr std::size_t kCommitRecords = 1000;  // group commit: at most this many records...
-constexpr auto kCommitInterval = std::chrono::milliseconds(2);  // ...or this long
-constexpr auto kCommitRetry = std::chrono::milliseconds(100);
 constexpr auto kForgetDownPeer = std::chrono::seconds(60);
-constexpr std::size_t kMemoryDeadLetters = 100'000;
 constexpr std::size_t kMaxTopicStats = 1024;
 constexpr std::int64_t kDedupeHorizonMs = 60LL * 60 * 1000;
 // close() waits this long for the handler calls already queued (local deliveries included).
@@ -81,14 +77,17 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
       inbox_(std::move(inbox)),
       pub_(std::move(pub)),
       sub_(std::move(sub)),
-      journal_(std::move(journal)),
       timers_(std::chrono::milliseconds(1), 4096, core.clock->steady_now()),
       dedupe_(std::chrono::milliseconds(kDedupeHorizonMs), options_.dedupe_window),
       drops_(core.log) {
-    if (journal_) {
-        writer_ =
-            std::make_unique<JournalWriter>(*journal_, [&core] { core.post(CommitDoneCmd{}); });
+    if (journal) {
+        journal_ = std::make_unique<JournalPipeline>(
+            std::move(journal),
+            JournalPipeline::Settings{options_.max_uncommitted, options_.max_commit_lag}, log_,
+            core.backlog, [&core](const Status& status) { core.set_storage_error(status); },
+            [&core] { core.post(CommitDoneCmd{}); });
     }
+    dead_letters_ = std::make_unique<DeadLetterStore>(journal_.get());
     next_tick_ = clock_.steady_now();
     now_ = next_tick_;
     now_unix_ms_ = clock_.unix_ms();
@@ -159,7 +158,7 @@ void Actor::turn() {
             }
             commands_.clear();
             now_ = clock_.steady_now();
-            if (backlog_taken_ > 0) publish_backlog(now_);
+            if (journal_ && journal_->backlog_to_publish()) journal_->publish_backlog(now_);
             for (auto& q : out_queues_) {
                 if (q && !q->waiting.empty()) pump(*q);
             }
@@ -197,8 +196,10 @@ void Actor::turn() {
         // Batch acks only while the handlers are busy: once the dispatcher has nothing left,
         // no more outcomes are coming soon, and waiting out the interval would only add latency.
         flush_acks(now, core_.dispatcher->idle());
-        maybe_commit(now, !commit_waiters_.empty());
-        publish_backlog(now);
+        if (journal_) {
+            journal_->maybe_commit(now, journal_->has_waiters(), core_.storage_error());
+            journal_->publish_backlog(now);
+        }
         flush_jobs();
         // Room for blocked send()s: one wake-up per turn, however many messages left.
         release_all();
@@ -232,8 +233,7 @@ void Actor::run_failed() {
         }
         commands_.clear();  // a CallCmd's promise breaks: NodeCore::call reports the failure
     }
-    for (auto& waiter : commit_waiters_) waiter->set_value(failure);
-    commit_waiters_.clear();
+    if (journal_) journal_->abandon_waiters(failure);
 }
 
 std::chrono::milliseconds Actor::poll_timeout(Steady now) const {
@@ -251,8 +251,8 @@ std::chrono::milliseconds Actor::poll_timeout(Steady now) const {
             }
         }
     }
-    if (journal_ && !commit_in_flight_ && journal_->pending() > 0) {
-        due = std::min(due, std::max(first_uncommitted_ + kCommitInterval, commit_retry_at_));
+    if (journal_) {
+        if (auto commit = journal_->next_due()) due = std::min(due, *commit);
     }
     if (due <= now) return std::chrono::milliseconds(0);
     // Round up: waking a little late is fine, spinning on a sub-millisecond wait is not.
@@ -342,7 +342,9 @@ void Actor::handle(Command& command) {
             else if constexpr (std::is_same_v<T, FlushCmd>) on_flush(cmd);
             else if constexpr (std::is_same_v<T, CallCmd>) cmd.fn(*this);
             else if constexpr (std::is_same_v<T, StopCmd>) on_stop(cmd);
-            else if constexpr (std::is_same_v<T, CommitDoneCmd>) on_commit_done();
+            else if constexpr (std::is_same_v<T, CommitDoneCmd>) {
+                if (journal_) journal_->on_commit_done(now_);
+            }
         },
         command);
     // clang-format on
@@ -385,10 +387,7 @@ void Actor::shutdown() {
         }
     }
     commit_for_close();
-    for (auto& waiter : commit_waiters_) {
-        waiter->set_value(make_error(ErrorCode::closed, "node closed"));
-    }
-    commit_waiters_.clear();
+    if (journal_) journal_->abandon_waiters(make_error(ErrorCode::closed, "node closed"));
     auto closed = [](const ReceiptPromise& receipt) {
         if (receipt) {
             receipt->set_value(
@@ -443,7 +442,7 @@ void Actor::on_declare(DeclareQueueCmd& cmd) {
 void Actor::on_send(SendCmd& cmd) {
     // From here the message is in the journal's buffer: publish_backlog() moves it from
     // `queued` to `records`.
-    if (cmd.backlogged) ++backlog_taken_;
+    if (cmd.backlogged && journal_) journal_->taken_from_backlog();
     OutQueue& q = out_queue(cmd.queue);
     if (q.options.overflow == OverflowPolicy::drop_oldest) {
         while (!q.waiting.empty() && q.waiting.size() + q.inflight >= q.options.max_length) {
@@ -467,13 +466,14 @@ void Actor::on_send(SendCmd& cmd) {
     message.seq = ++seq_;
     message.receipt = std::move(cmd.receipt);
     if (q.reliable() && journal_ && options_.durability != Durability::memory) {
-        if (journal_->pending() == 0) first_uncommitted_ = clock_.steady_now();
-        journal_->outbox_put(OutboxRecord{
-            message.id, q.name, message.headers, message.payload, 0, message.created_ms,
-            message.deadline_ms, static_cast<std::uint8_t>(q.options.guarantee), message.seq});
+        journal_->outbox_put(
+            OutboxRecord{message.id, q.name, message.headers, message.payload, 0,
+                         message.created_ms, message.deadline_ms,
+                         static_cast<std::uint8_t>(q.options.guarantee), message.seq},
+            now_);
         message.journaled = true;
     }
-    if (cmd.durable) commit_waiters_.push_back(std::move(cmd.durable));
+    if (cmd.durable && journal_) journal_->wait_for_commit(std::move(cmd.durable));
     q.stats->depth = q.waiting.size();
 }
 
@@ -639,11 +639,11 @@ void Actor::on_outcomes(OutcomesCmd& /*cmd*/) {
 }
 
 void Actor::on_flush(FlushCmd& cmd) {
-    if (!journal_ || options_.durability == Durability::memory || journal_idle()) {
+    if (!journal_ || options_.durability == Durability::memory) {
         cmd.done->set_value(core_.storage_error());
         return;
     }
-    commit_waiters_.push_back(std::move(cmd.done));
+    journal_->when_committed(std::move(cmd.done), core_.storage_error());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1707,8 +1707,7 @@ void Actor::complete(Inflight& entry, OutQueue& q, LinkCache* links) {
     q.stats->ack_latency.record(static_cast<std::uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(now_ - entry.sent_at).count()));
     if (entry.message.journaled && journal_) {
-        if (journal_->pending() == 0) first_uncommitted_ = now_;
-        journal_->outbox_remove(id);
+        journal_->outbox_remove(id, now_);
     }
     if (entry.message.receipt) {
         entry.message.receipt->set_value(
@@ -1875,16 +1874,7 @@ void Actor::dead_letter(OutQueue& q, Outgoing& message, std::string reason, std:
     letter.created_ms = message.created_ms;
     letter.first_failure_ms = message.first_failure_ms() ? message.first_failure_ms() : now_ms;
     letter.last_failure_ms = now_ms;
-    if (journal_) {
-        if (journal_->pending() == 0) first_uncommitted_ = clock_.steady_now();
-        journal_->dead_letter_put(std::move(letter));
-    } else {
-        if (memory_dead_letters_.size() >= kMemoryDeadLetters) {
-            memory_dead_letters_.pop_front();
-            drop(Drop::dlq_memory_full);
-        }
-        memory_dead_letters_.push_back(std::move(letter));
-    }
+    if (!dead_letters_->put(std::move(letter), now_)) drop(Drop::dlq_memory_full);
     ++q.stats->dead_lettered;
     PEERMQ_LOG(log_, LogLevel::info, "dlq", "dead-lettered", {"queue", q.name}, {"id", message.id},
                {"reason", reason}, {"attempts", message.attempts}, {"error", error});
@@ -1986,84 +1976,6 @@ void Actor::flush_acks(Steady now, bool force) {
 // ---------------------------------------------------------------------------------------------
 // Journal
 
-void Actor::maybe_commit(Steady now, bool force) {
-    if (!journal_ || commit_in_flight_) return;  // the next one starts when it is done
-    const std::size_t pending = journal_->pending();
-    if (pending == 0) {
-        for (auto& waiter : commit_waiters_) waiter->set_value(core_.storage_error());
-        commit_waiters_.clear();
-        return;
-    }
-    if (now < commit_retry_at_) return;
-    if (!force && pending < kCommitRecords && now - first_uncommitted_ < kCommitInterval) return;
-    commit_records_ = pending;
-    commit_oldest_ = first_uncommitted_;
-    // Waiters registered so far are covered by this batch; later ones wait for the next.
-    batch_waiters_.swap(commit_waiters_);
-    commit_waiters_.clear();
-    writer_->submit(journal_->take_batch());
-    commit_in_flight_ = true;
-}
-
-void Actor::publish_backlog(Steady now) {
-    if (!journal_) return;
-    JournalBacklog& backlog = core_.backlog;
-    const std::size_t records = uncommitted_records();
-    const Steady oldest = commit_in_flight_ ? commit_oldest_ : first_uncommitted_;
-    // Records first, then what left `queued`: the sum send() reads never dips below the truth.
-    backlog.records.store(records);
-    backlog.too_old.store(records > 0 && now - oldest >= options_.max_commit_lag);
-    if (backlog_taken_ > 0) {
-        backlog.queued.fetch_sub(backlog_taken_);
-        backlog_taken_ = 0;
-    }
-    if (backlog.waiting.load() > 0 && !backlog.full(options_.max_uncommitted)) {
-        std::lock_guard lock(backlog.mutex);
-        backlog.room.notify_all();
-    }
-}
-
-void Actor::on_commit_done() {
-    if (!commit_in_flight_) return;  // already settled by settle_journal()
-    auto done = writer_->finished(false);
-    if (done) end_commit(std::move(done->first), done->second);
-}
-
-void Actor::settle_journal() {
-    if (!commit_in_flight_) return;
-    auto done = writer_->finished(true);
-    end_commit(std::move(done->first), done->second);
-}
-
-void Actor::end_commit(std::unique_ptr<Journal::Batch> batch, const Status& status) {
-    commit_in_flight_ = false;
-    commit_records_ = 0;
-    journal_->finish_batch(std::move(batch), status);
-    // A failed batch is back in front of what was buffered since: its records are the oldest.
-    if (!status.ok()) first_uncommitted_ = commit_oldest_;
-    if (status.ok()) {
-        if (commit_failures_ > 0) {
-            PEERMQ_LOG(log_, LogLevel::info, "journal", "journal writes again",
-                       {"failed_commits", commit_failures_});
-            commit_failures_ = 0;
-        }
-        core_.set_storage_error({});
-        for (auto& waiter : batch_waiters_) waiter->set_value(Status{});
-    } else {
-        // Back in the journal's buffer; retried shortly. send() reports it meanwhile. One line
-        // when it starts failing (or fails differently), not one per retry.
-        if (commit_failures_ == 0 || status.message() != core_.storage_error().message()) {
-            PEERMQ_LOG(log_, LogLevel::warn, "journal", "journal commit failed; retrying",
-                       {"error", status.to_string()}, {"retry_ms", kCommitRetry});
-        }
-        ++commit_failures_;
-        core_.set_storage_error(status);
-        commit_retry_at_ = clock_.steady_now() + kCommitRetry;
-        for (auto& waiter : batch_waiters_) waiter->set_value(status);
-    }
-    batch_waiters_.clear();
-}
-
 void Actor::on_stop(const StopCmd& cmd) {
     stopping_ = true;
     close_flush_timeout_ = cmd.flush_timeout;
@@ -2071,112 +1983,14 @@ void Actor::on_stop(const StopCmd& cmd) {
 
 void Actor::commit_for_close() {
     if (!journal_) return;
-    const Steady deadline = clock_.steady_now() + close_flush_timeout_;
-    commit_now();
-    while (journal_->pending() > 0 && clock_.steady_now() < deadline) {
-        // The journal refused (a full disk, an I/O error): try again until the deadline.
-        std::this_thread::sleep_for(
-            std::min(kCommitRetry,
-                     std::chrono::ceil<std::chrono::milliseconds>(deadline - clock_.steady_now())));
-        commit_now();
-    }
-    const std::size_t lost = journal_->pending_messages();
-    if (lost == 0) return;
-    Status error = core_.storage_error();
-    if (error.ok()) error = make_error(ErrorCode::io_error, "the journal's last commit failed");
-    const std::string what = std::to_string(lost) +
-                             " messages handed to send() were not written to the journal and are "
-                             "lost: " +
-                             error.message();
-    PEERMQ_LOG(log_, LogLevel::error, "journal", "closing with messages not on disk",
-               {"lost", static_cast<std::uint64_t>(lost)}, {"error", error.to_string()});
-    core_.set_close_status(make_error(error.code(), what));
-}
-
-void Actor::commit_now() {
-    if (!journal_) return;
-    settle_journal();
-    if (journal_->pending() == 0) {
-        for (auto& waiter : commit_waiters_) waiter->set_value(core_.storage_error());
-        commit_waiters_.clear();
-        return;
-    }
-    Status status = journal_->commit();
-    if (!status.ok()) {
-        PEERMQ_LOG(log_, LogLevel::warn, "journal", "journal commit failed",
-                   {"error", status.to_string()});
-    }
-    core_.set_storage_error(status.ok() ? Status{} : status);
-    for (auto& waiter : commit_waiters_) waiter->set_value(status);
-    commit_waiters_.clear();
-}
-
-Actor::JournalWriter::JournalWriter(Journal& journal, std::function<void()> on_done)
-    : journal_(journal), on_done_(std::move(on_done)), thread_([this] { run(); }) {}
-
-Actor::JournalWriter::~JournalWriter() {
-    {
-        std::lock_guard lock(mutex_);
-        stop_ = true;
-    }
-    wake_.notify_all();
-    thread_.join();
-}
-
-void Actor::JournalWriter::submit(std::unique_ptr<Journal::Batch> batch) {
-    {
-        std::lock_guard lock(mutex_);
-        todo_ = std::move(batch);
-        finished_ = false;
-    }
-    wake_.notify_all();
-}
-
-std::optional<std::pair<std::unique_ptr<Journal::Batch>, Status>> Actor::JournalWriter::finished(
-    bool block) {
-    std::unique_lock lock(mutex_);
-    if (block) wake_.wait(lock, [this] { return finished_; });
-    if (!finished_) return std::nullopt;
-    finished_ = false;
-    return std::make_pair(std::move(done_), std::move(status_));
-}
-
-void Actor::JournalWriter::run() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-        wake_.wait(lock, [this] { return stop_ || todo_ != nullptr; });
-        if (!todo_) return;  // stopping, nothing left to write
-        auto batch = std::move(todo_);
-        lock.unlock();
-        Status status;
-        try {
-            status = journal_.write_batch(*batch);
-        } catch (const std::exception& e) {
-            // The batch is not known to be on disk: like a failed commit, it is retried.
-            errors_.fetch_add(1, std::memory_order_relaxed);
-            status = make_error(ErrorCode::internal, std::string("journal write: ") + e.what());
-        } catch (...) {
-            errors_.fetch_add(1, std::memory_order_relaxed);
-            status = make_error(ErrorCode::internal, "journal write: an unknown exception");
-        }
-        lock.lock();
-        done_ = std::move(batch);
-        status_ = std::move(status);
-        finished_ = true;
-        wake_.notify_all();
-        lock.unlock();
-        try {
-            on_done_();  // wakes the actor
-        } catch (...) {
-            // Out of memory posting the notice: the actor still settles it before any read.
-        }
-        lock.lock();
-    }
+    Status lost = journal_->commit_for_close(clock_, clock_.steady_now() + close_flush_timeout_,
+                                             core_.storage_error());
+    if (!lost.ok()) core_.set_close_status(std::move(lost));
 }
 
 Status Actor::load_outbox() {
     if (!journal_) return {};
-    auto records = journal_->outbox_load();
+    auto records = journal_->journal().outbox_load();
     if (!records) return records.status();
     for (auto& record : records.value()) {
         QueueOptions options;
@@ -2207,7 +2021,7 @@ Status Actor::load_outbox() {
     }
     // Records whose bytes changed on disk were not loaded: the journal moved them to the dead
     // letters (reason `corrupt`). They count as dead-lettered, and a person is told at once.
-    const auto& damaged = journal_->quarantined();
+    const auto& damaged = journal_->journal().quarantined();
     for (const auto& record : damaged) ++queue_stats(record.queue)->dead_lettered;
     if (!damaged.empty()) {
         PEERMQ_LOG(log_, LogLevel::error, "journal",
@@ -2233,8 +2047,12 @@ NodeStats Actor::stats() {
     }
     for (const auto& [name, stats] : queue_stats_) out.queues[name] = stats;
     for (const auto& [name, stats] : topic_stats_) out.topics[name] = stats;
-    if (writer_ && writer_->errors() != 0) out.thread_errors["journal_writer"] = writer_->errors();
-    if (journal_) out.uncommitted = uncommitted_records();
+    if (journal_) {
+        if (const auto errors = journal_->writer_errors(); errors != 0) {
+            out.thread_errors["journal_writer"] = errors;
+        }
+        out.uncommitted = journal_->uncommitted();
+    }
     // Handler calls are counted by the dispatcher (best-effort ones report no outcome here).
     for (const auto& [name, consumer] : consumers_) {
         ChannelStats& stats = out.queues[name];
@@ -2257,70 +2075,22 @@ void Actor::set_peer_handler(std::function<void(const PeerEvent&)> handler) {
     peer_handler_ = std::move(handler);
 }
 
-namespace {
-
-bool matches(const DeadLetter& letter, const DeadLetterFilter& filter) {
-    if (filter.id && letter.id != *filter.id) return false;
-    if (filter.queue && letter.queue != *filter.queue) return false;
-    if (filter.reason && letter.reason != *filter.reason) return false;
-    if (filter.since_ms && letter.last_failure_ms < *filter.since_ms) return false;
-    if (filter.until_ms && letter.last_failure_ms >= *filter.until_ms) return false;
-    return true;
-}
-
-}  // namespace
-
 Result<std::vector<DeadLetter>> Actor::dead_letter_list(const DeadLetterFilter& filter) {
-    if (journal_) {
-        settle_journal();
-        return journal_->dead_letter_list(filter);
-    }
-    std::vector<DeadLetter> out;
-    for (const auto& letter : memory_dead_letters_) {
-        if (!matches(letter, filter)) continue;
-        out.push_back(letter);
-        if (filter.limit != 0 && out.size() >= filter.limit) break;
-    }
-    return out;
+    return dead_letters_->list(filter, clock_.steady_now());
 }
 
 Result<DeadLetter> Actor::dead_letter_get(const MessageId& id) {
-    if (journal_) {
-        settle_journal();
-        return journal_->dead_letter_get(id);
-    }
-    for (const auto& letter : memory_dead_letters_) {
-        if (letter.id == id) return letter;
-    }
-    return make_error(ErrorCode::not_found, "no dead letter " + id.to_string());
+    return dead_letters_->get(id, clock_.steady_now());
 }
 
 Result<std::size_t> Actor::dead_letter_purge(const DeadLetterFilter& filter) {
-    if (journal_) {
-        settle_journal();
-        return journal_->dead_letter_purge(filter);
-    }
-    const std::size_t before = memory_dead_letters_.size();
-    std::erase_if(memory_dead_letters_, [&](const DeadLetter& d) { return matches(d, filter); });
-    return before - memory_dead_letters_.size();
+    return dead_letters_->purge(filter, clock_.steady_now());
 }
 
 Result<MessageId> Actor::dead_letter_replay(const MessageId& id, const std::string& queue) {
-    DeadLetter letter;
-    if (journal_) {
-        settle_journal();
-        auto taken = journal_->dead_letter_take(id);
-        if (!taken) return taken.status();
-        letter = std::move(taken).value();
-    } else {
-        auto it = std::find_if(memory_dead_letters_.begin(), memory_dead_letters_.end(),
-                               [&](const DeadLetter& d) { return d.id == id; });
-        if (it == memory_dead_letters_.end()) {
-            return make_error(ErrorCode::not_found, "no dead letter " + id.to_string());
-        }
-        letter = std::move(*it);
-        memory_dead_letters_.erase(it);
-    }
+    auto taken = dead_letters_->take(id, clock_.steady_now());
+    if (!taken) return taken.status();
+    DeadLetter letter = std::move(taken).value();
     const std::string& target = queue.empty() ? letter.queue : queue;
     auto index = core_.find_or_declare_queue(target, QueueOptions{});
     if (!index) return index.status();

@@ -29,7 +29,8 @@
 #include "reliability/backoff.hpp"
 #include "reliability/dedupe_window.hpp"
 #include "reliability/timer_wheel.hpp"
-#include "storage/journal.hpp"
+#include "storage/dead_letter_store.hpp"
+#include "storage/journal_pipeline.hpp"
 #include "util/ring.hpp"
 #include "util/uuid_table.hpp"
 #include "wire/envelope.hpp"
@@ -372,55 +373,6 @@ private:
     void queue_ack(const NodeId& sender, const MessageId& id, std::size_t limit);
     void flush_acks(Steady now, bool force);
 
-    // Journal. Group commits run on the writer thread while the actor keeps buffering; at most
-    // one is in flight. Reads of the journal (dead letters) wait for it first.
-    //
-    // JournalWriter: the thread that runs Journal::write_batch. The actor hands it one batch at
-    // a time and is told through a CommitDoneCmd when it is done; the journal's other members
-    // are not called meanwhile (see Journal::take_batch).
-    class JournalWriter {
-    public:
-        JournalWriter(Journal& journal, std::function<void()> on_done);
-        ~JournalWriter();
-        void submit(std::unique_ptr<Journal::Batch> batch);
-        // The finished batch and its status: waits for the batch in flight when `block`, else
-        // nullopt while it runs.
-        std::optional<std::pair<std::unique_ptr<Journal::Batch>, Status>> finished(bool block);
-        // Exceptions write_batch threw (each made a failed commit, retried like one).
-        std::uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
-
-    private:
-        void run();
-
-        Journal& journal_;
-        std::function<void()> on_done_;
-        std::mutex mutex_;
-        std::condition_variable wake_;
-        std::unique_ptr<Journal::Batch> todo_;
-        std::unique_ptr<Journal::Batch> done_;
-        Status status_;
-        bool finished_ = false;
-        bool stop_ = false;
-        std::atomic<std::uint64_t> errors_{0};
-        std::thread thread_;
-    };
-
-    void maybe_commit(Steady now, bool force);
-    // Tells send() how far the journal is behind (NodeCore::backlog), and wakes the senders
-    // waiting for it when it is back under its bound.
-    void publish_backlog(Steady now);
-    // Journal records buffered or in the commit in flight (NodeStats::uncommitted).
-    std::size_t uncommitted_records() const {
-        return journal_->pending() + (commit_in_flight_ ? commit_records_ : 0);
-    }
-    void on_commit_done();
-    void end_commit(std::unique_ptr<Journal::Batch> batch, const Status& status);
-    // Waits for the commit in flight, if any, and settles its waiters.
-    void settle_journal();
-    // A synchronous commit of everything buffered (shutdown, before reads).
-    void commit_now();
-    bool journal_idle() const { return !commit_in_flight_ && journal_->pending() == 0; }
-
     void drop(Drop reason, std::uint64_t n = 1) { drops_.count(reason, n, now_); }
     ChannelStats* queue_stats(const std::string& name);
     ChannelStats* topic_stats(const std::string& name);
@@ -447,7 +399,8 @@ private:
     zmq::socket_t inbox_;
     zmq::socket_t pub_;
     zmq::socket_t sub_;
-    std::unique_ptr<Journal> journal_;
+    std::unique_ptr<JournalPipeline> journal_;  // null: no journal
+    std::unique_ptr<DeadLetterStore> dead_letters_;
     bool stopping_ = false;
     bool draining_ = false;  // closing: pump() sends nothing more
     std::chrono::milliseconds close_flush_timeout_{0};
@@ -477,21 +430,9 @@ private:
     NodeId last_acks_sender_;
     std::size_t acks_pending_ = 0;
 
-    std::vector<StatusPromise> commit_waiters_;
-    std::vector<StatusPromise> batch_waiters_;  // fulfilled when the commit in flight is done
-    bool commit_in_flight_ = false;
-    std::unique_ptr<JournalWriter> writer_;  // declared after journal_: stopped before it
-    Steady first_uncommitted_{};
-    std::size_t backlog_taken_ = 0;   // sends journaled since publish_backlog(), still `queued`
-    std::size_t commit_records_ = 0;  // records in the commit in flight...
-    Steady commit_oldest_{};          // ...and when the oldest of them was buffered
-    Steady commit_retry_at_{};
-    std::deque<DeadLetter> memory_dead_letters_;  // when there is no journal
-
     std::unordered_map<std::string, ChannelStats> queue_stats_;
     std::unordered_map<std::string, ChannelStats> topic_stats_;
     Drops drops_;
-    std::uint64_t commit_failures_ = 0;  // in a row, for the log
 
     Steady next_tick_{};
     // The steady time of this loop turn (read after each wait and each batch): per-frame and
