@@ -1,5 +1,7 @@
 #include "actor/actor.hpp"
 
+#include "wire/frames.hpp"
+
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -12,7 +14,6 @@ namespace peermq::detail {
 namespace {
 
 constexpr std::size_t kReadBatch = 1024;  // frames read per socket per loop turn
-constexpr std::size_t kCopyBelow = 1024;  // smaller payloads are copied into sent frames
 constexpr int kPeerSendHwm = 20'000;
 constexpr auto kReconnect = std::chrono::milliseconds(100);
 constexpr auto kReconnectMax = std::chrono::milliseconds(250);
@@ -23,34 +24,6 @@ constexpr std::size_t kMaxTopicStats = 1024;
 constexpr std::int64_t kDedupeHorizonMs = 60LL * 60 * 1000;
 // close() waits this long for the handler calls already queued (local deliveries included).
 constexpr auto kCloseDrain = std::chrono::seconds(2);
-
-// A BATCH body handed to ZeroMQ: msgpack::sbuffer::release() memory.
-void free_batch_body(void* data, void* /*hint*/) { std::free(data); }
-
-void free_lent_payload(void* /*data*/, void* hint) {
-    delete static_cast<std::shared_ptr<const void>*>(hint);
-}
-
-// A ZeroMQ frame for a payload: small ones are copied; large ones are lent to ZeroMQ, which
-// releases them from its I/O thread once sent.
-zmq::message_t payload_frame(const Payload& payload) {
-    if (payload.size() < kCopyBelow || !payload.owner()) {
-        return zmq::message_t(payload.data(), payload.size());
-    }
-    auto* hold = new std::shared_ptr<const void>(payload.owner());
-    return zmq::message_t(const_cast<std::byte*>(payload.data()), payload.size(),
-                          &free_lent_payload, hold);
-}
-
-// A received frame's bytes as a payload: inline when small (no allocation), else the payload
-// keeps the frame (one allocation, no copy). The same rule as for a batch's entries.
-Payload payload_of(zmq::message_t& frame) {
-    if (frame.size() <= Payload::kInlineCapacity) {
-        return Payload::copy_of(frame.data(), frame.size());
-    }
-    auto holder = std::make_shared<zmq::message_t>(std::move(frame));
-    return Payload::adopt(holder, static_cast<const std::byte*>(holder->data()), holder->size());
-}
 
 std::string endpoint_of(const std::string& host, std::uint16_t port) {
     if (host.find(':') != std::string::npos) return "tcp://[" + host + "]:" + std::to_string(port);
@@ -77,7 +50,8 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
       inbox_(std::move(inbox)),
       pub_(std::move(pub)),
       sub_(std::move(sub)),
-      timers_(std::chrono::milliseconds(1), 4096, core.clock->steady_now()),
+      sender_(core.id, core.log, peers_, *this,
+              Now{core.clock->steady_now(), core.clock->unix_ms()}),
       dedupe_(std::chrono::milliseconds(kDedupeHorizonMs), options_.dedupe_window),
       drops_(core.log) {
     if (journal) {
@@ -124,7 +98,7 @@ void Actor::turn() {
         poll_items_.push_back({nullptr, core_.mailbox_.fd(), ZMQ_POLLIN, 0});
         poll_items_.push_back({inbox_.handle(), 0, ZMQ_POLLIN, 0});
         poll_items_.push_back({sub_.handle(), 0, ZMQ_POLLIN, 0});
-        for (auto& peer : peers_) {
+        for (const auto& peer : peers_.all()) {
             if (peer->blocked) {
                 poll_items_.push_back({peer->push.handle(), 0, ZMQ_POLLOUT, 0});
                 polled_peers_.push_back(peer.get());
@@ -157,11 +131,9 @@ void Actor::turn() {
                 }
             }
             commands_.clear();
-            now_ = clock_.steady_now();
+            const Now now = fresh_now();
             if (journal_ && journal_->backlog_to_publish()) journal_->publish_backlog(now_);
-            for (auto& q : out_queues_) {
-                if (q && !q->waiting.empty()) pump(*q);
-            }
+            sender_.pump_all(now);
         }
         bool writable = false;
         for (std::size_t i = 0; i < polled_peers_.size(); ++i) {
@@ -172,12 +144,10 @@ void Actor::turn() {
                 writable = true;
             }
         }
-        if (writable) pump_all();
+        if (writable) sender_.pump_all(fresh_now());
 
-        now_ = clock_.steady_now();
+        sender_.expire(fresh_now());
         const Steady now = now_;
-        timers_.expire(now, [this](const MessageId& id) { on_timer(id); });
-        expire_acks(now);
         if (now >= next_tick_) {
             tick_peers(now);
             if (trim_memory_) {
@@ -188,7 +158,7 @@ void Actor::turn() {
                 ::malloc_trim(0);
 #endif
             }
-            expire_waiting(now);
+            sender_.expire_waiting(turn_now());
             drops_.summarize(now);
             next_tick_ = next_liveness_check(now);
         }
@@ -202,7 +172,7 @@ void Actor::turn() {
         }
         flush_jobs();
         // Room for blocked send()s: one wake-up per turn, however many messages left.
-        release_all();
+        sender_.release_all();
     }
 }
 
@@ -238,10 +208,7 @@ void Actor::run_failed() {
 
 std::chrono::milliseconds Actor::poll_timeout(Steady now) const {
     Steady due = next_tick_;
-    if (auto next = timers_.next_due(); next && *next < due) due = *next;
-    for (const auto& q : out_queues_) {
-        if (q && !q->ack_deadlines.empty()) due = std::min(due, q->ack_deadlines.front().due);
-    }
+    if (auto next = sender_.next_due(); next && *next < due) due = *next;
     if (acks_pending_ > 0) {
         for (const auto& [id, batch] : acks_) {
             if (!batch.ids.empty()) {
@@ -359,15 +326,9 @@ void Actor::shutdown() {
         auto failed = [&](ReceiptPromise& receipt) {
             if (receipt) receipt->set_value(failure);
         };
-        inflight_.for_each(
-            [&](const MessageId&, Inflight& entry) { failed(entry.message.receipt); });
-        for (auto& q : out_queues_) {
-            if (!q) continue;
-            for (auto& message : q->waiting) failed(message.receipt);
-        }
-        for (auto& peer : peers_) peer->push.set(zmq::sockopt::linger, 0);
+        sender_.for_each_unsettled([&](Outgoing& message) { failed(message.receipt); });
+        for (const auto& peer : peers_.all()) peer->push.set(zmq::sockopt::linger, 0);
         peers_.clear();
-        by_id_.clear();
         return;
     }
     // What the application did before close() is carried out: every command still in the
@@ -375,12 +336,13 @@ void Actor::shutdown() {
     // calls already queued run, within kCloseDrain. Nothing new is sent to peers from here on:
     // messages still waiting stay in the outbox for the next start.
     draining_ = true;
+    sender_.stop_sending();
     drain_handlers(clock_.steady_now() + kCloseDrain);
     const Steady now = clock_.steady_now();
     flush_acks(now, true);
     // A peer known only by endpoint (its HELLO answer not in yet) may know us already: our
     // HELLO reached it if a frame left for it, so it gets a BYE too.
-    for (auto& peer : peers_) {
+    for (const auto& peer : peers_.all()) {
         if (peer->state == PeerState::down) continue;
         if (!peer->id.is_nil() || peer->frames_sent > 0 || peer->frames_received > 0) {
             send_control(peer.get(), Kind::bye);
@@ -394,14 +356,10 @@ void Actor::shutdown() {
                 make_error(ErrorCode::closed, "node closed before the message was acked"));
         }
     };
-    inflight_.for_each([&](const MessageId&, Inflight& entry) { closed(entry.message.receipt); });
-    for (auto& q : out_queues_) {
-        for (auto& message : q->waiting) closed(message.receipt);
-    }
+    sender_.for_each_unsettled([&](Outgoing& message) { closed(message.receipt); });
     // Give BYE frames a moment to leave; undelivered data is the senders' to retry.
-    for (auto& peer : peers_) peer->push.set(zmq::sockopt::linger, 100);
+    for (const auto& peer : peers_.all()) peer->push.set(zmq::sockopt::linger, 100);
     peers_.clear();
-    by_id_.clear();
     inbox_.set(zmq::sockopt::linger, 0);
     pub_.set(zmq::sockopt::linger, 100);  // like BYE: what was published before close() leaves
     sub_.set(zmq::sockopt::linger, 0);
@@ -413,68 +371,49 @@ void Actor::shutdown() {
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-Actor::OutQueue& Actor::out_queue(std::uint32_t index) {
-    if (index >= out_queues_.size()) out_queues_.resize(index + 1);
-    auto& slot = out_queues_[index];
-    if (!slot) {
-        slot = std::make_unique<OutQueue>();
-        slot->index = index;
-        slot->shared = core_.queue_shared(index);
-        slot->name = slot->shared->name;
-        slot->stats = queue_stats(slot->name);
-        slot->backoff =
-            std::make_unique<Backoff>(slot->options.retry_initial, slot->options.retry_max);
-    }
-    return *slot;
-}
-
-void Actor::on_declare(DeclareQueueCmd& cmd) {
-    OutQueue& q = out_queue(cmd.queue);
-    q.options = cmd.options;
-    q.declared = true;
-    q.flags = 0;
-    if (q.options.guarantee != Guarantee::best_effort) q.flags |= kFlagAckRequested;
-    if (q.options.guarantee == Guarantee::effectively_once) q.flags |= kFlagDedupe;
-    q.backoff = std::make_unique<Backoff>(q.options.retry_initial, q.options.retry_max);
-    q.targets_generation = 0;
-}
+void Actor::on_declare(DeclareQueueCmd& cmd) { sender_.declare(cmd.queue, cmd.options); }
 
 void Actor::on_send(SendCmd& cmd) {
     // From here the message is in the journal's buffer: publish_backlog() moves it from
     // `queued` to `records`.
     if (cmd.backlogged && journal_) journal_->taken_from_backlog();
-    OutQueue& q = out_queue(cmd.queue);
-    if (q.options.overflow == OverflowPolicy::drop_oldest) {
-        while (!q.waiting.empty() && q.waiting.size() + q.inflight >= q.options.max_length) {
-            Outgoing oldest = std::move(q.waiting.front());
-            q.waiting.pop_front();
-            if (q.reliable()) {
-                dead_letter(q, oldest, "dropped_oldest", "queue over max_length");
-            } else {
-                drop(Drop::queue_dropped_oldest);
-                q.shared->release(1);
-            }
-        }
-    }
-    Outgoing& message = q.waiting.emplace_back();  // built in place: no copy of a message
-    message.id = cmd.id;
-    message.payload = std::move(cmd.payload);
-    message.headers = std::move(cmd.headers);
-    message.created_ms = cmd.created_ms;
-    message.deadline_ms = q.options.ttl.count() > 0 ? cmd.created_ms + q.options.ttl.count() : 0;
-    if (message.deadline_ms != 0) q.may_expire = true;
-    message.seq = ++seq_;
-    message.receipt = std::move(cmd.receipt);
-    if (q.reliable() && journal_ && options_.durability != Durability::memory) {
-        journal_->outbox_put(
-            OutboxRecord{message.id, q.name, message.headers, message.payload, 0,
-                         message.created_ms, message.deadline_ms,
-                         static_cast<std::uint8_t>(q.options.guarantee), message.seq},
-            now_);
-        message.journaled = true;
-    }
+    sender_.accept(cmd, turn_now());
     if (cmd.durable && journal_) journal_->wait_for_commit(std::move(cmd.durable));
-    q.stats->depth = q.waiting.size();
+}
+
+bool Actor::journal_put(const OutQueue& q, const Outgoing& message) {
+    if (!journal_ || options_.durability == Durability::memory) return false;
+    journal_->outbox_put(OutboxRecord{message.id, q.name, message.headers, message.payload, 0,
+                                      message.created_ms, message.deadline_ms,
+                                      static_cast<std::uint8_t>(q.options.guarantee), message.seq},
+                         now_);
+    return true;
+}
+
+bool Actor::local_room(const std::string& queue) {
+    const LocalConsumer& consumer = consumers_.at(queue);
+    return consumer.local_unacked < consumer.options.prefetch;
+}
+
+void Actor::deliver_local(const OutQueue& q, const Outgoing& message) {
+    // effectively_once, retried to this node while its handler still runs: the outcome of that
+    // first run settles the message, exactly as a remote receiver would drop this copy.
+    if ((q.flags & kFlagDedupe) && in_progress_.contains(message.id)) return;
+    LocalConsumer& consumer = consumers_.at(q.name);
+    ++consumer.local_unacked;
+    ++consumer.stats->received;
+    Job job;
+    job.flags = q.flags;
+    job.message.id = message.id;
+    job.message.sender = core_.id;
+    job.message.channel = q.name;
+    job.message.attempt = message.attempts;
+    job.message.created_ms = message.created_ms;
+    job.message.deadline_ms = message.deadline_ms;
+    job.message.headers = message.headers;
+    job.message.payload = message.payload;
+    if (q.flags & kFlagDedupe) in_progress_.insert(message.id);
+    jobs_.emplace_back(consumer.slot, std::move(job));
 }
 
 void Actor::on_consume(ConsumeCmd& cmd) {
@@ -485,9 +424,9 @@ void Actor::on_consume(ConsumeCmd& cmd) {
     consumer.stats = queue_stats(cmd.queue);
     consumer.load = &core_.dispatcher->load(cmd.slot);
     consumer_by_slot_[cmd.slot] = &consumer;
-    ++generation_;
+    sender_.peers_changed();
     hello_dirty_ = true;
-    pump_all();
+    sender_.pump_all(fresh_now());
 }
 
 void Actor::on_subscribe(SubscribeCmd& cmd) {
@@ -544,7 +483,7 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
     }
     if (cmd.event.kind == DiscoveryEvent::Kind::lost) {
         // mDNS never decides liveness; a peer that is also down is forgotten.
-        Peer* peer = find_peer(record.id);
+        Peer* peer = peers_.find(record.id);
         if (peer && peer->state == PeerState::down && !peer->configured) remove_peer(peer);
         return;
     }
@@ -554,9 +493,9 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
         return;
     }
     const std::string endpoint = endpoint_of(record.host, record.inbox_port);
-    Peer* peer = record.id.is_nil() ? nullptr : find_peer(record.id);
+    Peer* peer = record.id.is_nil() ? nullptr : peers_.find(record.id);
     if (!peer) {
-        for (auto& candidate : peers_) {
+        for (const auto& candidate : peers_.all()) {
             if (candidate->inbox_endpoint == endpoint) peer = candidate.get();
         }
     }
@@ -601,41 +540,21 @@ void Actor::on_outcomes(OutcomesCmd& /*cmd*/) {
             }
         }
         if (outcome.sender == core_.id) {
-            // Delivered by this node to itself: settle the in-flight entry directly.
+            // Delivered by this node to itself: settled here, without frames.
             if (consumer.local_unacked > 0) --consumer.local_unacked;
-            Inflight* found = inflight_.find(outcome.id);
-            if (!found) continue;
-            Inflight& entry = *found;
-            if (outcome.result == HandlerOutcome::Result::ack && entry.tried(core_.id)) {
-                // Like a remote consumer's late ack: it counts even after a timeout.
-                complete(entry, out_queue(entry.queue));
-                continue;
-            }
-            if (entry.consumer == core_.id && !entry.retry_wait) {
-                OutQueue& q = out_queue(entry.queue);
-                if (outcome.result == HandlerOutcome::Result::reject) {
-                    release_credit(entry, q);
-                    disarm(q, entry);
-                    Outgoing message = std::move(entry.message);
-                    inflight_.erase(outcome.id);
-                    --q.inflight;
-                    dead_letter(q, message, "rejected", outcome.error);
-                } else {
-                    fail_attempt(entry, q, outcome.error, Failure::nack);
-                }
-            }
+            sender_.on_local_outcome(outcome, fresh_now());
             continue;
         }
         if (!(outcome.flags & kFlagAckRequested)) continue;
         if (outcome.result == HandlerOutcome::Result::ack) {
             queue_ack(outcome.sender, outcome.id, ack_limit(consumer));
-        } else if (Peer* peer = find_peer(outcome.sender)) {
+        } else if (Peer* peer = peers_.find(outcome.sender)) {
             send_control(peer,
                          outcome.result == HandlerOutcome::Result::nack ? Kind::nack : Kind::reject,
                          {outcome.id}, outcome.error);
         }
     }
-    pump_all();
+    sender_.pump_all(fresh_now());
 }
 
 void Actor::on_flush(FlushCmd& cmd) {
@@ -688,7 +607,7 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
         drop(*reason);
         return;
     }
-    Peer* peer = find_peer(header_.sender);
+    Peer* peer = peers_.find(header_.sender);
     // A HELLO is counted and heard by on_hello, once it has filled in the peer's name, queues
     // and topics: the alive transition (and its PeerEvent) must carry them.
     if (peer && header_.kind != Kind::hello) {
@@ -726,8 +645,8 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
         case Kind::bye:
             if (peer && peer->state != PeerState::down) {
                 set_state(peer, PeerState::down, "bye");
-                redirect_from(peer->id);
-                ++generation_;
+                sender_.redirect_from(peer->id, fresh_now());
+                sender_.peers_changed();
             }
             break;
     }
@@ -782,7 +701,7 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
     auto refuse = [&](Drop reason, const char* error) {
         drop(reason);
         if (!ack_requested) return;
-        if (Peer* sender = find_peer(header_.sender)) {
+        if (Peer* sender = peers_.find(header_.sender)) {
             send_control(sender, Kind::nack, {header_.id}, error);
         }
     };
@@ -916,7 +835,7 @@ void Actor::on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::m
         drop(Drop::frame_oversized_payload);
         return;
     }
-    if (Peer* peer = find_peer(header_.sender)) {
+    if (Peer* peer = peers_.find(header_.sender)) {
         ++peer->frames_received;
         heard(peer);
     }
@@ -966,22 +885,22 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
         }
         return fresh;
     };
-    Peer* peer = find_peer(header_.sender);
+    Peer* peer = peers_.find(header_.sender);
     if (!peer) {
         // A peer added by endpoint answers, or a node restarted (new id) on a known endpoint.
         bool restarted = false;
         for (std::size_t i = 0; i < peers_.size() && !peer && !restarted; ++i) {
-            Peer* candidate = peers_[i].get();
+            Peer* candidate = peers_.all()[i].get();
             if (candidate->inbox_endpoint != endpoint) continue;
             if (candidate->id.is_nil()) {
                 peer = candidate;
-                peer->id = header_.sender;
-                by_id_[peer->id] = peer;
+                peers_.name(*peer, header_.sender);
             } else if (candidate->state != PeerState::alive) {
                 PEERMQ_LOG(log_, LogLevel::info, "peer", "peer restarted", {"peer", hello.name},
                            {"id", header_.sender}, {"old_id", candidate->id},
                            {"endpoint", endpoint});
-                if (candidate->state != PeerState::down) redirect_from(candidate->id);
+                if (candidate->state != PeerState::down)
+                    sender_.redirect_from(candidate->id, fresh_now());
                 peer = replace(candidate);
                 restarted = true;
             }
@@ -1041,7 +960,7 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
     peer->queues = std::move(queues);
     peer->topics = std::move(hello.topics);
     peer->hello_seen = true;
-    ++generation_;
+    sender_.peers_changed();
 
     const bool was_alive = peer->state == PeerState::alive || peer->state == PeerState::suspect;
     heard(peer);
@@ -1051,72 +970,19 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
         peer->last_hello_reply = now;
         send_hello(peer);
     }
-    pump_all();
+    sender_.pump_all(fresh_now());
 }
 
-void Actor::on_ack_frame(Peer* peer) {
+void Actor::on_ack_frame(Peer* /*peer*/) {
     if (header_.kind == Kind::ack) {
-        LinkCache links;
-        for (const auto& id : header_.ids) {
-            Inflight* entry = inflight_.find(id);
-            if (!entry) {
-                drop(Drop::ack_unknown_id);
-                continue;
-            }
-            if (!entry->tried(header_.sender)) {
-                drop(Drop::ack_wrong_peer);
-                continue;
-            }
-            complete(*entry, out_queue(entry->queue), &links);
-        }
-        pump_all();  // credit came back
-        return;
+        sender_.on_ack(header_.sender, header_.ids, turn_now());
+    } else {
+        sender_.on_nack(header_.sender, header_.kind, header_.ids, header_.error, turn_now());
     }
-    (void)peer;
-    for (const auto& id : header_.ids) {
-        Inflight* found = inflight_.find(id);
-        if (!found) {
-            drop(Drop::ack_unknown_id);
-            continue;
-        }
-        Inflight& entry = *found;
-        if (entry.consumer != header_.sender || entry.retry_wait) {
-            // A late answer from a consumer it no longer waits on.
-            drop(!entry.tried(header_.sender) ? Drop::ack_wrong_peer : Drop::ack_stale);
-            continue;
-        }
-        OutQueue& q = out_queue(entry.queue);
-        if (header_.kind == Kind::reject) {
-            release_credit(entry, q);
-            disarm(q, entry);
-            Outgoing message = std::move(entry.message);
-            inflight_.erase(id);
-            --q.inflight;
-            dead_letter(q, message, "rejected", header_.error);
-        } else if (header_.error == "expired" && entry.message.deadline_ms != 0 &&
-                   clock_.unix_ms() >= entry.message.deadline_ms) {
-            release_credit(entry, q);
-            disarm(q, entry);
-            Outgoing message = std::move(entry.message);
-            inflight_.erase(id);
-            --q.inflight;
-            ++q.stats->expired;
-            dead_letter(q, message, "expired", "expired before it could be handled");
-        } else {
-            ++q.stats->nacked;
-            fail_attempt(entry, q, header_.error, Failure::nack);
-        }
-    }
-    pump_all();
 }
 
 // ---------------------------------------------------------------------------------------------
 // Peers
-
-Actor::Peer* Actor::find_peer(const NodeId& id) const {
-    auto it = by_id_.find(id);
-    return it == by_id_.end() ? nullptr : it->second;
-}
 
 zmq::socket_t Actor::make_push(const std::string& endpoint) {
     zmq::socket_t push(core_.context, zmq::socket_type::push);
@@ -1144,7 +1010,7 @@ bool Actor::make_room() {
     // An unconfirmed peer (its link never came up) or a forgettable down one: the one silent
     // longest goes.
     Peer* victim = nullptr;
-    for (auto& candidate : peers_) {
+    for (const auto& candidate : peers_.all()) {
         Peer* peer = candidate.get();
         if (peer->configured || peer->discovered) continue;
         if (peer->confirmed && peer->state != PeerState::down) continue;
@@ -1154,15 +1020,15 @@ bool Actor::make_room() {
     PEERMQ_LOG(log_, LogLevel::debug, "peer", "peer evicted: the peer table is full",
                {"peer", victim->name}, {"id", victim->id}, {"endpoint", victim->inbox_endpoint});
     if (victim->state == PeerState::alive || victim->state == PeerState::suspect) {
-        redirect_from(victim->id);
+        sender_.redirect_from(victim->id, fresh_now());
     }
     remove_peer(victim);
     drop(Drop::peer_evicted);
     return true;
 }
 
-Actor::Peer* Actor::add_peer(const NodeId& id, const std::string& host, std::uint16_t inbox_port,
-                             Drop refused) {
+Peer* Actor::add_peer(const NodeId& id, const std::string& host, std::uint16_t inbox_port,
+                      Drop refused) {
     if (peers_.size() >= core_.peer_limit && !make_room()) {
         drop(refused);
         return nullptr;
@@ -1183,10 +1049,8 @@ Actor::Peer* Actor::add_peer(const NodeId& id, const std::string& host, std::uin
         return nullptr;
     }
     peer->last_heard = clock_.steady_now();
-    Peer* raw = peer.get();
-    peers_.push_back(std::move(peer));
-    if (!id.is_nil()) by_id_[id] = raw;
-    ++generation_;
+    Peer* raw = &peers_.add(std::move(peer));
+    sender_.peers_changed();
     return raw;
 }
 
@@ -1217,14 +1081,13 @@ void Actor::remove_peer(Peer* peer) {
         }
     }
     if (!peer->id.is_nil()) {
-        by_id_.erase(peer->id);
         acks_.erase(peer->id);
         last_acks_ = nullptr;
     }
-    ++generation_;
+    sender_.peers_changed();
     // The turn that removes it may still hold it among the peers it polled for POLLOUT.
     std::replace(polled_peers_.begin(), polled_peers_.end(), peer, static_cast<Peer*>(nullptr));
-    std::erase_if(peers_, [peer](const auto& p) { return p.get() == peer; });
+    peers_.remove(peer);
     trim_memory_ = true;
 }
 
@@ -1235,7 +1098,7 @@ void Actor::heard(Peer* peer) {
         const bool was_down = peer->state == PeerState::down;
         set_state(peer, PeerState::alive);
         if (was_down) send_hello(peer);
-        ++generation_;
+        sender_.peers_changed();
     }
 }
 
@@ -1348,7 +1211,7 @@ void Actor::send_hello(Peer* peer) {
 
 void Actor::broadcast_hello() {
     hello_body_.clear();  // rebuilt by the first send_hello
-    for (auto& peer : peers_) {
+    for (const auto& peer : peers_.all()) {
         send_hello(peer.get());
         hello_dirty_ = false;
     }
@@ -1359,7 +1222,7 @@ void Actor::tick_peers(Steady now) {
     const auto hb = options_.heartbeat_interval;
     const auto suspect_after = hb + hb / 2;
     std::vector<Peer*> forget;
-    for (auto& owned : peers_) {
+    for (const auto& owned : peers_.all()) {
         Peer* peer = owned.get();
         if (peer->state == PeerState::connecting || peer->state == PeerState::down ||
             peer->hello_owed) {
@@ -1376,11 +1239,11 @@ void Actor::tick_peers(Steady now) {
         if ((peer->state == PeerState::alive || peer->state == PeerState::suspect) &&
             silent >= options_.peer_timeout) {
             set_state(peer, PeerState::down, "timeout");
-            redirect_from(peer->id);
+            sender_.redirect_from(peer->id, fresh_now());
             // Its connection may be stuck in TCP retransmission backoff: when the link heals,
             // a fresh one is up within a reconnect interval, the old one could take seconds.
             reset_links(peer);
-            ++generation_;
+            sender_.peers_changed();
         }
         // A peer whose link never came up was never more than a claim: forgotten at once.
         if (peer->state == PeerState::down && !peer->configured &&
@@ -1399,7 +1262,7 @@ Actor::Steady Actor::next_liveness_check(Steady now) const {
     // Wake exactly when a peer's silence crosses a threshold, so "down after 3 s" means 3 s.
     Steady next = now + options_.heartbeat_interval / 4;
     const auto suspect_after = options_.heartbeat_interval + options_.heartbeat_interval / 2;
-    for (const auto& peer : peers_) {
+    for (const auto& peer : peers_.all()) {
         if (peer->state == PeerState::alive)
             next = std::min(next, peer->last_heard + suspect_after);
         if (peer->state == PeerState::alive || peer->state == PeerState::suspect) {
@@ -1424,494 +1287,6 @@ PeerInfo Actor::info(const Peer& peer) const {
     out.frames_sent = peer.frames_sent;
     out.frames_received = peer.frames_received;
     return out;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Work queues: sender side
-
-void Actor::refresh_targets(OutQueue& q) {
-    if (q.targets_generation == generation_) return;
-    q.targets.clear();
-    if (consumers_.contains(q.name)) q.targets.push_back(Target{});
-    for (auto& peer : peers_) {
-        auto it = peer->queues.find(q.name);
-        if (it != peer->queues.end() && !peer->id.is_nil()) {
-            QueueLink& link = it->second;
-            // Clipped where it is used (credit()); counted once per claim (per HELLO).
-            if (link.prefetch > q.options.max_credit && !link.clip_counted) {
-                link.clip_counted = true;
-                drop(Drop::credit_clipped);
-            }
-            q.targets.push_back(Target{peer.get(), &link});
-        }
-    }
-    q.targets_generation = generation_;
-    if (q.next_target >= q.targets.size()) q.next_target = 0;
-}
-
-bool Actor::available(const OutQueue& q, const Target& target) const {
-    if (!target.peer) {
-        const auto& consumer = consumers_.at(q.name);
-        return consumer.local_unacked < consumer.options.prefetch;
-    }
-    const Peer& peer = *target.peer;
-    if (peer.blocked) return false;
-    // A suspect peer has missed heartbeats: it may be cut off. New work waits for it to be
-    // heard again (or goes elsewhere), so a partition costs at most what was already in flight.
-    if (peer.state != PeerState::alive) return false;
-    return !q.reliable() || target.link->unacked < credit(q, *target.link);
-}
-
-Actor::Target* Actor::choose(OutQueue& q, const Outgoing& message) {
-    refresh_targets(q);
-    const std::size_t n = q.targets.size();
-    if (!message.prefer().is_nil()) {
-        // Credit is not asked: the consumer still holds this message (its credit was given
-        // back at the timeout), so sending it again there adds nothing to its load.
-        for (auto& target : q.targets) {
-            if (!target.peer) {
-                if (message.prefer() == core_.id) return &target;
-                continue;
-            }
-            if (target.peer->id != message.prefer()) continue;
-            if (!target.peer->blocked && target.peer->state == PeerState::alive) return &target;
-            break;
-        }
-    }
-    const NodeId& avoid = message.avoid();
-    Target* fallback = nullptr;
-    for (std::size_t i = 0; i < n; ++i) {
-        const std::size_t index = (q.next_target + i) % n;
-        Target& target = q.targets[index];
-        if (!available(q, target)) continue;
-        const NodeId& id = target.peer ? target.peer->id : core_.id;
-        if (!avoid.is_nil() && id == avoid) {
-            if (!fallback) fallback = &target;
-            continue;
-        }
-        q.next_target = (index + 1) % n;
-        return &target;
-    }
-    return fallback;
-}
-
-bool Actor::deliver(OutQueue& q, Outgoing& message, Target& target) {
-    ++message.attempts;
-    if (target.peer) {
-        encode_buffer_.clear();
-        encode_data_header(
-            DataHeaderRef{core_.id, message.id, q.name, q.flags, message.attempts,
-                          message.created_ms, message.deadline_ms, message.seq, message.headers},
-            encode_buffer_);
-        zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
-        zmq::message_t payload = payload_frame(message.payload);
-        if (!send_frames(target.peer, header, &payload)) {
-            --message.attempts;
-            return false;
-        }
-    } else if ((q.flags & kFlagDedupe) && in_progress_.contains(message.id)) {
-        // effectively_once, retried to this node while its handler still runs: the outcome of
-        // that first run settles the message, exactly as a remote receiver would drop this copy.
-    } else {
-        LocalConsumer& consumer = consumers_.at(q.name);
-        ++consumer.local_unacked;
-        ++consumer.stats->received;
-        Job job;
-        job.flags = q.flags;
-        job.message.id = message.id;
-        job.message.sender = core_.id;
-        job.message.channel = q.name;
-        job.message.attempt = message.attempts;
-        job.message.created_ms = message.created_ms;
-        job.message.deadline_ms = message.deadline_ms;
-        job.message.headers = message.headers;
-        job.message.payload = message.payload;
-        if (q.flags & kFlagDedupe) in_progress_.insert(message.id);
-        jobs_.emplace_back(consumer.slot, std::move(job));
-    }
-    record_delivery(q, message, target);
-    return true;
-}
-
-std::size_t Actor::deliver_batch(OutQueue& q, Target& target, std::int64_t now_ms) {
-    if (target.peer->batch_max < 2 || q.waiting.size() < 2 || (q.options.ordered && q.reliable())) {
-        return 0;
-    }
-    // A batch takes at most its consumer's share of what is waiting, so that a burst is spread
-    // over the consumers as evenly as single frames would be.
-    std::size_t ready = 0;
-    for (const Target& t : q.targets) ready += available(q, t) ? 1 : 0;
-    ready = std::max<std::size_t>(ready, 1);
-    std::size_t limit = std::min(target.peer->batch_max, (q.waiting.size() + ready - 1) / ready);
-    if (q.reliable()) {
-        const QueueLink& link = *target.link;
-        const std::uint32_t window = credit(q, link);
-        limit = std::min<std::size_t>(limit, window > link.unacked ? window - link.unacked : 0);
-    }
-    // Cheap checks first: a lone message, or one big one behind it, goes out alone unencoded.
-    auto fits = [&](const Outgoing& m, std::size_t position) {
-        if (m.payload.size() > kBatchPayloadMax) return false;
-        if (position == 0) return true;  // pump() checked its deadline; choose() its target
-        return (!m.failures || (m.prefer().is_nil() && m.avoid().is_nil())) &&
-               (m.deadline_ms == 0 || now_ms < m.deadline_ms);
-    };
-    if (limit < 2 || !fits(q.waiting[0], 0) || !fits(q.waiting[1], 1)) return 0;
-    batch_buffer_.clear();
-    // Payloads above the inline size live wherever send() allocated them, long out of this
-    // core's cache when a backlog has built up: ask for them a few entries ahead so the misses
-    // overlap. (An inline payload is in the ring entry, which is read in order anyway.)
-    constexpr std::size_t kPrefetchAhead = 4;
-    for (std::size_t i = 0; i < std::min(limit, kPrefetchAhead); ++i) {
-        __builtin_prefetch(q.waiting[i].payload.data());
-    }
-    std::size_t n = 0;
-    for (; n < limit; ++n) {
-        if (n + kPrefetchAhead < limit) {
-            __builtin_prefetch(q.waiting[n + kPrefetchAhead].payload.data());
-        }
-        const Outgoing& m = q.waiting[n];
-        if (!fits(m, n)) break;
-        encode_buffer_.clear();
-        encode_data_header(DataHeaderRef{core_.id, m.id, q.name, q.flags, m.attempts + 1,
-                                         m.created_ms, m.deadline_ms, m.seq, m.headers},
-                           encode_buffer_);
-        const std::size_t entry = kBatchEntryOverhead + encode_buffer_.size() + m.payload.size();
-        if (batch_buffer_.size() + entry > kMaxBatchBytes) break;
-        append_batch_entry({encode_buffer_.data(), encode_buffer_.size()}, m.payload.view(),
-                           batch_buffer_);
-    }
-    if (n < 2) return 0;
-    Header h;
-    h.kind = Kind::batch;
-    h.sender = core_.id;
-    h.seq = n;
-    encode_buffer_.clear();
-    encode_header(h, encode_buffer_);
-    zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
-    // The body goes to ZeroMQ as it is (freed by its I/O thread once written), not copied. It
-    // was built in a buffer of the largest body, so it never grew (each growth is a copy); it
-    // leaves at its own size (shrinking in place: the rest goes back to the heap at once).
-    const std::size_t body_size = batch_buffer_.size();
-    void* body_bytes = batch_buffer_.release();
-    if (void* fitted = std::realloc(body_bytes, body_size)) body_bytes = fitted;
-    zmq::message_t body(body_bytes, body_size, &free_batch_body, nullptr);
-    batch_buffer_ = msgpack::sbuffer(kMaxBatchBytes);
-    if (!send_frames(target.peer, header, &body)) return 0;
-    for (std::size_t i = 0; i < n; ++i) {
-        ++q.waiting[i].attempts;
-        record_delivery(q, q.waiting[i], target);
-    }
-    return n;
-}
-
-void Actor::record_delivery(OutQueue& q, Outgoing& message, Target& target) {
-    const NodeId& consumer_id = target.peer ? target.peer->id : core_.id;
-    ++q.stats->sent;
-    if (message.attempts > 1) ++q.stats->retried;
-    PEERMQ_LOG(log_, LogLevel::trace, "queue", "sent", {"queue", q.name}, {"id", message.id},
-               {"attempt", message.attempts}, {"consumer", consumer_id});
-    if (!q.reliable()) {
-        ++q.unreleased;  // released once per loop turn: one atomic instead of one a message
-        return;
-    }
-    if (target.link) ++target.link->unacked;
-    const Steady now = now_;
-    const MessageId id = message.id;
-    auto [found, inserted] = inflight_.try_emplace(id);
-    Inflight& entry = *found;
-    if (!inserted) disarm(out_queue(entry.queue), entry);
-    entry.queue = q.index;
-    entry.message = std::move(message);
-    entry.consumer = consumer_id;
-    entry.retry_wait = false;
-    entry.sent_at = now;
-    entry.add_tried(consumer_id);
-    if (inserted) ++q.inflight;
-    arm_ack(q, entry);
-}
-
-void Actor::pump(OutQueue& q) {
-    if (q.waiting.empty() || draining_) return;
-    const std::int64_t now_ms = clock_.unix_ms();
-    while (!q.waiting.empty()) {
-        if (q.options.ordered && q.inflight > 0) break;
-        Outgoing& message = q.waiting.front();
-        if (message.deadline_ms != 0 && now_ms >= message.deadline_ms) {
-            Outgoing expired = std::move(message);
-            q.waiting.pop_front();
-            ++q.stats->expired;
-            if (q.reliable()) {
-                dead_letter(q, expired, "expired", "expired before delivery");
-            } else {
-                drop(Drop::ttl_expired);
-                q.shared->release(1);
-            }
-            continue;
-        }
-        std::size_t sent = 0;
-        while (Target* target = choose(q, message)) {
-            if (target->peer) {
-                sent = deliver_batch(q, *target, now_ms);
-                if (sent > 0) break;
-                if (target->peer->blocked) continue;
-            }
-            if (deliver(q, message, *target)) {
-                sent = 1;
-                break;
-            }
-            // The peer refused (high-water mark): it is now marked blocked; try another.
-        }
-        if (sent == 0) break;
-        q.waiting.erase_front(sent);
-    }
-    q.stats->depth = q.waiting.size();
-}
-
-void Actor::release_all() {
-    for (auto& q : out_queues_) {
-        if (q && q->unreleased > 0) {
-            q->shared->release(q->unreleased);
-            q->unreleased = 0;
-        }
-    }
-}
-
-void Actor::pump_all() {
-    for (auto& q : out_queues_) {
-        if (q && !q->waiting.empty()) pump(*q);
-    }
-}
-
-void Actor::release_credit(const Inflight& entry, const OutQueue& q, LinkCache* links) {
-    if (entry.retry_wait) return;
-    if (entry.consumer == core_.id) return;  // local credit is released by the outcome
-    QueueLink* link = nullptr;
-    if (links && links->queue == q.index && links->consumer == entry.consumer) {
-        link = links->link;
-    } else {
-        if (Peer* peer = find_peer(entry.consumer)) {
-            auto it = peer->queues.find(q.name);
-            if (it != peer->queues.end()) link = &it->second;
-        }
-        if (links) *links = LinkCache{entry.consumer, q.index, link};
-    }
-    if (link && link->unacked > 0) --link->unacked;
-}
-
-void Actor::complete(Inflight& entry, OutQueue& q, LinkCache* links) {
-    const MessageId id = entry.message.id;
-    release_credit(entry, q, links);
-    disarm(q, entry);
-    ++q.stats->acked;
-    PEERMQ_LOG(log_, LogLevel::trace, "queue", "acked", {"queue", q.name}, {"id", id});
-    q.stats->ack_latency.record(static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(now_ - entry.sent_at).count()));
-    if (entry.message.journaled && journal_) {
-        journal_->outbox_remove(id, now_);
-    }
-    if (entry.message.receipt) {
-        entry.message.receipt->set_value(
-            Receipt{id, Receipt::Outcome::acked, {}, entry.message.last_error()});
-    }
-    inflight_.erase(id);  // `entry` is gone
-    --q.inflight;
-    ++q.unreleased;  // given back to send() once per loop turn (release_all)
-}
-
-void Actor::fail_attempt(Inflight& entry, OutQueue& q, std::string error, Failure failure) {
-    release_credit(entry, q);
-    unarm_ack(q, entry);
-    const std::int64_t now_ms = clock_.unix_ms();
-    Failures& failed = entry.message.failed();
-    failed.last_error = std::move(error);
-    if (failed.first_failure_ms == 0) failed.first_failure_ms = now_ms;
-    // A timed-out effectively_once delivery is most likely still running at its consumer, whose
-    // dedupe absorbs a second copy; another consumer would run the handler again.
-    if (failure == Failure::timeout && (q.flags & kFlagDedupe)) {
-        failed.prefer = entry.consumer;
-        failed.avoid = NodeId{};
-    } else {
-        failed.avoid = entry.consumer;
-        failed.prefer = NodeId{};
-    }
-    if (entry.message.attempts >= q.options.max_attempts) {
-        const MessageId id = entry.message.id;
-        disarm(q, entry);
-        Outgoing message = std::move(entry.message);
-        inflight_.erase(id);
-        --q.inflight;
-        dead_letter(q, message, "max_attempts", message.last_error());
-        return;
-    }
-    entry.retry_wait = true;
-    const auto delay = q.backoff->delay(entry.message.attempts);
-    timers_.schedule(entry.message.id, clock_.steady_now() + delay);
-    PEERMQ_LOG(log_, LogLevel::debug, "queue", "retry scheduled", {"queue", q.name},
-               {"id", entry.message.id}, {"attempts", entry.message.attempts},
-               {"delay_ms", std::chrono::duration_cast<std::chrono::milliseconds>(delay)},
-               {"consumer", entry.consumer},
-               {"next", failure == Failure::timeout && (q.flags & kFlagDedupe) ? "same" : "other"},
-               {"error", entry.message.last_error()});
-}
-
-void Actor::requeue(Inflight& entry, OutQueue& q) {
-    const MessageId id = entry.message.id;
-    disarm(q, entry);
-    entry.keep_tried();
-    q.waiting.push_front(std::move(entry.message));
-    inflight_.erase(id);
-    --q.inflight;
-}
-
-void Actor::on_timer(const MessageId& id) {
-    Inflight* found = inflight_.find(id);
-    if (!found) return;
-    Inflight& entry = *found;
-    OutQueue& q = out_queue(entry.queue);
-    if (entry.retry_wait) {
-        requeue(entry, q);  // backoff over: first in line again
-        pump(q);
-        return;
-    }
-    fail_attempt(entry, q, "no ack within " + std::to_string(q.options.ack_timeout.count()) + " ms",
-                 Failure::timeout);
-}
-
-void Actor::arm_ack(OutQueue& q, Inflight& entry) {
-    // Cleared entries behind a live one at the front wait at most ack_timeout; compacting when
-    // they outnumber the live ones keeps the FIFO proportional to what is in flight.
-    if (q.ack_deadlines.size() > 2 * q.inflight + 1024) {
-        std::deque<AckDeadline> live;
-        for (const AckDeadline& d : q.ack_deadlines) {
-            if (!d.entry) continue;
-            d.entry->ack_slot = live.size();
-            live.push_back(d);
-        }
-        q.ack_deadlines.swap(live);
-        q.ack_base = 0;
-    }
-    entry.ack_slot = q.ack_base + q.ack_deadlines.size();
-    entry.ack_armed = true;
-    q.ack_deadlines.push_back(AckDeadline{now_ + q.options.ack_timeout, &entry});
-}
-
-void Actor::unarm_ack(OutQueue& q, Inflight& entry) {
-    if (!entry.ack_armed) return;
-    entry.ack_armed = false;
-    q.ack_deadlines[entry.ack_slot - q.ack_base].entry = nullptr;
-    while (!q.ack_deadlines.empty() && !q.ack_deadlines.front().entry) {
-        q.ack_deadlines.pop_front();
-        ++q.ack_base;
-    }
-}
-
-void Actor::disarm(OutQueue& q, Inflight& entry) {
-    unarm_ack(q, entry);
-    if (entry.retry_wait) timers_.cancel(entry.message.id);  // its backoff
-}
-
-void Actor::expire_acks(Steady now) {
-    for (auto& owned : out_queues_) {
-        if (!owned) continue;
-        OutQueue& q = *owned;
-        // ack_timeout is the same for every delivery of a queue, so the FIFO is in deadline
-        // order (a re-declare with another ack_timeout can only delay some by the old value).
-        while (!q.ack_deadlines.empty() && q.ack_deadlines.front().due <= now) {
-            Inflight* entry = q.ack_deadlines.front().entry;
-            q.ack_deadlines.pop_front();
-            ++q.ack_base;
-            if (!entry) continue;
-            entry->ack_armed = false;
-            fail_attempt(*entry, q,
-                         "no ack within " + std::to_string(q.options.ack_timeout.count()) + " ms",
-                         Failure::timeout);
-        }
-        // A cleared entry left at the front would only wake poll() early.
-        while (!q.ack_deadlines.empty() && !q.ack_deadlines.front().entry) {
-            q.ack_deadlines.pop_front();
-            ++q.ack_base;
-        }
-    }
-}
-
-void Actor::redirect_from(const NodeId& consumer) {
-    std::vector<MessageId> moved;
-    inflight_.for_each([&](const MessageId& id, const Inflight& entry) {
-        if (entry.consumer == consumer && !entry.retry_wait) moved.push_back(id);
-    });
-    // Oldest first back at the head of their queues, so they keep their order.
-    std::sort(moved.begin(), moved.end(), [this](const MessageId& a, const MessageId& b) {
-        return inflight_.at(a).message.seq > inflight_.at(b).message.seq;
-    });
-    for (const auto& id : moved) {
-        Inflight& entry = inflight_.at(id);
-        OutQueue& q = out_queue(entry.queue);
-        release_credit(entry, q);
-        Failures& failed = entry.message.failed();
-        failed.avoid = consumer;
-        failed.prefer = NodeId{};
-        if (entry.message.attempts > 0) --entry.message.attempts;  // not the message's fault
-        ++q.stats->redelivered;
-        requeue(entry, q);
-    }
-    if (!moved.empty()) {
-        PEERMQ_LOG(log_, LogLevel::debug, "queue", "redelivering", {"consumer", consumer},
-                   {"messages", moved.size()});
-        pump_all();
-    }
-}
-
-void Actor::dead_letter(OutQueue& q, Outgoing& message, std::string reason, std::string error) {
-    const std::int64_t now_ms = clock_.unix_ms();
-    DeadLetter letter;
-    letter.id = message.id;
-    letter.queue = q.name;
-    letter.headers = message.headers;
-    letter.payload = message.payload;
-    letter.reason = reason;
-    letter.attempts = message.attempts;
-    letter.last_error = error;
-    letter.created_ms = message.created_ms;
-    letter.first_failure_ms = message.first_failure_ms() ? message.first_failure_ms() : now_ms;
-    letter.last_failure_ms = now_ms;
-    if (!dead_letters_->put(std::move(letter), now_)) drop(Drop::dlq_memory_full);
-    ++q.stats->dead_lettered;
-    PEERMQ_LOG(log_, LogLevel::info, "dlq", "dead-lettered", {"queue", q.name}, {"id", message.id},
-               {"reason", reason}, {"attempts", message.attempts}, {"error", error});
-    if (message.receipt) {
-        message.receipt->set_value(
-            Receipt{message.id, Receipt::Outcome::dead_lettered, reason, std::move(error)});
-        message.receipt.reset();
-    }
-    q.shared->release(1);
-}
-
-void Actor::expire_waiting(Steady /*now*/) {
-    const std::int64_t now_ms = clock_.unix_ms();
-    for (auto& owned : out_queues_) {
-        if (!owned || owned->waiting.empty()) continue;
-        OutQueue& q = *owned;
-        if (!q.may_expire && q.options.no_consumer_timeout.count() == 0) continue;
-        // Messages that cannot leave (no consumer, no credit) still expire on time.
-        q.waiting.erase_if([&](Outgoing& message) {
-            const bool expired = message.deadline_ms != 0 && now_ms >= message.deadline_ms;
-            const bool orphaned =
-                q.options.no_consumer_timeout.count() > 0 && q.targets.empty() &&
-                now_ms - message.created_ms >= q.options.no_consumer_timeout.count();
-            if (!expired && !orphaned) return false;
-            Outgoing gone = std::move(message);
-            if (expired) ++q.stats->expired;
-            if (q.reliable()) {
-                dead_letter(q, gone, expired ? "expired" : "no_consumer",
-                            expired ? "expired before delivery" : "no consumer appeared in time");
-            } else {
-                drop(expired ? Drop::ttl_expired : Drop::queue_no_consumer);
-                q.shared->release(1);
-            }
-            return true;
-        });
-        q.stats->depth = q.waiting.size();
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1948,7 +1323,7 @@ void Actor::flush_acks(Steady now, bool force) {
             ++it;
             continue;
         }
-        Peer* peer = find_peer(it->first);
+        Peer* peer = peers_.find(it->first);
         if (!peer) {
             // A sender with no peer record (spoofed, or forgotten): its batch goes with it, or
             // every id that ever claimed to come from somewhere would keep an entry.
@@ -2000,11 +1375,7 @@ Status Actor::load_outbox() {
         }
         auto index = core_.declare_queue(record.queue, options);
         if (!index) return index.status();
-        OutQueue& q = out_queue(index.value());
-        if (!q.declared) {
-            DeclareQueueCmd declare{index.value(), options};
-            on_declare(declare);
-        }
+        if (!sender_.queue(index.value()).declared) sender_.declare(index.value(), options);
         Outgoing message;
         message.id = record.id;
         message.payload = std::move(record.payload);
@@ -2014,10 +1385,7 @@ Status Actor::load_outbox() {
         message.seq = record.seq;
         message.attempts = record.attempts;
         message.journaled = true;
-        if (message.deadline_ms != 0) q.may_expire = true;
-        seq_ = std::max(seq_, record.seq);
-        q.waiting.push_back(std::move(message));
-        q.shared->outstanding.fetch_add(1);
+        sender_.restore(index.value(), std::move(message));
     }
     // Records whose bytes changed on disk were not loaded: the journal moved them to the dead
     // letters (reason `corrupt`). They count as dead-lettered, and a person is told at once.
@@ -2040,11 +1408,7 @@ NodeStats Actor::stats() {
     NodeStats out;
     out.id = core_.id;
     out.name = options_.name;
-    for (auto& q : out_queues_) {
-        if (!q) continue;
-        q->stats->depth = q->waiting.size();
-        q->stats->in_flight = q->inflight;
-    }
+    sender_.update_stats();
     for (const auto& [name, stats] : queue_stats_) out.queues[name] = stats;
     for (const auto& [name, stats] : topic_stats_) out.topics[name] = stats;
     if (journal_) {
@@ -2067,7 +1431,7 @@ NodeStats Actor::stats() {
 std::vector<PeerInfo> Actor::peers() const {
     std::vector<PeerInfo> out;
     out.reserve(peers_.size());
-    for (const auto& peer : peers_) out.push_back(info(*peer));
+    for (const auto& peer : peers_.all()) out.push_back(info(*peer));
     return out;
 }
 
@@ -2094,11 +1458,9 @@ Result<MessageId> Actor::dead_letter_replay(const MessageId& id, const std::stri
     const std::string& target = queue.empty() ? letter.queue : queue;
     auto index = core_.find_or_declare_queue(target, QueueOptions{});
     if (!index) return index.status();
-    OutQueue& q = out_queue(index.value());
-    if (!q.declared) {  // a best_effort queue's flags are 0 too: that is a declaration
-        DeclareQueueCmd declare{index.value(), QueueOptions{}};
-        on_declare(declare);
-    }
+    OutQueue& q = sender_.queue(index.value());
+    // A best_effort queue's flags are 0 too: `declared` says whether it was declared.
+    if (!q.declared) sender_.declare(index.value(), QueueOptions{});
     SendCmd cmd;
     cmd.queue = index.value();
     cmd.id = MessageId::generate();
@@ -2109,7 +1471,7 @@ Result<MessageId> Actor::dead_letter_replay(const MessageId& id, const std::stri
     q.shared->outstanding.fetch_add(1);
     const MessageId new_id = cmd.id;
     on_send(cmd);
-    pump(q);
+    sender_.pump(q, fresh_now());
     return new_id;
 }
 

@@ -23,11 +23,13 @@
 
 #include <zmq.hpp>
 
+#include "actor/peer.hpp"
 #include "node/node_core.hpp"
 #include "observability/drops.hpp"
 #include "peermq/log.hpp"
 #include "reliability/backoff.hpp"
 #include "reliability/dedupe_window.hpp"
+#include "reliability/sender.hpp"
 #include "reliability/timer_wheel.hpp"
 #include "storage/dead_letter_store.hpp"
 #include "storage/journal_pipeline.hpp"
@@ -37,7 +39,7 @@
 
 namespace peermq::detail {
 
-class Actor {
+class Actor final : private SenderPort {
 public:
     Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket_t sub,
           std::unique_ptr<Journal> journal);
@@ -64,90 +66,6 @@ public:
 private:
     using Steady = Clock::Steady;
 
-    // Credit of one consumer for one queue: what it advertised and what is unacked there.
-    struct QueueLink {
-        std::uint32_t prefetch = 0;
-        std::uint32_t unacked = 0;
-        bool clip_counted = false;  // its prefetch is over a queue's max_credit, and counted
-    };
-
-    struct Peer {
-        NodeId id;  // nil until its HELLO (peers added by endpoint)
-        std::string name;
-        std::string cluster;
-        std::string host;
-        std::uint16_t inbox_port = 0;
-        std::uint16_t pub_port = 0;
-        std::string inbox_endpoint;
-        std::string pub_endpoint;  // connected on the SUB socket when not empty
-        zmq::socket_t push;
-        PeerState state = PeerState::connecting;
-        Steady last_heard{};
-        Steady last_sent{};
-        Steady last_hello_reply{};
-        std::int64_t last_heard_unix = 0;
-        bool blocked = false;     // the PUSH refused a frame; polled for POLLOUT
-        bool hello_owed = false;  // our HELLO still has to reach it
-        bool configured = false;  // added by endpoint (static): kept while down
-        bool discovered = false;  // found by discovery (its record names it)
-        // A frame reached its link: the address it gave is real. A peer learnt from a HELLO
-        // alone that never gets this far is the first to go when the table is full, and is
-        // forgotten as soon as it is down.
-        bool confirmed = false;
-        bool hello_seen = false;    // its name, queues and topics are known: it may become alive
-        std::size_t batch_max = 0;  // entries per BATCH frame it reads (its HELLO); 0: none
-        std::unordered_map<std::string, QueueLink> queues;
-        std::vector<std::string> topics;
-        std::uint64_t frames_sent = 0;
-        std::uint64_t frames_received = 0;
-    };
-
-    // What failed deliveries left on a message; most messages never fail and carry none.
-    struct Failures {
-        std::string last_error;
-        std::int64_t first_failure_ms = 0;
-        // Consumers of earlier deliveries that were given up on (timeout, redirect): their late
-        // acks still settle the message (reliability.md §6, §8).
-        std::vector<NodeId> tried;
-        NodeId avoid;  // the consumer that failed it last (nack, down): try another one first
-        // The consumer whose ack timed out on an effectively_once queue: retried there first,
-        // credit or not, since only that receiver's dedupe window knows the message.
-        NodeId prefer;
-    };
-
-    // One message on its way: waiting in a queue, or in flight to a consumer. Kept small: a
-    // backlog of them is walked on every send.
-    struct Outgoing {
-        MessageId id;
-        Payload payload;
-        Headers headers;
-        std::int64_t created_ms = 0;
-        std::int64_t deadline_ms = 0;
-        std::uint64_t seq = 0;
-        std::uint32_t attempts = 0;  // deliveries made
-        bool journaled = false;
-        ReceiptPromise receipt;
-        std::unique_ptr<Failures> failures;  // null until a delivery fails
-
-        Failures& failed() {
-            if (!failures) failures = std::make_unique<Failures>();
-            return *failures;
-        }
-        const NodeId& avoid() const { return failures ? failures->avoid : kNoNode; }
-        const NodeId& prefer() const { return failures ? failures->prefer : kNoNode; }
-        const std::string& last_error() const { return failures ? failures->last_error : kNoError; }
-        std::int64_t first_failure_ms() const { return failures ? failures->first_failure_ms : 0; }
-
-        static inline const NodeId kNoNode{};
-        static inline const std::string kNoError{};
-    };
-
-    // A consumer as the sender sees it: a peer's credit link, or this node's own consumer.
-    struct Target {
-        Peer* peer = nullptr;  // null: the local consumer
-        QueueLink* link = nullptr;
-    };
-
     struct LocalConsumer {
         std::string queue;
         std::uint32_t slot = 0;
@@ -155,84 +73,6 @@ private:
         std::uint32_t local_unacked = 0;  // deliveries from this node to itself
         ChannelStats* stats = nullptr;
         const SlotLoad* load = nullptr;  // what its handler has queued (Dispatcher::load)
-    };
-
-    struct Inflight;
-
-    // When an in-flight delivery stops waiting for its ack. ack_timeout is one value per queue,
-    // so deadlines arrive in send order and a FIFO per queue replaces a timer per message (no
-    // hashing, no wheel): settling a delivery clears its entry in place, and cleared entries
-    // leave from the front, or all at once when they outnumber the live ones.
-    struct AckDeadline {
-        Steady due{};
-        Inflight* entry = nullptr;  // null: acked, failed or redelivered since
-    };
-
-    struct OutQueue {
-        std::uint32_t index = 0;
-        std::string name;
-        QueueOptions options;
-        bool declared = false;  // options came from a declaration (else defaults)
-        std::uint32_t flags = 0;
-        QueueShared* shared = nullptr;
-        ChannelStats* stats = nullptr;
-        std::unique_ptr<Backoff> backoff;
-        Ring<Outgoing> waiting;
-        std::deque<AckDeadline> ack_deadlines;
-        // Position of ack_deadlines.front() in Inflight::ack_slot terms.
-        std::uint64_t ack_base = 0;
-        bool may_expire = false;     // a waiting message had a deadline: expire_waiting looks here
-        std::size_t unreleased = 0;  // sent best-effort or acked, not yet given back to send()
-        std::size_t inflight = 0;    // in flight or waiting for a retry
-        std::vector<Target> targets;
-        std::uint64_t targets_generation = 0;
-        std::size_t next_target = 0;
-        bool reliable() const { return options.guarantee != Guarantee::best_effort; }
-    };
-
-    struct Inflight {
-        std::uint32_t queue = 0;
-        Outgoing message;
-        NodeId consumer;          // the node itself for local deliveries
-        bool retry_wait = false;  // its backoff timer is armed on timers_
-        bool ack_armed = false;   // it has a live entry in its queue's ack_deadlines...
-        bool has_tried = false;
-        std::uint64_t ack_slot = 0;  // ...at this position
-        Steady sent_at{};
-        // Every consumer it went to: their late acks still count. The first is kept inline:
-        // most messages go to one consumer only.
-        NodeId first_tried;
-        std::vector<NodeId> more_tried;
-
-        bool tried(const NodeId& id) const {
-            if (has_tried && (first_tried == id || std::find(more_tried.begin(), more_tried.end(),
-                                                             id) != more_tried.end())) {
-                return true;
-            }
-            if (!message.failures) return false;
-            const auto& earlier = message.failures->tried;
-            return std::find(earlier.begin(), earlier.end(), id) != earlier.end();
-        }
-        // Before the entry goes (requeue): its consumers move onto the message.
-        void keep_tried() {
-            if (!has_tried) return;
-            auto& earlier = message.failed().tried;
-            auto keep = [&](const NodeId& id) {
-                if (std::find(earlier.begin(), earlier.end(), id) == earlier.end()) {
-                    earlier.push_back(id);
-                }
-            };
-            keep(first_tried);
-            for (const auto& id : more_tried) keep(id);
-        }
-        void add_tried(const NodeId& id) {
-            if (!has_tried) {
-                first_tried = id;
-                has_tried = true;
-            } else if (!tried(id)) {
-                more_tried.push_back(id);
-            }
-        }
     };
 
     struct Subscription {
@@ -320,49 +160,30 @@ private:
     Steady next_liveness_check(Steady now) const;
     PeerInfo info(const Peer& peer) const;
 
-    // Work queues, sender side.
-    OutQueue& out_queue(std::uint32_t index);
-    void refresh_targets(OutQueue& q);
-    Target* choose(OutQueue& q, const Outgoing& message);
-    bool available(const OutQueue& q, const Target& target) const;
-    // A consumer's credit on q: what it claims, clipped to the queue's max_credit.
-    static std::uint32_t credit(const OutQueue& q, const QueueLink& link) {
-        return std::min(link.prefetch, q.options.max_credit);
+    // SenderPort: what the sender (reliability/sender.hpp) asks of the node.
+    bool send_to(Peer& peer, zmq::message_t& header, zmq::message_t* payload) override {
+        return send_frames(&peer, header, payload);
     }
-    bool deliver(OutQueue& q, Outgoing& message, Target& target);
-    // Sends the front of q.waiting, and the small messages right behind it that fit, to a peer
-    // in one BATCH frame. Returns how many went (they are still at the front of q.waiting);
-    // 0 when fewer than two fit (send the front alone) or the peer refused (it is now blocked).
-    std::size_t deliver_batch(OutQueue& q, Target& target, std::int64_t now_ms);
-    // The bookkeeping of a message just sent (its attempts already counted).
-    void record_delivery(OutQueue& q, Outgoing& message, Target& target);
-    void pump(OutQueue& q);
-    void pump_all();
-    // Gives every queue's `unreleased` messages back to send() (QueueShared::release).
-    void release_all();
-    void on_timer(const MessageId& id);
-    void expire_acks(Steady now);
-    void arm_ack(OutQueue& q, Inflight& entry);
-    void unarm_ack(OutQueue& q, Inflight& entry);
-    void disarm(OutQueue& q, Inflight& entry);
-    // A consumer's credit link for one queue, looked up once for a run of acks from it. Lives
-    // no longer than the handling of one frame: peers and their links may go between frames.
-    struct LinkCache {
-        NodeId consumer;
-        std::uint32_t queue = UINT32_MAX;
-        QueueLink* link = nullptr;  // null: that consumer has no link for the queue (any more)
-    };
-    // Acked: settles and erases the entry.
-    void complete(Inflight& entry, OutQueue& q, LinkCache* links = nullptr);
-    // After a nack the retry avoids the consumer; after an ack timeout it goes to another one,
-    // except on effectively_once queues, where it prefers the same one (see Outgoing::prefer).
-    enum class Failure { nack, timeout };
-    void fail_attempt(Inflight& entry, OutQueue& q, std::string error, Failure failure);
-    void release_credit(const Inflight& entry, const OutQueue& q, LinkCache* links = nullptr);
-    void requeue(Inflight& entry, OutQueue& q);
-    void redirect_from(const NodeId& consumer);
-    void dead_letter(OutQueue& q, Outgoing& message, std::string reason, std::string error);
-    void expire_waiting(Steady now);
+    bool has_local_consumer(const std::string& queue) override {
+        return consumers_.contains(queue);
+    }
+    bool local_room(const std::string& queue) override;
+    void deliver_local(const OutQueue& q, const Outgoing& message) override;
+    bool journal_put(const OutQueue& q, const Outgoing& message) override;
+    void journal_remove(const MessageId& id) override {
+        if (journal_) journal_->outbox_remove(id, now_);
+    }
+    void store_dead_letter(DeadLetter letter) override {
+        if (!dead_letters_->put(std::move(letter), now_)) drop(Drop::dlq_memory_full);
+    }
+    void count_drop(Drop reason) override { drop(reason); }
+    QueueShared* queue_shared(std::uint32_t index) override { return core_.queue_shared(index); }
+    // The time of this turn, read again (commands and frames take time).
+    Now fresh_now() {
+        read_clock();
+        return Now{now_, now_unix_ms_};
+    }
+    Now turn_now() const { return Now{now_, now_unix_ms_}; }
 
     // Work queues, receiver side.
     LocalConsumer* find_consumer(const std::string& queue);
@@ -374,7 +195,7 @@ private:
     void flush_acks(Steady now, bool force);
 
     void drop(Drop reason, std::uint64_t n = 1) { drops_.count(reason, n, now_); }
-    ChannelStats* queue_stats(const std::string& name);
+    ChannelStats* queue_stats(const std::string& name) override;
     ChannelStats* topic_stats(const std::string& name);
     std::chrono::milliseconds poll_timeout(Steady now) const;
     void flush_jobs();
@@ -405,19 +226,13 @@ private:
     bool draining_ = false;  // closing: pump() sends nothing more
     std::chrono::milliseconds close_flush_timeout_{0};
 
-    std::vector<std::unique_ptr<Peer>> peers_;
-    std::unordered_map<NodeId, Peer*, UuidHash> by_id_;
-    std::uint64_t generation_ = 1;  // bumped whenever the set of consumers may have changed
+    PeerDirectory peers_;
     std::function<void(const PeerEvent&)> peer_handler_;
     bool hello_dirty_ = false;
     bool trim_memory_ = false;  // peers were forgotten: give their memory back at the next tick
     msgpack::sbuffer hello_body_;
 
-    std::vector<std::unique_ptr<OutQueue>> out_queues_;
-    // Looked up by every ack: a flat id table over pooled entries (uuid_table.hpp).
-    IdMap<Inflight> inflight_;
-    TimerWheel<MessageId, UuidHash> timers_;
-    std::uint64_t seq_ = 0;
+    Sender sender_;
 
     std::unordered_map<std::string, LocalConsumer> consumers_;
     std::unordered_map<std::uint32_t, LocalConsumer*> consumer_by_slot_;
@@ -445,8 +260,7 @@ private:
     }
     Header header_;  // decode scratch
     msgpack::sbuffer encode_buffer_;
-    msgpack::sbuffer batch_buffer_{kMaxBatchBytes};  // the body of the BATCH frame being built
-    std::vector<BatchEntry> batch_entries_;          // decode scratch
+    std::vector<BatchEntry> batch_entries_;  // decode scratch
     std::vector<std::pair<std::uint32_t, Job>> jobs_;
     std::vector<Unsubmitted> unsubmitted_;  // by slot
     std::vector<HandlerOutcome> outcomes_;  // scratch for on_outcomes
