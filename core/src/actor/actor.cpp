@@ -19,7 +19,6 @@ constexpr auto kReconnect = std::chrono::milliseconds(100);
 constexpr auto kReconnectMax = std::chrono::milliseconds(250);
 constexpr auto kConnectTimeout = std::chrono::milliseconds(250);
 constexpr int kReceiveHwm = 100'000;
-constexpr auto kForgetDownPeer = std::chrono::seconds(60);
 constexpr std::size_t kMaxTopicStats = 1024;
 constexpr std::int64_t kDedupeHorizonMs = 60LL * 60 * 1000;
 // close() waits this long for the handler calls already queued (local deliveries included).
@@ -50,6 +49,8 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
       inbox_(std::move(inbox)),
       pub_(std::move(pub)),
       sub_(std::move(sub)),
+      liveness_(PeerLiveness::Timing{options_.heartbeat_interval, options_.peer_timeout}, core.log),
+      peers_(liveness_.directory()),
       sender_(core.id, core.log, peers_, *this,
               Now{core.clock->steady_now(), core.clock->unix_ms()}),
       dedupe_(std::chrono::milliseconds(kDedupeHorizonMs), options_.dedupe_window),
@@ -149,7 +150,8 @@ void Actor::turn() {
         sender_.expire(fresh_now());
         const Steady now = now_;
         if (now >= next_tick_) {
-            tick_peers(now);
+            liveness_.tick(now, peer_effects_);
+            apply_peer_effects();
             if (trim_memory_) {
                 // What forgotten peers held goes back to the system, not only to the allocator:
                 // a flood of fake peers must not leave the node's footprint at its peak.
@@ -160,7 +162,7 @@ void Actor::turn() {
             }
             sender_.expire_waiting(turn_now());
             drops_.summarize(now);
-            next_tick_ = next_liveness_check(now);
+            next_tick_ = liveness_.next_check(now);
         }
         if (hello_dirty_) broadcast_hello();
         // Batch acks only while the handlers are busy: once the dispatcher has nothing left,
@@ -644,9 +646,8 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
             break;
         case Kind::bye:
             if (peer && peer->state != PeerState::down) {
-                set_state(peer, PeerState::down, "bye");
-                sender_.redirect_from(peer->id, fresh_now());
-                sender_.peers_changed();
+                liveness_.said_bye(*peer, now_, peer_effects_);
+                apply_peer_effects();
             }
             break;
     }
@@ -1091,56 +1092,25 @@ void Actor::remove_peer(Peer* peer) {
     trim_memory_ = true;
 }
 
-void Actor::heard(Peer* peer) {
-    peer->last_heard = now_;
-    peer->last_heard_unix = now_unix_ms_;
-    if (peer->state != PeerState::alive && peer->hello_seen && !peer->id.is_nil()) {
-        const bool was_down = peer->state == PeerState::down;
-        set_state(peer, PeerState::alive);
-        if (was_down) send_hello(peer);
-        sender_.peers_changed();
-    }
-}
-
-void Actor::set_state(Peer* peer, PeerState state, std::string_view why) {
-    if (peer->state == state) return;
-    const PeerState previous = peer->state;
-    peer->state = state;
-    if (log_.enabled(LogLevel::info)) {
-        const auto silent_ms =
-            std::chrono::duration_cast<std::chrono::milliseconds>(now_ - peer->last_heard).count();
-        if (state == PeerState::alive) {
-            std::vector<std::string_view> names;
-            for (const auto& [name, link] : peer->queues) names.push_back(name);
-            std::sort(names.begin(), names.end());
-            std::string queues;
-            for (auto name : names) {
-                if (!queues.empty()) queues += ',';
-                queues += name;
-            }
-            log_.write(LogLevel::info, "peer",
-                       previous == PeerState::down ? "peer back alive" : "peer alive",
-                       {{"peer", peer->name},
-                        {"id", peer->id},
-                        {"endpoint", peer->inbox_endpoint},
-                        {"was", to_string(previous)},
-                        {"queues", queues}});
-        } else if (state == PeerState::suspect) {
-            log_.write(LogLevel::info, "peer", "peer suspect",
-                       {{"peer", peer->name}, {"id", peer->id}, {"silent_ms", silent_ms}});
-        } else if (state == PeerState::down) {
-            log_.write(LogLevel::info, "peer", "peer down",
-                       {{"peer", peer->name},
-                        {"id", peer->id},
-                        {"reason", why.empty() ? std::string_view("timeout") : why},
-                        {"silent_ms", silent_ms}});
+void Actor::apply_peer_effects() {
+    PeerLiveness::Effects& fx = peer_effects_;
+    if (fx.consumers_changed) sender_.peers_changed();
+    for (Peer* peer : fx.hello) send_hello(peer);
+    for (Peer* peer : fx.heartbeat) send_control(peer, Kind::heartbeat);
+    for (Peer* peer : fx.down) sender_.redirect_from(peer->id, fresh_now());
+    for (Peer* peer : fx.reset) reset_links(peer);
+    if (peer_handler_) {
+        for (auto& event : fx.events) {
+            core_.dispatcher->post(
+                [handler = peer_handler_, event = std::move(event)] { handler(event); });
         }
     }
-    if (peer_handler_) {
-        PeerEvent event{info(*peer), previous};
-        core_.dispatcher->post(
-            [handler = peer_handler_, event = std::move(event)] { handler(event); });
+    for (Peer* peer : fx.forget) {
+        PEERMQ_LOG(log_, LogLevel::debug, "peer", "peer forgotten", {"peer", peer->name},
+                   {"id", peer->id});
+        remove_peer(peer);
     }
+    fx.clear();
 }
 
 bool Actor::send_frames(Peer* peer, zmq::message_t& header, zmq::message_t* payload) {
@@ -1216,77 +1186,6 @@ void Actor::broadcast_hello() {
         hello_dirty_ = false;
     }
     hello_dirty_ = false;
-}
-
-void Actor::tick_peers(Steady now) {
-    const auto hb = options_.heartbeat_interval;
-    const auto suspect_after = hb + hb / 2;
-    std::vector<Peer*> forget;
-    for (const auto& owned : peers_.all()) {
-        Peer* peer = owned.get();
-        if (peer->state == PeerState::connecting || peer->state == PeerState::down ||
-            peer->hello_owed) {
-            // Until it answers, keep saying HELLO: it may be starting, restarting or healing.
-            if (now - peer->last_sent >= hb || peer->hello_owed) send_hello(peer);
-        } else if (now - peer->last_sent >= hb) {
-            send_control(peer, Kind::heartbeat);
-        }
-        if (peer->state == PeerState::connecting) continue;
-        const auto silent = now - peer->last_heard;
-        if (peer->state == PeerState::alive && silent > suspect_after) {
-            set_state(peer, PeerState::suspect, "silent");
-        }
-        if ((peer->state == PeerState::alive || peer->state == PeerState::suspect) &&
-            silent >= options_.peer_timeout) {
-            set_state(peer, PeerState::down, "timeout");
-            sender_.redirect_from(peer->id, fresh_now());
-            // Its connection may be stuck in TCP retransmission backoff: when the link heals,
-            // a fresh one is up within a reconnect interval, the old one could take seconds.
-            reset_links(peer);
-            sender_.peers_changed();
-        }
-        // A peer whose link never came up was never more than a claim: forgotten at once.
-        if (peer->state == PeerState::down && !peer->configured &&
-            (silent >= kForgetDownPeer || (!peer->confirmed && !peer->discovered))) {
-            forget.push_back(peer);
-        }
-    }
-    for (Peer* peer : forget) {
-        PEERMQ_LOG(log_, LogLevel::debug, "peer", "peer forgotten", {"peer", peer->name},
-                   {"id", peer->id});
-        remove_peer(peer);
-    }
-}
-
-Actor::Steady Actor::next_liveness_check(Steady now) const {
-    // Wake exactly when a peer's silence crosses a threshold, so "down after 3 s" means 3 s.
-    Steady next = now + options_.heartbeat_interval / 4;
-    const auto suspect_after = options_.heartbeat_interval + options_.heartbeat_interval / 2;
-    for (const auto& peer : peers_.all()) {
-        if (peer->state == PeerState::alive)
-            next = std::min(next, peer->last_heard + suspect_after);
-        if (peer->state == PeerState::alive || peer->state == PeerState::suspect) {
-            next = std::min(next, peer->last_heard + options_.peer_timeout);
-        }
-    }
-    return std::max(next, now + std::chrono::milliseconds(1));
-}
-
-PeerInfo Actor::info(const Peer& peer) const {
-    PeerInfo out;
-    out.id = peer.id;
-    out.name = peer.name;
-    out.cluster = peer.cluster;
-    out.state = peer.state;
-    out.inbox_endpoint = peer.inbox_endpoint;
-    out.pub_endpoint = peer.pub_endpoint;
-    for (const auto& [name, link] : peer.queues) out.queues.push_back(name);
-    std::sort(out.queues.begin(), out.queues.end());
-    out.topics = peer.topics;
-    out.last_heard_ms = peer.last_heard_unix;
-    out.frames_sent = peer.frames_sent;
-    out.frames_received = peer.frames_received;
-    return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1431,12 +1330,13 @@ NodeStats Actor::stats() {
 std::vector<PeerInfo> Actor::peers() const {
     std::vector<PeerInfo> out;
     out.reserve(peers_.size());
-    for (const auto& peer : peers_.all()) out.push_back(info(*peer));
+    for (const auto& peer : peers_.all()) out.push_back(PeerLiveness::info(*peer));
     return out;
 }
 
 void Actor::set_peer_handler(std::function<void(const PeerEvent&)> handler) {
     peer_handler_ = std::move(handler);
+    liveness_.report_events(peer_handler_ != nullptr);
 }
 
 Result<std::vector<DeadLetter>> Actor::dead_letter_list(const DeadLetterFilter& filter) {

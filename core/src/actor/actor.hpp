@@ -24,6 +24,7 @@
 #include <zmq.hpp>
 
 #include "actor/peer.hpp"
+#include "actor/peer_liveness.hpp"
 #include "node/node_core.hpp"
 #include "observability/drops.hpp"
 #include "peermq/log.hpp"
@@ -148,17 +149,18 @@ private:
         return std::max(options_.peer_timeout - options_.heartbeat_interval,
                         options_.peer_timeout / 2);
     }
-    void heard(Peer* peer);
-    // `why`: "bye", "timeout" or "silent" for the log.
-    void set_state(Peer* peer, PeerState state, std::string_view why = {});
+    // A frame from the peer: the table's liveness rules (PeerLiveness::heard), carried out.
+    void heard(Peer* peer) {
+        liveness_.heard(*peer, now_, now_unix_ms_, peer_effects_);
+        if (!peer_effects_.empty()) apply_peer_effects();
+    }
+    // Carries out what the peer table decided (peer_effects_), and clears it.
+    void apply_peer_effects();
     void send_hello(Peer* peer);
     void send_control(Peer* peer, Kind kind, std::vector<MessageId> ids = {},
                       std::string error = {});
     bool send_frames(Peer* peer, zmq::message_t& header, zmq::message_t* payload);
     void broadcast_hello();
-    void tick_peers(Steady now);
-    Steady next_liveness_check(Steady now) const;
-    PeerInfo info(const Peer& peer) const;
 
     // SenderPort: what the sender (reliability/sender.hpp) asks of the node.
     bool send_to(Peer& peer, zmq::message_t& header, zmq::message_t* payload) override {
@@ -226,7 +228,9 @@ private:
     bool draining_ = false;  // closing: pump() sends nothing more
     std::chrono::milliseconds close_flush_timeout_{0};
 
-    PeerDirectory peers_;
+    PeerLiveness liveness_;
+    PeerDirectory& peers_;                // liveness_'s records
+    PeerLiveness::Effects peer_effects_;  // scratch: what the table decided, until carried out
     std::function<void(const PeerEvent&)> peer_handler_;
     bool hello_dirty_ = false;
     bool trim_memory_ = false;  // peers were forgotten: give their memory back at the next tick
