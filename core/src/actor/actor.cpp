@@ -54,6 +54,7 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
       sender_(core.id, core.log, peers_, *this,
               Now{core.clock->steady_now(), core.clock->unix_ms()}),
       dedupe_(std::chrono::milliseconds(kDedupeHorizonMs), options_.dedupe_window),
+      acks_(options_.ack_batch_interval),
       drops_(core.log) {
     if (journal) {
         journal_ = std::make_unique<JournalPipeline>(
@@ -211,15 +212,7 @@ void Actor::run_failed() {
 std::chrono::milliseconds Actor::poll_timeout(Steady now) const {
     Steady due = next_tick_;
     if (auto next = sender_.next_due(); next && *next < due) due = *next;
-    if (acks_pending_ > 0) {
-        for (const auto& [id, batch] : acks_) {
-            if (!batch.ids.empty()) {
-                due =
-                    std::min(due, batch.first + std::chrono::duration_cast<Clock::Steady::duration>(
-                                                    options_.ack_batch_interval));
-            }
-        }
-    }
+    if (auto acks = acks_.next_due()) due = std::min(due, *acks);
     if (journal_) {
         if (auto commit = journal_->next_due()) due = std::min(due, *commit);
     }
@@ -549,7 +542,7 @@ void Actor::on_outcomes(OutcomesCmd& /*cmd*/) {
         }
         if (!(outcome.flags & kFlagAckRequested)) continue;
         if (outcome.result == HandlerOutcome::Result::ack) {
-            queue_ack(outcome.sender, outcome.id, ack_limit(consumer));
+            queue_ack(outcome.sender, outcome.id, consumer);
         } else if (Peer* peer = peers_.find(outcome.sender)) {
             send_control(peer,
                          outcome.result == HandlerOutcome::Result::nack ? Kind::nack : Kind::reject,
@@ -743,7 +736,7 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
             ++consumer.stats->duplicates;
             drop(Drop::dedupe_duplicate);
             // The earlier ack was lost.
-            if (ack_requested) queue_ack(header_.sender, header_.id, ack_limit(consumer));
+            if (ack_requested) queue_ack(header_.sender, header_.id, consumer);
             return;
         }
         in_progress_.insert(header_.id);
@@ -1082,8 +1075,7 @@ void Actor::remove_peer(Peer* peer) {
         }
     }
     if (!peer->id.is_nil()) {
-        acks_.erase(peer->id);
-        last_acks_ = nullptr;
+        acks_.forget(peer->id);
     }
     sender_.peers_changed();
     // The turn that removes it may still hold it among the peers it polled for POLLOUT.
@@ -1191,60 +1183,13 @@ void Actor::broadcast_hello() {
 // ---------------------------------------------------------------------------------------------
 // Receiver side acks
 
-std::size_t Actor::ack_limit(const LocalConsumer& consumer) const {
-    return std::clamp<std::size_t>(consumer.options.prefetch / 2, 1, options_.ack_batch_size);
-}
-
-void Actor::queue_ack(const NodeId& sender, const MessageId& id, std::size_t limit) {
-    // Outcomes come in runs from one sender: one hash lookup per run.
-    if (!last_acks_ || last_acks_sender_ != sender) {
-        last_acks_ = &acks_[sender];
-        last_acks_sender_ = sender;
-    }
-    AckBatch& batch = *last_acks_;
-    if (batch.ids.empty()) {
-        batch.first = now_;
-        batch.limit = limit;
-    } else {
-        batch.limit = std::min(batch.limit, limit);
-    }
-    batch.ids.push_back(id);
-    ++acks_pending_;
-    if (batch.ids.size() >= batch.limit) flush_acks(now_, false);
-}
-
 void Actor::flush_acks(Steady now, bool force) {
-    if (acks_pending_ == 0) return;
-    for (auto it = acks_.begin(); it != acks_.end();) {
-        AckBatch& batch = it->second;
-        if (batch.ids.empty() || (!force && batch.ids.size() < batch.limit &&
-                                  now - batch.first < options_.ack_batch_interval)) {
-            ++it;
-            continue;
-        }
-        Peer* peer = peers_.find(it->first);
-        if (!peer) {
-            // A sender with no peer record (spoofed, or forgotten): its batch goes with it, or
-            // every id that ever claimed to come from somewhere would keep an entry.
-            drop(Drop::ack_no_route, batch.ids.size());
-            acks_pending_ -= batch.ids.size();
-            if (last_acks_ == &batch) last_acks_ = nullptr;
-            it = acks_.erase(it);
-            continue;
-        }
-        const std::size_t n = batch.ids.size();
-        for (std::size_t start = 0; start < n; start += kMaxIdsPerAck) {
-            const std::size_t end = std::min(n, start + kMaxIdsPerAck);
-            send_control(
-                peer, Kind::ack,
-                std::vector<MessageId>(batch.ids.begin() + static_cast<std::ptrdiff_t>(start),
-                                       batch.ids.begin() + static_cast<std::ptrdiff_t>(end)));
-        }
-        // An ack that could not be sent is not kept: the sender retries, the receiver re-acks.
-        acks_pending_ -= n;
-        batch.ids.clear();
-        ++it;
-    }
+    const std::size_t unrouted = acks_.flush(
+        now, force, [this](const NodeId& sender) { return peers_.find(sender); },
+        [this](Peer* peer, std::span<const MessageId> ids) {
+            send_control(peer, Kind::ack, std::vector<MessageId>(ids.begin(), ids.end()));
+        });
+    if (unrouted > 0) drop(Drop::ack_no_route, unrouted);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@
 #include "node/node_core.hpp"
 #include "observability/drops.hpp"
 #include "peermq/log.hpp"
+#include "reliability/ack_batcher.hpp"
 #include "reliability/backoff.hpp"
 #include "reliability/dedupe_window.hpp"
 #include "reliability/sender.hpp"
@@ -88,12 +89,6 @@ private:
         bool read = false;
         std::uint64_t jobs = 0;
         std::uint64_t bytes = 0;
-    };
-
-    struct AckBatch {
-        std::vector<MessageId> ids;
-        Steady first{};
-        std::size_t limit = 0;  // leaves at this many ids (see ack_limit)
     };
 
     // Commands.
@@ -189,11 +184,14 @@ private:
 
     // Work queues, receiver side.
     LocalConsumer* find_consumer(const std::string& queue);
-    // Acks leave in batches of ack_limit(consumer): NodeOptions::ack_batch_size, but at most
-    // half of the consumer's credit, so that the sender gets credit back while it still has
-    // some to send with.
-    std::size_t ack_limit(const LocalConsumer& consumer) const;
-    void queue_ack(const NodeId& sender, const MessageId& id, std::size_t limit);
+    // Acks leave in batches (reliability/ack_batcher.hpp); a full batch at once.
+    void queue_ack(const NodeId& sender, const MessageId& id, const LocalConsumer& consumer) {
+        if (acks_.add(sender, id,
+                      AckBatcher::limit_for(consumer.options.prefetch, options_.ack_batch_size),
+                      now_)) {
+            flush_acks(now_, false);
+        }
+    }
     void flush_acks(Steady now, bool force);
 
     void drop(Drop reason, std::uint64_t n = 1) { drops_.count(reason, n, now_); }
@@ -244,10 +242,7 @@ private:
     std::vector<Subscription> subscriptions_;
     DedupeWindow dedupe_;
     std::unordered_set<MessageId, UuidHash> in_progress_;  // effectively_once, being handled
-    std::unordered_map<NodeId, AckBatch, UuidHash> acks_;
-    AckBatch* last_acks_ = nullptr;  // queue_ack's last batch (acks_ is node-based: it stays)
-    NodeId last_acks_sender_;
-    std::size_t acks_pending_ = 0;
+    AckBatcher acks_;
 
     std::unordered_map<std::string, ChannelStats> queue_stats_;
     std::unordered_map<std::string, ChannelStats> topic_stats_;
