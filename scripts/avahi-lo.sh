@@ -35,6 +35,9 @@ fi
 
 log() { echo "avahi-lo: $*" >&2; }
 
+# shellcheck source-path=SCRIPTDIR source=avahi-conf.sh
+. "$(dirname "${BASH_SOURCE[0]}")/avahi-conf.sh"
+
 # pid_is PID COMM: PID is alive (not a zombie) and runs COMM
 pid_is() {
     local pid=$1 comm=$2
@@ -91,6 +94,7 @@ stop_recorded() {
     rm -f "$file"
 }
 
+# The daemon's configuration: lo allowed, every other interface present denied.
 write_conf() {
     local deny="" dev
     for dev in /sys/class/net/*; do
@@ -98,31 +102,7 @@ write_conf() {
         [ "$dev" = lo ] && continue
         deny="${deny:+$deny,}$dev"
     done
-    cat >"$CONF" <<EOF
-# Written by peermq scripts/avahi-lo.sh: mDNS on the loopback interface only.
-[server]
-use-ipv4=yes
-use-ipv6=no
-allow-interfaces=lo
-${deny:+deny-interfaces=$deny}
-enable-dbus=yes
-ratelimit-interval-usec=1000000
-ratelimit-burst=1000
-
-[wide-area]
-enable-wide-area=no
-
-[publish]
-publish-hinfo=no
-publish-workstation=no
-publish-domain=no
-# Else a resolver asking for any protocol may get an IPv6 address in an IPv4 answer.
-publish-aaaa-on-ipv4=no
-publish-a-on-ipv6=no
-
-[reflector]
-enable-reflector=no
-EOF
+    write_avahi_conf "$CONF" lo "$deny"
 }
 
 start_bus() {
@@ -198,7 +178,7 @@ start_avahi() {
         log "SAFETY: some process already joined 224.0.0.251 on $(mdns_joined_off_lo | xargs); refusing"
         return 1
     fi
-    write_conf
+    write_conf || return 1
     : >"$LOG"
     # Foreground (--debug) so that the log goes to a file: there is no syslog here.
     setsid avahi-daemon -f "$CONF" --debug >"$LOG" 2>&1 </dev/null &

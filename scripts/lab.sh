@@ -36,6 +36,9 @@ T="timeout 10"
 log() { echo "lab: $*" >&2; }
 die() { log "$*"; exit 1; }
 
+# shellcheck source-path=SCRIPTDIR source=avahi-conf.sh
+. "$(dirname "${BASH_SOURCE[0]}")/avahi-conf.sh"
+
 pid_is() {
     local pid=$1 comm=$2
     [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ] &&
@@ -79,34 +82,6 @@ stop_recorded() {  # PIDFILE COMM
     rm -f "$1"
 }
 
-write_avahi_conf() {  # HOST CONF
-    cat >"$2" <<EOF
-# Written by peermq scripts/lab.sh: mDNS on the lab link lan0 only.
-[server]
-host-name=$(host_ns "$1")
-use-ipv4=yes
-use-ipv6=no
-allow-interfaces=lan0
-deny-interfaces=lo
-enable-dbus=yes
-ratelimit-interval-usec=1000000
-ratelimit-burst=1000
-
-[wide-area]
-enable-wide-area=no
-
-[publish]
-publish-hinfo=no
-publish-workstation=no
-publish-domain=no
-publish-aaaa-on-ipv4=no
-publish-a-on-ipv6=no
-
-[reflector]
-enable-reflector=no
-EOF
-}
-
 start_daemons() {  # HOST
     local i=$1 ns; ns=$(host_ns "$1")
     local conf=$LAB/conf/$ns-avahi.conf dbus_pidf=$STATE/$ns.dbus.pid avahi_pidf=$STATE/$ns.avahi.pid
@@ -119,7 +94,8 @@ start_daemons() {  # HOST
     stop_recorded "$dbus_pidf" dbus-daemon
     rm -rf "${RUN:?}/$ns"
     mkdir -p "$RUN/$ns" "$LAB/conf"
-    write_avahi_conf "$i" "$conf"
+    # The lab link only: lo is denied, so lab hosts never meet over their loopbacks.
+    write_avahi_conf "$conf" lan0 lo "$ns" || die "$ns: cannot write $conf"
     : >"$LOGS/$ns.avahi.log"
     $T ip netns exec "$ns" unshare -m --propagation private sh -c '
         set -e

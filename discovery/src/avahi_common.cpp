@@ -1,11 +1,15 @@
 #include "avahi_common.hpp"
 
+#include <avahi-common/alternative.h>
+#include <avahi-common/malloc.h>
 #include <avahi-core/log.h>
 #include <net/if.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+
+#include "txt_record.hpp"
 
 namespace peermq::detail {
 namespace {
@@ -95,6 +99,48 @@ std::string join(const std::vector<std::string>& items, std::string_view separat
         text += item;
     }
     return text;
+}
+
+std::string alternative_service_name(const std::string& name) {
+    const std::unique_ptr<char, decltype(&avahi_free)> alternative(
+        avahi_alternative_service_name(name.c_str()), &avahi_free);
+    return alternative ? alternative.get() : name;
+}
+
+std::string alternative_host_name(const std::string& name) {
+    const std::unique_ptr<char, decltype(&avahi_free)> alternative(
+        avahi_alternative_host_name(name.c_str()), &avahi_free);
+    return alternative ? alternative.get() : name;
+}
+
+PollThread::~PollThread() {
+    if (poll_ != nullptr) avahi_threaded_poll_free(poll_);
+}
+
+Status PollThread::create() {
+    poll_ = avahi_threaded_poll_new();
+    if (poll_ == nullptr) return make_error(ErrorCode::internal, "avahi_threaded_poll_new failed");
+    return {};
+}
+
+Status PollThread::start() {
+    if (avahi_threaded_poll_start(poll_) < 0) {
+        return make_error(ErrorCode::internal, "could not start the Avahi poll thread");
+    }
+    running_ = true;
+    return {};
+}
+
+Status Announcement::set(const ServiceRecord& record) {
+    enabled = record.inbox_port != 0;
+    if (enabled && (record.id.is_nil() || record.cluster.empty())) {
+        return make_error(ErrorCode::invalid_argument,
+                          "a node announced by DNS-SD needs an id and a cluster");
+    }
+    self = record;
+    service_name = instance_name(record);
+    txt = format_txt(record);
+    return {};
 }
 
 void EventRelay::reset(PeerTable table, DiscoverySink sink) {

@@ -6,24 +6,21 @@
 // reverse-lookup PTR record with the daemon and with each other). Instead the backend publishes
 // an A record for a host name of its own, "peermq-<short id>.local", without the reverse PTR
 // (AVAHI_PUBLISH_NO_REVERSE), and points its service at that name.
-#include <avahi-common/alternative.h>
 #include <avahi-common/error.h>
 #include <avahi-common/malloc.h>
 #include <avahi-core/core.h>
-#include <avahi-core/lookup.h>
 #include <avahi-core/publish.h>
-#include <ifaddrs.h>
-#include <net/if.h>
-#include <netinet/in.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <cstring>
-#include <map>
 #include <memory>
-#include <optional>
 
-#include "avahi_common.hpp"
+#include "avahi_backend.hpp"
+#include "avahi_calls.hpp"
 #include "backends.hpp"
-#include "txt_record.hpp"
+#include "platform/interfaces.hpp"
+#include "service_browser.hpp"
 
 namespace peermq::detail {
 namespace {
@@ -36,46 +33,38 @@ struct LocalAddress {
 // The addresses of the allowed interfaces, read when (re)announcing.
 std::vector<LocalAddress> local_addresses(const std::vector<std::string>& interfaces, bool ipv6) {
     std::vector<LocalAddress> result;
-    ifaddrs* list = nullptr;
-    if (getifaddrs(&list) != 0) return result;
-    for (ifaddrs* entry = list; entry != nullptr; entry = entry->ifa_next) {
-        if (entry->ifa_addr == nullptr || entry->ifa_name == nullptr) continue;
-        if (std::find(interfaces.begin(), interfaces.end(), entry->ifa_name) == interfaces.end()) {
+    auto all = network_interfaces();
+    if (!all) return result;
+    for (const auto& interface : all.value()) {
+        if (interface.index == 0 ||
+            std::find(interfaces.begin(), interfaces.end(), interface.name) == interfaces.end()) {
             continue;
         }
-        const int index = static_cast<int>(if_nametoindex(entry->ifa_name));
-        if (index == 0) continue;
-        LocalAddress local{index, {}};
-        if (entry->ifa_addr->sa_family == AF_INET) {
-            const auto* in = reinterpret_cast<const sockaddr_in*>(entry->ifa_addr);
-            local.address.proto = AVAHI_PROTO_INET;
-            local.address.data.ipv4.address = in->sin_addr.s_addr;
-        } else if (ipv6 && entry->ifa_addr->sa_family == AF_INET6) {
-            const auto* in6 = reinterpret_cast<const sockaddr_in6*>(entry->ifa_addr);
-            local.address.proto = AVAHI_PROTO_INET6;
-            std::memcpy(local.address.data.ipv6.address, in6->sin6_addr.s6_addr, 16);
-        } else {
-            continue;
+        for (const auto& address : interface.addresses) {
+            LocalAddress local{static_cast<int>(interface.index), {}};
+            if (address.family == AF_INET) {
+                local.address.proto = AVAHI_PROTO_INET;
+                std::memcpy(&local.address.data.ipv4.address, address.bytes.data(), 4);
+            } else if (ipv6 && address.family == AF_INET6) {
+                local.address.proto = AVAHI_PROTO_INET6;
+                std::memcpy(local.address.data.ipv6.address, address.bytes.data(), 16);
+            } else {
+                continue;
+            }
+            result.push_back(local);
         }
-        result.push_back(local);
     }
-    freeifaddrs(list);
     return result;
 }
 
-class EmbeddedDiscovery final : public Discovery {
+class EmbeddedDiscovery final : public AvahiBackend {
 public:
     explicit EmbeddedDiscovery(discovery::AvahiOptions options)
-        : options_(std::move(options)),
-          protocol_(options_.ipv6 ? AVAHI_PROTO_UNSPEC : AVAHI_PROTO_INET) {}
+        : AvahiBackend(std::move(options)),
+          // No interface filter: the stack itself runs on the allowed interfaces only.
+          browser_(relay_, options_.service_type, protocol_, {}) {}
 
-    ~EmbeddedDiscovery() override {
-        stop();
-        if (poll_ != nullptr) avahi_threaded_poll_free(poll_);
-    }
-
-    EmbeddedDiscovery(const EmbeddedDiscovery&) = delete;
-    EmbeddedDiscovery& operator=(const EmbeddedDiscovery&) = delete;
+    ~EmbeddedDiscovery() override { stop(); }
 
     std::string_view backend() const override { return "embedded"; }
 
@@ -85,23 +74,11 @@ public:
             return make_error(ErrorCode::invalid_argument,
                               "the embedded Avahi stack needs an interface allow-list");
         }
-        if (auto indexes = interface_indexes(options_.interfaces); !indexes)
-            return indexes.status();
-        announce_ = self.inbox_port != 0;
-        if (announce_ && (self.id.is_nil() || self.cluster.empty())) {
-            return make_error(ErrorCode::invalid_argument,
-                              "a node announced by DNS-SD needs an id and a cluster");
-        }
-        self_ = self;
-        service_name_ = instance_name(self);
-        txt_ = format_txt(self);
+        if (auto indexes = begin(self, std::move(sink)); !indexes) return indexes.status();
         host_label_ = "peermq-" + (self.id.is_nil() ? Uuid::generate() : self.id).short_string();
-        relay_.reset(PeerTable(self.id, self.cluster), std::move(sink));
         install_avahi_log_filter();
 
-        poll_ = avahi_threaded_poll_new();
-        if (poll_ == nullptr)
-            return make_error(ErrorCode::internal, "avahi_threaded_poll_new failed");
+        if (Status created = poll_.create(); !created.ok()) return created;
 
         AvahiServerConfig config;
         avahi_server_config_init(&config);
@@ -124,8 +101,8 @@ public:
 
         started_ = true;
         int error = 0;
-        AvahiServer* server = avahi_server_new(avahi_threaded_poll_get(poll_), &config,
-                                               &server_callback, this, &error);
+        AvahiServer* server =
+            avahi_server_new(poll_.api(), &config, &server_callback, this, &error);
         avahi_server_config_free(&config);
         if (server == nullptr) {
             started_ = false;
@@ -135,88 +112,41 @@ public:
         }
         server_ = server;
 
-        browser_ = avahi_s_service_browser_prepare(
-            server_, AVAHI_IF_UNSPEC, protocol_, options_.service_type.c_str(), nullptr,
-            static_cast<AvahiLookupFlags>(0), &browse_callback, this);
-        if (browser_ == nullptr) {
-            const Status status(ErrorCode::unavailable,
-                                std::string("cannot browse ") + options_.service_type + ": " +
-                                    avahi_strerror(avahi_server_errno(server_)));
+        if (Status browsing = browser_.start(server_); !browsing.ok()) {
             avahi_server_free(server_);
             server_ = nullptr;
             started_ = false;
-            return status;
+            return browsing;
         }
-        avahi_s_service_browser_start(browser_);
-
-        if (avahi_threaded_poll_start(poll_) < 0) {
-            return make_error(ErrorCode::internal, "could not start the Avahi poll thread");
-        }
-        poll_running_ = true;
-        return {};
+        return poll_.start();
     }
-
-    void stop() override {
-        if (!started_ || stopping_) return;
-        {
-            std::optional<PollLock> lock;
-            if (poll_running_) lock.emplace(poll_);
-            stopping_ = true;
-            for (auto& [key, instance] : instances_) {
-                if (instance->resolver != nullptr)
-                    avahi_s_service_resolver_free(instance->resolver);
-            }
-            instances_.clear();
-            if (browser_ != nullptr) avahi_s_service_browser_free(browser_);
-            browser_ = nullptr;
-            // The server frees the group itself, sending goodbye packets for every record and
-            // flushing them before it closes its sockets. Freeing the group first would leave a
-            // dead group for the server's teardown, which avahi 0.8 may assert on.
-            group_ = nullptr;
-            if (server_ != nullptr) avahi_server_free(server_);
-            server_ = nullptr;
-        }
-        if (poll_running_) {
-            avahi_threaded_poll_stop(poll_);
-            poll_running_ = false;
-        }
-    }
-
-    std::map<std::string, std::uint64_t> ignored() const override { return relay_.ignored(); }
 
 private:
-    struct Instance {
-        EmbeddedDiscovery* owner = nullptr;
-        InstanceKey key;
-        std::string interface_name;
-        AvahiSServiceResolver* resolver = nullptr;
-    };
+    void teardown() override {
+        browser_.stop();
+        // The server frees the group itself, sending goodbye packets for every record and
+        // flushing them before it closes its sockets. Freeing the group first would leave a
+        // dead group for the server's teardown, which avahi 0.8 may assert on.
+        group_ = nullptr;
+        if (server_ != nullptr) avahi_server_free(server_);
+        server_ = nullptr;
+    }
 
     void rename_after_collision() {
-        char* service = avahi_alternative_service_name(service_name_.c_str());
-        char* host = avahi_alternative_host_name(avahi_server_get_host_name(server_));
-        log_line("DNS-SD name collision on '" + service_name_ + "': renamed to '" + service +
-                 "' on host '" + host + ".local'");
-        service_name_ = service;
-        avahi_free(service);
+        std::string& name = announcement_.service_name;
+        const std::string service = alternative_service_name(name);
+        const std::string host = alternative_host_name(avahi_server_get_host_name(server_));
+        log_line("DNS-SD name collision on '" + name + "': renamed to '" + service + "' on host '" +
+                 host + ".local'");
+        name = service;
         // The A record may have been the one in conflict: move it to a new host name too. The
         // server re-registers and calls back with RUNNING, which announces again.
-        avahi_server_set_host_name(server_, host);
-        avahi_free(host);
+        avahi_server_set_host_name(server_, host.c_str());
     }
 
     void register_service() {
-        if (!announce_ || server_ == nullptr) return;
-        if (group_ == nullptr) {
-            group_ = avahi_s_entry_group_new(server_, &group_callback, this);
-            if (group_ == nullptr) {
-                log_line(std::string("cannot create an entry group: ") +
-                         avahi_strerror(avahi_server_errno(server_)));
-                return;
-            }
-        } else {
-            avahi_s_entry_group_reset(group_);
-        }
+        if (!announcement_.enabled || server_ == nullptr) return;
+        if (!renew_entry_group(server_, group_, &group_callback, this)) return;
         const std::string host = avahi_server_get_host_name_fqdn(server_);
         const auto addresses = local_addresses(options_.interfaces, options_.ipv6);
         std::vector<int> indexes;
@@ -237,29 +167,19 @@ private:
             log_line("no address on " + join(options_.interfaces, ",") + ": not announcing");
             return;
         }
-        AvahiStringList* txt = to_string_list(txt_);
-        int result = AVAHI_OK;
-        for (int index : indexes) {
-            result = avahi_server_add_service_strlst(
-                server_, group_, index, protocol_, static_cast<AvahiPublishFlags>(0),
-                service_name_.c_str(), options_.service_type.c_str(), nullptr, host.c_str(),
-                self_.inbox_port, txt);
-            if (result < 0) break;
-        }
-        avahi_string_list_free(txt);
-        if (result == AVAHI_ERR_COLLISION) {
+        const int added = add_service(
+            announcement_, indexes,
+            [&](int index, AvahiStringList* txt) {
+                return avahi_server_add_service_strlst(
+                    server_, group_, index, protocol_, static_cast<AvahiPublishFlags>(0),
+                    announcement_.service_name.c_str(), options_.service_type.c_str(), nullptr,
+                    host.c_str(), announcement_.self.inbox_port, txt);
+            },
+            [&] { return avahi_s_entry_group_commit(group_); });
+        if (added == AVAHI_ERR_COLLISION) {
             // A local collision: this stack already holds the name (cannot happen with one
             // service per stack, but costs nothing to handle like a remote one).
             rename_after_collision();
-            return;
-        }
-        if (result < 0) {
-            log_line(std::string("cannot announce '") + service_name_ +
-                     "': " + avahi_strerror(result));
-            return;
-        }
-        if (const int committed = avahi_s_entry_group_commit(group_); committed < 0) {
-            log_line(std::string("cannot commit the DNS-SD record: ") + avahi_strerror(committed));
         }
     }
 
@@ -272,10 +192,10 @@ private:
             switch (state) {
                 case AVAHI_SERVER_RUNNING: self->register_service(); break;
                 case AVAHI_SERVER_COLLISION: {
-                    char* host = avahi_alternative_host_name(avahi_server_get_host_name(server));
-                    log_line(std::string("host name collision: renaming to '") + host + ".local'");
-                    avahi_server_set_host_name(server, host);
-                    avahi_free(host);
+                    const std::string host =
+                        alternative_host_name(avahi_server_get_host_name(server));
+                    log_line("host name collision: renaming to '" + host + ".local'");
+                    avahi_server_set_host_name(server, host.c_str());
                     break;
                 }
                 case AVAHI_SERVER_REGISTERING:
@@ -315,108 +235,11 @@ private:
         });
     }
 
-    static void browse_callback(AvahiSServiceBrowser* /*browser*/, AvahiIfIndex interface,
-                                AvahiProtocol protocol, AvahiBrowserEvent event, const char* name,
-                                const char* type, const char* domain,
-                                AvahiLookupResultFlags /*flags*/, void* userdata) {
-        auto* self = static_cast<EmbeddedDiscovery*>(userdata);
-        self->relay_.guard("browse", [&] {
-            if (self->stopping_ || self->server_ == nullptr) return;
-            switch (event) {
-                case AVAHI_BROWSER_NEW: {
-                    InstanceKey key{interface, protocol, name};
-                    if (self->instances_.contains(key)) return;
-                    auto instance = std::make_unique<Instance>();
-                    instance->owner = self;
-                    instance->key = key;
-                    instance->interface_name = interface_name(interface);
-                    // prepare + start: the callback may fire from the cache inside start(), and
-                    // by then the resolver must be stored.
-                    instance->resolver = avahi_s_service_resolver_prepare(
-                        self->server_, interface, protocol, name, type, domain,
-                        self->options_.ipv6 ? AVAHI_PROTO_UNSPEC : AVAHI_PROTO_INET,
-                        static_cast<AvahiLookupFlags>(0), &resolve_callback, instance.get());
-                    if (instance->resolver == nullptr) {
-                        log_line(std::string("cannot resolve '") + name +
-                                 "': " + avahi_strerror(avahi_server_errno(self->server_)));
-                        return;
-                    }
-                    AvahiSServiceResolver* resolver = instance->resolver;
-                    try {
-                        self->instances_.emplace(std::move(key), std::move(instance));
-                    } catch (...) {
-                        // Not kept: the resolver must not outlive the Instance it points to.
-                        avahi_s_service_resolver_free(resolver);
-                        throw;
-                    }
-                    avahi_s_service_resolver_start(resolver);
-                    break;
-                }
-                case AVAHI_BROWSER_REMOVE: {
-                    const InstanceKey key{interface, protocol, name};
-                    auto it = self->instances_.find(key);
-                    if (it == self->instances_.end()) return;
-                    if (it->second->resolver != nullptr) {
-                        avahi_s_service_resolver_free(it->second->resolver);
-                    }
-                    self->instances_.erase(it);
-                    self->relay_.apply([&](PeerTable& table) { return table.removed(key); });
-                    break;
-                }
-                case AVAHI_BROWSER_FAILURE:
-                    log_line(std::string("browsing failed: ") +
-                             avahi_strerror(avahi_server_errno(self->server_)));
-                    break;
-                case AVAHI_BROWSER_CACHE_EXHAUSTED:
-                case AVAHI_BROWSER_ALL_FOR_NOW: break;
-            }
-        });
-    }
-
-    static void resolve_callback(AvahiSServiceResolver* /*resolver*/, AvahiIfIndex /*interface*/,
-                                 AvahiProtocol /*protocol*/, AvahiResolverEvent event,
-                                 const char* /*name*/, const char* /*type*/, const char* /*domain*/,
-                                 const char* /*host_name*/, const AvahiAddress* address,
-                                 uint16_t port, AvahiStringList* txt,
-                                 AvahiLookupResultFlags /*flags*/, void* userdata) {
-        auto* instance = static_cast<Instance*>(userdata);
-        EmbeddedDiscovery* self = instance->owner;
-        self->relay_.guard("resolve", [&] {
-            if (self->stopping_) return;
-            const InstanceKey key = instance->key;
-            if (event != AVAHI_RESOLVER_FOUND || address == nullptr) {
-                self->relay_.apply([&](PeerTable& table) { return table.removed(key); });
-                return;
-            }
-            Resolution resolution;
-            resolution.interface_name = instance->interface_name;
-            resolution.host = address_literal(*address, instance->interface_name);
-            resolution.port = port;
-            resolution.txt = to_strings(txt);
-            self->relay_.apply([&](PeerTable& table) { return table.resolved(key, resolution); });
-        });
-    }
-
-    const discovery::AvahiOptions options_;
-    const AvahiProtocol protocol_;
-
     // Owned. After start() only the poll thread (or a holder of the poll lock) touches these.
-    AvahiThreadedPoll* poll_ = nullptr;
     AvahiServer* server_ = nullptr;
     AvahiSEntryGroup* group_ = nullptr;
-    AvahiSServiceBrowser* browser_ = nullptr;
-    std::map<InstanceKey, std::unique_ptr<Instance>> instances_;
-
-    bool announce_ = false;
-    ServiceRecord self_;
-    std::string service_name_;
+    ServiceBrowser<AvahiServer> browser_;
     std::string host_label_;
-    std::vector<std::string> txt_;
-    bool started_ = false;
-    bool stopping_ = false;
-    bool poll_running_ = false;
-
-    EventRelay relay_;
 };
 
 }  // namespace

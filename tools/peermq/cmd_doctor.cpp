@@ -13,13 +13,9 @@
 // browse only ever runs on the interface given with --interface (the daemon if it serves that
 // interface, else the embedded stack); without --interface only through a running avahi-daemon,
 // whose own configuration says where it talks.
-#include <arpa/inet.h>
-#include <ifaddrs.h>
-#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -48,8 +44,9 @@
 
 #include "commands.hpp"
 #include "common.hpp"
-#include "storage/journal.hpp"
 #include "peermq/discovery/avahi.hpp"
+#include "platform/interfaces.hpp"
+#include "storage/journal.hpp"
 
 namespace peermq::cli {
 namespace {
@@ -433,73 +430,40 @@ DaemonInterfaces check_daemon_interfaces(Report& report, const std::string& inte
 
 // --- Interfaces -------------------------------------------------------------------------------
 
-struct InterfaceInfo {
-    std::string name;
-    std::string ipv4;  // first IPv4 address; empty = none
-    unsigned flags = 0;
+using detail::NetworkInterface;
 
-    bool up() const { return (flags & IFF_UP) != 0; }
-    bool loopback() const { return (flags & IFF_LOOPBACK) != 0; }
-    // Avahi takes a loopback interface without the MULTICAST flag (the kernel routes multicast
-    // on it); any other needs the flag.
-    bool mdns_capable() const { return (flags & IFF_MULTICAST) != 0 || loopback(); }
-};
+// Avahi takes a loopback interface without the MULTICAST flag (the kernel routes multicast on
+// it); any other needs the flag.
+bool mdns_capable(const NetworkInterface& info) { return info.multicast() || info.loopback(); }
 
-// Every interface, with its flags from SIOCGIFFLAGS and its first IPv4 address.
-std::vector<InterfaceInfo> list_interfaces() {
-    std::vector<InterfaceInfo> interfaces;
-    ifaddrs* all = nullptr;
-    if (::getifaddrs(&all) != 0) throw CliError(std::string("getifaddrs: ") + std::strerror(errno));
-    std::unique_ptr<ifaddrs, decltype(&::freeifaddrs)> owner(all, &::freeifaddrs);
-    for (const ifaddrs* entry = all; entry != nullptr; entry = entry->ifa_next) {
-        if (entry->ifa_name == nullptr) continue;
-        auto it = std::find_if(interfaces.begin(), interfaces.end(),
-                               [&](const InterfaceInfo& i) { return i.name == entry->ifa_name; });
-        if (it == interfaces.end()) {
-            interfaces.push_back({entry->ifa_name, {}, 0});
-            it = std::prev(interfaces.end());
-        }
-        if (it->ipv4.empty() && entry->ifa_addr != nullptr &&
-            entry->ifa_addr->sa_family == AF_INET) {
-            char text[INET_ADDRSTRLEN] = {};
-            const auto* in = reinterpret_cast<const sockaddr_in*>(entry->ifa_addr);
-            if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text) != nullptr) it->ipv4 = text;
-        }
-    }
-    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw CliError(std::string("socket: ") + std::strerror(errno));
-    for (auto& info : interfaces) {
-        ifreq request{};
-        std::strncpy(request.ifr_name, info.name.c_str(), IFNAMSIZ - 1);
-        if (::ioctl(fd, SIOCGIFFLAGS, &request) == 0) {
-            info.flags = static_cast<unsigned short>(request.ifr_flags);
-        }
-    }
-    ::close(fd);
-    return interfaces;
+// Every interface, with its link flags and addresses.
+std::vector<NetworkInterface> list_interfaces() {
+    auto interfaces = detail::network_interfaces();
+    if (!interfaces) throw CliError(interfaces.status().message());
+    return std::move(interfaces).value();
 }
 
-std::string describe(const InterfaceInfo& info) {
-    std::string text = info.name + " " + (info.ipv4.empty() ? "no IPv4" : info.ipv4);
+std::string describe(const NetworkInterface& info) {
+    std::string text = info.name + " " + (info.ipv4().empty() ? "no IPv4" : info.ipv4());
     if (info.loopback()) text += " (loopback)";
     return text;
 }
 
 // The usable interfaces: up, IPv4, multicast.
-std::vector<std::string> usable_names(const std::vector<InterfaceInfo>& interfaces) {
+std::vector<std::string> usable_names(const std::vector<NetworkInterface>& interfaces) {
     std::vector<std::string> names;
     for (const auto& info : interfaces) {
-        if (info.up() && !info.ipv4.empty() && info.mdns_capable()) names.push_back(info.name);
+        if (info.up() && !info.ipv4().empty() && mdns_capable(info)) names.push_back(info.name);
     }
     return names;
 }
 
-void check_interface_list(Report& report, const std::vector<InterfaceInfo>& interfaces) {
+void check_interface_list(Report& report, const std::vector<NetworkInterface>& interfaces) {
     std::vector<std::string> usable;
     std::vector<std::string> without_multicast;
     for (const auto& info : interfaces) {
-        if (!info.up() || info.ipv4.empty()) continue;
-        (info.mdns_capable() ? usable : without_multicast).push_back(describe(info));
+        if (!info.up() || info.ipv4().empty()) continue;
+        (mdns_capable(info) ? usable : without_multicast).push_back(describe(info));
     }
     if (usable.empty()) {
         report.problem("interfaces", "no interface is up with IPv4 and multicast",
@@ -515,7 +479,7 @@ void check_interface_list(Report& report, const std::vector<InterfaceInfo>& inte
 }
 
 // True when the browse may run on `name`.
-bool check_chosen_interface(Report& report, const std::vector<InterfaceInfo>& interfaces,
+bool check_chosen_interface(Report& report, const std::vector<NetworkInterface>& interfaces,
                             const std::string& name) {
     const auto usable = usable_names(interfaces);
     const std::string choose = usable.empty() ? std::string("bring an interface up first")
@@ -523,7 +487,7 @@ bool check_chosen_interface(Report& report, const std::vector<InterfaceInfo>& in
                                                     " with --interface (or set "
                                                     "PEERMQ_INTERFACE)";
     const auto it = std::find_if(interfaces.begin(), interfaces.end(),
-                                 [&](const InterfaceInfo& i) { return i.name == name; });
+                                 [&](const NetworkInterface& i) { return i.name == name; });
     if (it == interfaces.end()) {
         report.problem("interface", "there is no interface named " + quoted(name), choose);
         return false;
@@ -533,21 +497,21 @@ bool check_chosen_interface(Report& report, const std::vector<InterfaceInfo>& in
                        "bring it up: `sudo ip link set " + name + " up`; or " + choose);
         return false;
     }
-    if (it->ipv4.empty()) {
+    if (it->ipv4().empty()) {
         report.problem(
             "interface", name + " has no IPv4 address (peermq binds and announces IPv4)",
             "give it one (`sudo ip addr add ADDRESS/PREFIX dev " + name + "`), or " + choose);
         return false;
     }
-    if (!it->mdns_capable()) {
+    if (!mdns_capable(*it)) {
         report.problem("interface",
-                       name + " " + it->ipv4 +
+                       name + " " + it->ipv4() +
                            " has no MULTICAST flag: mDNS cannot "
                            "work there",
                        "`sudo ip link set " + name + " multicast on`, or " + choose);
         return false;
     }
-    report.ok("interface", name + ": up, IPv4 " + it->ipv4 +
+    report.ok("interface", name + ": up, IPv4 " + it->ipv4() +
                                (it->loopback() ? ", loopback (mDNS needs no MULTICAST flag there)"
                                                : ", multicast"));
     return true;

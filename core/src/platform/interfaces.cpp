@@ -2,32 +2,89 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 
 namespace peermq::detail {
 
-Result<std::string> interface_ipv4(const std::string& name) {
+std::string InterfaceAddress::text() const {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (inet_ntop(family, bytes.data(), text, sizeof text) == nullptr) return {};
+    return text;
+}
+
+bool NetworkInterface::up() const { return (flags & IFF_UP) != 0; }
+bool NetworkInterface::loopback() const { return (flags & IFF_LOOPBACK) != 0; }
+bool NetworkInterface::multicast() const { return (flags & IFF_MULTICAST) != 0; }
+
+std::string NetworkInterface::ipv4() const {
+    for (const auto& address : addresses) {
+        if (address.family == AF_INET) return address.text();
+    }
+    return {};
+}
+
+Result<std::vector<NetworkInterface>> network_interfaces() {
     ifaddrs* list = nullptr;
     if (getifaddrs(&list) != 0) {
-        return make_error(ErrorCode::io_error, "getifaddrs failed while looking up '" + name + "'");
+        return make_error(ErrorCode::io_error, std::string("getifaddrs: ") + std::strerror(errno));
     }
     std::unique_ptr<ifaddrs, decltype(&freeifaddrs)> guard(list, &freeifaddrs);
-    bool exists = false;
-    for (ifaddrs* it = list; it != nullptr; it = it->ifa_next) {
-        if (it->ifa_name == nullptr || name != it->ifa_name) continue;
-        exists = true;
-        if (it->ifa_addr == nullptr || it->ifa_addr->sa_family != AF_INET) continue;
-        char text[INET_ADDRSTRLEN] = {};
-        const auto* addr = reinterpret_cast<const sockaddr_in*>(it->ifa_addr);
-        if (inet_ntop(AF_INET, &addr->sin_addr, text, sizeof text) != nullptr) return std::string(text);
+    std::vector<NetworkInterface> interfaces;
+    for (const ifaddrs* entry = list; entry != nullptr; entry = entry->ifa_next) {
+        if (entry->ifa_name == nullptr) continue;
+        auto it =
+            std::find_if(interfaces.begin(), interfaces.end(),
+                         [&](const NetworkInterface& i) { return i.name == entry->ifa_name; });
+        if (it == interfaces.end()) {
+            NetworkInterface added;
+            added.name = entry->ifa_name;
+            added.index = if_nametoindex(entry->ifa_name);
+            it = interfaces.insert(interfaces.end(), std::move(added));
+        }
+        it->flags |= entry->ifa_flags;
+        if (entry->ifa_addr == nullptr) continue;
+        InterfaceAddress address;
+        address.family = entry->ifa_addr->sa_family;
+        if (address.family == AF_INET) {
+            const auto* in = reinterpret_cast<const sockaddr_in*>(entry->ifa_addr);
+            std::memcpy(address.bytes.data(), &in->sin_addr, sizeof in->sin_addr);
+        } else if (address.family == AF_INET6) {
+            const auto* in6 = reinterpret_cast<const sockaddr_in6*>(entry->ifa_addr);
+            std::memcpy(address.bytes.data(), &in6->sin6_addr, sizeof in6->sin6_addr);
+        } else {
+            continue;  // AF_PACKET: the link itself, no address
+        }
+        it->addresses.push_back(address);
     }
-    return make_error(ErrorCode::unknown_interface,
-                      exists ? "interface '" + name + "' has no IPv4 address"
-                             : "no network interface named '" + name + "'");
+    return interfaces;
+}
+
+Result<std::string> interface_ipv4(const std::string& name) {
+    auto interfaces = network_interfaces();
+    if (!interfaces) {
+        return make_error(ErrorCode::io_error, "getifaddrs failed while looking up '" + name + "'");
+    }
+    const auto& all = interfaces.value();
+    const auto it = std::find_if(all.begin(), all.end(),
+                                 [&](const NetworkInterface& i) { return i.name == name; });
+    if (it == all.end()) {
+        return make_error(ErrorCode::unknown_interface,
+                          "no network interface named '" + name + "'");
+    }
+    std::string address = it->ipv4();
+    if (address.empty()) {
+        return make_error(ErrorCode::unknown_interface,
+                          "interface '" + name + "' has no IPv4 address");
+    }
+    return address;
 }
 
 Result<std::string> resolve_ipv4(const std::string& host) {
