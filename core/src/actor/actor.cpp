@@ -20,7 +20,6 @@ constexpr auto kReconnectMax = std::chrono::milliseconds(250);
 constexpr auto kConnectTimeout = std::chrono::milliseconds(250);
 constexpr int kReceiveHwm = 100'000;
 constexpr std::size_t kMaxTopicStats = 1024;
-constexpr std::int64_t kDedupeHorizonMs = 60LL * 60 * 1000;
 // close() waits this long for the handler calls already queued (local deliveries included).
 constexpr auto kCloseDrain = std::chrono::seconds(2);
 
@@ -53,8 +52,7 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
       peers_(liveness_.directory()),
       sender_(core.id, core.log, peers_, *this,
               Now{core.clock->steady_now(), core.clock->unix_ms()}),
-      dedupe_(std::chrono::milliseconds(kDedupeHorizonMs), options_.dedupe_window),
-      acks_(options_.ack_batch_interval),
+      receiver_(core.id, options_, core.log, *this),
       drops_(core.log) {
     if (journal) {
         journal_ = std::make_unique<JournalPipeline>(
@@ -212,7 +210,7 @@ void Actor::run_failed() {
 std::chrono::milliseconds Actor::poll_timeout(Steady now) const {
     Steady due = next_tick_;
     if (auto next = sender_.next_due(); next && *next < due) due = *next;
-    if (auto acks = acks_.next_due()) due = std::min(due, *acks);
+    if (auto acks = receiver_.acks().next_due()) due = std::min(due, *acks);
     if (journal_) {
         if (auto commit = journal_->next_due()) due = std::min(due, *commit);
     }
@@ -267,26 +265,8 @@ void Actor::wait_for_mailbox(std::chrono::milliseconds timeout) {
 }
 
 void Actor::flush_jobs() {
-    for (auto& held : unsubmitted_) held.read = false;  // read again after this submit
-    if (!jobs_.empty()) core_.dispatcher->submit(jobs_);
-}
-
-bool Actor::handler_room(std::uint32_t slot, const SlotLoad& load, std::size_t bytes) {
-    if (slot >= unsubmitted_.size()) unsubmitted_.resize(slot + 1);
-    Unsubmitted& held = unsubmitted_[slot];
-    if (!held.read) {
-        held.read = true;
-        held.jobs = load.jobs.load(std::memory_order_relaxed);
-        held.bytes = load.bytes.load(std::memory_order_relaxed);
-    }
-    // One message larger than the byte bound still goes to an idle handler.
-    if (held.jobs >= options_.max_handler_queue ||
-        (held.jobs > 0 && held.bytes + bytes > options_.max_handler_queue_bytes)) {
-        return false;
-    }
-    ++held.jobs;
-    held.bytes += bytes;
-    return true;
+    receiver_.submitted();
+    if (!receiver_.jobs().empty()) core_.dispatcher->submit(receiver_.jobs());
 }
 
 void Actor::handle(Command& command) {
@@ -385,40 +365,21 @@ bool Actor::journal_put(const OutQueue& q, const Outgoing& message) {
     return true;
 }
 
-bool Actor::local_room(const std::string& queue) {
-    const LocalConsumer& consumer = consumers_.at(queue);
-    return consumer.local_unacked < consumer.options.prefetch;
-}
-
 void Actor::deliver_local(const OutQueue& q, const Outgoing& message) {
-    // effectively_once, retried to this node while its handler still runs: the outcome of that
-    // first run settles the message, exactly as a remote receiver would drop this copy.
-    if ((q.flags & kFlagDedupe) && in_progress_.contains(message.id)) return;
-    LocalConsumer& consumer = consumers_.at(q.name);
-    ++consumer.local_unacked;
-    ++consumer.stats->received;
-    Job job;
-    job.flags = q.flags;
-    job.message.id = message.id;
-    job.message.sender = core_.id;
-    job.message.channel = q.name;
-    job.message.attempt = message.attempts;
-    job.message.created_ms = message.created_ms;
-    job.message.deadline_ms = message.deadline_ms;
-    job.message.headers = message.headers;
-    job.message.payload = message.payload;
-    if (q.flags & kFlagDedupe) in_progress_.insert(message.id);
-    jobs_.emplace_back(consumer.slot, std::move(job));
+    Message delivery;
+    delivery.id = message.id;
+    delivery.sender = core_.id;
+    delivery.channel = q.name;
+    delivery.attempt = message.attempts;
+    delivery.created_ms = message.created_ms;
+    delivery.deadline_ms = message.deadline_ms;
+    delivery.headers = message.headers;
+    delivery.payload = message.payload;
+    receiver_.deliver_local(q.name, q.flags, delivery);
 }
 
 void Actor::on_consume(ConsumeCmd& cmd) {
-    LocalConsumer& consumer = consumers_[cmd.queue];
-    consumer.queue = cmd.queue;
-    consumer.slot = cmd.slot;
-    consumer.options = cmd.options;
-    consumer.stats = queue_stats(cmd.queue);
-    consumer.load = &core_.dispatcher->load(cmd.slot);
-    consumer_by_slot_[cmd.slot] = &consumer;
+    receiver_.consume(cmd.queue, cmd.slot, cmd.options, core_.dispatcher->load(cmd.slot));
     sender_.peers_changed();
     hello_dirty_ = true;
     sender_.pump_all(fresh_now());
@@ -426,7 +387,7 @@ void Actor::on_consume(ConsumeCmd& cmd) {
 
 void Actor::on_subscribe(SubscribeCmd& cmd) {
     sub_.set(zmq::sockopt::subscribe, cmd.prefix);
-    subscriptions_.push_back(Subscription{cmd.prefix, cmd.slot, &core_.dispatcher->load(cmd.slot)});
+    receiver_.subscribe(cmd.prefix, cmd.slot, core_.dispatcher->load(cmd.slot));
     hello_dirty_ = true;
 }
 
@@ -452,21 +413,7 @@ void Actor::on_publish(PublishCmd& cmd) {
     message.created_ms = cmd.created_ms;
     message.headers = std::move(cmd.headers);
     message.payload = std::move(cmd.payload);  // its frame is built: the copy here is not needed
-    deliver_topic(message, *stats);
-}
-
-void Actor::deliver_topic(const Message& message, ChannelStats& stats) {
-    for (const auto& subscription : subscriptions_) {
-        if (!message.channel.starts_with(subscription.prefix)) continue;
-        if (!handler_room(subscription.slot, *subscription.load, message.payload.size())) {
-            drop(Drop::inbox_full);
-            continue;
-        }
-        Job job;
-        job.message = message;
-        jobs_.emplace_back(subscription.slot, std::move(job));
-        ++stats.delivered;
-    }
+    receiver_.deliver_topic(message, *stats);
 }
 
 void Actor::on_discovery(DiscoveryCmd& cmd) {
@@ -519,35 +466,10 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
 void Actor::on_outcomes(OutcomesCmd& /*cmd*/) {
     core_.dispatcher->take_outcomes(outcomes_);
     if (outcomes_.empty()) return;  // taken with an earlier wake-up
+    const Now now = fresh_now();
     for (auto& outcome : outcomes_) {
-        auto it = consumer_by_slot_.find(outcome.slot);
-        if (it == consumer_by_slot_.end()) continue;
-        LocalConsumer& consumer = *it->second;
-        if (outcome.result == HandlerOutcome::Result::nack) {
-            PEERMQ_LOG(log_, LogLevel::debug, "queue", "handler failed", {"queue", consumer.queue},
-                       {"id", outcome.id}, {"error", outcome.error});
-        }
-        const bool dedupe = (outcome.flags & kFlagDedupe) != 0;
-        if (dedupe) {
-            in_progress_.erase(outcome.id);
-            if (outcome.result != HandlerOutcome::Result::nack) {
-                dedupe_.check_and_insert(outcome.id, clock_.unix_ms());
-            }
-        }
-        if (outcome.sender == core_.id) {
-            // Delivered by this node to itself: settled here, without frames.
-            if (consumer.local_unacked > 0) --consumer.local_unacked;
-            sender_.on_local_outcome(outcome, fresh_now());
-            continue;
-        }
-        if (!(outcome.flags & kFlagAckRequested)) continue;
-        if (outcome.result == HandlerOutcome::Result::ack) {
-            queue_ack(outcome.sender, outcome.id, consumer);
-        } else if (Peer* peer = peers_.find(outcome.sender)) {
-            send_control(peer,
-                         outcome.result == HandlerOutcome::Result::nack ? Kind::nack : Kind::reject,
-                         {outcome.id}, outcome.error);
-        }
+        LocalConsumer* consumer = receiver_.settle(outcome, now);
+        if (consumer && outcome.sender == core_.id) sender_.on_local_outcome(outcome, now);
     }
     sender_.pump_all(fresh_now());
 }
@@ -690,84 +612,16 @@ void Actor::on_batch(Peer* peer, zmq::message_t& body_frame) {
 
 void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* frame,
                     const std::shared_ptr<const void>* owner) {
-    LocalConsumer* found = find_consumer(header_.channel);
-    const bool ack_requested = (header_.flags & kFlagAckRequested) != 0;
-    auto refuse = [&](Drop reason, const char* error) {
-        drop(reason);
-        if (!ack_requested) return;
-        if (Peer* sender = peers_.find(header_.sender)) {
-            send_control(sender, Kind::nack, {header_.id}, error);
-        }
-    };
-    if (!found) {
-        refuse(Drop::data_no_consumer, "no consumer for this queue here");
-        return;
-    }
-    if (payload.size() > options_.max_payload_bytes) {
-        refuse(Drop::frame_oversized_payload, "payload over the receiver's limit");
-        return;
-    }
-    LocalConsumer& consumer = *found;
-    ++consumer.stats->received;
-    PEERMQ_LOG(log_, LogLevel::trace, "queue", "received", {"queue", header_.channel},
-               {"id", header_.id}, {"attempt", header_.attempt}, {"sender", header_.sender});
-    if (header_.deadline_ms != 0 && clock_.unix_ms() >= header_.deadline_ms) {
-        ++consumer.stats->expired;
-        refuse(Drop::ttl_expired, "expired");
-        return;
-    }
-    // Past what its handler may have queued: a best-effort message is dropped, a reliable one
-    // NACKed (its sender retries it later, or elsewhere). Credit keeps well-behaved senders
-    // under this bound; it stops those that ignore it, and best-effort streams, which have none.
-    if (!handler_room(consumer.slot, *consumer.load, payload.size())) {
-        refuse(Drop::inbox_full, "the receiver's handler queue is full");
-        return;
-    }
-    if (header_.flags & kFlagDedupe) {
-        if (in_progress_.contains(header_.id)) {
-            ++consumer.stats->duplicates;
-            PEERMQ_LOG(log_, LogLevel::debug, "queue", "duplicate of a message being handled",
-                       {"queue", header_.channel}, {"id", header_.id},
-                       {"attempt", header_.attempt});
-            drop(Drop::dedupe_duplicate);
-            return;  // its first copy is being handled; that one will be acked
-        }
-        if (dedupe_.contains(header_.id)) {
-            ++consumer.stats->duplicates;
-            drop(Drop::dedupe_duplicate);
-            // The earlier ack was lost.
-            if (ack_requested) queue_ack(header_.sender, header_.id, consumer);
-            return;
-        }
-        in_progress_.insert(header_.id);
-    }
-    Job& job = jobs_.emplace_back(consumer.slot, Job{}).second;  // built in place
-    job.flags = header_.flags;
-    job.report = (header_.flags & (kFlagAckRequested | kFlagDedupe)) != 0;
-    job.message.id = header_.id;
-    job.message.sender = header_.sender;
-    job.message.channel = header_.channel;
-    job.message.attempt = header_.attempt;
-    job.message.created_ms = header_.created_ms;
-    job.message.deadline_ms = header_.deadline_ms;
-    job.message.headers = std::move(header_.headers);
+    Job* job = receiver_.admit(header_, payload.size(), turn_now());
+    if (!job) return;
     if (frame) {
-        job.message.payload = payload_of(*frame);
+        job->message.payload = payload_of(*frame);
     } else if (owner) {
-        job.message.payload = Payload::adopt(
+        job->message.payload = Payload::adopt(
             *owner, reinterpret_cast<const std::byte*>(payload.data()), payload.size());
     } else {
-        job.message.payload = Payload::copy_of(payload.data(), payload.size());
+        job->message.payload = Payload::copy_of(payload.data(), payload.size());
     }
-}
-
-Actor::LocalConsumer* Actor::find_consumer(const std::string& queue) {
-    // The entries of a batch are for one queue: one hash lookup per batch, not per message.
-    if (last_consumer_ && last_consumer_->queue == queue) return last_consumer_;
-    auto it = consumers_.find(queue);
-    if (it == consumers_.end()) return nullptr;
-    last_consumer_ = &it->second;  // consumers are never removed: the pointer stays valid
-    return last_consumer_;
 }
 
 void Actor::read_sub() {
@@ -842,7 +696,7 @@ void Actor::on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::m
     message.created_ms = header_.created_ms;
     message.headers = std::move(header_.headers);
     message.payload = payload_of(payload);
-    deliver_topic(message, *stats);
+    receiver_.deliver_topic(message, *stats);
 }
 
 void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame) {
@@ -1075,7 +929,7 @@ void Actor::remove_peer(Peer* peer) {
         }
     }
     if (!peer->id.is_nil()) {
-        acks_.forget(peer->id);
+        receiver_.acks().forget(peer->id);
     }
     sender_.peers_changed();
     // The turn that removes it may still hold it among the peers it polled for POLLOUT.
@@ -1151,10 +1005,12 @@ void Actor::send_hello(Peer* peer) {
             std::stoi(core_.inbox_endpoint.substr(core_.inbox_endpoint.rfind(':') + 1)));
         hello.pub_port = static_cast<std::uint16_t>(
             std::stoi(core_.pub_endpoint.substr(core_.pub_endpoint.rfind(':') + 1)));
-        for (const auto& [name, consumer] : consumers_) {
+        for (const auto& [name, consumer] : receiver_.consumers()) {
             hello.queues.push_back(QueueAd{name, consumer.options.prefetch});
         }
-        for (const auto& subscription : subscriptions_) hello.topics.push_back(subscription.prefix);
+        for (const auto& subscription : receiver_.subscriptions()) {
+            hello.topics.push_back(subscription.prefix);
+        }
         hello.heartbeat_ms = static_cast<std::uint32_t>(options_.heartbeat_interval.count());
         hello.batch = true;
         hello.batch_max = static_cast<std::uint32_t>(kMaxBatchEntries);
@@ -1184,7 +1040,7 @@ void Actor::broadcast_hello() {
 // Receiver side acks
 
 void Actor::flush_acks(Steady now, bool force) {
-    const std::size_t unrouted = acks_.flush(
+    const std::size_t unrouted = receiver_.acks().flush(
         now, force, [this](const NodeId& sender) { return peers_.find(sender); },
         [this](Peer* peer, std::span<const MessageId> ids) {
             send_control(peer, Kind::ack, std::vector<MessageId>(ids.begin(), ids.end()));
@@ -1262,7 +1118,7 @@ NodeStats Actor::stats() {
         out.uncommitted = journal_->uncommitted();
     }
     // Handler calls are counted by the dispatcher (best-effort ones report no outcome here).
-    for (const auto& [name, consumer] : consumers_) {
+    for (const auto& [name, consumer] : receiver_.consumers()) {
         ChannelStats& stats = out.queues[name];
         stats.delivered = core_.dispatcher->handled(consumer.slot);
         stats.handler_errors = core_.dispatcher->handler_errors(consumer.slot);

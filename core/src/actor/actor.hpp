@@ -30,7 +30,7 @@
 #include "peermq/log.hpp"
 #include "reliability/ack_batcher.hpp"
 #include "reliability/backoff.hpp"
-#include "reliability/dedupe_window.hpp"
+#include "reliability/receiver.hpp"
 #include "reliability/sender.hpp"
 #include "reliability/timer_wheel.hpp"
 #include "storage/dead_letter_store.hpp"
@@ -41,7 +41,7 @@
 
 namespace peermq::detail {
 
-class Actor final : private SenderPort {
+class Actor final : private SenderPort, private ReceiverPort {
 public:
     Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket_t sub,
           std::unique_ptr<Journal> journal);
@@ -59,7 +59,7 @@ public:
     NodeStats stats();
     std::vector<PeerInfo> peers() const;
     void set_peer_handler(std::function<void(const PeerEvent&)> handler);
-    bool consumes(const std::string& queue) const { return consumers_.contains(queue); }
+    bool consumes(const std::string& queue) const { return receiver_.consumes(queue); }
     Result<std::vector<DeadLetter>> dead_letter_list(const DeadLetterFilter& filter);
     Result<DeadLetter> dead_letter_get(const MessageId& id);
     Result<std::size_t> dead_letter_purge(const DeadLetterFilter& filter);
@@ -67,29 +67,6 @@ public:
 
 private:
     using Steady = Clock::Steady;
-
-    struct LocalConsumer {
-        std::string queue;
-        std::uint32_t slot = 0;
-        ConsumeOptions options;
-        std::uint32_t local_unacked = 0;  // deliveries from this node to itself
-        ChannelStats* stats = nullptr;
-        const SlotLoad* load = nullptr;  // what its handler has queued (Dispatcher::load)
-    };
-
-    struct Subscription {
-        std::string prefix;
-        std::uint32_t slot = 0;
-        const SlotLoad* load = nullptr;
-    };
-    // What one slot holds as handler_room() counts it until the next flush_jobs(): the
-    // dispatcher's load read once (it only falls meanwhile, so the count errs on the safe side,
-    // and the line the dispatcher's threads write is not read per message), plus jobs_.
-    struct Unsubmitted {
-        bool read = false;
-        std::uint64_t jobs = 0;
-        std::uint64_t bytes = 0;
-    };
 
     // Commands.
     void handle(Command& command);
@@ -161,10 +138,8 @@ private:
     bool send_to(Peer& peer, zmq::message_t& header, zmq::message_t* payload) override {
         return send_frames(&peer, header, payload);
     }
-    bool has_local_consumer(const std::string& queue) override {
-        return consumers_.contains(queue);
-    }
-    bool local_room(const std::string& queue) override;
+    bool has_local_consumer(const std::string& queue) override { return receiver_.consumes(queue); }
+    bool local_room(const std::string& queue) override { return receiver_.local_room(queue); }
     void deliver_local(const OutQueue& q, const Outgoing& message) override;
     bool journal_put(const OutQueue& q, const Outgoing& message) override;
     void journal_remove(const MessageId& id) override {
@@ -182,16 +157,12 @@ private:
     }
     Now turn_now() const { return Now{now_, now_unix_ms_}; }
 
-    // Work queues, receiver side.
-    LocalConsumer* find_consumer(const std::string& queue);
-    // Acks leave in batches (reliability/ack_batcher.hpp); a full batch at once.
-    void queue_ack(const NodeId& sender, const MessageId& id, const LocalConsumer& consumer) {
-        if (acks_.add(sender, id,
-                      AckBatcher::limit_for(consumer.options.prefetch, options_.ack_batch_size),
-                      now_)) {
-            flush_acks(now_, false);
-        }
+    // ReceiverPort: what the receiver (reliability/receiver.hpp) asks of the node.
+    void answer(const NodeId& sender, Kind kind, const MessageId& id, std::string error) override {
+        if (Peer* peer = peers_.find(sender)) send_control(peer, kind, {id}, std::move(error));
     }
+    void flush_acks_now() override { flush_acks(now_, false); }
+    // Sends the batched acks that are due (all when `force`).
     void flush_acks(Steady now, bool force);
 
     void drop(Drop reason, std::uint64_t n = 1) { drops_.count(reason, n, now_); }
@@ -199,9 +170,6 @@ private:
     ChannelStats* topic_stats(const std::string& name);
     std::chrono::milliseconds poll_timeout(Steady now) const;
     void flush_jobs();
-    // Room for one more job of `bytes` for a handler (NodeOptions::max_handler_queue and
-    // max_handler_queue_bytes, counting the dispatcher's queue and jobs_); if so, counts it.
-    bool handler_room(std::uint32_t slot, const SlotLoad& load, std::size_t bytes);
     void on_stop(const StopCmd& cmd);
     // close(): commits what is buffered, retrying for up to the StopCmd's flush_timeout; what is
     // still not on disk then is logged at error and becomes close()'s error.
@@ -236,13 +204,7 @@ private:
 
     Sender sender_;
 
-    std::unordered_map<std::string, LocalConsumer> consumers_;
-    std::unordered_map<std::uint32_t, LocalConsumer*> consumer_by_slot_;
-    LocalConsumer* last_consumer_ = nullptr;  // find_consumer's last answer
-    std::vector<Subscription> subscriptions_;
-    DedupeWindow dedupe_;
-    std::unordered_set<MessageId, UuidHash> in_progress_;  // effectively_once, being handled
-    AckBatcher acks_;
+    Receiver receiver_;
 
     std::unordered_map<std::string, ChannelStats> queue_stats_;
     std::unordered_map<std::string, ChannelStats> topic_stats_;
@@ -260,9 +222,7 @@ private:
     Header header_;  // decode scratch
     msgpack::sbuffer encode_buffer_;
     std::vector<BatchEntry> batch_entries_;  // decode scratch
-    std::vector<std::pair<std::uint32_t, Job>> jobs_;
-    std::vector<Unsubmitted> unsubmitted_;  // by slot
-    std::vector<HandlerOutcome> outcomes_;  // scratch for on_outcomes
+    std::vector<HandlerOutcome> outcomes_;   // scratch for on_outcomes
     std::vector<Command> commands_;
     std::vector<zmq::pollitem_t> poll_items_;
     std::vector<Peer*> polled_peers_;

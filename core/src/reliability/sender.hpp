@@ -26,17 +26,12 @@
 #include "peermq/log.hpp"
 #include "reliability/backoff.hpp"
 #include "reliability/timer_wheel.hpp"
+#include "util/now.hpp"
 #include "util/ring.hpp"
 #include "util/uuid_table.hpp"
 #include "wire/envelope.hpp"
 
 namespace peermq::detail {
-
-// The time of a call: steady for deadlines and timers, wall clock for message TTLs.
-struct Now {
-    Clock::Steady steady{};
-    std::int64_t unix_ms = 0;
-};
 
 // What failed deliveries left on a message; most messages never fail and carry none.
 struct Failures {
