@@ -1,0 +1,235 @@
+// The actor's frames: what it reads from its inbox (DATA, BATCH, acks, HELLO, HEARTBEAT, BYE)
+// and its SUB socket (topic messages), checked and handed to the parts that own them.
+#include "actor/actor.hpp"
+#include "wire/frames.hpp"
+
+namespace peermq::detail {
+namespace {
+
+constexpr std::size_t kReadBatch = 1024;  // frames read per socket per loop turn
+
+}  // namespace
+
+void Actor::read_inbox() {
+    zmq::message_t header;
+    zmq::message_t payload;
+    for (std::size_t n = 0; n < kReadBatch; ++n) {
+        if (!inbox_.recv(header, zmq::recv_flags::dontwait)) break;
+        std::size_t frames = 1;
+        if (header.more()) {
+            (void)inbox_.recv(payload);
+            frames = 2;
+            zmq::message_t extra;
+            bool more = payload.more();
+            while (more) {
+                (void)inbox_.recv(extra);
+                more = extra.more();
+                ++frames;
+            }
+        }
+        if (frames > 2) {
+            drop(Drop::frame_truncated);
+            continue;
+        }
+        try {
+            on_frame(header, payload, frames == 2);
+        } catch (const std::exception& e) {
+            drops_.internal_error(Drop::internal_frame_error, e.what());
+        } catch (...) {
+            drops_.internal_error(Drop::internal_frame_error, "an exception of unknown type");
+        }
+        payload.rebuild();
+    }
+    flush_jobs();
+}
+
+void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame,
+                     bool has_payload) {
+    if (auto reason = decode_header(header_frame.data(), header_frame.size(), header_)) {
+        drop(*reason);
+        return;
+    }
+    Peer* peer = peers_.find(header_.sender);
+    // A HELLO is counted and heard by on_hello, once it has filled in the peer's name, queues
+    // and topics: the alive transition (and its PeerEvent) must carry them.
+    if (peer && header_.kind != Kind::hello) {
+        ++peer->frames_received;
+        if (header_.kind != Kind::bye) heard(peer);
+    }
+    switch (header_.kind) {
+        case Kind::data:
+            if (!has_payload) {
+                drop(Drop::frame_truncated);
+                return;
+            }
+            on_data(peer, payload_frame.to_string_view(), &payload_frame);
+            break;
+        case Kind::batch:
+            if (!has_payload) {
+                drop(Drop::frame_truncated);
+                return;
+            }
+            on_batch(peer, payload_frame);
+            break;
+        case Kind::hello:
+            if (!has_payload) {
+                drop(Drop::hello_missing_field);
+                return;
+            }
+            on_hello(header_frame, payload_frame);
+            break;
+        case Kind::ack:
+        case Kind::nack:
+        case Kind::reject: on_ack_frame(peer); break;
+        case Kind::heartbeat:
+            if (!peer) drop(Drop::frame_unknown_sender);
+            break;
+        case Kind::bye:
+            if (peer && peer->state != PeerState::down) {
+                liveness_.said_bye(*peer, now_, peer_effects_);
+                apply_peer_effects();
+            }
+            break;
+    }
+}
+
+void Actor::on_batch(Peer* peer, zmq::message_t& body_frame) {
+    if (auto reason =
+            split_batch(body_frame.data(), body_frame.size(), header_.seq, batch_entries_)) {
+        drop(*reason);
+        return;
+    }
+    const NodeId sender = header_.sender;
+    // Small payloads are copied into their Payload; larger ones share the batch frame, made
+    // shareable by the first of them: one allocation per batch that needs it, none otherwise.
+    // (ZeroMQ shares a large frame's bytes between copies; a small frame's copy has its own, so
+    // the entries are found in it by offset.)
+    const auto* base = static_cast<const char*>(body_frame.data());
+    std::shared_ptr<const void> owner;
+    const char* shared_bytes = nullptr;
+    BatchHeaderDecoder decoder;
+    for (const BatchEntry& entry : batch_entries_) {
+        if (auto reason = decoder.decode(entry.header, header_)) {
+            drop(*reason);
+            continue;
+        }
+        // An entry is a DATA frame of the batch's sender; anything else would let one frame
+        // speak for another node, or smuggle control frames past their checks.
+        if (header_.kind != Kind::data || header_.sender != sender) {
+            drop(Drop::frame_bad_batch_entry);
+            continue;
+        }
+        if (entry.payload.size() <= Payload::kInlineCapacity) {
+            on_data(peer, entry.payload, nullptr);
+            continue;
+        }
+        if (!owner) {
+            auto holder = std::make_shared<zmq::message_t>();
+            holder->copy(body_frame);
+            shared_bytes = static_cast<const char*>(holder->data());
+            owner = std::shared_ptr<const void>(std::move(holder), shared_bytes);
+        }
+        const std::string_view payload(shared_bytes + (entry.payload.data() - base),
+                                       entry.payload.size());
+        on_data(peer, payload, nullptr, &owner);
+    }
+}
+
+void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* frame,
+                    const std::shared_ptr<const void>* owner) {
+    Job* job = receiver_.admit(header_, payload.size(), turn_now());
+    if (!job) return;
+    if (frame) {
+        job->message.payload = payload_of(*frame);
+    } else if (owner) {
+        job->message.payload = Payload::adopt(
+            *owner, reinterpret_cast<const std::byte*>(payload.data()), payload.size());
+    } else {
+        job->message.payload = Payload::copy_of(payload.data(), payload.size());
+    }
+}
+
+void Actor::read_sub() {
+    zmq::message_t topic;
+    zmq::message_t header;
+    zmq::message_t payload;
+    for (std::size_t n = 0; n < kReadBatch; ++n) {
+        if (!sub_.recv(topic, zmq::recv_flags::dontwait)) break;
+        std::size_t frames = 1;
+        bool more = topic.more();
+        if (more) {
+            (void)sub_.recv(header);
+            ++frames;
+            more = header.more();
+        }
+        if (more) {
+            (void)sub_.recv(payload);
+            ++frames;
+            more = payload.more();
+        }
+        zmq::message_t extra;
+        while (more) {
+            (void)sub_.recv(extra);
+            more = extra.more();
+            ++frames;
+        }
+        if (frames != 3) {
+            drop(Drop::frame_truncated);
+            continue;
+        }
+        try {
+            on_topic_frame(topic, header, payload);
+        } catch (const std::exception& e) {
+            drops_.internal_error(Drop::internal_frame_error, e.what());
+        } catch (...) {
+            drops_.internal_error(Drop::internal_frame_error, "an exception of unknown type");
+        }
+        payload.rebuild();
+    }
+    flush_jobs();
+}
+
+void Actor::on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::message_t& payload) {
+    if (auto reason = decode_header(header.data(), header.size(), header_)) {
+        drop(*reason);
+        return;
+    }
+    if (header_.kind != Kind::data) {
+        drop(Drop::frame_unknown_kind);
+        return;
+    }
+    if (topic.to_string_view() != header_.channel) {
+        drop(Drop::frame_topic_mismatch);
+        return;
+    }
+    // The same limit as for queues (wire.md §8.1): the SUB socket's own limit leaves room for
+    // the header, so a payload just past max_payload_bytes still arrives.
+    if (payload.size() > options_.max_payload_bytes) {
+        drop(Drop::frame_oversized_payload);
+        return;
+    }
+    if (Peer* peer = peers_.find(header_.sender)) {
+        ++peer->frames_received;
+        heard(peer);
+    }
+    ChannelStats* stats = topic_stats(header_.channel);
+    ++stats->received;
+    Message message;
+    message.id = header_.id;
+    message.sender = header_.sender;
+    message.channel = header_.channel;
+    message.created_ms = header_.created_ms;
+    message.headers = std::move(header_.headers);
+    message.payload = payload_of(payload);
+    receiver_.deliver_topic(message, *stats);
+}
+
+void Actor::on_ack_frame(Peer* /*peer*/) {
+    if (header_.kind == Kind::ack) {
+        sender_.on_ack(header_.sender, header_.ids, turn_now());
+    } else {
+        sender_.on_nack(header_.sender, header_.kind, header_.ids, header_.error, turn_now());
+    }
+}
+
+}  // namespace peermq::detail

@@ -1,0 +1,413 @@
+// The actor's peer links: the sockets it keeps for each peer (a PUSH to its inbox, its PUB on
+// the SUB socket), what it learns from HELLOs and discovery records, and the frames it sends
+// (HELLO, HEARTBEAT, BYE, acks). When a peer is alive, suspect or down is decided by
+// PeerLiveness (peer_liveness.hpp); the actor carries it out here.
+#include "actor/actor.hpp"
+
+namespace peermq::detail {
+namespace {
+
+constexpr int kPeerSendHwm = 20'000;
+constexpr auto kReconnect = std::chrono::milliseconds(100);
+constexpr auto kReconnectMax = std::chrono::milliseconds(250);
+constexpr auto kConnectTimeout = std::chrono::milliseconds(250);
+
+std::string endpoint_of(const std::string& host, std::uint16_t port) {
+    if (host.find(':') != std::string::npos) return "tcp://[" + host + "]:" + std::to_string(port);
+    return "tcp://" + host + ":" + std::to_string(port);
+}
+
+std::string peer_address(zmq::message_t& frame) {
+    try {
+        const char* address = frame.gets("Peer-Address");
+        return address ? address : "";
+    } catch (const zmq::error_t&) {
+        return {};
+    }
+}
+
+}  // namespace
+
+zmq::socket_t Actor::make_push(const std::string& endpoint) {
+    zmq::socket_t push(core_.context, zmq::socket_type::push);
+    // The node picks the destination of each message itself: queue only to live connections,
+    // keep the per-peer buffer bounded, and never block the actor.
+    push.set(zmq::sockopt::immediate, 1);
+    push.set(zmq::sockopt::sndhwm, kPeerSendHwm);
+    push.set(zmq::sockopt::linger, 0);
+    // A peer that is not there is tried a few times a second, and a connection attempt that
+    // gets no answer (a cut link drops SYNs) is given up and made anew: when the link heals,
+    // the next attempt is at most kReconnectMax + kConnectTimeout away, not a SYN backoff.
+    push.set(zmq::sockopt::reconnect_ivl, static_cast<int>(kReconnect.count()));
+    push.set(zmq::sockopt::reconnect_ivl_max, static_cast<int>(kReconnectMax.count()));
+    push.set(zmq::sockopt::connect_timeout, static_cast<int>(kConnectTimeout.count()));
+    // Data the peer's kernel has not acknowledged for this long ends the connection and goes
+    // with it (TCP_USER_TIMEOUT): before the peer is down and its messages are redirected, so a
+    // cut link cannot deliver them late, after the heal, as second copies. Closing the socket
+    // would not do it: the kernel keeps retransmitting what a closed socket left behind.
+    push.set(zmq::sockopt::tcp_maxrt, static_cast<int>(unacked_data_timeout().count()));
+    push.connect(endpoint);
+    return push;
+}
+
+bool Actor::make_room() {
+    // An unconfirmed peer (its link never came up) or a forgettable down one: the one silent
+    // longest goes.
+    Peer* victim = nullptr;
+    for (const auto& candidate : peers_.all()) {
+        Peer* peer = candidate.get();
+        if (peer->configured || peer->discovered) continue;
+        if (peer->confirmed && peer->state != PeerState::down) continue;
+        if (!victim || peer->last_heard < victim->last_heard) victim = peer;
+    }
+    if (!victim) return false;
+    PEERMQ_LOG(log_, LogLevel::debug, "peer", "peer evicted: the peer table is full",
+               {"peer", victim->name}, {"id", victim->id}, {"endpoint", victim->inbox_endpoint});
+    if (victim->state == PeerState::alive || victim->state == PeerState::suspect) {
+        sender_.redirect_from(victim->id, fresh_now());
+    }
+    remove_peer(victim);
+    drop(Drop::peer_evicted);
+    return true;
+}
+
+Peer* Actor::add_peer(const NodeId& id, const std::string& host, std::uint16_t inbox_port,
+                      Drop refused) {
+    if (peers_.size() >= core_.peer_limit && !make_room()) {
+        drop(refused);
+        return nullptr;
+    }
+    auto peer = std::make_unique<Peer>();
+    peer->id = id;
+    peer->host = host;
+    peer->inbox_port = inbox_port;
+    peer->inbox_endpoint = endpoint_of(host, inbox_port);
+    try {
+        peer->push = make_push(peer->inbox_endpoint);
+    } catch (const zmq::error_t& e) {
+        // Out of sockets or descriptors despite the bound (another part of the process holds
+        // them): refused like a full table, never an exception out of the actor.
+        PEERMQ_LOG(log_, LogLevel::warn, "peer", "cannot open a link to a peer",
+                   {"endpoint", peer->inbox_endpoint}, {"error", e.what()});
+        drop(Drop::peer_no_socket);
+        return nullptr;
+    }
+    peer->last_heard = clock_.steady_now();
+    Peer* raw = &peers_.add(std::move(peer));
+    sender_.peers_changed();
+    return raw;
+}
+
+void Actor::reset_links(Peer* peer) {
+    try {
+        zmq::socket_t fresh = make_push(peer->inbox_endpoint);
+        peer->push = std::move(fresh);  // the old socket closes with linger 0
+    } catch (const zmq::error_t& e) {
+        PEERMQ_LOG(log_, LogLevel::warn, "peer", "cannot reopen the link to a peer",
+                   {"peer", peer->name}, {"endpoint", peer->inbox_endpoint}, {"error", e.what()});
+    }
+    peer->blocked = false;
+    peer->hello_owed = true;
+    if (!peer->pub_endpoint.empty()) {
+        try {
+            sub_.disconnect(peer->pub_endpoint);
+            sub_.connect(peer->pub_endpoint);
+        } catch (const zmq::error_t&) {
+        }
+    }
+}
+
+void Actor::remove_peer(Peer* peer) {
+    if (!peer->pub_endpoint.empty()) {
+        try {
+            sub_.disconnect(peer->pub_endpoint);
+        } catch (const zmq::error_t&) {
+        }
+    }
+    if (!peer->id.is_nil()) {
+        receiver_.acks().forget(peer->id);
+    }
+    sender_.peers_changed();
+    // The turn that removes it may still hold it among the peers it polled for POLLOUT.
+    std::replace(polled_peers_.begin(), polled_peers_.end(), peer, static_cast<Peer*>(nullptr));
+    peers_.remove(peer);
+    trim_memory_ = true;
+}
+
+void Actor::apply_peer_effects() {
+    PeerLiveness::Effects& fx = peer_effects_;
+    if (fx.consumers_changed) sender_.peers_changed();
+    for (Peer* peer : fx.hello) send_hello(peer);
+    for (Peer* peer : fx.heartbeat) send_control(peer, Kind::heartbeat);
+    for (Peer* peer : fx.down) sender_.redirect_from(peer->id, fresh_now());
+    for (Peer* peer : fx.reset) reset_links(peer);
+    if (peer_handler_) {
+        for (auto& event : fx.events) {
+            core_.dispatcher->post(
+                [handler = peer_handler_, event = std::move(event)] { handler(event); });
+        }
+    }
+    for (Peer* peer : fx.forget) {
+        PEERMQ_LOG(log_, LogLevel::debug, "peer", "peer forgotten", {"peer", peer->name},
+                   {"id", peer->id});
+        remove_peer(peer);
+    }
+    fx.clear();
+}
+
+bool Actor::send_frames(Peer* peer, zmq::message_t& header, zmq::message_t* payload) {
+    try {
+        auto sent =
+            peer->push.send(header, payload ? zmq::send_flags::dontwait | zmq::send_flags::sndmore
+                                            : zmq::send_flags::dontwait);
+        if (!sent) {
+            peer->blocked = true;
+            return false;
+        }
+        if (payload) (void)peer->push.send(*payload, zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+        peer->blocked = true;
+        return false;
+    }
+    ++peer->frames_sent;
+    peer->last_sent = now_;
+    peer->confirmed = true;  // immediate=1: a frame is queued only on a completed connection
+    return true;
+}
+
+void Actor::send_control(Peer* peer, Kind kind, std::vector<MessageId> ids, std::string error) {
+    Header h;
+    h.kind = kind;
+    h.sender = core_.id;
+    h.ids = std::move(ids);
+    h.error = std::move(error);
+    encode_buffer_.clear();
+    encode_header(h, encode_buffer_);
+    zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
+    if (!send_frames(peer, header, nullptr) && kind != Kind::heartbeat) {
+        // The sender retries what it hears nothing about; count what we could not say.
+        drop(kind == Kind::bye ? Drop::bye_no_route : Drop::ack_no_route,
+             kind == Kind::ack ? h.ids.size() : 1);
+    }
+}
+
+void Actor::send_hello(Peer* peer) {
+    if (hello_body_.size() == 0 || hello_dirty_) {
+        Hello hello;
+        hello.name = options_.name;
+        hello.cluster = options_.cluster;
+        hello.host = core_.advertised_host;
+        hello.inbox_port = static_cast<std::uint16_t>(
+            std::stoi(core_.inbox_endpoint.substr(core_.inbox_endpoint.rfind(':') + 1)));
+        hello.pub_port = static_cast<std::uint16_t>(
+            std::stoi(core_.pub_endpoint.substr(core_.pub_endpoint.rfind(':') + 1)));
+        for (const auto& [name, consumer] : receiver_.consumers()) {
+            hello.queues.push_back(QueueAd{name, consumer.options.prefetch});
+        }
+        for (const auto& subscription : receiver_.subscriptions()) {
+            hello.topics.push_back(subscription.prefix);
+        }
+        hello.heartbeat_ms = static_cast<std::uint32_t>(options_.heartbeat_interval.count());
+        hello.batch = true;
+        hello.batch_max = static_cast<std::uint32_t>(kMaxBatchEntries);
+        hello_body_.clear();
+        encode_hello(hello, hello_body_);
+    }
+    Header h;
+    h.kind = Kind::hello;
+    h.sender = core_.id;
+    encode_buffer_.clear();
+    encode_header(h, encode_buffer_);
+    zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
+    zmq::message_t body(hello_body_.data(), hello_body_.size());
+    peer->hello_owed = !send_frames(peer, header, &body);
+}
+
+void Actor::broadcast_hello() {
+    hello_body_.clear();  // rebuilt by the first send_hello
+    for (const auto& peer : peers_.all()) {
+        send_hello(peer.get());
+        hello_dirty_ = false;
+    }
+    hello_dirty_ = false;
+}
+
+void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame) {
+    Hello hello;
+    if (auto reason = decode_hello(payload_frame.data(), payload_frame.size(), hello)) {
+        drop(*reason);
+        return;
+    }
+    if (hello.cluster != options_.cluster) {
+        drop(Drop::hello_wrong_cluster);
+        return;
+    }
+    if (header_.sender == core_.id || header_.sender.is_nil()) return;
+    std::string host = hello.host.empty() ? peer_address(header_frame) : hello.host;
+    if (host.empty()) {
+        drop(Drop::hello_bad);
+        return;
+    }
+    if (!is_ip_literal(host)) {  // ZeroMQ's Peer-Address: checked like a HELLO's own host
+        drop(Drop::hello_bad_host);
+        return;
+    }
+    const std::string endpoint = endpoint_of(host, hello.inbox_port);
+    // The same node at a new endpoint, or a new node in the place of an old one: the record
+    // moves to a new link and keeps how the node was found.
+    auto replace = [&](Peer* old) {
+        const bool configured = old->configured;
+        const bool discovered = old->discovered;
+        remove_peer(old);
+        Peer* fresh = add_peer(header_.sender, host, hello.inbox_port, Drop::peer_table_full);
+        if (fresh) {
+            fresh->configured = configured;
+            fresh->discovered = discovered;
+        }
+        return fresh;
+    };
+    Peer* peer = peers_.find(header_.sender);
+    if (!peer) {
+        // A peer added by endpoint answers, or a node restarted (new id) on a known endpoint.
+        bool restarted = false;
+        for (std::size_t i = 0; i < peers_.size() && !peer && !restarted; ++i) {
+            Peer* candidate = peers_.all()[i].get();
+            if (candidate->inbox_endpoint != endpoint) continue;
+            if (candidate->id.is_nil()) {
+                peer = candidate;
+                peers_.name(*peer, header_.sender);
+            } else if (candidate->state != PeerState::alive) {
+                PEERMQ_LOG(log_, LogLevel::info, "peer", "peer restarted", {"peer", hello.name},
+                           {"id", header_.sender}, {"old_id", candidate->id},
+                           {"endpoint", endpoint});
+                if (candidate->state != PeerState::down)
+                    sender_.redirect_from(candidate->id, fresh_now());
+                peer = replace(candidate);
+                restarted = true;
+            }
+        }
+        if (!peer && !restarted) {
+            peer = add_peer(header_.sender, host, hello.inbox_port, Drop::peer_table_full);
+        }
+    } else if (peer->inbox_endpoint != endpoint) {
+        // A live peer whose link works does not move: a HELLO naming its id elsewhere is
+        // someone else's (a node that really moved is down here first, then welcome).
+        if (peer->confirmed &&
+            (peer->state == PeerState::alive || peer->state == PeerState::suspect)) {
+            drop(Drop::hello_endpoint_conflict);
+            return;
+        }
+        peer = replace(peer);
+    }
+    if (!peer) return;  // refused and counted by add_peer
+    ++peer->frames_received;
+    peer->name = hello.name;
+    peer->cluster = hello.cluster;
+    peer->pub_port = hello.pub_port;
+    if (!hello.batch) {
+        peer->batch_max = 0;
+    } else if (hello.batch_max == 0) {
+        peer->batch_max = kBatchEntriesDefault;  // a HELLO of the first BATCH revision
+    } else {
+        peer->batch_max = std::min<std::size_t>(hello.batch_max, kMaxBatchEntries);
+    }
+    const std::string pub_endpoint = endpoint_of(host, hello.pub_port);
+    if (peer->pub_endpoint != pub_endpoint) {
+        if (!peer->pub_endpoint.empty()) {
+            try {
+                sub_.disconnect(peer->pub_endpoint);
+            } catch (const zmq::error_t&) {
+            }
+        }
+        peer->pub_endpoint = pub_endpoint;
+        try {
+            sub_.connect(pub_endpoint);
+        } catch (const zmq::error_t& e) {
+            // Out of descriptors: its topics stay unheard until the next HELLO; its queues work.
+            PEERMQ_LOG(log_, LogLevel::warn, "peer", "cannot subscribe to a peer",
+                       {"endpoint", pub_endpoint}, {"error", e.what()});
+            peer->pub_endpoint.clear();
+        }
+    }
+    std::unordered_map<std::string, QueueLink> queues;
+    for (const auto& ad : hello.queues) {
+        QueueLink link;
+        link.prefetch = std::max<std::uint32_t>(ad.prefetch, 1);
+        if (auto old = peer->queues.find(ad.name); old != peer->queues.end()) {
+            link.unacked = old->second.unacked;
+        }
+        queues.emplace(ad.name, link);
+    }
+    peer->queues = std::move(queues);
+    peer->topics = std::move(hello.topics);
+    peer->hello_seen = true;
+    sender_.peers_changed();
+
+    const bool was_alive = peer->state == PeerState::alive || peer->state == PeerState::suspect;
+    heard(peer);
+    const Steady now = clock_.steady_now();
+    // Answer so that it learns us too; at most once a heartbeat, so two nodes never ping-pong.
+    if (!was_alive || now - peer->last_hello_reply >= options_.heartbeat_interval) {
+        peer->last_hello_reply = now;
+        send_hello(peer);
+    }
+    sender_.pump_all(fresh_now());
+}
+
+void Actor::on_discovery(DiscoveryCmd& cmd) {
+    const ServiceRecord& record = cmd.event.record;
+    if (!record.id.is_nil() && record.id == core_.id) return;
+    if (!record.cluster.empty() && record.cluster != options_.cluster) {
+        drop(Drop::discovery_other_cluster);
+        return;
+    }
+    if (cmd.event.kind == DiscoveryEvent::Kind::lost) {
+        // mDNS never decides liveness; a peer that is also down is forgotten.
+        Peer* peer = peers_.find(record.id);
+        if (peer && peer->state == PeerState::down && !peer->configured) remove_peer(peer);
+        return;
+    }
+    // A record's address becomes an endpoint, like a HELLO's host: an address or nothing.
+    if (!is_ip_literal(record.host) || record.inbox_port == 0) {
+        drop(Drop::discovery_bad_address);
+        return;
+    }
+    const std::string endpoint = endpoint_of(record.host, record.inbox_port);
+    Peer* peer = record.id.is_nil() ? nullptr : peers_.find(record.id);
+    if (!peer) {
+        for (const auto& candidate : peers_.all()) {
+            if (candidate->inbox_endpoint == endpoint) peer = candidate.get();
+        }
+    }
+    const bool configured = record.id.is_nil();
+    if (peer) {
+        if (peer->inbox_endpoint != endpoint && !record.id.is_nil()) {
+            // Same node, new address or port (a changed record): move the link.
+            const bool was_configured = peer->configured;
+            remove_peer(peer);
+            peer = add_peer(record.id, record.host, record.inbox_port, Drop::peer_table_full);
+            if (!peer) return;
+            peer->configured = was_configured;
+            send_hello(peer);
+        }
+        peer->configured = peer->configured || configured;
+        peer->discovered = peer->discovered || !configured;
+        return;
+    }
+    peer = add_peer(record.id, record.host, record.inbox_port, Drop::peer_table_full);
+    if (!peer) return;
+    peer->configured = configured;
+    peer->discovered = !configured;
+    send_hello(peer);
+}
+
+void Actor::flush_acks(Steady now, bool force) {
+    const std::size_t unrouted = receiver_.acks().flush(
+        now, force, [this](const NodeId& sender) { return peers_.find(sender); },
+        [this](Peer* peer, std::span<const MessageId> ids) {
+            send_control(peer, Kind::ack, std::vector<MessageId>(ids.begin(), ids.end()));
+        });
+    if (unrouted > 0) drop(Drop::ack_no_route, unrouted);
+}
+
+}  // namespace peermq::detail
