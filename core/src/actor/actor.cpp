@@ -17,7 +17,6 @@ constexpr int kPeerSendHwm = 20'000;
 constexpr auto kReconnect = std::chrono::milliseconds(100);
 constexpr auto kReconnectMax = std::chrono::milliseconds(250);
 constexpr auto kConnectTimeout = std::chrono::milliseconds(250);
-constexpr int kReceiveHwm = 100'000;
 constexpr std::size_t kCommitRecords = 1000;  // group commit: at most this many records...
 constexpr auto kCommitInterval = std::chrono::milliseconds(2);  // ...or this long
 constexpr auto kCommitRetry = std::chrono::milliseconds(100);
