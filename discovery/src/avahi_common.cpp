@@ -98,7 +98,7 @@ std::string join(const std::vector<std::string>& items, std::string_view separat
 }
 
 void EventRelay::reset(PeerTable table, DiscoverySink sink) {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     table_.emplace(std::move(table));
     sink_ = std::move(sink);
 }
@@ -106,7 +106,7 @@ void EventRelay::reset(PeerTable table, DiscoverySink sink) {
 std::map<std::string, std::uint64_t> EventRelay::ignored() const {
     std::map<std::string, std::uint64_t> out;
     {
-        std::lock_guard lock(mutex_);
+        MutexLock lock(mutex_);
         if (table_) out = table_->ignored();
     }
     if (const std::uint64_t n = callback_errors_.load(std::memory_order_relaxed); n != 0) {
