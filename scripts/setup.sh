@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-    build-essential cmake pkg-config git
+    build-essential cmake pkg-config git clang
     libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libsqlite3-dev sqlite3 libxxhash-dev
     libavahi-client-dev libavahi-core-dev avahi-daemon avahi-utils dbus
     libgtest-dev libgmock-dev libbenchmark-dev
@@ -27,7 +27,7 @@ avahi_daemon_pid() {
 
 summary() {
     echo "setup: cmake $(cmake --version | head -1 | awk '{print $3}')," \
-        "g++ $(g++ -dumpfullversion), libzmq $(pkg-config --modversion libzmq)," \
+        "g++ $(g++ -dumpfullversion), clang++ $(clang++ -dumpversion), libzmq $(pkg-config --modversion libzmq)," \
         "avahi $(pkg-config --modversion avahi-client), sqlite $(pkg-config --modversion sqlite3)"
 }
 

@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # Installs the dependencies, builds peermq with the `ci` preset (warnings are errors) and runs every
 # test: unit, integration, hostile, install, system, fault, fuzz replays, CLI, metrics, examples.
-# Then, on a full run, builds the unit, integration and hostile tests again under AddressSanitizer
-# and UndefinedBehaviorSanitizer (the `asan` preset, with LeakSanitizer) and runs them there too.
-# Arguments go to ctest, and a run with arguments skips the sanitizer pass:
-#   scripts/test.sh              everything, then the sanitizer pass
+# Then, on a full run, compiles the libraries and the tool with clang's thread-safety analysis
+# (the `tsa` preset: which lock guards what, docs/design/threads.md), and builds the unit,
+# integration and hostile tests again under AddressSanitizer and UndefinedBehaviorSanitizer (the
+# `asan` preset, with LeakSanitizer) and runs them there too.
+# Arguments go to ctest, and a run with arguments skips both passes:
+#   scripts/test.sh              everything, then the thread-safety and sanitizer passes
 #   scripts/test.sh -L unit      one label
 #   scripts/test.sh -R Journal   by name
 # PEERMQ_BUILD_DIR overrides the build directory (default: build/ci), PEERMQ_ASAN_BUILD_DIR the
-# sanitizer one (default: build/asan). PEERMQ_SANITIZE=0 skips the sanitizer pass, =1 runs it
-# even with arguments (which it then also gets).
+# sanitizer one (default: build/asan), PEERMQ_TSA_BUILD_DIR the thread-safety one (default:
+# build/tsa). PEERMQ_SANITIZE=0 skips the sanitizer pass, =1 runs it even with arguments (which
+# it then also gets); PEERMQ_TSA=0 skips the thread-safety pass, =1 runs it even with arguments.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${PEERMQ_BUILD_DIR:-$root/build/ci}
 asan_build=${PEERMQ_ASAN_BUILD_DIR:-$root/build/asan}
+tsa_build=${PEERMQ_TSA_BUILD_DIR:-$root/build/tsa}
 sanitize=${PEERMQ_SANITIZE:-$(( $# == 0 ? 1 : 0 ))}
+tsa=${PEERMQ_TSA:-$(( $# == 0 ? 1 : 0 ))}
 cd "$root"
 
 scripts/setup.sh
@@ -23,6 +28,15 @@ cmake --preset ci -B "$build"
 cmake --build "$build" -j2
 status=0
 ctest --test-dir "$build" --output-on-failure --no-tests=error -j2 "$@" || status=$?
+
+if [[ $tsa == 1 ]]; then
+    # A compile-time check: the tests hold no annotated lock, so only the library code is built.
+    echo "test: the libraries and the tool under clang -Wthread-safety ($tsa_build)"
+    cmake --preset tsa -B "$tsa_build" -DPEERMQ_BUILD_TESTS=OFF -DPEERMQ_BUILD_BENCH=OFF \
+        -DPEERMQ_BUILD_EXAMPLES=OFF
+    cmake --build "$tsa_build" -j2 --target peermq_core peermq_discovery peermq_patterns \
+        peermq_metrics peermq_cli || status=$?
+fi
 
 if [[ $sanitize == 1 ]]; then
     echo "test: the unit, integration and hostile tests again under ASan + UBSan ($asan_build)"

@@ -144,7 +144,7 @@ Status Announcement::set(const ServiceRecord& record) {
 }
 
 void EventRelay::reset(PeerTable table, DiscoverySink sink) {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     table_.emplace(std::move(table));
     sink_ = std::move(sink);
 }
@@ -152,7 +152,7 @@ void EventRelay::reset(PeerTable table, DiscoverySink sink) {
 std::map<std::string, std::uint64_t> EventRelay::ignored() const {
     std::map<std::string, std::uint64_t> out;
     {
-        std::lock_guard lock(mutex_);
+        MutexLock lock(mutex_);
         if (table_) out = table_->ignored();
     }
     if (const std::uint64_t n = callback_errors_.load(std::memory_order_relaxed); n != 0) {

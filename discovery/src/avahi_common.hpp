@@ -25,6 +25,7 @@
 #include "peermq/discovery/avahi.hpp"
 #include "peermq/log.hpp"
 #include "peermq/status.hpp"
+#include "util/mutex.hpp"
 
 namespace peermq::detail {
 
@@ -156,7 +157,7 @@ public:
         guard("a table change", [&] {
             std::vector<DiscoveryEvent> events;
             {
-                std::lock_guard lock(mutex_);
+                MutexLock lock(mutex_);
                 if (!table_) return;
                 events = change(*table_);
             }
@@ -178,9 +179,9 @@ private:
     void deliver(const std::vector<DiscoveryEvent>& events);
     void caught(std::string_view callback, std::exception_ptr error) noexcept;
 
-    mutable std::mutex mutex_;
-    std::optional<PeerTable> table_;
-    DiscoverySink sink_;
+    mutable Mutex mutex_;
+    std::optional<PeerTable> table_ PEERMQ_GUARDED_BY(mutex_);
+    DiscoverySink sink_;  // set by reset() before the poll thread starts; then read-only
     std::atomic<std::uint64_t> callback_errors_{0};
 };
 

@@ -9,7 +9,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -19,6 +18,7 @@
 #include "metrics_internal.hpp"
 #include "peermq/log.hpp"
 #include "peermq/metrics.hpp"
+#include "util/mutex.hpp"
 
 namespace peermq {
 namespace {
@@ -139,13 +139,14 @@ struct MetricsServer::State {
     std::string path;
     std::function<NodeStats()> source;
     std::atomic<bool> done{false};
-    std::mutex stop_mutex;
-    bool stopped = false;
+    detail::Mutex stop_mutex;
+    bool stopped PEERMQ_GUARDED_BY(stop_mutex) = false;
     std::atomic<bool> stop_requested{false};  // read by the listening thread: stop_mutex is held
                                               // while stop() joins it
     std::atomic<std::uint64_t> failed_scrapes{0};
-    mutable std::mutex failure_mutex;
-    Status failure;  // why the listening thread ended before stop(); ok otherwise
+    mutable detail::Mutex failure_mutex;
+    // Why the listening thread ended before stop(); ok otherwise.
+    Status failure PEERMQ_GUARDED_BY(failure_mutex);
 
     // Counts and logs a scrape that failed; returns the text for the 500 response.
     std::string scrape_failed(std::exception_ptr error) noexcept {
@@ -181,7 +182,7 @@ struct MetricsServer::State {
             try {
                 PEERMQ_LOG(process_logger(), LogLevel::error, "metrics", "the metrics server died",
                            {"error", ended.message()});
-                std::lock_guard lock(failure_mutex);
+                detail::MutexLock lock(failure_mutex);
                 failure = std::move(ended);
             } catch (...) {
             }
@@ -194,7 +195,7 @@ struct MetricsServer::State {
     // httplib ignores stop() until its accept loop runs, so wait for that loop (it starts at once:
     // the socket already listens) before stopping it.
     void stop() {
-        std::lock_guard lock(stop_mutex);
+        detail::MutexLock lock(stop_mutex);
         if (stopped) return;
         stopped = true;
         stop_requested = true;
@@ -360,7 +361,7 @@ std::uint64_t MetricsServer::failed_scrapes() const noexcept {
 
 Status MetricsServer::status() const {
     if (!state_) return make_error(ErrorCode::closed, "metrics: no server (moved from)");
-    std::lock_guard lock(state_->failure_mutex);
+    detail::MutexLock lock(state_->failure_mutex);
     return state_->failure;
 }
 

@@ -36,7 +36,6 @@
 #include <fstream>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -47,6 +46,7 @@
 #include "peermq/discovery/avahi.hpp"
 #include "platform/interfaces.hpp"
 #include "storage/journal.hpp"
+#include "util/mutex.hpp"
 
 namespace peermq::cli {
 namespace {
@@ -524,22 +524,27 @@ struct BrowseResult {
     std::map<std::string, std::uint64_t> ignored;
 };
 
+// What the backend's thread found so far.
+struct Browsed {
+    detail::Mutex mutex;
+    std::map<NodeId, ServiceRecord> seen PEERMQ_GUARDED_BY(mutex);
+};
+
 // Starts `factory`'s backend without announcing anything and collects what it finds for
 // kBrowseTime.
 Result<BrowseResult> browse(const DiscoveryFactory& factory, const std::string& cluster,
                             Interrupts& interrupts) {
     auto discovery = factory();
     if (!discovery) return discovery.status();
-    std::mutex mutex;
-    std::map<NodeId, ServiceRecord> seen;
+    Browsed browsed;
     ServiceRecord self;
     self.cluster = cluster;  // inbox_port 0: nothing is announced
     Status started = discovery.value()->start(self, [&](DiscoveryEvent event) {
-        std::lock_guard lock(mutex);
+        detail::MutexLock lock(browsed.mutex);
         if (event.kind == DiscoveryEvent::Kind::lost) {
-            seen.erase(event.record.id);
+            browsed.seen.erase(event.record.id);
         } else {
-            seen[event.record.id] = std::move(event.record);
+            browsed.seen[event.record.id] = std::move(event.record);
         }
     });
     if (!started.ok()) return started;
@@ -549,8 +554,8 @@ Result<BrowseResult> browse(const DiscoveryFactory& factory, const std::string& 
     if (interrupted) throw CliError("interrupted", 130);
     BrowseResult result;
     result.ignored = discovery.value()->ignored();
-    std::lock_guard lock(mutex);
-    for (auto& [id, record] : seen) result.peers.push_back(record);
+    detail::MutexLock lock(browsed.mutex);
+    for (auto& [id, record] : browsed.seen) result.peers.push_back(record);
     return result;
 }
 

@@ -10,12 +10,12 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
-#include <mutex>
 #include <sstream>
 #include <stdexcept>
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "util/mutex.hpp"
 
 namespace peermq::cli {
 namespace {
@@ -369,7 +369,7 @@ struct Reception {
     std::uint64_t limit = 0;  // 0 = no limit
     std::atomic<std::uint64_t> handled{0};
     std::atomic<bool> done{false};
-    std::mutex output;
+    detail::Mutex output;  // one handler at a time prints its line
     Wakeup wakeup;
 };
 
@@ -442,7 +442,7 @@ int run_consume(const ConsumeOptionsCli& options) {
         }
         const Message& message = delivery.message();
         {
-            std::lock_guard lock(reception.output);
+            detail::MutexLock lock(reception.output);
             print_line(options.json ? dump(message_json(message, true))
                                     : payload_line(message.payload));
         }
@@ -487,7 +487,7 @@ int run_tap(const TapOptions& options) {
         Json line = options.payload_only ? decode_payload(message.payload).value
                                          : message_json(message, false);
         {
-            std::lock_guard lock(reception.output);
+            detail::MutexLock lock(reception.output);
             if (reception.done) return;
             print_line(dump(line));
             const std::uint64_t handled = ++reception.handled;

@@ -23,7 +23,7 @@ Dispatcher::Dispatcher(std::size_t threads, OutcomeSink sink, const Logger* log)
 Dispatcher::~Dispatcher() { stop(); }
 
 std::uint32_t Dispatcher::add_consumer(ConsumeHandler handler, std::uint32_t concurrency) {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     auto& slot = slots_.emplace_back();
     slot.consume = std::move(handler);
     slot.concurrency = concurrency == 0 ? 1 : concurrency;
@@ -31,7 +31,7 @@ std::uint32_t Dispatcher::add_consumer(ConsumeHandler handler, std::uint32_t con
 }
 
 std::uint32_t Dispatcher::add_subscriber(SubscribeHandler handler) {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     auto& slot = slots_.emplace_back();
     slot.subscribe = std::move(handler);
     return static_cast<std::uint32_t>(slots_.size() - 1);
@@ -49,7 +49,7 @@ void Dispatcher::submit(std::vector<std::pair<std::uint32_t, Job>>& jobs) {
     if (jobs.empty()) return;
     std::size_t newly_ready = 0;
     {
-        std::lock_guard lock(mutex_);
+        MutexLock lock(mutex_);
         if (stopping_) {
             jobs.clear();
             return;
@@ -102,22 +102,22 @@ void Dispatcher::post(std::function<void()> task) {
 }
 
 std::uint64_t Dispatcher::pending(std::uint32_t slot) const {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     return slot < slots_.size() ? slots_[slot].load.jobs.load(std::memory_order_relaxed) : 0;
 }
 
 const SlotLoad& Dispatcher::load(std::uint32_t slot) const {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     return slots_.at(slot).load;
 }
 
 std::uint64_t Dispatcher::handled(std::uint32_t slot) const {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     return slot < slots_.size() ? slots_[slot].handled.load(std::memory_order_relaxed) : 0;
 }
 
 std::uint64_t Dispatcher::handler_errors(std::uint32_t slot) const {
-    std::lock_guard lock(mutex_);
+    MutexLock lock(mutex_);
     return slot < slots_.size() ? slots_[slot].errors.load(std::memory_order_relaxed) : 0;
 }
 
@@ -141,7 +141,7 @@ void Dispatcher::caught(std::string_view where, std::exception_ptr error) noexce
 
 void Dispatcher::stop() {
     {
-        std::lock_guard lock(mutex_);
+        MutexLock lock(mutex_);
         if (stopping_ && threads_.empty()) return;
         stopping_ = true;
         for (auto& slot : slots_) {
@@ -161,7 +161,7 @@ void Dispatcher::stop() {
     std::vector<ConsumeHandler> consumers;
     std::vector<SubscribeHandler> subscribers;
     {
-        std::lock_guard lock(mutex_);
+        MutexLock lock(mutex_);
         for (auto& slot : slots_) {
             if (slot.consume) consumers.push_back(std::move(slot.consume));
             if (slot.subscribe) subscribers.push_back(std::move(slot.subscribe));
@@ -187,9 +187,9 @@ void Dispatcher::run() {
 void Dispatcher::serve() {
     std::vector<Job> batch;
     batch.reserve(kBatch);
-    std::unique_lock lock(mutex_);
+    MutexLock lock(mutex_);
     for (;;) {
-        wake_.wait(lock, [&] { return stopping_ || !ready_.empty(); });
+        while (!stopping_ && ready_.empty()) wake_.wait(lock);
         if (stopping_) return;
         const std::uint32_t index = ready_.front();
         ready_.pop_front();
@@ -259,7 +259,7 @@ void Dispatcher::serve() {
 void Dispatcher::emit(HandlerOutcome&& outcome) {
     bool wake;
     {
-        std::lock_guard lock(outbox_mutex_);
+        SpinLockGuard lock(outbox_mutex_);
         outbox_.push_back(std::move(outcome));
         wake = !woken_;
         woken_ = true;
@@ -270,7 +270,7 @@ void Dispatcher::emit(HandlerOutcome&& outcome) {
     } catch (...) {
         // The actor was not woken: let the next outcome try again.
         {
-            std::lock_guard lock(outbox_mutex_);
+            SpinLockGuard lock(outbox_mutex_);
             woken_ = false;
         }
         caught("the outcome sink", std::current_exception());
@@ -279,7 +279,7 @@ void Dispatcher::emit(HandlerOutcome&& outcome) {
 
 void Dispatcher::take_outcomes(std::vector<HandlerOutcome>& out) {
     out.clear();
-    std::lock_guard lock(outbox_mutex_);
+    SpinLockGuard lock(outbox_mutex_);
     out.swap(outbox_);
     woken_ = false;
 }

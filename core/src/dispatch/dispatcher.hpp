@@ -12,13 +12,11 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +26,7 @@
 
 #include "peermq/log.hpp"
 #include "peermq/message.hpp"
+#include "util/mutex.hpp"
 #include "util/ring.hpp"
 #include "util/spin_lock.hpp"
 
@@ -104,6 +103,10 @@ public:
     void stop();
 
 private:
+    // Reached through slots_, under mutex_: running, ready and jobs are read and written only
+    // with it held (the analysis cannot name the dispatcher's mutex from here). The handler and
+    // concurrency are set under it before the slot's first job, and cleared by stop() once no
+    // pool thread runs; the pool threads call the handler without the lock.
     struct Slot {
         ConsumeHandler consume;
         SubscribeHandler subscribe;
@@ -118,7 +121,7 @@ private:
 
     void run();
     void serve();
-    void make_ready_locked(std::uint32_t index);
+    void make_ready_locked(std::uint32_t index) PEERMQ_REQUIRES(mutex_);
     // Runs one job; for a queue handler, its outcome.
     std::optional<HandlerOutcome> execute(std::uint32_t index, Slot& slot, Job& job);
     void emit(HandlerOutcome&& outcome);
@@ -128,18 +131,20 @@ private:
     OutcomeSink sink_;
     const Logger& log_;
     std::atomic<std::uint64_t> thread_errors_{0};
-    mutable std::mutex mutex_;
-    std::condition_variable wake_;
-    std::deque<Slot> slots_;  // deque: stable addresses as slots are added
-    std::deque<std::uint32_t> ready_;
-    bool stopping_ = false;
+    mutable Mutex mutex_;
+    CondVar wake_;
+    // A deque: stable addresses as slots are added.
+    std::deque<Slot> slots_ PEERMQ_GUARDED_BY(mutex_);
+    std::deque<std::uint32_t> ready_ PEERMQ_GUARDED_BY(mutex_);
+    bool stopping_ PEERMQ_GUARDED_BY(mutex_) = false;
     std::atomic<std::uint64_t> unfinished_{0};  // every slot's outstanding jobs
     std::atomic<std::uint32_t> busy_{0};        // threads running a batch, emits included
     std::uint32_t task_slot_ = 0;
-    SpinLock outbox_mutex_;               // held to push one outcome or to swap them all out
-    std::vector<HandlerOutcome> outbox_;  // outbox_mutex_
-    bool woken_ = false;  // outbox_mutex_: the sink ran since the last take_outcomes()
-    std::vector<std::thread> threads_;
+    SpinLock outbox_mutex_;  // held to push one outcome or to swap them all out
+    std::vector<HandlerOutcome> outbox_ PEERMQ_GUARDED_BY(outbox_mutex_);
+    // The sink ran since the last take_outcomes().
+    bool woken_ PEERMQ_GUARDED_BY(outbox_mutex_) = false;
+    std::vector<std::thread> threads_;  // the owner's: started by the constructor, joined by stop()
 };
 
 }  // namespace peermq::detail

@@ -10,7 +10,6 @@
 
 #include <cerrno>
 #include <cstdint>
-#include <mutex>
 #include <system_error>
 #include <vector>
 
@@ -31,7 +30,7 @@ public:
     void push(T item) {
         bool wake;
         {
-            std::lock_guard lock(mutex_);
+            SpinLockGuard lock(mutex_);
             wake = items_.empty();
             items_.push_back(std::move(item));
         }
@@ -44,7 +43,7 @@ public:
         std::uint64_t value;
         [[maybe_unused]] auto n = ::read(fd_, &value, sizeof value);
         out.clear();
-        std::lock_guard lock(mutex_);
+        SpinLockGuard lock(mutex_);
         out.swap(items_);
     }
 
@@ -58,7 +57,7 @@ private:
 
     int fd_;
     SpinLock mutex_;
-    std::vector<T> items_;
+    std::vector<T> items_ PEERMQ_GUARDED_BY(mutex_);
 };
 
 }  // namespace peermq::detail

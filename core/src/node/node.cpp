@@ -5,10 +5,10 @@
 
 #include "actor/actor.hpp"
 #include "admin/control_server.hpp"
+#include "node/node_core.hpp"
 #include "platform/data_dir_lock.hpp"
 #include "platform/interfaces.hpp"
 #include "storage/journal.hpp"
-#include "node/node_core.hpp"
 
 namespace peermq {
 namespace detail {
@@ -241,7 +241,7 @@ Status NodeCore::start() {
             close();
             return started;
         }
-        std::lock_guard lock(discovery_mutex_);
+        MutexLock lock(discovery_mutex_);
         discoveries_.push_back(std::move(discovery));
     }
     if (const std::string endpoint = control_endpoint_of(options); !endpoint.empty()) {
@@ -251,9 +251,12 @@ Status NodeCore::start() {
     }
     if (log.enabled(LogLevel::info)) {
         std::string backends = records.empty() ? "" : "static";
-        for (const auto& discovery : discoveries_) {
-            if (!backends.empty()) backends += ',';
-            backends += discovery->backend();
+        {
+            MutexLock lock(discovery_mutex_);
+            for (const auto& discovery : discoveries_) {
+                if (!backends.empty()) backends += ',';
+                backends += discovery->backend();
+            }
         }
         log.write(LogLevel::info, "node", "node started",
                   {{"id", id},
@@ -267,10 +270,13 @@ Status NodeCore::start() {
 }
 
 Status NodeCore::close_flushing(std::chrono::milliseconds flush_timeout) {
-    std::lock_guard lock(close_mutex_);
+    MutexLock lock(close_mutex_);
     if (closed_.exchange(true)) return close_status_;
     if (control) control->stop();
-    for (auto& discovery : discoveries_) discovery->stop();
+    {
+        MutexLock discovery_lock(discovery_mutex_);
+        for (auto& discovery : discoveries_) discovery->stop();
+    }
     // The actor carries out what is still in its mailbox and waits for the handler calls already
     // queued (Actor::drain_handlers); the dispatcher stops after it.
     const bool ran = actor_thread_.joinable();
@@ -284,7 +290,7 @@ Status NodeCore::close_flushing(std::chrono::milliseconds flush_timeout) {
     data_dir_lock_.reset();  // the journal is closed
     wake_senders();
     {
-        std::lock_guard discovery_lock(discovery_mutex_);
+        MutexLock discovery_lock(discovery_mutex_);
         discoveries_.clear();
     }
     return close_status_;
@@ -301,7 +307,7 @@ Result<std::uint32_t> NodeCore::declare_queue(const std::string& name, const Que
     if (Status valid = validate(opts, name); !valid.ok()) return valid;
     std::uint32_t index;
     {
-        std::lock_guard lock(queues_mutex_);
+        MutexLock lock(queues_mutex_);
         auto it = queue_index_.find(name);
         if (it == queue_index_.end()) {
             if (queues_.size() >= kQueueChunks * kQueueChunkSize) {
@@ -341,14 +347,14 @@ Result<std::uint32_t> NodeCore::declare_queue(const std::string& name, const Que
 Result<std::uint32_t> NodeCore::find_or_declare_queue(const std::string& name,
                                                       const QueueOptions& defaults) {
     {
-        std::lock_guard lock(queues_mutex_);
+        MutexLock lock(queues_mutex_);
         if (auto it = queue_index_.find(name); it != queue_index_.end()) return it->second;
     }
     return declare_queue(name, defaults);
 }
 
 std::map<std::string, std::uint64_t> NodeCore::discovery_ignored() const {
-    std::lock_guard lock(discovery_mutex_);
+    MutexLock lock(discovery_mutex_);
     std::map<std::string, std::uint64_t> out;
     for (const auto& discovery : discoveries_) {
         for (const auto& [reason, count] : discovery->ignored()) out[reason] += count;
@@ -357,28 +363,31 @@ std::map<std::string, std::uint64_t> NodeCore::discovery_ignored() const {
 }
 
 void NodeCore::fail(Status failure) {
-    std::lock_guard lock(failure_mutex_);
-    if (failed_.load(std::memory_order_relaxed)) return;
-    failure_ = std::move(failure);
-    failed_.store(true, std::memory_order_release);
-    // A send() blocked on a full queue would wait for room the actor no longer makes.
+    {
+        MutexLock lock(failure_mutex_);
+        if (failed_.load(std::memory_order_relaxed)) return;
+        failure_ = std::move(failure);
+        failed_.store(true, std::memory_order_release);
+    }
+    // A send() blocked on a full queue would wait for room the actor no longer makes. After the
+    // lock: that send() reads the failure under its queue's mutex, which wake_senders() takes.
     wake_senders();
 }
 
 void NodeCore::wake_senders() {
     {
-        std::lock_guard queues_lock(queues_mutex_);
+        MutexLock queues_lock(queues_mutex_);
         for (auto& q : queues_) {
-            std::lock_guard q_lock(q->mutex);
+            MutexLock q_lock(q->mutex);
             q->room.notify_all();
         }
     }
-    std::lock_guard backlog_lock(backlog.mutex);
+    MutexLock backlog_lock(backlog.mutex);
     backlog.room.notify_all();
 }
 
 Status NodeCore::failure() const {
-    std::lock_guard lock(failure_mutex_);
+    MutexLock lock(failure_mutex_);
     return failure_;
 }
 
@@ -390,14 +399,14 @@ Status NodeCore::serving() const {
 
 void NodeCore::set_storage_error(Status status) {
     if (status.ok() && !storage_failed_.load(std::memory_order_relaxed)) return;
-    std::lock_guard lock(storage_mutex_);
+    MutexLock lock(storage_mutex_);
     storage_failed_.store(!status.ok(), std::memory_order_relaxed);
     storage_error_ = std::move(status);
 }
 
 Status NodeCore::storage_error() const {
     if (!storage_failed_.load(std::memory_order_relaxed)) return {};
-    std::lock_guard lock(storage_mutex_);
+    MutexLock lock(storage_mutex_);
     return storage_error_;
 }
 
@@ -563,7 +572,7 @@ Status wait_for_journal(NodeCore& core, QueueShared& q, const std::string& name)
         return make_error(ErrorCode::queue_full, behind("is behind"));
     }
     const auto timeout = std::chrono::milliseconds(q.block_timeout_ms.load());
-    std::unique_lock lock(backlog.mutex);
+    MutexLock lock(backlog.mutex);
     backlog.waiting.fetch_add(1);
     const bool room = backlog.room.wait_for(
         lock, timeout, [&] { return !core.serving().ok() || !backlog.full(max); });
@@ -598,7 +607,7 @@ Result<MessageId> admit(NodeCore& core, std::uint32_t index, const std::string& 
                                                              "' holds its max_length of " +
                                                              std::to_string(max) + " messages");
             case OverflowPolicy::block: {
-                std::unique_lock lock(q.mutex);
+                MutexLock lock(q.mutex);
                 const auto timeout = std::chrono::milliseconds(q.block_timeout_ms.load());
                 const bool room = q.room.wait_for(lock, timeout, [&] {
                     return !core.serving().ok() ||

@@ -6,12 +6,10 @@
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <future>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -23,6 +21,7 @@
 #include "dispatch/dispatcher.hpp"
 #include "dispatch/mailbox.hpp"
 #include "peermq/node.hpp"
+#include "util/mutex.hpp"
 
 namespace peermq::detail {
 
@@ -50,14 +49,17 @@ struct QueueShared {
     std::atomic<bool> reliable{true};         // acks, so send_confirmed can tell the outcome
     std::atomic<bool> journaled{false};       // reliable, with a journal that is not `memory`
     std::atomic<std::size_t> outstanding{0};
-    std::mutex mutex;  // with room: lets a blocked send() sleep until the actor frees space
-    std::condition_variable room;
+    // With room: lets a blocked send() sleep until the actor frees space. Guards no data (the
+    // counts are atomic): notifying under it means a send() that found the queue full is either
+    // already waiting or sees the new count.
+    Mutex mutex;
+    CondVar room;
 
     // Called by the actor when `n` messages leave the queue (acked, sent best-effort, dead).
     void release(std::size_t n) {
         const std::size_t before = outstanding.fetch_sub(n, std::memory_order_acq_rel);
         if (before >= max_length.load(std::memory_order_relaxed)) {
-            std::lock_guard lock(mutex);
+            MutexLock lock(mutex);
             room.notify_all();
         }
     }
@@ -76,8 +78,8 @@ struct JournalBacklog {
     std::atomic<std::size_t> records{0};
     std::atomic<bool> too_old{false};
     std::atomic<std::size_t> waiting{0};
-    std::mutex mutex;
-    std::condition_variable room;
+    Mutex mutex;  // with room, like QueueShared's: guards no data
+    CondVar room;
 
     bool full(std::size_t max) const {
         return too_old.load() || queued.load() + records.load() >= max;
@@ -149,21 +151,25 @@ public:
     // Stops everything. Ok, or the storage error saying how many messages handed to send() could
     // not be written to the journal (retried for up to `flush_timeout`); later calls return the
     // first call's result.
-    Status close_flushing(std::chrono::milliseconds flush_timeout);
+    Status close_flushing(std::chrono::milliseconds flush_timeout) PEERMQ_EXCLUDES(close_mutex_);
     void close() { (void)close_flushing({}); }  // a loss is logged at error by the actor
-    // Set by the actor as it stops: what close() returns.
-    void set_close_status(Status status) { close_status_ = std::move(status); }
+    // Set by the actor as it stops: what close() returns. Without close_mutex_: close() holds
+    // it while it joins the actor, and the join orders this write before close() reads it.
+    void set_close_status(Status status) PEERMQ_NO_THREAD_SAFETY_ANALYSIS {
+        close_status_ = std::move(status);
+    }
 
     bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
     // The actor failed (an exception escaped its loop): the node serves no more, and every
     // operation reports why. close() still stops it.
-    void fail(Status failure);
+    void fail(Status failure) PEERMQ_EXCLUDES(failure_mutex_);
     bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
-    Status failure() const;
+    Status failure() const PEERMQ_EXCLUDES(failure_mutex_);
     // Ok while the node serves; else why not (closed, or its failure).
     Status serving() const;
-    // Wakes every send() waiting for room (in a queue or in the journal): it rechecks.
-    void wake_senders();
+    // Wakes every send() waiting for room (in a queue or in the journal): it rechecks. Not
+    // under failure_mutex_: a waiting send() checks failed() under its queue's mutex.
+    void wake_senders() PEERMQ_EXCLUDES(queues_mutex_, failure_mutex_);
     void post(Command command) { mailbox_.push(std::move(command)); }
     // Runs fn on the actor and waits for its result; `closed` if the node stops first.
     template <typename T>
@@ -206,31 +212,35 @@ private:
     friend class Actor;
 
     std::atomic<bool> closed_{false};
-    std::mutex close_mutex_;
-    Status close_status_;  // close_mutex_, and the actor thread while close() joins it
-    mutable std::mutex discovery_mutex_;  // discoveries_ vs. stats() readers
+    Mutex close_mutex_;
+    // Also written by the actor thread while close() holds the mutex and joins it.
+    Status close_status_ PEERMQ_GUARDED_BY(close_mutex_);
+    mutable Mutex discovery_mutex_;  // discoveries_ vs. stats() readers
+    // start() and close() run on one thread at a time: start() before the node is shared,
+    // close() under close_mutex_.
     std::unique_ptr<Actor> actor_;
     std::thread actor_thread_;
-    std::vector<std::unique_ptr<Discovery>> discoveries_;
+    std::vector<std::unique_ptr<Discovery>> discoveries_ PEERMQ_GUARDED_BY(discovery_mutex_);
     std::unique_ptr<DataDirLock> data_dir_lock_;  // held from start() to the end of close()
 
-    std::mutex queues_mutex_;
-    std::vector<std::unique_ptr<QueueShared>> queues_;
-    std::unordered_map<std::string, std::uint32_t> queue_index_;
+    Mutex queues_mutex_;
+    std::vector<std::unique_ptr<QueueShared>> queues_ PEERMQ_GUARDED_BY(queues_mutex_);
+    std::unordered_map<std::string, std::uint32_t> queue_index_ PEERMQ_GUARDED_BY(queues_mutex_);
     // send() looks its queue up on every call: queue_shared() reads these without the mutex.
     // Chunks of pointers, published with release stores, never moved or freed before the node.
     static constexpr std::size_t kQueueChunkSize = 256;
     static constexpr std::size_t kQueueChunks = 4096;
     std::array<std::atomic<std::atomic<QueueShared*>*>, kQueueChunks> queue_chunks_{};
-    std::vector<std::unique_ptr<std::atomic<QueueShared*>[]>> owned_chunks_;  // queues_mutex_
+    std::vector<std::unique_ptr<std::atomic<QueueShared*>[]>> owned_chunks_
+        PEERMQ_GUARDED_BY(queues_mutex_);
 
     std::atomic<bool> failed_{false};
-    mutable std::mutex failure_mutex_;
-    Status failure_;
+    mutable Mutex failure_mutex_;
+    Status failure_ PEERMQ_GUARDED_BY(failure_mutex_);
 
-    mutable std::mutex storage_mutex_;
+    mutable Mutex storage_mutex_;
     std::atomic<bool> storage_failed_{false};
-    Status storage_error_;
+    Status storage_error_ PEERMQ_GUARDED_BY(storage_mutex_);
 };
 
 template <typename T>

@@ -1,4 +1,5 @@
-// TimerWheel: one hashed timing wheel holding every retry and timeout deadline of a node.
+// TimerWheel: one hashed timing wheel holding the retry (backoff) deadlines of a node. Ack
+// deadlines are not here: they are a FIFO per queue (docs/spec/reliability.md §13).
 //
 // A fixed tick (e.g. 1 ms) and a fixed number of slots (e.g. 4096); a deadline lands in slot
 // (tick number mod slots) and remembers its absolute tick, so deadlines more than one revolution

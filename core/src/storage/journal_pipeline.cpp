@@ -4,6 +4,8 @@
 #include <atomic>
 #include <string>
 
+#include "util/mutex.hpp"
+
 namespace peermq::detail {
 
 // The thread that runs Journal::write_batch. It is handed one batch at a time and calls
@@ -16,7 +18,7 @@ public:
 
     ~Writer() {
         {
-            std::lock_guard lock(mutex_);
+            MutexLock lock(mutex_);
             stop_ = true;
         }
         wake_.notify_all();
@@ -25,7 +27,7 @@ public:
 
     void submit(std::unique_ptr<Journal::Batch> batch) {
         {
-            std::lock_guard lock(mutex_);
+            MutexLock lock(mutex_);
             todo_ = std::move(batch);
             finished_ = false;
         }
@@ -35,8 +37,8 @@ public:
     // The finished batch and its status: waits for the batch in flight when `block`, else
     // nullopt while it runs.
     std::optional<std::pair<std::unique_ptr<Journal::Batch>, Status>> finished(bool block) {
-        std::unique_lock lock(mutex_);
-        if (block) wake_.wait(lock, [this] { return finished_; });
+        MutexLock lock(mutex_);
+        while (block && !finished_) wake_.wait(lock);
         if (!finished_) return std::nullopt;
         finished_ = false;
         return std::make_pair(std::move(done_), std::move(status_));
@@ -46,9 +48,9 @@ public:
 
 private:
     void run() {
-        std::unique_lock lock(mutex_);
+        MutexLock lock(mutex_);
         for (;;) {
-            wake_.wait(lock, [this] { return stop_ || todo_ != nullptr; });
+            while (!stop_ && todo_ == nullptr) wake_.wait(lock);
             if (!todo_) return;  // stopping, nothing left to write
             auto batch = std::move(todo_);
             lock.unlock();
@@ -83,13 +85,13 @@ private:
 
     Journal& journal_;
     std::function<void()> on_done_;
-    std::mutex mutex_;
-    std::condition_variable wake_;
-    std::unique_ptr<Journal::Batch> todo_;  // mutex_
-    std::unique_ptr<Journal::Batch> done_;  // mutex_
-    Status status_;                         // mutex_
-    bool finished_ = false;                 // mutex_
-    bool stop_ = false;                     // mutex_
+    Mutex mutex_;
+    CondVar wake_;
+    std::unique_ptr<Journal::Batch> todo_ PEERMQ_GUARDED_BY(mutex_);
+    std::unique_ptr<Journal::Batch> done_ PEERMQ_GUARDED_BY(mutex_);
+    Status status_ PEERMQ_GUARDED_BY(mutex_);
+    bool finished_ PEERMQ_GUARDED_BY(mutex_) = false;
+    bool stop_ PEERMQ_GUARDED_BY(mutex_) = false;
     std::atomic<std::uint64_t> errors_{0};
     std::thread thread_;
 };
