@@ -8,10 +8,12 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "metrics_internal.hpp"
+#include "observability/stats_fields.hpp"
 #include "peermq/metrics.hpp"
 
 namespace peermq {
@@ -168,32 +170,6 @@ private:
     std::string out_;
 };
 
-struct ChannelCounter {
-    std::string_view field;
-    std::string_view help;
-    std::uint64_t ChannelStats::*member;
-};
-
-constexpr ChannelCounter kChannelCounters[] = {
-    {"sent", "Messages handed to the transport, each attempt counted once.", &ChannelStats::sent},
-    {"received", "Messages accepted from the transport.", &ChannelStats::received},
-    {"delivered", "Handler calls.", &ChannelStats::delivered},
-    {"handler_errors", "Handler calls that threw (a nack with the error text).",
-     &ChannelStats::handler_errors},
-    {"acked", "Messages acknowledged by a consumer.", &ChannelStats::acked},
-    {"nacked", "Negative acknowledgements received.", &ChannelStats::nacked},
-    {"retried", "Sends after the first attempt.", &ChannelStats::retried},
-    {"redelivered", "Messages moved off a consumer that went down.", &ChannelStats::redelivered},
-    {"expired", "Messages whose time to live ran out.", &ChannelStats::expired},
-    {"dead_lettered", "Messages moved to the dead-letter journal.", &ChannelStats::dead_lettered},
-    {"duplicates", "Messages dropped by the dedupe window.", &ChannelStats::duplicates},
-};
-
-constexpr ChannelCounter kChannelGauges[] = {
-    {"in_flight", "Messages sent and not yet acked.", &ChannelStats::in_flight},
-    {"depth", "Messages waiting for a consumer or for credit.", &ChannelStats::depth},
-};
-
 // One histogram bucket per LatencyHistogram bucket except the open-ended last one, which only the
 // +Inf bucket covers. Bucket i holds [2^i, 2^(i+1)) µs, so le = 2^(i+1) µs bounds it from above.
 void write_histogram(Writer& w, std::string_view name, std::initializer_list<Label> labels,
@@ -213,30 +189,30 @@ void write_histogram(Writer& w, std::string_view name, std::initializer_list<Lab
     w.sample_double(name, "_sum", labels, static_cast<double>(h.sum_us) / 1e6);
 }
 
-void write_channels(Writer& w, std::string_view node, std::string_view kind,
-                    const std::map<std::string, ChannelStats>& channels, bool histogram) {
+// The families of the channel fields (detail::kChannelStatsFields), each with a sample per queue
+// or topic: `prefix` is peermq_queue or peermq_topic, `label` names the channel.
+void write_channels(Writer& w, std::string_view node, std::string_view prefix,
+                    std::string_view label, const std::map<std::string, ChannelStats>& channels,
+                    bool latency) {
     if (channels.empty()) return;
-    const std::string prefix = "peermq_" + std::string(kind) + "_";
-    for (const auto& counter : kChannelCounters) {
-        const std::string name = prefix + std::string(counter.field);
-        w.family(name, "counter", counter.help);
-        for (const auto& [channel, stats] : channels) {
-            w.sample(name, "_total", {{"node", node}, {kind, channel}}, stats.*counter.member);
+    detail::for_each_stats_field<ChannelStats>([&](const auto& field) {
+        const std::string name = std::string(prefix) + "_" + std::string(field.metric);
+        using Value = typename std::decay_t<decltype(field)>::value_type;
+        if constexpr (std::is_same_v<Value, LatencyHistogram>) {
+            if (!latency) return;
+            w.family(name, "histogram", field.help, "seconds");
+            for (const auto& [channel, stats] : channels) {
+                write_histogram(w, name, {{"node", node}, {label, channel}}, stats.*field.member);
+            }
+        } else {
+            const bool counter = field.kind == detail::StatsKind::counter;
+            w.family(name, counter ? "counter" : "gauge", field.help);
+            for (const auto& [channel, stats] : channels) {
+                w.sample(name, counter ? "_total" : "", {{"node", node}, {label, channel}},
+                         stats.*field.member);
+            }
         }
-    }
-    for (const auto& gauge : kChannelGauges) {
-        const std::string name = prefix + std::string(gauge.field);
-        w.family(name, "gauge", gauge.help);
-        for (const auto& [channel, stats] : channels) {
-            w.sample(name, "", {{"node", node}, {kind, channel}}, stats.*gauge.member);
-        }
-    }
-    if (!histogram) return;
-    const std::string name = prefix + "ack_latency_seconds";
-    w.family(name, "histogram", "Time from a message's last send to its ack.", "seconds");
-    for (const auto& [channel, stats] : channels) {
-        write_histogram(w, name, {{"node", node}, {kind, channel}}, stats.ack_latency);
-    }
+    });
 }
 
 constexpr PeerState kPeerStates[] = {PeerState::connecting, PeerState::alive, PeerState::suspect,
@@ -262,12 +238,14 @@ std::vector<PeerLabels> peer_labels(const std::vector<PeerInfo>& peers) {
     return out;
 }
 
-void write_peers(Writer& w, std::string_view node, const std::vector<PeerInfo>& peers) {
-    w.family("peermq_peers", "gauge", "Known peers by state.");
+// `name` and `help`: the family counting the peers in each state.
+void write_peers(Writer& w, std::string_view node, std::string_view name, std::string_view help,
+                 const std::vector<PeerInfo>& peers) {
+    w.family(name, "gauge", help);
     for (const PeerState state : kPeerStates) {
         std::uint64_t n = 0;
         for (const auto& p : peers) n += p.state == state ? 1 : 0;
-        w.sample("peermq_peers", "", {{"node", node}, {"state", to_string(state)}}, n);
+        w.sample(name, "", {{"node", node}, {"state", to_string(state)}}, n);
     }
     const auto labelled = peer_labels(peers);
     if (labelled.empty()) return;
@@ -310,12 +288,28 @@ void write_peers(Writer& w, std::string_view node, const std::vector<PeerInfo>& 
 }
 
 void write_reasons(Writer& w, std::string_view node, std::string_view name, std::string_view help,
-                   const std::map<std::string, std::uint64_t>& reasons,
-                   std::string_view label = "reason") {
+                   const std::map<std::string, std::uint64_t>& reasons, std::string_view label) {
     if (reasons.empty()) return;
     w.family(name, "counter", help);
     for (const auto& [reason, count] : reasons) {
         w.sample(name, "_total", {{"node", node}, {label, reason}}, count);
+    }
+}
+
+template <typename Field>
+void write_node_field(Writer& w, std::string_view node, const Field& field,
+                      const typename Field::value_type& value) {
+    using Value = typename Field::value_type;
+    if constexpr (std::is_same_v<Value, std::map<std::string, ChannelStats>>) {
+        write_channels(w, node, field.metric, field.label, value, field.latency);
+    } else if constexpr (std::is_same_v<Value, std::vector<PeerInfo>>) {
+        write_peers(w, node, field.metric, field.help, value);
+    } else if constexpr (std::is_same_v<Value, std::map<std::string, std::uint64_t>>) {
+        write_reasons(w, node, field.metric, field.help, value, field.label);
+    } else if constexpr (std::is_same_v<Value, std::uint64_t>) {
+        const bool counter = field.kind == detail::StatsKind::counter;
+        w.family(field.metric, counter ? "counter" : "gauge", field.help);
+        w.sample(field.metric, counter ? "_total" : "", {{"node", node}}, value);
     }
 }
 
@@ -338,23 +332,28 @@ std::string render_metrics(const NodeStats& stats, MetricsFormat format) {
     w.family("peermq_node_info", "gauge", "Always 1; names the node and its id.");
     w.sample("peermq_node_info", "", {{"node", node}, {"node_id", node_id}}, 1);
 
-    write_channels(w, node, "queue", stats.queues, /*histogram=*/true);
-    // Topics are best effort and never acked: no ack-latency histogram.
-    write_channels(w, node, "topic", stats.topics, /*histogram=*/false);
-    write_peers(w, node, stats.peers);
-
-    w.family("peermq_bad_frames", "counter", "Frames dropped as malformed (frame.* and hello.*).");
-    w.sample("peermq_bad_frames", "_total", {{"node", node}}, stats.bad_frames);
-    w.family("peermq_journal_uncommitted", "gauge",
-             "Journal records accepted but not yet committed (lost in a crash now).");
-    w.sample("peermq_journal_uncommitted", "", {{"node", node}}, stats.uncommitted);
-    write_reasons(w, node, "peermq_dropped", "Frames and messages not delivered, by reason.",
-                  stats.dropped);
-    write_reasons(w, node, "peermq_discovery_ignored", "Discovery records ignored, by reason.",
-                  stats.discovery_ignored);
-    write_reasons(w, node, "peermq_thread_errors",
-                  "Exceptions caught at the top of a thread of the node, by where.",
-                  stats.thread_errors, "where");
+    // The families of the node's fields (detail::kNodeStatsFields), in groups: per channel, per
+    // peer, the node's own counters and gauges, then the counts by reason.
+    constexpr auto group_of = [](detail::StatsKind kind) {
+        switch (kind) {
+            case detail::StatsKind::channels: return 0;
+            case detail::StatsKind::peers: return 1;
+            case detail::StatsKind::counter:
+            case detail::StatsKind::gauge: return 2;
+            case detail::StatsKind::by_reason: return 3;
+            case detail::StatsKind::identity:   // the labels of peermq_node_info
+            case detail::StatsKind::histogram:  // per channel only
+            case detail::StatsKind::omitted:    // what a control reply left out
+                return -1;
+        }
+        return -1;
+    };
+    for (int group = 0; group <= 3; ++group) {
+        detail::for_each_stats_field<NodeStats>([&](const auto& field) {
+            if (group_of(field.kind) != group) return;
+            write_node_field(w, node, field, stats.*field.member);
+        });
+    }
     return w.finish();
 }
 

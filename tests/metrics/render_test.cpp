@@ -6,11 +6,13 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "metrics_internal.hpp"
 #include "peermq/metrics.hpp"
 #include "support/process.hpp"
+#include "support/stats_values.hpp"
 
 namespace {
 
@@ -109,6 +111,75 @@ TEST(RenderMetrics, PrometheusTextNamesCountersWithTotalAndHasNoEof) {
     EXPECT_TRUE(has_line(text, "# TYPE peermq_queue_ack_latency_seconds histogram"));
     EXPECT_EQ(text.find("# EOF"), std::string::npos);
     EXPECT_EQ(text.find("# UNIT"), std::string::npos);
+}
+
+// Every field of the stats table (core/src/observability/stats_fields.hpp) that has a metric is
+// a family of that name, type and help text, whose samples hold the field's values; a field
+// added to the table is exported without a change to the renderer.
+TEST(RenderMetrics, EveryFieldOfTheStatsTableIsAFamilyWithItsHelpAndValues) {
+    namespace detail = peermq::detail;
+    using detail::StatsKind;
+    const peermq::NodeStats stats = peermq::testing::distinct_node_stats();
+    const std::string text = peermq::render_metrics(stats, MetricsFormat::prometheus);
+    const std::string node = "{node=\"" + stats.name + "\"";
+    auto expect_family = [&](const std::string& family, const std::string& type,
+                             std::string_view help) {
+        const std::string meta = type == "counter" ? family + "_total" : family;
+        EXPECT_TRUE(has_line(text, "# HELP " + meta + " " + std::string(help))) << meta;
+        EXPECT_TRUE(has_line(text, "# TYPE " + meta + " " + type)) << meta;
+    };
+    auto type_of = [](StatsKind kind) { return kind == StatsKind::counter ? "counter" : "gauge"; };
+    auto suffix_of = [](StatsKind kind) { return kind == StatsKind::counter ? "_total" : ""; };
+
+    detail::for_each_stats_field<peermq::NodeStats>([&](const auto& field) {
+        const auto& value = stats.*field.member;
+        using Value = std::decay_t<decltype(value)>;
+        const std::string metric(field.metric);
+        if (field.kind == StatsKind::identity || field.kind == StatsKind::omitted) {
+            EXPECT_TRUE(lines_starting(text, "peermq_" + std::string(field.name)).empty());
+            return;
+        }
+        if constexpr (std::is_same_v<Value, std::uint64_t>) {
+            expect_family(metric, type_of(field.kind), field.help);
+            EXPECT_TRUE(has_line(
+                text, metric + suffix_of(field.kind) + node + "} " + std::to_string(value)))
+                << metric;
+        } else if constexpr (std::is_same_v<Value, std::map<std::string, std::uint64_t>>) {
+            expect_family(metric, "counter", field.help);
+            for (const auto& [key, count] : value) {
+                EXPECT_TRUE(has_line(text, metric + "_total" + node + "," +
+                                               std::string(field.label) + "=\"" + key + "\"} " +
+                                               std::to_string(count)))
+                    << metric;
+            }
+        } else if constexpr (std::is_same_v<Value, std::vector<peermq::PeerInfo>>) {
+            expect_family(metric, "gauge", field.help);
+        } else if constexpr (std::is_same_v<Value, std::map<std::string, peermq::ChannelStats>>) {
+            ASSERT_FALSE(value.empty());
+            const auto& [channel, channel_stats] = *value.begin();
+            const std::string labels =
+                node + "," + std::string(field.label) + "=\"" + channel + "\"} ";
+            detail::for_each_stats_field<peermq::ChannelStats>([&](const auto& counter) {
+                const std::string family = metric + "_" + std::string(counter.metric);
+                const auto& count = channel_stats.*counter.member;
+                if constexpr (std::is_same_v<std::decay_t<decltype(count)>, std::uint64_t>) {
+                    expect_family(family, type_of(counter.kind), counter.help);
+                    EXPECT_TRUE(has_line(
+                        text, family + suffix_of(counter.kind) + labels + std::to_string(count)))
+                        << family;
+                } else if (field.latency) {
+                    expect_family(family, "histogram", counter.help);
+                    EXPECT_TRUE(
+                        has_line(text, family + "_count" + labels + std::to_string(count.count)))
+                        << family;
+                } else {
+                    EXPECT_TRUE(lines_starting(text, "# HELP " + family).empty()) << family;
+                }
+            });
+        } else {
+            ADD_FAILURE() << field.name << ": a field kind this test does not know";
+        }
+    });
 }
 
 TEST(RenderMetrics, PeersAreLabelledByNameOrEndpointOnce) {

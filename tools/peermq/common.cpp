@@ -20,6 +20,8 @@
 
 #include <msgpack.hpp>
 
+#include "observability/stats_fields.hpp"
+
 namespace peermq::cli {
 
 // ---------------------------------------------------------------------------------------------
@@ -571,52 +573,52 @@ Json to_json(const PeerInfo& peer) {
     };
 }
 
+// The counters of a queue or topic, by their names in detail::kChannelStatsFields; a histogram
+// is summarised, in µs, under its name with _us.
 Json to_json(const ChannelStats& s) {
-    const auto& h = s.ack_latency;
-    return Json{
-        {"sent", s.sent},
-        {"received", s.received},
-        {"delivered", s.delivered},
-        {"handler_errors", s.handler_errors},
-        {"acked", s.acked},
-        {"nacked", s.nacked},
-        {"retried", s.retried},
-        {"redelivered", s.redelivered},
-        {"expired", s.expired},
-        {"dead_lettered", s.dead_lettered},
-        {"duplicates", s.duplicates},
-        {"in_flight", s.in_flight},
-        {"depth", s.depth},
-        {"ack_latency_us",
-         {{"count", h.count},
-          {"mean", h.count == 0 ? 0 : h.sum_us / h.count},
-          {"p50", h.quantile_us(0.5)},
-          {"p99", h.quantile_us(0.99)}}},
-    };
+    Json out = Json::object();
+    detail::for_each_stats_field<ChannelStats>([&](const auto& field) {
+        const auto& value = s.*field.member;
+        if constexpr (std::is_same_v<std::decay_t<decltype(value)>, LatencyHistogram>) {
+            out[std::string(field.name) + "_us"] = {
+                {"count", value.count},
+                {"mean", value.count == 0 ? 0 : value.sum_us / value.count},
+                {"p50", value.quantile_us(0.5)},
+                {"p99", value.quantile_us(0.99)}};
+        } else {
+            out[std::string(field.name)] = value;
+        }
+    });
+    return out;
 }
 
+namespace {
+
+Json stats_json(const NodeId& id) { return id.to_string(); }
+Json stats_json(const std::string& text) { return text; }
+Json stats_json(std::uint64_t count) { return count; }
+Json stats_json(const std::map<std::string, std::uint64_t>& counts) { return counts; }
+
+Json stats_json(const std::map<std::string, ChannelStats>& channels) {
+    Json out = Json::object();
+    for (const auto& [name, s] : channels) out[name] = to_json(s);
+    return out;
+}
+
+Json stats_json(const std::vector<PeerInfo>& peers) {
+    Json out = Json::array();
+    for (const auto& peer : peers) out.push_back(to_json(peer));
+    return out;
+}
+
+}  // namespace
+
+// Every field of detail::kNodeStatsFields, under its name.
 Json to_json(const NodeStats& stats) {
-    Json queues = Json::object();
-    for (const auto& [name, s] : stats.queues) queues[name] = to_json(s);
-    Json topics = Json::object();
-    for (const auto& [name, s] : stats.topics) topics[name] = to_json(s);
-    Json peers = Json::array();
-    for (const auto& peer : stats.peers) peers.push_back(to_json(peer));
-    return Json{
-        {"id", stats.id.to_string()},
-        {"name", stats.name},
-        {"queues", queues},
-        {"topics", topics},
-        {"peers", peers},
-        {"dropped", stats.dropped},
-        {"bad_frames", stats.bad_frames},
-        {"uncommitted", stats.uncommitted},
-        {"discovery_ignored", stats.discovery_ignored},
-        {"thread_errors", stats.thread_errors},
-        {"queues_omitted", stats.queues_omitted},
-        {"topics_omitted", stats.topics_omitted},
-        {"peers_omitted", stats.peers_omitted},
-    };
+    Json out = Json::object();
+    detail::for_each_stats_field<NodeStats>(
+        [&](const auto& field) { out[std::string(field.name)] = stats_json(stats.*field.member); });
+    return out;
 }
 
 // ---------------------------------------------------------------------------------------------
