@@ -487,16 +487,24 @@ Result<Queue> Node::queue(std::string name, QueueOptions options) {
     return Queue(core_, std::move(name), index.value());
 }
 
+namespace detail {
+
+// What every message handed to the node is checked against first (sends and publishes alike).
+Status payload_fits(const NodeCore& core, const Payload& payload) {
+    if (payload.size() <= core.options.max_payload_bytes) return {};
+    return make_error(
+        ErrorCode::invalid_argument,
+        "payload of " + std::to_string(payload.size()) + " bytes is over max_payload_bytes");
+}
+
+}  // namespace detail
+
 Status Node::publish_payload(std::string_view topic, Payload payload, Headers headers) {
     if (Status status = detail::serving(core_); !status.ok()) return status;
     if (topic.empty() || topic.size() > detail::kMaxChannelBytes) {
         return make_error(ErrorCode::invalid_argument, "topic must be 1-255 bytes");
     }
-    if (payload.size() > core_->options.max_payload_bytes) {
-        return make_error(
-            ErrorCode::invalid_argument,
-            "payload of " + std::to_string(payload.size()) + " bytes is over max_payload_bytes");
-    }
+    if (Status fits = detail::payload_fits(*core_, payload); !fits.ok()) return fits;
     core_->post(detail::PublishCmd{std::string(topic), std::move(payload), std::move(headers),
                                    MessageId::generate(), core_->clock->unix_ms()});
     return {};
@@ -593,11 +601,7 @@ Result<MessageId> admit(NodeCore& core, std::uint32_t index, const std::string& 
                         Payload payload, Headers headers, ReceiptPromise receipt) {
     if (Status status = core.serving(); !status.ok()) return status;
     if (Status error = core.storage_error(); !error.ok()) return error;
-    if (payload.size() > core.options.max_payload_bytes) {
-        return make_error(
-            ErrorCode::invalid_argument,
-            "payload of " + std::to_string(payload.size()) + " bytes is over max_payload_bytes");
-    }
+    if (Status fits = payload_fits(core, payload); !fits.ok()) return fits;
     QueueShared& q = *core.queue_shared(index);
     const std::size_t max = q.max_length.load(std::memory_order_relaxed);
     if (q.outstanding.load(std::memory_order_acquire) >= max) {
