@@ -12,35 +12,6 @@ void free_batch_body(void* data, void* /*hint*/) { std::free(data); }
 
 }  // namespace
 
-bool Inflight::tried(const NodeId& id) const {
-    if (has_tried && (first_tried == id ||
-                      std::find(more_tried.begin(), more_tried.end(), id) != more_tried.end())) {
-        return true;
-    }
-    if (!message.failures) return false;
-    const auto& earlier = message.failures->tried;
-    return std::find(earlier.begin(), earlier.end(), id) != earlier.end();
-}
-
-void Inflight::keep_tried() {
-    if (!has_tried) return;
-    auto& earlier = message.failed().tried;
-    auto keep = [&](const NodeId& id) {
-        if (std::find(earlier.begin(), earlier.end(), id) == earlier.end()) earlier.push_back(id);
-    };
-    keep(first_tried);
-    for (const auto& id : more_tried) keep(id);
-}
-
-void Inflight::add_tried(const NodeId& id) {
-    if (!has_tried) {
-        first_tried = id;
-        has_tried = true;
-    } else if (!tried(id)) {
-        more_tried.push_back(id);
-    }
-}
-
 Sender::Sender(const NodeId& self, Logger& log, PeerDirectory& peers, SenderPort& port, Now now)
     : self_(self),
       log_(log),
@@ -290,7 +261,7 @@ void Sender::record_delivery(OutQueue& q, Outgoing& message, Target& target, Now
     entry.sent_at = now.steady;
     entry.add_tried(consumer_id);
     if (inserted) ++q.inflight;
-    arm_ack(q, entry, now);
+    q.ack_deadlines.arm(entry, now.steady + q.options.ack_timeout, q.inflight);
 }
 
 void Sender::pump(OutQueue& q, Now now) {
@@ -481,7 +452,7 @@ void Sender::complete(Inflight& entry, OutQueue& q, Now now, LinkCache* links) {
 void Sender::fail_attempt(Inflight& entry, OutQueue& q, std::string error, Failure failure,
                           Now now) {
     release_credit(entry, q);
-    unarm_ack(q, entry);
+    q.ack_deadlines.clear(entry);
     Failures& failed = entry.message.failed();
     failed.last_error = std::move(error);
     if (failed.first_failure_ms == 0) failed.first_failure_ms = now.unix_ms;
@@ -568,36 +539,8 @@ void Sender::on_timer(const MessageId& id, Now now) {
     fail_attempt(entry, q, no_ack_error(q), Failure::timeout, now);
 }
 
-void Sender::arm_ack(OutQueue& q, Inflight& entry, Now now) {
-    // Cleared entries behind a live one at the front wait at most ack_timeout; compacting when
-    // they outnumber the live ones keeps the FIFO proportional to what is in flight.
-    if (q.ack_deadlines.size() > 2 * q.inflight + 1024) {
-        std::deque<AckDeadline> live;
-        for (const AckDeadline& d : q.ack_deadlines) {
-            if (!d.entry) continue;
-            d.entry->ack_slot = live.size();
-            live.push_back(d);
-        }
-        q.ack_deadlines.swap(live);
-        q.ack_base = 0;
-    }
-    entry.ack_slot = q.ack_base + q.ack_deadlines.size();
-    entry.ack_armed = true;
-    q.ack_deadlines.push_back(AckDeadline{now.steady + q.options.ack_timeout, &entry});
-}
-
-void Sender::unarm_ack(OutQueue& q, Inflight& entry) {
-    if (!entry.ack_armed) return;
-    entry.ack_armed = false;
-    q.ack_deadlines[entry.ack_slot - q.ack_base].entry = nullptr;
-    while (!q.ack_deadlines.empty() && !q.ack_deadlines.front().entry) {
-        q.ack_deadlines.pop_front();
-        ++q.ack_base;
-    }
-}
-
 void Sender::disarm(OutQueue& q, Inflight& entry) {
-    unarm_ack(q, entry);
+    q.ack_deadlines.clear(entry);
     if (entry.retry_wait) retries_.cancel(entry.message.id);  // its backoff
 }
 
@@ -606,20 +549,8 @@ void Sender::expire(Now now) {
     for (auto& owned : queues_) {
         if (!owned) continue;
         OutQueue& q = *owned;
-        // ack_timeout is the same for every delivery of a queue, so the FIFO is in deadline
-        // order (a re-declare with another ack_timeout can only delay some by the old value).
-        while (!q.ack_deadlines.empty() && q.ack_deadlines.front().due <= now.steady) {
-            Inflight* entry = q.ack_deadlines.front().entry;
-            q.ack_deadlines.pop_front();
-            ++q.ack_base;
-            if (!entry) continue;
-            entry->ack_armed = false;
+        while (Inflight* entry = q.ack_deadlines.pop_due(now.steady)) {
             fail_attempt(*entry, q, no_ack_error(q), Failure::timeout, now);
-        }
-        // A cleared entry left at the front would only wake poll() early.
-        while (!q.ack_deadlines.empty() && !q.ack_deadlines.front().entry) {
-            q.ack_deadlines.pop_front();
-            ++q.ack_base;
         }
     }
 }
@@ -655,9 +586,9 @@ void Sender::expire_waiting(Now now) {
 std::optional<Clock::Steady> Sender::next_due() const {
     std::optional<Clock::Steady> due = retries_.next_due();
     for (const auto& q : queues_) {
-        if (q && !q->ack_deadlines.empty()) {
-            const auto front = q->ack_deadlines.front().due;
-            if (!due || front < *due) due = front;
+        if (!q) continue;
+        if (auto front = q->ack_deadlines.next_due(); front && (!due || *front < *due)) {
+            due = front;
         }
     }
     return due;

@@ -25,6 +25,7 @@
 #include "observability/drop_reasons.hpp"
 #include "peermq/log.hpp"
 #include "reliability/backoff.hpp"
+#include "reliability/in_flight.hpp"
 #include "reliability/timer_wheel.hpp"
 #include "util/now.hpp"
 #include "util/ring.hpp"
@@ -33,61 +34,10 @@
 
 namespace peermq::detail {
 
-// What failed deliveries left on a message; most messages never fail and carry none.
-struct Failures {
-    std::string last_error;
-    std::int64_t first_failure_ms = 0;
-    // Consumers of earlier deliveries that were given up on (timeout, redirect): their late
-    // acks still settle the message (reliability.md §6, §8).
-    std::vector<NodeId> tried;
-    NodeId avoid;  // the consumer that failed it last (nack, down): try another one first
-    // The consumer whose ack timed out on an effectively_once queue: retried there first,
-    // credit or not, since only that receiver's dedupe window knows the message.
-    NodeId prefer;
-};
-
-// One message on its way: waiting in a queue, or in flight to a consumer. Kept small: a backlog
-// of them is walked on every send.
-struct Outgoing {
-    MessageId id;
-    Payload payload;
-    Headers headers;
-    std::int64_t created_ms = 0;
-    std::int64_t deadline_ms = 0;
-    std::uint64_t seq = 0;
-    std::uint32_t attempts = 0;  // deliveries made
-    bool journaled = false;
-    ReceiptPromise receipt;
-    std::unique_ptr<Failures> failures;  // null until a delivery fails
-
-    Failures& failed() {
-        if (!failures) failures = std::make_unique<Failures>();
-        return *failures;
-    }
-    const NodeId& avoid() const { return failures ? failures->avoid : kNoNode; }
-    const NodeId& prefer() const { return failures ? failures->prefer : kNoNode; }
-    const std::string& last_error() const { return failures ? failures->last_error : kNoError; }
-    std::int64_t first_failure_ms() const { return failures ? failures->first_failure_ms : 0; }
-
-    static inline const NodeId kNoNode{};
-    static inline const std::string kNoError{};
-};
-
 // A consumer as the sender sees it: a peer's credit link, or this node's own consumer.
 struct Target {
     Peer* peer = nullptr;  // null: the local consumer
     QueueLink* link = nullptr;
-};
-
-struct Inflight;
-
-// When an in-flight delivery stops waiting for its ack. ack_timeout is one value per queue, so
-// deadlines arrive in send order and a FIFO per queue replaces a timer per message (no hashing,
-// no wheel): settling a delivery clears its entry in place, and cleared entries leave from the
-// front, or all at once when they outnumber the live ones.
-struct AckDeadline {
-    Clock::Steady due{};
-    Inflight* entry = nullptr;  // null: acked, failed or redelivered since
 };
 
 struct OutQueue {
@@ -100,8 +50,7 @@ struct OutQueue {
     ChannelStats* stats = nullptr;
     std::unique_ptr<Backoff> backoff;
     Ring<Outgoing> waiting;
-    std::deque<AckDeadline> ack_deadlines;
-    std::uint64_t ack_base = 0;  // position of ack_deadlines.front() in Inflight::ack_slot terms
+    AckDeadlines ack_deadlines;
     bool may_expire = false;     // a waiting message had a deadline: expire_waiting looks here
     std::size_t unreleased = 0;  // sent best-effort or acked, not yet given back to send()
     std::size_t inflight = 0;    // in flight or waiting for a retry
@@ -109,26 +58,6 @@ struct OutQueue {
     std::uint64_t targets_generation = 0;
     std::size_t next_target = 0;
     bool reliable() const { return options.guarantee != Guarantee::best_effort; }
-};
-
-struct Inflight {
-    std::uint32_t queue = 0;
-    Outgoing message;
-    NodeId consumer;          // the node itself for local deliveries
-    bool retry_wait = false;  // its backoff timer is armed
-    bool ack_armed = false;   // it has a live entry in its queue's ack_deadlines...
-    bool has_tried = false;
-    std::uint64_t ack_slot = 0;  // ...at this position
-    Clock::Steady sent_at{};
-    // Every consumer it went to: their late acks still count. The first is kept inline: most
-    // messages go to one consumer only.
-    NodeId first_tried;
-    std::vector<NodeId> more_tried;
-
-    bool tried(const NodeId& id) const;
-    // Before the entry goes (requeue): its consumers move onto the message.
-    void keep_tried();
-    void add_tried(const NodeId& id);
 };
 
 // What the sender asks of the rest of the node.
@@ -230,8 +159,6 @@ private:
     void release_credit(const Inflight& entry, const OutQueue& q, LinkCache* links = nullptr);
     void requeue(Inflight& entry, OutQueue& q);
     void on_timer(const MessageId& id, Now now);
-    void arm_ack(OutQueue& q, Inflight& entry, Now now);
-    void unarm_ack(OutQueue& q, Inflight& entry);
     void disarm(OutQueue& q, Inflight& entry);
     void dead_letter(OutQueue& q, Outgoing& message, std::string reason, std::string error,
                      Now now);
