@@ -90,9 +90,10 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "wire/envelope.hpp"
 #include "fuzz_driver.hpp"
+#include "peermq/msgpack.hpp"
 #include "peermq/node.hpp"
+#include "wire/envelope.hpp"
 
 namespace {
 

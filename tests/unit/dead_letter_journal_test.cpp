@@ -10,8 +10,9 @@
 
 #include <gtest/gtest.h>
 
-#include "storage/journal.hpp"
 #include "peermq/clock.hpp"
+#include "peermq/msgpack.hpp"
+#include "storage/journal.hpp"
 
 namespace peermq {
 namespace {

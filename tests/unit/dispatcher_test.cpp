@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "dispatch/dispatcher.hpp"
+#include "peermq/msgpack.hpp"
 #include "support/log_capture.hpp"
 #include "wait.hpp"
 

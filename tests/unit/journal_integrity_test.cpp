@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "peermq/msgpack.hpp"
 #include "platform/data_dir_lock.hpp"
 #include "storage/journal.hpp"
 #include "support/temp_dir.hpp"

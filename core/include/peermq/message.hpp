@@ -26,8 +26,8 @@ struct Message {
     Headers headers;
     Payload payload;
 
-    // payload.as<T>(): throws DecodeError when the payload is not a T or exceeds the decode
-    // limits (Payload::decode_limits).
+    // payload.as<T>(): throws DecodeError when the payload is not a T (for MessagePack, from
+    // <peermq/msgpack.hpp>: or exceeds MsgpackCodec::decode_limits).
     template <typename T>
     T as() const {
         return payload.as<T>();

@@ -6,6 +6,10 @@
 // close() on their own node. Moving a Node moves the handle; destroying it (or close()) stops the
 // actor, says BYE to peers, and commits the journal. Queue handles outliving their node return
 // `closed`.
+//
+// The typed calls (send(value), send_confirmed(value), publish(topic, value)) encode with
+// PayloadCodec<T>: include <peermq/msgpack.hpp> for MessagePack. This header alone is the byte
+// API (send_payload, publish_payload, Payload) and pulls in no MessagePack.
 #pragma once
 
 #include <chrono>

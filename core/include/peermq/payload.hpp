@@ -1,26 +1,28 @@
-// Payload: immutable message bytes, and the MessagePack typed codec.
+// Payload: immutable message bytes, and PayloadCodec<T>, the hook typed payloads go through.
 //
 // Small payloads (at most Payload::kInlineCapacity bytes: telemetry readings, commands, ids) are
 // held inside the Payload object, like ZeroMQ's very small messages: making, copying and
 // freeing one never touches the heap, and a queue of them is one contiguous run of memory.
 // Larger payloads are shared, never copied on their way through peermq: encoding hands the
-// MessagePack buffer over, and a received payload keeps the ZeroMQ frame it arrived in alive
+// encoder's buffer over, and a received payload keeps the ZeroMQ frame it arrived in alive
 // (for a batched message, that frame holds the batch: up to 64 KiB; copy_of() a received
 // payload you keep for long). Copies of a large Payload share the bytes. Safe to read from any
 // thread; data() belongs to the object, so it changes when a small Payload is moved or copied.
+//
+// This header holds bytes only. The typed calls (Payload::encode, as<T>(), Queue::send(value),
+// Node::publish(topic, value), ...) go through PayloadCodec<T>, which a codec header defines:
+// <peermq/msgpack.hpp> for MessagePack (<peermq/peermq.hpp> includes it).
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <cstring>
 #include <memory>
 #include <new>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
-
-#include <msgpack.hpp>
 
 namespace peermq {
 
@@ -28,6 +30,27 @@ class DecodeError : public std::runtime_error {
 public:
     using std::runtime_error::runtime_error;
 };
+
+class Payload;
+
+// How a T becomes payload bytes and back: `static Payload encode(const T&)` and
+// `static T decode(const Payload&)` (throwing DecodeError on bytes that are not a T). Declared
+// here, defined by a codec header: <peermq/msgpack.hpp> defines it for every type MessagePack can
+// pack. An application may specialize it for its own types (another encoding); the
+// specialization must be visible wherever the type is sent or decoded.
+template <typename T>
+struct PayloadCodec;
+
+namespace detail {
+template <typename T>
+concept CanEncodePayload = requires(const T& value) {
+    { PayloadCodec<T>::encode(value) } -> std::convertible_to<Payload>;
+};
+template <typename T>
+concept CanDecodePayload = requires(const Payload& payload) {
+    { PayloadCodec<T>::decode(payload) } -> std::convertible_to<T>;
+};
+}  // namespace detail
 
 class Payload {
 public:
@@ -57,46 +80,29 @@ public:
 
     static Payload copy_of(const void* data, std::size_t size);
     static Payload from_string(std::string text);
-    // Takes ownership of a buffer allocated with malloc (msgpack::sbuffer::release()).
+    // Takes ownership of a buffer allocated with malloc (such as msgpack::sbuffer::release()).
     static Payload adopt_malloc(void* data, std::size_t size);
     // Keeps `owner` alive for as long as any copy of the payload exists.
     static Payload adopt(std::shared_ptr<const void> owner, const std::byte* data,
                          std::size_t size);
 
-    // MessagePack encoding of any type with a msgpack adaptor (MSGPACK_DEFINE, std types, ...).
+    // PayloadCodec<T>::encode(value): MessagePack once <peermq/msgpack.hpp> is included.
     template <typename T>
     static Payload encode(const T& value) {
-        Encoder encoder;
-        msgpack::pack(encoder, value);
-        return encoder.finish();
+        static_assert(detail::CanEncodePayload<T>,
+                      "peermq: no PayloadCodec for this type: include <peermq/msgpack.hpp> "
+                      "(MessagePack) or specialize peermq::PayloadCodec");
+        return PayloadCodec<T>::encode(value);
     }
 
-    // Containers nested deeper than this are refused by as<T>().
-    static constexpr std::size_t kMaxDecodeDepth = 256;
-
-    // The limits as<T>() decodes `size` bytes with: no array, map, string, bin or ext may claim
-    // more elements or bytes than `size` (each element takes at least one byte to encode, each
-    // map pair two), and containers nest at most kMaxDecodeDepth deep. So the decoded objects
-    // of a payload take at most a small multiple of its size, whatever its length fields say.
-    static msgpack::unpack_limit decode_limits(std::size_t size) noexcept {
-        return msgpack::unpack_limit(size, size / 2, size, size, size, kMaxDecodeDepth);
-    }
-
-    // Decodes MessagePack into T, within decode_limits(size()). Throws DecodeError when the
-    // bytes are not a T, or not a MessagePack value within the limits (its text says which).
+    // PayloadCodec<T>::decode(*this): throws DecodeError when the bytes are not a T (for
+    // MessagePack: or not a value within MsgpackCodec::decode_limits(size())).
     template <typename T>
     T as() const {
-        try {
-            msgpack::object_handle handle =
-                msgpack::unpack(reinterpret_cast<const char*>(data()), size_, nullptr, nullptr,
-                                decode_limits(size_));
-            return handle.get().as<T>();
-        } catch (const msgpack::size_overflow& e) {
-            throw DecodeError("payload of " + std::to_string(size_) +
-                              " bytes exceeds the decode limits: " + e.what());
-        } catch (const std::exception& e) {
-            throw DecodeError(std::string("payload is not the requested type: ") + e.what());
-        }
+        static_assert(detail::CanDecodePayload<T>,
+                      "peermq: no PayloadCodec for this type: include <peermq/msgpack.hpp> "
+                      "(MessagePack) or specialize peermq::PayloadCodec");
+        return PayloadCodec<T>::decode(*this);
     }
 
     const std::byte* data() const noexcept { return inline_ ? bytes_ : shared_.data; }
@@ -117,36 +123,6 @@ private:
         std::shared_ptr<const void> owner;
         const std::byte* data = nullptr;
     };
-
-    // msgpack's output stream for encode(): fills the inline bytes, and moves to a heap buffer
-    // only when the encoding outgrows them.
-    class Encoder {
-    public:
-        void write(const char* data, std::size_t size) {
-            if (!heap_ && used_ + size <= kInlineCapacity) {
-                std::memcpy(small_ + used_, data, size);
-                used_ += size;
-                return;
-            }
-            if (!heap_) {
-                heap_.emplace(kInitialEncodeBuffer);
-                heap_->write(reinterpret_cast<const char*>(small_), used_);
-            }
-            heap_->write(data, size);
-        }
-        Payload finish() {
-            if (!heap_) return copy_of(small_, used_);
-            const std::size_t size = heap_->size();
-            return adopt_malloc(heap_->release(), size);
-        }
-
-    private:
-        std::byte small_[kInlineCapacity];
-        std::size_t used_ = 0;
-        std::optional<msgpack::sbuffer> heap_;
-    };
-
-    static constexpr std::size_t kInitialEncodeBuffer = 256;
 
     void reset() noexcept {
         if (!inline_) shared_.~Shared();

@@ -1,10 +1,13 @@
-// The umbrella header: everything a peermq application needs.
+// The umbrella header: everything a peermq application needs, MessagePack typed payloads
+// (<peermq/msgpack.hpp>) included. A file that needs less includes less: <peermq/node.hpp> is
+// the node with the byte API, without msgpack-c.
 #pragma once
 
 #include "peermq/clock.hpp"
 #include "peermq/dead_letters.hpp"
 #include "peermq/discovery.hpp"
 #include "peermq/message.hpp"
+#include "peermq/msgpack.hpp"
 #include "peermq/node.hpp"
 #include "peermq/options.hpp"
 #include "peermq/payload.hpp"

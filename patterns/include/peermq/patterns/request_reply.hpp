@@ -29,13 +29,15 @@ public:
     static Status serve(Node& node, std::string service, Handler handler,
                         ConsumeOptions options = {});
 
-    // Typed convenience: Req and Rep are MessagePack types.
+    // Typed convenience: Req and Rep go through PayloadCodec (MessagePack: <peermq/msgpack.hpp>).
     template <typename Req, typename Rep>
-    static Status serve_typed(Node& node, std::string service, std::function<Rep(const Req&)> handler,
-                              ConsumeOptions options = {}) {
+    static Status serve_typed(Node& node, std::string service,
+                              std::function<Rep(const Req&)> handler, ConsumeOptions options = {}) {
         return serve(
             node, std::move(service),
-            [handler = std::move(handler)](const Message& m) { return Payload::encode(handler(m.as<Req>())); },
+            [handler = std::move(handler)](const Message& m) {
+                return Payload::encode(handler(m.as<Req>()));
+            },
             options);
     }
 };
