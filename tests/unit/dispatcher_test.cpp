@@ -13,7 +13,7 @@
 
 #include "dispatch/dispatcher.hpp"
 #include "support/log_capture.hpp"
-#include "wait.hpp"
+#include "support/wait.hpp"
 
 namespace peermq::detail {
 namespace {
