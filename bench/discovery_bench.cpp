@@ -4,7 +4,7 @@
 //   peermq_discovery_bench [--runs N] [--backend daemon|embedded|both] [--avahi-state DIR]
 //
 // Per backend and run, on lo, each in a cluster of its own, a peer node runs in a separate
-// process (this executable, --role peer) and a node is created in this process:
+// process (`peermq_driver probe`) and a node is created in this process:
 //   join      "start -> peer alive": the peer is announced first, and a browser here waits until
 //             its record resolves; the clock runs from before Node::create() until the node's
 //             first PeerEvent with state alive (found by discovery, connected, HELLO answered);
@@ -25,7 +25,6 @@
 // stops what it started at the end. Do not run it beside `ctest -L system`: both use mDNS on lo
 // and the system tests restart that daemon.
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,7 +33,6 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
-#include <iostream>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -49,6 +47,9 @@
 
 #ifndef PEERMQ_SOURCE_DIR
 #error "PEERMQ_SOURCE_DIR must be defined by the build"
+#endif
+#ifndef PEERMQ_DRIVER
+#error "PEERMQ_DRIVER must be defined by the build"
 #endif
 
 namespace {
@@ -76,6 +77,11 @@ peermq::DiscoveryFactory factory_for(const std::string& backend) {
                                : peermq::discovery::embedded(lo);
 }
 
+// The name peermq_driver (like the peermq tool) gives the backend: avahi for the daemon.
+std::string discovery_flag(const std::string& backend) {
+    return backend == "daemon" ? "avahi" : backend;
+}
+
 peermq::NodeOptions options_for(const std::string& name, const std::string& cluster,
                                 const std::string& backend) {
     peermq::NodeOptions options;
@@ -88,22 +94,6 @@ peermq::NodeOptions options_for(const std::string& name, const std::string& clus
 
 double ms_since(Clock::time_point from, Clock::time_point to) {
     return std::chrono::duration<double, std::milli>(to - from).count();
-}
-
-// --role peer: a node that announces itself and lives until "quit", stdin EOF or SIGKILL.
-int run_peer(const std::string& backend, const std::string& cluster, const std::string& name) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the benchmark
-    auto node = peermq::Node::create(options_for(name, cluster, backend));
-    if (!node) {
-        std::cout << "error " << node.status().to_string() << std::endl;
-        return 1;
-    }
-    std::cout << "ready " << node->id().to_string() << std::endl;
-    std::string line;
-    while (std::getline(std::cin, line) && line != "quit") {
-    }
-    node->close();
-    return 0;
 }
 
 // Waits for one node id to resolve, from a browser that announces nothing (inbox port 0).
@@ -181,23 +171,26 @@ enum class Mode {
 
 const char* mode_name(Mode mode) { return mode == Mode::join ? "join" : "together"; }
 
-RunResult run_once(const std::string& self_path, const std::string& backend, Mode mode, int run,
-                   std::mt19937& random) {
+RunResult run_once(const std::string& backend, Mode mode, int run, std::mt19937& random) {
     RunResult result;
     const std::string cluster = "dbench-" + std::to_string(::getpid()) + "-" + backend + "-" +
                                 mode_name(mode) + "-" + std::to_string(run);
     const auto spawned = Clock::now();
+    // The probe announces itself, prints "READY id=<uuid> ..." and lives until stdin closes (the
+    // benchmark ended) or SIGKILL.
     auto peer = peermq::bench::PeerProcess::spawn(
-        self_path, {"--role", "peer", "--backend", backend, "--cluster", cluster, "--name",
-                    "peer" + std::to_string(run)});
+        PEERMQ_DRIVER, {"probe", "--name", "peer" + std::to_string(run), "--cluster", cluster,
+                        "--interface", "lo", "--discovery", discovery_flag(backend)});
     if (!peer) {
         result.error = peer.status().to_string();
         return result;
     }
     std::optional<peermq::NodeId> peer_id;
     auto read_ready = [&]() -> bool {
-        auto ready = peer->expect("ready", 15s);
-        if (ready && ready->size() == 2) peer_id = peermq::Uuid::parse((*ready)[1]);
+        auto ready = peer->expect("READY", 15s);
+        if (ready && ready->size() >= 2 && (*ready)[1].starts_with("id=")) {
+            peer_id = peermq::Uuid::parse((*ready)[1].substr(3));
+        }
         if (!peer_id) {
             result.error = "peer: " + (ready ? "bad ready line" : ready.status().to_string());
         }
@@ -282,7 +275,6 @@ int main(int argc, char** argv) {
     int runs = 5;
     std::string backends = "both";
     std::string state = "/tmp/peermq-discovery-bench";
-    std::string role, role_cluster, role_name;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         auto next = [&]() -> std::string {
@@ -295,19 +287,11 @@ int main(int argc, char** argv) {
             backends = next();
         else if (arg == "--avahi-state")
             state = next();
-        else if (arg == "--role")
-            role = next();
-        else if (arg == "--cluster")
-            role_cluster = next();
-        else if (arg == "--name")
-            role_name = next();
         else if (arg == "--help")
             usage("help");
         else
             usage("unknown argument " + arg);
     }
-    if (role == "peer") return run_peer(backends, role_cluster, role_name);
-    if (!role.empty()) usage("unknown role " + role);
     if (runs < 1) usage("--runs must be >= 1");
     std::vector<std::string> list;
     if (backends == "both")
@@ -330,12 +314,6 @@ int main(int argc, char** argv) {
     }
     const bool started_daemon = !was_running;
 
-    const std::string self_path = "/proc/self/exe";
-    char resolved[4096];
-    const ssize_t length = ::readlink(self_path.c_str(), resolved, sizeof resolved - 1);
-    if (length <= 0) usage("cannot find this executable");
-    const std::string executable(resolved, static_cast<std::size_t>(length));
-
     std::mt19937 random(std::random_device{}());
     bool failed = false;
     std::printf("peermq discovery: %d runs per backend, lo, heartbeat 1 s, peer_timeout 3 s\n",
@@ -344,7 +322,7 @@ int main(int argc, char** argv) {
         Figure join, together, down;
         for (int run_index = 0; run_index < runs; ++run_index) {
             for (const Mode mode : {Mode::join, Mode::together}) {
-                const RunResult result = run_once(executable, backend, mode, run_index, random);
+                const RunResult result = run_once(backend, mode, run_index, random);
                 Figure& alive = mode == Mode::join ? join : together;
                 if (result.alive_ms) alive.samples.push_back(*result.alive_ms);
                 if (result.down_ms) down.samples.push_back(*result.down_ms);

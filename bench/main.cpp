@@ -1,5 +1,6 @@
 // peermq_bench: peermq throughput and latency, each figure measured beside raw ZeroMQ in the
-// same run, over tcp loopback, with the receiving peer in a separate process. See README.md.
+// same run, over tcp loopback, with the receiving peer in a separate process (peermq_driver bench).
+// See README.md.
 //
 //   peermq_bench [--quick] [--scenario NAME[,NAME...]] [--runs N] [--seconds S] [--size B,...]
 //   NAME: raw, best_effort, memory, group_commit, latency, all (default)
@@ -23,8 +24,11 @@
 #include "measure.hpp"
 #include "peer_process.hpp"
 #include "peermq/options.hpp"
-#include "roles.hpp"
 #include "sample_stats.hpp"
+
+#ifndef PEERMQ_DRIVER
+#error "PEERMQ_DRIVER must be defined by the build"
+#endif
 
 namespace peermq::bench {
 namespace {
@@ -338,8 +342,8 @@ int bench_main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     // Static peers only: a PEERMQ_PEERS from the environment would add strangers.
     ::unsetenv("PEERMQ_PEERS");
-    const BenchContext context{executable_path(argv[0]),
-                               {},
+    const BenchContext context{PEERMQ_DRIVER,
+                               {"bench"},
                                "bench" + std::to_string(::getpid()),
                                settings.max_length,
                                settings.prefetch};
@@ -418,9 +422,4 @@ int bench_main(int argc, char** argv) {
 }  // namespace
 }  // namespace peermq::bench
 
-int main(int argc, char** argv) {
-    if (argc >= 3 && std::string(argv[1]) == "--role") {
-        return peermq::bench::run_role(std::vector<std::string>(argv + 2, argv + argc));
-    }
-    return peermq::bench::bench_main(argc, argv);
-}
+int main(int argc, char** argv) { return peermq::bench::bench_main(argc, argv); }

@@ -43,7 +43,7 @@ if [[ $sanitize == 1 ]]; then
     cmake --preset asan -B "$asan_build" -DPEERMQ_WERROR=ON -DPEERMQ_BUILD_BENCH=OFF \
         -DPEERMQ_BUILD_EXAMPLES=OFF -DPEERMQ_BUILD_TOOLS=OFF
     cmake --build "$asan_build" -j2 --target peermq_unit_tests peermq_integration_tests \
-        peermq_hostile_tests peermq_test_node
+        peermq_hostile_tests peermq_driver
     # Any report fails the test: UBSan aborts (-fno-sanitize-recover), LeakSanitizer at exit.
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest --test-dir "$asan_build" --output-on-failure --no-tests=error -j2 \

@@ -14,7 +14,7 @@ using Json = nlohmann::json;
 
 constexpr const char* kQueue = "poison";
 
-// A producer (peermq_test_node with a data directory) that sent the integers 0..4 to a consumer
+// A producer (`peermq_driver node` with a data directory) that sent the integers 0..4 to a consumer
 // whose handler throws "poison payload 3": 4 acked, 1 dead-lettered with reason max_attempts.
 class CliDlqTest : public ::testing::Test {
 protected:
@@ -148,7 +148,8 @@ TEST_F(CliDlqTest, ReplayOnAStoppedNodeIsDeliveredWhenTheNodeRunsAgain) {
     ASSERT_TRUE(fixed.ready());
     start_producer({"--peer", host_port(fixed.endpoint())});
     ASSERT_TRUE(producer_->ready());
-    EXPECT_TRUE(wait_until([&] { return read_log(dir_.file("fixed.log")) == Args{"3"}; }, 20s));
+    EXPECT_TRUE(wait_until(
+        [&] { return read_log(dir_.file("fixed.log")) == std::vector<long long>{3}; }, 20s));
     EXPECT_TRUE(
         wait_until([&] { return producer_->stat(std::string(kQueue) + ".acked") == 1u; }, 10s));
 }
@@ -167,7 +168,8 @@ TEST_F(CliDlqTest, ReplayOnARunningNodeGoesThroughItsControlEndpoint) {
         replayed.out, std::regex("replayed " + old_id + " as [0-9a-f-]{36} on 'poison'\n")))
         << replayed;
     EXPECT_EQ(replayed.err, "") << replayed;
-    EXPECT_TRUE(wait_until([&] { return read_log(dir_.file("fixed.log")) == Args{"3"}; }, 20s));
+    EXPECT_TRUE(wait_until(
+        [&] { return read_log(dir_.file("fixed.log")) == std::vector<long long>{3}; }, 20s));
     expect_no_dead_letters();
 }
 

@@ -7,16 +7,6 @@
 namespace peermq::cli_test {
 namespace {
 
-void expect_one_error_line(const CliResult& result, int exit_code, const std::string& mentions) {
-    EXPECT_EQ(result.exit_code, exit_code) << result;
-    EXPECT_EQ(result.out, "") << result;
-    const auto lines = result.err_lines();
-    ASSERT_EQ(lines.size(), 1u) << result;
-    EXPECT_EQ(lines[0].rfind("peermq: ", 0), 0u) << result;
-    EXPECT_NE(lines[0].find(mentions), std::string::npos) << "expected '" << mentions << "' in\n"
-                                                          << result;
-}
-
 TEST(CliErrorsTest, UnknownSubcommand) {
     expect_one_error_line(run_cli(Args{"frobnicate"}), 2, "unknown command 'frobnicate'");
     expect_one_error_line(run_cli(Args{"dlq", "frobnicate", "--data-dir", "/tmp"}), 2,

@@ -1,4 +1,4 @@
-// `peermq peers` finding nodes through real mDNS: three peermq_test_node processes announce
+// `peermq peers` finding nodes through real mDNS: three `peermq_driver node` processes announce
 // themselves through the avahi-daemon restricted to lo (fixture avahi_lo, scripts/avahi-lo.sh),
 // and the tool's node browses for them there. Labels cli and system; holds RESOURCE_LOCK mdns.
 #include <unistd.h>

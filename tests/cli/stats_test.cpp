@@ -10,6 +10,7 @@
 #include "cli_support.hpp"
 #include "observability/stats_fields.hpp"
 #include "support/free_port.hpp"
+#include "support/raw_frames.hpp"
 #include "wire/envelope.hpp"
 
 namespace peermq::cli_test {
@@ -42,32 +43,22 @@ TEST(CliStatsTest, ATableOfManyPeersSaysHowManyMoreThereAre) {
 
     zmq::context_t context;
     zmq::socket_t sink(context, zmq::socket_type::pull);  // where the fake peers "listen"
-    sink.set(zmq::sockopt::linger, 0);
-    sink.bind("tcp://127.0.0.1:*");
-    const std::string sink_endpoint = sink.get(zmq::sockopt::last_endpoint);
+    const std::uint16_t sink_port = peermq::testing::bind_loopback(sink);
     zmq::socket_t push(context, zmq::socket_type::push);
     push.set(zmq::sockopt::linger, 0);
     push.connect(node.endpoint());
     detail::Hello hello;
     hello.cluster = "default";
     hello.host = "127.0.0.1";
-    hello.inbox_port =
-        static_cast<std::uint16_t>(std::stoi(sink_endpoint.substr(sink_endpoint.rfind(':') + 1)));
-    hello.pub_port = hello.inbox_port;
+    hello.inbox_port = sink_port;
+    hello.pub_port = sink_port;
     for (int i = 0; i < kNames; ++i) {
         hello.queues.push_back(detail::QueueAd{"queue-" + std::to_string(i), 1});
         hello.topics.push_back("topic-" + std::to_string(i) + ".");
     }
     for (int i = 0; i < kPeers; ++i) {
         hello.name = "fake-" + std::to_string(i);
-        detail::Header header;
-        header.kind = detail::Kind::hello;
-        header.sender = peermq::NodeId::generate();
-        msgpack::sbuffer h, b;
-        detail::encode_header(header, h);
-        detail::encode_hello(hello, b);
-        push.send(zmq::message_t(h.data(), h.size()), zmq::send_flags::sndmore);
-        push.send(zmq::message_t(b.data(), b.size()), zmq::send_flags::none);
+        peermq::testing::send_hello(push, hello);
     }
 
     Json stats;

@@ -12,14 +12,7 @@ namespace {
 
 void expect_usage_error(const Args& args, const std::string& mentions) {
     // A mistaken count must not start anything: the answer comes at once.
-    const CliResult result = run_cli(args, 10s);
-    EXPECT_EQ(result.exit_code, 2) << result;
-    EXPECT_EQ(result.out, "") << result;
-    const auto lines = result.err_lines();
-    ASSERT_EQ(lines.size(), 1u) << result;
-    EXPECT_EQ(lines[0].rfind("peermq: ", 0), 0u) << result;
-    EXPECT_NE(lines[0].find(mentions), std::string::npos) << "expected '" << mentions << "' in\n"
-                                                          << result;
+    expect_one_error_line(run_cli(args, 10s), 2, mentions);
 }
 
 TEST(CliUsageTest, NegativeCountsAndSizesAreUsageErrors) {

@@ -1,5 +1,5 @@
 // Helpers of the example tests: the example programs run as a user runs them (their output read
-// line by line, with deadlines), on lo only, in a cluster of their own, and temporary directories.
+// line by line, with deadlines), on lo only, in a cluster of their own.
 #pragma once
 
 #include <chrono>
@@ -11,10 +11,10 @@
 
 #include <gtest/gtest.h>
 
+#include "support/driver.hpp"
+#include "support/nodes.hpp"
 #include "support/process.hpp"
-#include "support/system_env.hpp"
-// tests/support, by its path: "support/" here is tests/system/support.
-#include "../support/temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 #ifndef PEERMQ_EXAMPLES_DIR
 #error "PEERMQ_EXAMPLES_DIR must be defined by the build"
@@ -23,13 +23,10 @@
 namespace peermq::examples_test {
 
 using namespace std::chrono_literals;
-using Args = std::vector<std::string>;
-using peermq::test::ChildProcess;
-
-inline Args operator+(Args a, const Args& b) {
-    a.insert(a.end(), b.begin(), b.end());
-    return a;
-}
+using peermq::testing::Args;
+using peermq::testing::ChildProcess;
+using peermq::testing::operator+;
+using peermq::testing::TempDir;
 
 // The flags every example of a test takes: lo only, and a cluster no other run shares.
 // `static_peers`: no mDNS at all (the peers come from --peer).
@@ -40,7 +37,7 @@ inline Args on_lo(const std::string& cluster, bool static_peers) {
 }
 
 inline std::string new_cluster(const std::string& prefix) {
-    return prefix + "-" + peermq::test::unique_token();
+    return prefix + "-" + peermq::testing::unique_token();
 }
 
 // One example program (a target name under examples/), killed (SIGKILL) when destroyed.
@@ -81,10 +78,5 @@ inline bool wait_for_lines(ChildProcess& process, const std::regex& pattern, std
             timeout)
         .has_value();
 }
-
-// A temporary directory peermq-ex-XXXXXX, removed with everything in it.
-struct TempDir : peermq::testing::TempDir {
-    TempDir() : peermq::testing::TempDir("peermq-ex") {}
-};
 
 }  // namespace peermq::examples_test

@@ -13,9 +13,9 @@ namespace peermq::examples_test {
 namespace {
 
 // `peermq args...` run to its end; stdout and stderr together.
-peermq::test::CommandResult peermq_cli(Args args) {
+peermq::testing::ProcessResult peermq_cli(Args args) {
     args.insert(args.begin(), PEERMQ_CLI);
-    return peermq::test::run_command(std::move(args), 30s);
+    return peermq::testing::run_process(std::move(args), 30s);
 }
 
 // The JSON array `peermq dlq list --json` printed (its one line starting with '[').

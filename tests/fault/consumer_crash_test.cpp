@@ -39,7 +39,7 @@ TEST_P(ConsumerCrashTest, KilledConsumerLosesNothingAndDuplicatesOnlyWhatItHadTa
                                      "200"}));
         ASSERT_TRUE(consumers.back()->ready()) << name << " did not start";
     }
-    ASSERT_TRUE(wait_until([&] { return sees_consumers(producer, names, kQueue); }, 15s));
+    ASSERT_TRUE(wait_until([&] { return sees(producer, names, kQueue); }, 15s));
 
     auto queue = producer.queue(kQueue, {.guarantee = GetParam().guarantee}).value();
     for (long long i = 0; i < kMessages; ++i) ASSERT_TRUE(queue.send(i).ok());
@@ -142,7 +142,7 @@ TEST(ConsumerRestartTest, ConsumerRestartedOnTheSameEndpointLosesNothing) {
         consumer_args("worker", q, dir.file("first.log"), producer.inbox_endpoint()) + work);
     ASSERT_TRUE(first->ready());
     const std::string port = first->endpoint().substr(first->endpoint().rfind(':') + 1);
-    ASSERT_TRUE(wait_until([&] { return sees_consumers(producer, {"worker"}, q); }, 15s));
+    ASSERT_TRUE(wait_until([&] { return sees(producer, {"worker"}, q); }, 15s));
     auto queue = producer.queue(q).value();
     for (long long i = 0; i < kCount; ++i) ASSERT_TRUE(queue.send(i).ok());
     ASSERT_TRUE(wait_until([&] { return read_log(dir.file("first.log")).size() >= 500; }, 30s));

@@ -21,7 +21,7 @@ TEST(DeadLetterTest, PoisonMessageIsDeadLetteredWithTheHandlersErrorAndReplayedA
     TestNode broken(consumer_args("broken", q, dir.file("broken.log"), producer.inbox_endpoint()) +
                     std::vector<std::string>{"--fail-payload", "13"});
     ASSERT_TRUE(broken.ready());
-    ASSERT_TRUE(wait_until([&] { return sees_consumers(producer, {"broken"}, q); }, 15s));
+    ASSERT_TRUE(wait_until([&] { return sees(producer, {"broken"}, q); }, 15s));
 
     auto queue = producer.queue(q, poison_queue_options()).value();
     std::optional<MessageId> poison_id;
@@ -74,7 +74,7 @@ TEST(DeadLetterTest, PoisonMessageIsDeadLetteredWithTheHandlersErrorAndReplayedA
     ASSERT_EQ(broken.stop(), 0);
     TestNode fixed(consumer_args("fixed", q, dir.file("fixed.log"), producer.inbox_endpoint()));
     ASSERT_TRUE(fixed.ready());
-    ASSERT_TRUE(wait_until([&] { return sees_consumers(producer, {"fixed"}, q); }, 15s));
+    ASSERT_TRUE(wait_until([&] { return sees(producer, {"fixed"}, q); }, 15s));
     auto replayed = producer.dead_letters().replay(*poison_id);
     ASSERT_TRUE(replayed.ok()) << replayed.status().to_string();
     EXPECT_NE(replayed.value(), *poison_id);
@@ -95,18 +95,10 @@ TEST(DeadLetterTest, PoisonMessageInAStoppedProducersJournalIsReplayedOnItsNextR
     const std::string q = "poison";
     const std::string data_dir = dir.file("producer-data");
     auto producer_args = [&](const std::string& name, const std::string& consumer_endpoint) {
-        return std::vector<std::string>{"--name",
-                                        name,
-                                        "--interface",
-                                        "lo",
-                                        "--data-dir",
-                                        data_dir,
-                                        "--peer",
-                                        host_port(consumer_endpoint),
-                                        "--heartbeat-ms",
-                                        std::to_string(kHeartbeat.count()),
-                                        "--peer-timeout-ms",
-                                        std::to_string(kPeerTimeout.count())};
+        return std::vector<std::string>{
+                   "--name",     name,     "--interface", "lo",
+                   "--data-dir", data_dir, "--peer",      host_port(consumer_endpoint)} +
+               liveness_args();
     };
     // The consumers have no static peer: they learn the producer from its HELLO.
     auto consumer = [&](const std::string& name, std::vector<std::string> extra) {
@@ -202,7 +194,7 @@ TEST(DeadLetterTest, ExpiredMessagesWithNoConsumerAreDeadLettered) {
     // A consumer now: only a fresh message reaches it (a stale one would be ahead in the FIFO).
     TestNode consumer(consumer_args("late", q, dir.file("late.log"), producer.inbox_endpoint()));
     ASSERT_TRUE(consumer.ready());
-    ASSERT_TRUE(wait_until([&] { return sees_consumers(producer, {"late"}, q); }, 15s));
+    ASSERT_TRUE(wait_until([&] { return sees(producer, {"late"}, q); }, 15s));
     ASSERT_TRUE(queue.send(1000).ok());
     ASSERT_TRUE(wait_until([&] { return !read_log(dir.file("late.log")).empty(); }, 10s));
     EXPECT_TRUE(wait_until([&] { return queue_stats(producer, q).acked == 1; }, 10s));
@@ -221,7 +213,7 @@ TEST(DeadLetterTest, MessagesExpiredOnArrivalAreRefusedAndDeadLettered) {
     TestNode consumer({"--name", "frozen", "--interface", "lo", "--consume", q, "--log",
                        dir.file("frozen.log"), "--peer", host_port(producer.inbox_endpoint())});
     ASSERT_TRUE(consumer.ready());
-    ASSERT_TRUE(wait_until([&] { return sees_consumers(producer, {"frozen"}, q); }, 15s));
+    ASSERT_TRUE(wait_until([&] { return sees(producer, {"frozen"}, q); }, 15s));
 
     // Seeing the consumer alive (its frames reach us) does not mean our connection to it is up:
     // one message through it proves that, before it is frozen.
@@ -281,7 +273,7 @@ TEST(DeadLetterTest, PoisonMessageOnAnOrderedQueueLeavesAGapAndTheRestFollowsInO
         consumer_args("broken", q, dir.file("broken.log"), producer.inbox_endpoint()) +
         std::vector<std::string>{"--fail-payload", "5", "--concurrency", "4"});
     ASSERT_TRUE(consumer.ready());
-    ASSERT_TRUE(wait_until([&] { return sees_consumers(producer, {"broken"}, q); }, 15s));
+    ASSERT_TRUE(wait_until([&] { return sees(producer, {"broken"}, q); }, 15s));
     auto options = poison_queue_options();
     options.ordered = true;
     auto queue = producer.queue(q, options).value();

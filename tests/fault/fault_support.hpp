@@ -1,70 +1,35 @@
-// Shared helpers of the fault tests: temporary directories, peermq_test_node processes (started,
-// stopped, frozen, asked for their stats), consumer logs, and an in-process producer node.
+// Helpers of the fault tests (the shared ones are in tests/support): consumers in
+// `peermq_driver node` processes reporting what they handle to a log, in-process producers with
+// the same liveness settings, and what /proc says about a frozen process.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <stdlib.h>
 
-#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
-#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "peermq/peermq.hpp"
+#include "support/driver.hpp"
+#include "support/nodes.hpp"
 #include "support/process.hpp"
 #include "support/temp_dir.hpp"
-#include "support/test_node_process.hpp"
-#include "wait.hpp"
+#include "support/wait.hpp"
 
 namespace peermq::fault {
 
 using namespace std::chrono_literals;
-using peermq::testing::ChildProcess;
-using peermq::testing::host_port;
-using peermq::testing::TestNode;
+using namespace peermq::testing;
 using peermq::testing::operator+;
-using peermq::testing::wait_until;
-
-// Liveness settings shared by every node of a fault test: a killed consumer is noticed within
-// about a second, while a live one (busy on two shared cores) is not mistaken for a dead one.
-inline constexpr auto kHeartbeat = 250ms;
-inline constexpr auto kPeerTimeout = 1500ms;
-
-// A temporary directory peermq-fault-XXXXXX, removed with everything in it.
-struct TempDir : peermq::testing::TempDir {
-    TempDir() : peermq::testing::TempDir("peermq-fault") {}
-};
-
-// The payloads a peermq_test_node consumer logged, in the order it handled them. A line being
-// written while we read (no newline yet) is left for the next read.
-inline std::vector<long long> read_log(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    const std::string text = buffer.str();
-    std::vector<long long> values;
-    std::size_t begin = 0;
-    for (std::size_t end = text.find('\n'); end != std::string::npos;
-         end = text.find('\n', begin)) {
-        values.push_back(std::stoll(text.substr(begin, end - begin)));
-        begin = end + 1;
-    }
-    return values;
-}
-
-inline std::map<long long, int> counts(const std::vector<long long>& values) {
-    std::map<long long, int> out;
-    for (long long v : values) ++out[v];
-    return out;
-}
 
 // Whether every thread of `pid` is stopped (SIGSTOP taken effect), from /proc.
 inline bool all_threads_stopped(pid_t pid) {
@@ -83,6 +48,7 @@ inline bool all_threads_stopped(pid_t pid) {
     return any && !error;
 }
 
+// An in-process node on lo with the liveness of the test nodes (kHeartbeat, kPeerTimeout).
 inline NodeOptions node_options(const std::string& name, std::vector<std::string> peers = {}) {
     NodeOptions options;
     options.name = name;
@@ -93,30 +59,16 @@ inline NodeOptions node_options(const std::string& name, std::vector<std::string
     return options;
 }
 
-inline Node make_node(NodeOptions options) {
-    auto node = Node::create(std::move(options));
-    if (!node) throw std::runtime_error(node.status().to_string());
-    return std::move(node).value();
-}
-
-// Arguments that make a peermq_test_node a consumer of `queue` reporting to `log`, with the
-// fault tests' liveness settings, knowing `producer_endpoint` as a static peer (none if empty:
-// then it learns its producers from their HELLOs).
+// Arguments that make a `peermq_driver node` a consumer of `queue` reporting to `log`, with the
+// test nodes' liveness, knowing `producer_endpoint` as a static peer (none if empty: then it
+// learns its producers from their HELLOs).
 inline std::vector<std::string> consumer_args(const std::string& name, const std::string& queue,
                                               const std::string& log,
                                               const std::string& producer_endpoint) {
-    std::vector<std::string> args = {"--name",
-                                     name,
-                                     "--interface",
-                                     "lo",
-                                     "--consume",
-                                     queue,
-                                     "--log",
-                                     log,
-                                     "--heartbeat-ms",
-                                     std::to_string(kHeartbeat.count()),
-                                     "--peer-timeout-ms",
-                                     std::to_string(kPeerTimeout.count())};
+    std::vector<std::string> args =
+        std::vector<std::string>{"--name",    name,  "--interface", "lo",
+                                 "--consume", queue, "--log",       log} +
+        liveness_args();
     if (!producer_endpoint.empty()) {
         args.push_back("--peer");
         args.push_back(host_port(producer_endpoint));
@@ -124,52 +76,39 @@ inline std::vector<std::string> consumer_args(const std::string& name, const std
     return args;
 }
 
-inline const PeerInfo* find_peer(const std::vector<PeerInfo>& peers, const std::string& name) {
-    for (const auto& p : peers) {
-        if (p.name == name) return &p;
+// An in-process consumer of `queue` (named "consumer", with the test nodes' liveness) that counts
+// how often it handled each payload. Not movable: its handler holds `this`.
+class CountingConsumer {
+public:
+    explicit CountingConsumer(const std::string& queue)
+        : node_(make_node(node_options("consumer"))) {
+        const Status consumed = node_.consume(queue, [this](Delivery& d) {
+            std::lock_guard lock(mutex_);
+            ++received_[d.as<long long>()];
+        });
+        if (!consumed.ok()) throw std::runtime_error(consumed.to_string());
     }
-    return nullptr;
-}
+    CountingConsumer(const CountingConsumer&) = delete;
+    CountingConsumer& operator=(const CountingConsumer&) = delete;
+
+    std::string endpoint() const { return node_.inbox_endpoint(); }
+    // Payload -> how many times the handler ran for it, so far.
+    std::map<long long, int> received() const {
+        std::lock_guard lock(mutex_);
+        return received_;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::map<long long, int> received_;
+    Node node_;
+};
 
 inline std::optional<PeerState> peer_state(const Node& node, const std::string& name) {
     const auto peers = node.peers();
     const auto* p = find_peer(peers, name);
     if (!p) return std::nullopt;
     return p->state;
-}
-
-// True when `node` sees every one of `names` alive and consuming `queue`.
-inline bool sees_consumers(const Node& node, const std::vector<std::string>& names,
-                           const std::string& queue) {
-    const auto peers = node.peers();
-    for (const auto& name : names) {
-        const auto* p = find_peer(peers, name);
-        if (!p || p->state != PeerState::alive) return false;
-        if (std::find(p->queues.begin(), p->queues.end(), queue) == p->queues.end()) return false;
-    }
-    return true;
-}
-
-inline ChannelStats queue_stats(const Node& node, const std::string& queue) {
-    auto stats = node.stats();
-    auto it = stats.queues.find(queue);
-    return it == stats.queues.end() ? ChannelStats{} : it->second;
-}
-
-// Human-readable summary of a producer's queue counters, for failure messages.
-inline std::string describe(const ChannelStats& s) {
-    std::ostringstream out;
-    out << "sent=" << s.sent << " acked=" << s.acked << " nacked=" << s.nacked
-        << " retried=" << s.retried << " redelivered=" << s.redelivered << " expired=" << s.expired
-        << " dead_lettered=" << s.dead_lettered << " in_flight=" << s.in_flight
-        << " depth=" << s.depth;
-    return out.str();
-}
-
-inline std::string describe_drops(const NodeStats& stats) {
-    std::ostringstream out;
-    for (const auto& [reason, n] : stats.dropped) out << reason << "=" << n << " ";
-    return out.str();
 }
 
 }  // namespace peermq::fault

@@ -8,27 +8,13 @@
 
 #include "fault_support.hpp"
 #include "storage/journal.hpp"
-#include "unit/journal_files.hpp"
+#include "support/journal.hpp"
 
 namespace peermq::fault {
 namespace {
 
-using peermq::testing::find_bytes;
-using peermq::testing::flip_byte;
-using peermq::testing::run_process;
-using peermq::testing::wal_extent;
-
 const std::string kQueue = "jobs";
 constexpr std::uint64_t kMessages = 5000;
-
-std::vector<detail::OutboxRecord> outbox_of(const std::string& data_dir) {
-    auto journal = detail::Journal::open(data_dir, Durability::group_commit,
-                                         detail::JournalOpenMode::existing);
-    if (!journal) throw std::runtime_error(journal.status().to_string());
-    auto records = journal.value()->outbox_load();
-    if (!records) throw std::runtime_error(records.status().to_string());
-    return std::move(records).value();
-}
 
 // A producer process sends kMessages with no consumer anywhere, flush() confirms them, and it is
 // SIGKILLed (or stopped cleanly): its journal holds all of them.
@@ -42,15 +28,16 @@ void produce_and_end(const std::string& data_dir, bool kill) {
         return;
     }
     producer.kill(SIGKILL);
-    const int status = producer.process().wait();
-    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+    const auto status = producer.process().wait();
+    ASSERT_EQ(status, 128 + SIGKILL);
 }
 
 // A node started on `data_dir` must refuse: exit 1, corrupt_journal naming the file and `what`.
 void expect_start_refused(const std::string& data_dir, const std::string& what) {
-    const auto started = run_process(
-        {PEERMQ_TEST_NODE, "--name", "producer-again", "--interface", "lo", "--data-dir", data_dir},
-        "", 30s);
+    const auto started =
+        run_process(driver_argv("node") + Args{"--name", "producer-again", "--interface", "lo",
+                                               "--data-dir", data_dir},
+                    30s);
     EXPECT_EQ(started.exit_code, 1) << "the node started on the damaged journal:\n"
                                     << started.output;
     EXPECT_NE(started.output.find("corrupt_journal"), std::string::npos) << started.output;
@@ -62,47 +49,32 @@ void expect_start_refused(const std::string& data_dir, const std::string& what) 
 // `peermq doctor --data-dir` names the problem and the way out; with --accept-journal-loss it
 // takes that way, after which it finds nothing wrong.
 void doctor_then_accept_loss(const std::string& data_dir) {
-    const auto doctor = run_process({PEERMQ_CLI, "doctor", "--data-dir", data_dir}, "", 30s);
+    const auto doctor = run_process({PEERMQ_CLI, "doctor", "--data-dir", data_dir}, 30s);
     EXPECT_EQ(doctor.exit_code, 1) << doctor.output;
     EXPECT_NE(doctor.output.find("PROBLEM"), std::string::npos) << doctor.output;
     EXPECT_NE(doctor.output.find("missing"), std::string::npos) << doctor.output;
     EXPECT_NE(doctor.output.find("--accept-journal-loss"), std::string::npos) << doctor.output;
-    const auto accepted = run_process(
-        {PEERMQ_CLI, "doctor", "--data-dir", data_dir, "--accept-journal-loss"}, "", 30s);
+    const auto accepted =
+        run_process({PEERMQ_CLI, "doctor", "--data-dir", data_dir, "--accept-journal-loss"}, 30s);
     ASSERT_EQ(accepted.exit_code, 0) << accepted.output;
-    const auto again = run_process({PEERMQ_CLI, "doctor", "--data-dir", data_dir}, "", 30s);
+    const auto again = run_process({PEERMQ_CLI, "doctor", "--data-dir", data_dir}, 30s);
     EXPECT_EQ(again.exit_code, 0) << again.output;
 }
 #endif
 
 // What is left is delivered once each by the producer restarted with a consumer.
 void expect_survivors_delivered(const std::string& data_dir, std::size_t survivors) {
-    std::mutex mutex;
-    std::map<long long, int> received;
-    auto consumer = make_node(node_options("consumer"));
-    ASSERT_TRUE(consumer
-                    .consume(kQueue,
-                             [&](Delivery& d) {
-                                 std::lock_guard lock(mutex);
-                                 ++received[d.as<long long>()];
-                             })
-                    .ok());
-    TestNode restarted({"--name", "producer-again", "--interface", "lo", "--data-dir", data_dir,
-                        "--peer", host_port(consumer.inbox_endpoint()), "--heartbeat-ms",
-                        std::to_string(kHeartbeat.count()), "--peer-timeout-ms",
-                        std::to_string(kPeerTimeout.count())});
+    CountingConsumer consumer(kQueue);
+    TestNode restarted(Args{"--name", "producer-again", "--interface", "lo", "--data-dir", data_dir,
+                            "--peer", host_port(consumer.endpoint())} +
+                       liveness_args());
     ASSERT_TRUE(restarted.ready());
     if (survivors > 0) {
-        EXPECT_TRUE(wait_until(
-            [&] {
-                auto acked = restarted.stat(kQueue + ".acked");
-                return acked && *acked == survivors;
-            },
-            60s))
+        EXPECT_TRUE(restarted.wait_stat(kQueue + ".acked", survivors, 60s))
             << "acked " << restarted.stat(kQueue + ".acked").value_or(0) << " of " << survivors;
     }
     EXPECT_EQ(restarted.stop(), 0);
-    std::lock_guard lock(mutex);
+    const auto received = consumer.received();
     EXPECT_EQ(received.size(), survivors);
     for (const auto& [v, n] : received) EXPECT_EQ(n, 1) << v;
 }

@@ -3,6 +3,7 @@
 // journal; restarted on the same data directory, it delivers what its journal holds, once each.
 #include "fault_support.hpp"
 #include "storage/journal.hpp"
+#include "support/journal.hpp"
 
 namespace peermq::fault {
 namespace {
@@ -25,16 +26,6 @@ void PrintTo(const CrashCase& c, std::ostream* out) { *out << c.name; }
 
 class ProducerCrashTest : public ::testing::TestWithParam<CrashCase> {};
 
-// The journal's outbox, read directly as a tool would (the node is dead).
-std::vector<detail::OutboxRecord> outbox_of(const std::string& data_dir) {
-    auto journal = detail::Journal::open(data_dir, Durability::group_commit,
-                                         detail::JournalOpenMode::existing);
-    if (!journal) throw std::runtime_error(journal.status().to_string());
-    auto records = journal.value()->outbox_load();
-    if (!records) throw std::runtime_error(records.status().to_string());
-    return std::move(records).value();
-}
-
 TEST_P(ProducerCrashTest, FlushedMessagesSurviveAKillAndAreDeliveredAfterRestart) {
     const CrashCase& c = GetParam();
     TempDir dir;
@@ -54,9 +45,8 @@ TEST_P(ProducerCrashTest, FlushedMessagesSurviveAKillAndAreDeliveredAfterRestart
         ASSERT_TRUE(progress.has_value()) << "the producer stopped sending after flush()";
         sent_after_flush = std::stoull(*progress);
         producer.kill(SIGKILL);
-        const int status = producer.process().wait();
-        ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-            << "the producer ended before the kill (status " << status << ")";
+        const auto status = producer.process().wait();
+        ASSERT_EQ(status, 128 + SIGKILL) << "the producer ended before the kill";
     }
 
     // What survived: a prefix of the sequence (commits are in send order), at least everything
@@ -81,33 +71,18 @@ TEST_P(ProducerCrashTest, FlushedMessagesSurviveAKillAndAreDeliveredAfterRestart
     RecordProperty("sent_after_flush_reported", static_cast<int>(sent_after_flush));
 
     // A consumer appears, and the producer restarts on the same data directory.
-    std::mutex mutex;
-    std::map<long long, int> received;
-    auto consumer = make_node(node_options("consumer"));
-    ASSERT_TRUE(consumer
-                    .consume(kQueue,
-                             [&](Delivery& d) {
-                                 std::lock_guard lock(mutex);
-                                 ++received[d.as<long long>()];
-                             })
-                    .ok());
-    TestNode restarted({"--name", "producer-again", "--interface", "lo", "--data-dir", data_dir,
-                        "--durability", c.durability_flag, "--peer",
-                        host_port(consumer.inbox_endpoint()), "--heartbeat-ms",
-                        std::to_string(kHeartbeat.count()), "--peer-timeout-ms",
-                        std::to_string(kPeerTimeout.count())});
+    CountingConsumer consumer(kQueue);
+    TestNode restarted(Args{"--name", "producer-again", "--interface", "lo", "--data-dir", data_dir,
+                            "--durability", c.durability_flag, "--peer",
+                            host_port(consumer.endpoint())} +
+                       liveness_args());
     ASSERT_TRUE(restarted.ready());
 
     // Everything journaled is delivered, and settled at the restarted producer.
-    EXPECT_TRUE(wait_until(
-        [&] {
-            auto acked = restarted.stat(kQueue + ".acked");
-            return acked && *acked == survived;
-        },
-        60s))
+    EXPECT_TRUE(restarted.wait_stat(kQueue + ".acked", survived, 60s))
         << "acked " << restarted.stat(kQueue + ".acked").value_or(0) << " of " << survived;
     {
-        std::lock_guard lock(mutex);
+        const auto received = consumer.received();
         ASSERT_EQ(received.size(), survived);
         EXPECT_EQ(received.begin()->first, 0);
         EXPECT_EQ(received.rbegin()->first, static_cast<long long>(survived) - 1);
@@ -168,9 +143,7 @@ TEST_P(ProducerResendTest, HandledButUnackedMessagesAreResentAfterRestart) {
         std::lock_guard lock(mutex);
         return order.size();
     };
-    const std::vector<std::string> liveness = {"--heartbeat-ms", std::to_string(kHeartbeat.count()),
-                                               "--peer-timeout-ms",
-                                               std::to_string(kPeerTimeout.count())};
+    const std::vector<std::string> liveness = liveness_args();
 
     std::set<long long> handled_unacked;  // handled after the producer froze: never acked to it
     {
@@ -214,12 +187,7 @@ TEST_P(ProducerResendTest, HandledButUnackedMessagesAreResentAfterRestart) {
                                                 host_port(consumer.inbox_endpoint())} +
                        liveness);
     ASSERT_TRUE(restarted.ready());
-    EXPECT_TRUE(wait_until(
-        [&] {
-            auto acked = restarted.stat(kQueue + ".acked");
-            return acked && *acked == journaled.size();
-        },
-        60s))
+    EXPECT_TRUE(restarted.wait_stat(kQueue + ".acked", journaled.size(), 60s))
         << "acked " << restarted.stat(kQueue + ".acked").value_or(0) << " of " << journaled.size();
     EXPECT_EQ(restarted.stop(), 0);
     EXPECT_EQ(outbox_of(data_dir).size(), 0u);

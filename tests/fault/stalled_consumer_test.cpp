@@ -27,7 +27,7 @@ TEST(StalledConsumerTest, StalledConsumersHoldNoMoreThanTheirCreditAndTheirWorkM
     auto frozen = stalled("frozen");
     ASSERT_TRUE(killed->ready());
     ASSERT_TRUE(frozen->ready());
-    ASSERT_TRUE(wait_until([&] { return sees_consumers(producer, {"killed", "frozen"}, q); }, 15s));
+    ASSERT_TRUE(wait_until([&] { return sees(producer, {"killed", "frozen"}, q); }, 15s));
 
     for (long long i = 0; i < kMessages; ++i) ASSERT_TRUE(queue.send(i).ok());
 

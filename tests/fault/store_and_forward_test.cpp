@@ -83,7 +83,7 @@ TEST(StoreAndForwardTest, OrderedQueueKeepsItsOrderAcrossAConsumerCrash) {
         consumer_args("first", q, dir.file("first.log"), producer.inbox_endpoint()) +
         std::vector<std::string>{"--concurrency", "4", "--handle-delay-us", "1000"});
     ASSERT_TRUE(first->ready());
-    ASSERT_TRUE(wait_until([&] { return sees_consumers(producer, {"first"}, q); }, 15s));
+    ASSERT_TRUE(wait_until([&] { return sees(producer, {"first"}, q); }, 15s));
     for (long long i = 0; i < kMessages; ++i) ASSERT_TRUE(queue.send(i).ok());
     ASSERT_TRUE(wait_until([&] { return read_log(dir.file("first.log")).size() >= 100; }, 30s));
     first->kill(SIGKILL);

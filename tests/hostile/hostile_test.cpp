@@ -16,13 +16,14 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "wire/envelope.hpp"
 #include "peermq/control.hpp"
 #include "peermq/peermq.hpp"
+#include "support/driver.hpp"
 #include "support/free_port.hpp"
+#include "support/raw_frames.hpp"
 #include "support/temp_dir.hpp"
-#include "support/test_node_process.hpp"
-#include "wait.hpp"
+#include "support/wait.hpp"
+#include "wire/envelope.hpp"
 
 namespace peermq::testing {
 namespace {
@@ -135,25 +136,7 @@ protected:
     }
 
     void send(const std::string& header, const std::string& body) {
-        zmq::message_t h(header.data(), header.size());
-        zmq::message_t b(body.data(), body.size());
-        attacker_.send(h, zmq::send_flags::sndmore);
-        attacker_.send(b, zmq::send_flags::none);
-    }
-
-    static std::string header_from(const NodeId& sender, detail::Kind kind) {
-        detail::Header h;
-        h.kind = kind;
-        h.sender = sender;
-        msgpack::sbuffer out;
-        detail::encode_header(h, out);
-        return {out.data(), out.size()};
-    }
-
-    static std::string hello_body(const detail::Hello& hello) {
-        msgpack::sbuffer out;
-        detail::encode_hello(hello, out);
-        return {out.data(), out.size()};
+        send_frames(attacker_, {header, body});
     }
 
     static detail::Hello fake_hello(std::string host, std::uint16_t port) {
@@ -191,8 +174,8 @@ TEST_F(HostileTest, OneHelloWithAHostThatIsNoAddressIsCountedAndTheNodeServesOn)
     std::uint64_t expected = 0;
     for (const auto& host : bad_hosts) {
         if (host.empty()) continue;  // empty means "the address it came from": valid
-        send(header_from(NodeId::generate(), detail::Kind::hello),
-             hello_body(fake_hello(host, 4242)));
+        send(header_frame(NodeId::generate(), detail::Kind::hello),
+             hello_frame(fake_hello(host, 4242)));
         ++expected;
     }
     std::optional<NodeStats> stats;
@@ -214,22 +197,18 @@ TEST_F(HostileTest, AFloodOfHellosFromThousandsOfIdsLeavesTheNodeServing) {
     // Half point at closed ports (never reachable), half at this test's own listening socket
     // (reachable: the node can connect, and must still bound what it holds).
     zmq::socket_t sink(context_, zmq::socket_type::pull);
-    sink.set(zmq::sockopt::linger, 0);
-    sink.bind("tcp://127.0.0.1:*");
-    const std::string sink_endpoint = sink.get(zmq::sockopt::last_endpoint);
-    const auto sink_port =
-        static_cast<std::uint16_t>(std::stoi(sink_endpoint.substr(sink_endpoint.rfind(':') + 1)));
+    const std::uint16_t sink_port = bind_loopback(sink);
     start_producer();
     for (int i = 0; i < kIds; ++i) {
         const std::uint16_t port =
             i % 2 == 0 ? sink_port : static_cast<std::uint16_t>(1 + (i % 1000));
-        send(header_from(NodeId::generate(), detail::Kind::hello),
-             hello_body(fake_hello("127.0.0.1", port)));
+        send(header_frame(NodeId::generate(), detail::Kind::hello),
+             hello_frame(fake_hello("127.0.0.1", port)));
         if (i % 1000 == 999) expect_healthy("during the flood");
     }
     // One connection delivers in order: once this marker is counted, every HELLO was handled.
     {
-        const std::string heartbeat = header_from(NodeId::generate(), detail::Kind::heartbeat);
+        const std::string heartbeat = header_frame(NodeId::generate(), detail::Kind::heartbeat);
         zmq::message_t marker(heartbeat.data(), heartbeat.size());
         attacker_.send(marker, zmq::send_flags::none);
     }
@@ -263,10 +242,10 @@ TEST_F(HostileTest, HellosAtTheSizeLimitsCostBoundedMemory) {
         fat.queues.push_back(detail::QueueAd{std::string(250, 'q') + std::to_string(i), 1});
     }
     for (int i = 0; i < 4000; ++i) fat.topics.push_back(std::string(250, 't') + std::to_string(i));
-    const std::string fat_body = hello_body(fat);
+    const std::string fat_body = hello_frame(fat);
     ASSERT_GT(fat_body.size(), 2'000'000u);
     for (int i = 0; i < kFatPeers; ++i) {
-        send(header_from(NodeId::generate(), detail::Kind::hello), fat_body);
+        send(header_frame(NodeId::generate(), detail::Kind::hello), fat_body);
     }
     std::optional<NodeStats> stats;
     ASSERT_TRUE(wait_until([&] {
@@ -283,10 +262,10 @@ TEST_F(HostileTest, HellosAtTheSizeLimitsCostBoundedMemory) {
     for (int i = 0; wide.topics.size() < detail::kMaxHelloTopics; ++i) {
         wide.topics.push_back("t" + std::to_string(i));
     }
-    const std::string wide_body = hello_body(wide);
+    const std::string wide_body = hello_frame(wide);
     ASSERT_LE(wide_body.size(), detail::kMaxHelloBytes);
     for (int i = 0; i < kFatPeers; ++i) {
-        send(header_from(NodeId::generate(), detail::Kind::hello), wide_body);
+        send(header_frame(NodeId::generate(), detail::Kind::hello), wide_body);
     }
     for (int i = 0; i < 20; ++i) expect_healthy("after wide hellos");
     expect_legit_stream_delivered();

@@ -7,21 +7,17 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "wire/envelope.hpp"
 #include "peermq/peermq.hpp"
-#include "wait.hpp"
+#include "support/nodes.hpp"
+#include "support/raw_frames.hpp"
+#include "support/wait.hpp"
+#include "wire/envelope.hpp"
 
 using namespace std::chrono_literals;
-using peermq::testing::wait_until;
+using namespace peermq::testing;
 namespace detail = peermq::detail;
 
 namespace {
-
-std::string encode(const detail::Header& header) {
-    msgpack::sbuffer buffer;
-    detail::encode_header(header, buffer);
-    return {buffer.data(), buffer.size()};
-}
 
 template <typename... Fields>
 std::string pack_array(const Fields&... fields) {
@@ -32,25 +28,18 @@ std::string pack_array(const Fields&... fields) {
     return {buffer.data(), buffer.size()};
 }
 
-void send(zmq::socket_t& socket, const std::vector<std::string>& frames) {
-    for (std::size_t i = 0; i < frames.size(); ++i) {
-        zmq::message_t frame(frames[i].data(), frames[i].size());
-        socket.send(frame, i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    }
-}
-
 }  // namespace
 
 TEST(BadInput, EveryMalformedFrameIsCountedAndDroppedWhileRealTrafficFlows) {
     auto consumer = peermq::Node::create({.name = "target", .interface = "lo"}).value();
     auto producer =
-        peermq::Node::create({.name = "producer", .interface = "lo", .peers = {consumer.inbox_endpoint()}})
-            .value();
+        make_node({.name = "producer", .interface = "lo", .peers = {consumer.inbox_endpoint()}});
     std::atomic<int> got{0};
     ASSERT_TRUE(consumer.consume("work", [&](peermq::Delivery&) { ++got; }).ok());
     ASSERT_TRUE(wait_until([&] {
         for (const auto& p : producer.peers()) {
-            if (p.name == "target" && p.state == peermq::PeerState::alive && !p.queues.empty()) return true;
+            if (p.name == "target" && p.state == peermq::PeerState::alive && !p.queues.empty())
+                return true;
         }
         return false;
     }));
@@ -76,25 +65,30 @@ TEST(BadInput, EveryMalformedFrameIsCountedAndDroppedWhileRealTrafficFlows) {
     constexpr int kMessages = 1000;
     int sent = 0;
     for (int round = 0; round < kRounds; ++round) {
-        send(attacker, {"\xc1\xff garbage that is not msgpack"});                   // frame.garbage
-        send(attacker, {encode(good)});                                             // frame.truncated (DATA without payload)
-        send(attacker, {encode(good), "payload", "one frame too many"});            // frame.truncated
-        send(attacker, {encode(wrong_version), "x"});                               // frame.bad_version
-        send(attacker, {std::string(70'000, '\x90'), "x"});                         // frame.oversized_header
-        send(attacker, {pack_array(1u, 1u), "x"});                                  // frame.missing_field
-        send(attacker, {pack_array(1u, 99u, raw_id, raw_id, std::string("work")), "x"});  // frame.unknown_kind
-        send(attacker, {pack_array(1u, 1u, 42, raw_id, std::string("work")), "x"});       // frame.bad_field
-        send(attacker, {pack_array(std::string("v1"), 1u, raw_id, raw_id, std::string("w")), "x"});  // frame.bad_field
-        send(attacker, {encode(hello), pack_array(1, 2, 3)});                       // hello.bad
+        send_frames(attacker, {"\xc1\xff garbage that is not msgpack"});  // frame.garbage
+        send_frames(attacker, {header_frame(good)});  // frame.truncated (DATA without payload)
+        send_frames(attacker,
+                    {header_frame(good), "payload", "one frame too many"});  // frame.truncated
+        send_frames(attacker, {header_frame(wrong_version), "x"});           // frame.bad_version
+        send_frames(attacker, {std::string(70'000, '\x90'), "x"});  // frame.oversized_header
+        send_frames(attacker, {pack_array(1u, 1u), "x"});           // frame.missing_field
+        send_frames(attacker, {pack_array(1u, 99u, raw_id, raw_id, std::string("work")),
+                               "x"});  // frame.unknown_kind
+        send_frames(attacker,
+                    {pack_array(1u, 1u, 42, raw_id, std::string("work")), "x"});  // frame.bad_field
+        send_frames(attacker, {pack_array(std::string("v1"), 1u, raw_id, raw_id, std::string("w")),
+                               "x"});                                       // frame.bad_field
+        send_frames(attacker, {header_frame(hello), pack_array(1, 2, 3)});  // hello.bad
         {
             msgpack::sbuffer body;
             msgpack::packer<msgpack::sbuffer> pk(body);
             pk.pack_map(1);
             pk.pack(std::string("name"));
             pk.pack(std::string("intruder"));
-            send(attacker, {encode(hello), std::string(body.data(), body.size())});  // hello.missing_field
+            send_frames(attacker, {header_frame(hello),
+                                   std::string(body.data(), body.size())});  // hello.missing_field
         }
-        send(attacker, {std::string()});                                            // frame.garbage (empty)
+        send_frames(attacker, {std::string()});  // frame.garbage (empty)
         for (int i = 0; i < kMessages / kRounds; ++i, ++sent) ASSERT_TRUE(work.send(sent).ok());
     }
     ASSERT_TRUE(wait_until([&] { return got == kMessages; }, 30s)) << got;
@@ -103,8 +97,10 @@ TEST(BadInput, EveryMalformedFrameIsCountedAndDroppedWhileRealTrafficFlows) {
     peermq::NodeStats stats;
     ASSERT_TRUE(wait_until([&] {
         stats = consumer.stats();
-        return stats.dropped["hello.missing_field"] == kRounds && stats.dropped["frame.garbage"] == 2 * kRounds;
-    })) << "garbage " << stats.dropped["frame.garbage"] << " hello.missing_field "
+        return stats.dropped["hello.missing_field"] == kRounds &&
+               stats.dropped["frame.garbage"] == 2 * kRounds;
+    })) << "garbage "
+        << stats.dropped["frame.garbage"] << " hello.missing_field "
         << stats.dropped["hello.missing_field"];
     EXPECT_EQ(stats.dropped["frame.truncated"], 2u * kRounds);
     EXPECT_EQ(stats.dropped["frame.bad_version"], 1u * kRounds);
@@ -121,7 +117,8 @@ TEST(BadInput, EveryMalformedFrameIsCountedAndDroppedWhileRealTrafficFlows) {
 
 TEST(BadInput, OversizedPayloadIsRefusedByTheTransportAndTheNodeKeepsServing) {
     auto consumer =
-        peermq::Node::create({.name = "small", .interface = "lo", .max_payload_bytes = 1024}).value();
+        peermq::Node::create({.name = "small", .interface = "lo", .max_payload_bytes = 1024})
+            .value();
     zmq::context_t context;
     zmq::socket_t attacker(context, zmq::socket_type::push);
     attacker.set(zmq::sockopt::linger, 0);
@@ -130,17 +127,18 @@ TEST(BadInput, OversizedPayloadIsRefusedByTheTransportAndTheNodeKeepsServing) {
     good.sender = peermq::NodeId::generate();
     good.id = peermq::MessageId::generate();
     good.channel = "work";
-    send(attacker, {encode(good), std::string(1 << 20, 'x')});  // ZMQ_MAXMSGSIZE drops the link
+    send_frames(attacker,
+                {header_frame(good), std::string(1 << 20, 'x')});  // ZMQ_MAXMSGSIZE drops the link
 
     auto producer =
-        peermq::Node::create({.name = "producer", .interface = "lo", .peers = {consumer.inbox_endpoint()}})
-            .value();
+        make_node({.name = "producer", .interface = "lo", .peers = {consumer.inbox_endpoint()}});
     std::atomic<int> got{0};
     ASSERT_TRUE(consumer.consume("work", [&](peermq::Delivery&) { ++got; }).ok());
     auto work = producer.queue("work").value();
     for (int i = 0; i < 10; ++i) ASSERT_TRUE(work.send(i).ok());
     EXPECT_TRUE(wait_until([&] { return got == 10; }));
-    EXPECT_EQ(producer.queue("work")->send_payload(peermq::Payload::from_string(std::string(2000, 'y')))
+    EXPECT_EQ(producer.queue("work")
+                  ->send_payload(peermq::Payload::from_string(std::string(2000, 'y')))
                   .status()
                   .code(),
               peermq::ErrorCode::ok);  // the producer's own limit is its own (16 MiB default)

@@ -12,12 +12,13 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "wire/envelope.hpp"
 #include "peermq/peermq.hpp"
-#include "wait.hpp"
+#include "support/raw_frames.hpp"
+#include "support/wait.hpp"
+#include "wire/envelope.hpp"
 
 using namespace std::chrono_literals;
-using peermq::testing::wait_until;
+using namespace peermq::testing;
 namespace detail = peermq::detail;
 
 namespace {
@@ -29,32 +30,18 @@ bool knows(peermq::Node& node, const std::string& name) {
     return false;
 }
 
-std::string encode(const detail::Header& header) {
-    msgpack::sbuffer buffer;
-    detail::encode_header(header, buffer);
-    return {buffer.data(), buffer.size()};
-}
-
 std::string batch_header(const peermq::NodeId& sender, std::uint64_t count) {
     detail::Header h;
     h.kind = detail::Kind::batch;
     h.sender = sender;
     h.seq = count;
-    return encode(h);
+    return header_frame(h);
 }
 
 std::string entry(const std::string& header, const std::string& payload) {
     msgpack::sbuffer out;
     detail::append_batch_entry(header, payload, out);
     return {out.data(), out.size()};
-}
-
-void send(zmq::socket_t& socket, const std::vector<std::string>& frames) {
-    for (std::size_t i = 0; i < frames.size(); ++i) {
-        zmq::message_t frame(frames[i].data(), frames[i].size());
-        socket.send(frame,
-                    i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    }
 }
 
 std::uint64_t frames(const std::vector<peermq::PeerInfo>& peers, bool sent) {
@@ -154,7 +141,7 @@ TEST(Batch, BadBatchesAndBadEntriesAreCountedByReasonWhileRealTrafficFlows) {
     data.channel = "work";
     auto good = [&] {
         data.id = peermq::MessageId::generate();
-        return entry(encode(data), "injected");
+        return entry(header_frame(data), "injected");
     };
     detail::Header ack = data;
     ack.kind = detail::Kind::ack;
@@ -167,19 +154,21 @@ TEST(Batch, BadBatchesAndBadEntriesAreCountedByReasonWhileRealTrafficFlows) {
     int sent = 0;
     for (int round = 0; round < kRounds; ++round) {
         const std::string two = good() + good();
-        send(attacker, {batch_header(sender, 2)});  // frame.truncated
-        send(attacker,
-             {batch_header(sender, 2), two.substr(0, two.size() - 1)});  // frame.bad_batch
-        send(attacker, {batch_header(sender, 3), two});                  // frame.bad_batch
-        send(attacker, {batch_header(sender, 1), two});                  // frame.bad_batch
-        send(attacker, {batch_header(sender, 0), ""});                   // frame.bad_batch
+        send_frames(attacker, {batch_header(sender, 2)});  // frame.truncated
+        send_frames(attacker,
+                    {batch_header(sender, 2), two.substr(0, two.size() - 1)});  // frame.bad_batch
+        send_frames(attacker, {batch_header(sender, 3), two});                  // frame.bad_batch
+        send_frames(attacker, {batch_header(sender, 1), two});                  // frame.bad_batch
+        send_frames(attacker, {batch_header(sender, 0), ""});                   // frame.bad_batch
         constexpr std::size_t kOver = detail::kMaxBatchEntries + 1;
-        send(attacker, {batch_header(sender, kOver), std::string(kOver * 8, '\0')});  // bad_batch
-        send(attacker, {batch_header(sender, 2), two + "x"});           // frame.bad_batch
-        send(attacker, {batch_header(sender, 1), "\xff\xff\xff\xff"});  // frame.bad_batch
+        send_frames(attacker,
+                    {batch_header(sender, kOver), std::string(kOver * 8, '\0')});  // bad_batch
+        send_frames(attacker, {batch_header(sender, 2), two + "x"});           // frame.bad_batch
+        send_frames(attacker, {batch_header(sender, 1), "\xff\xff\xff\xff"});  // frame.bad_batch
         // Bad entries among good ones: only the bad ones are dropped.
-        send(attacker, {batch_header(sender, 5), good() + garbage_entry + entry(encode(ack), "") +
-                                                     entry(encode(stranger), "x") + good()});
+        send_frames(attacker, {batch_header(sender, 5),
+                               good() + garbage_entry + entry(header_frame(ack), "") +
+                                   entry(header_frame(stranger), "x") + good()});
         for (int i = 0; i < kMessages / kRounds; ++i, ++sent) ASSERT_TRUE(work.send(sent).ok());
     }
     ASSERT_TRUE(wait_until([&] { return real == kMessages && injected == 2 * kRounds; }, 30s))
@@ -273,15 +262,12 @@ public:
         hello.heartbeat_ms = 1000;
         hello.batch = true;
         hello.batch_max = batch_max;
-        detail::Header header;
-        header.kind = detail::Kind::hello;
-        header.sender = id_;
-        msgpack::sbuffer body;
-        detail::encode_hello(hello, body);
-        send(out_, {encode(header), std::string(body.data(), body.size())});
+        peermq::testing::send_hello(out_, hello, id_);
     }
 
-    void send_frames(const std::vector<std::string>& frames) { send(out_, frames); }
+    void send_frames(const std::vector<std::string>& frames) {
+        peermq::testing::send_frames(out_, frames);
+    }
 
     // The next frame of `kind` that reaches the inbox (others are skipped), with its second
     // frame; nullopt when none came in time.
@@ -383,7 +369,7 @@ TEST(Batch, AcksLeaveInBatchesOfAtMostHalfTheConsumersPrefetch) {
         data.flags = detail::kFlagAckRequested;
         data.created_ms = peermq::system_clock()->unix_ms();
         unacked.insert(data.id);
-        sender.send_frames({encode(data), "payload"});
+        sender.send_frames({header_frame(data), "payload"});
     }
     // All eight wait behind the first handler call, then run in one go.
     ASSERT_TRUE(wait_until([&] { return node.stats().queues["work"].received == 8; }));

@@ -11,29 +11,18 @@
 #include <zmq_addon.hpp>
 
 #include "admin/control_codec.hpp"
-#include "wire/envelope.hpp"
 #include "peermq/control.hpp"
 #include "peermq/peermq.hpp"
 #include "support/free_port.hpp"
-#include "wait.hpp"
+#include "support/raw_frames.hpp"
+#include "support/wait.hpp"
+#include "wire/envelope.hpp"
 
 using namespace std::chrono_literals;
-using peermq::testing::free_port;
-using peermq::testing::wait_until;
+using namespace peermq::testing;
 namespace detail = peermq::detail;
 
 namespace {
-
-void send_hello(zmq::socket_t& socket, const detail::Hello& hello) {
-    detail::Header header;
-    header.kind = detail::Kind::hello;
-    header.sender = peermq::NodeId::generate();
-    msgpack::sbuffer h, b;
-    detail::encode_header(header, h);
-    detail::encode_hello(hello, b);
-    socket.send(zmq::message_t(h.data(), h.size()), zmq::send_flags::sndmore);
-    socket.send(zmq::message_t(b.data(), b.size()), zmq::send_flags::none);
-}
 
 // One request on a raw DEALER socket: the reply frame, or an empty string after 10 s.
 std::string raw_request(const std::string& endpoint, const detail::ControlRequest& request) {
@@ -65,11 +54,7 @@ TEST(ControlBounds, ManyPeersAnnouncingManyNamesGetABoundedStatsReplyWithinASeco
     zmq::context_t context;
     // Where the fake peers say they listen: the node's links to them come up.
     zmq::socket_t sink(context, zmq::socket_type::pull);
-    sink.set(zmq::sockopt::linger, 0);
-    sink.bind("tcp://127.0.0.1:*");
-    const std::string sink_endpoint = sink.get(zmq::sockopt::last_endpoint);
-    const auto sink_port =
-        static_cast<std::uint16_t>(std::stoi(sink_endpoint.substr(sink_endpoint.rfind(':') + 1)));
+    const std::uint16_t sink_port = bind_loopback(sink);
     zmq::socket_t attacker(context, zmq::socket_type::push);
     attacker.set(zmq::sockopt::linger, 0);
     attacker.connect(node.inbox_endpoint());

@@ -23,28 +23,25 @@
 
 #include "peermq/control.hpp"
 #include "peermq/peermq.hpp"
+#include "support/driver.hpp"
 #include "support/free_port.hpp"
-#include "support/process.hpp"
+#include "support/nodes.hpp"
 #include "support/temp_dir.hpp"
-#include "wait.hpp"
-
-#ifndef PEERMQ_TEST_NODE
-#error "PEERMQ_TEST_NODE must be defined by the build"
-#endif
+#include "support/wait.hpp"
 
 using namespace std::chrono_literals;
 using peermq::ErrorCode;
-using peermq::testing::ChildProcess;
+using peermq::testing::find_peer;
 using peermq::testing::free_port;
+using peermq::testing::make_node;
+using peermq::testing::queue_stats;
+using peermq::testing::sees;
+using peermq::testing::TempDir;
+using peermq::testing::TestNode;
 using peermq::testing::wait_until;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A temporary directory peermq-ctl-XXXXXX, removed with everything in it.
-struct TempDir : peermq::testing::TempDir {
-    TempDir() : peermq::testing::TempDir("peermq-ctl") {}
-};
 
 peermq::NodeOptions options(const std::string& name, std::string data_dir = {}) {
     return {.name = name,
@@ -54,37 +51,11 @@ peermq::NodeOptions options(const std::string& name, std::string data_dir = {}) 
             .data_dir = std::move(data_dir)};
 }
 
-peermq::Node make_node(peermq::NodeOptions o) {
-    auto node = peermq::Node::create(std::move(o));
-    if (!node) throw std::runtime_error(node.status().to_string());
-    return std::move(node).value();
-}
-
 peermq::ControlClient client_for(const std::string& endpoint,
                                  std::chrono::milliseconds timeout = 5s) {
     auto client = peermq::ControlClient::connect(endpoint, timeout);
     if (!client) throw std::runtime_error(client.status().to_string());
     return std::move(client).value();
-}
-
-const peermq::PeerInfo* find(const std::vector<peermq::PeerInfo>& peers, const std::string& name) {
-    for (const auto& p : peers) {
-        if (p.name == name) return &p;
-    }
-    return nullptr;
-}
-
-bool sees_consumer(const peermq::Node& node, const std::string& name, const std::string& queue) {
-    const auto peers = node.peers();
-    const auto* p = find(peers, name);
-    return p && p->state == peermq::PeerState::alive &&
-           std::find(p->queues.begin(), p->queues.end(), queue) != p->queues.end();
-}
-
-peermq::ChannelStats queue_stats(const peermq::Node& node, const std::string& queue) {
-    const auto stats = node.stats();
-    const auto it = stats.queues.find(queue);
-    return it == stats.queues.end() ? peermq::ChannelStats{} : it->second;
 }
 
 // A unix socket file nobody accepts on (what a SIGKILLed node leaves behind).
@@ -147,7 +118,7 @@ TEST(ControlTest, ClientStatsAndPeersAreTheNodes) {
     auto producer = make_node(producer_options);
     std::atomic<int> handled{0};
     ASSERT_TRUE(consumer.consume("orders", [&](peermq::Delivery&) { ++handled; }).ok());
-    ASSERT_TRUE(wait_until([&] { return sees_consumer(producer, "consumer", "orders"); }));
+    ASSERT_TRUE(wait_until([&] { return sees(producer, {"consumer"}, "orders"); }));
     auto orders = producer.queue("orders").value();
     for (int i = 0; i < 50; ++i) ASSERT_TRUE(orders.send(i).ok());
     ASSERT_TRUE(wait_until([&] { return queue_stats(producer, "orders").acked == 50; }));
@@ -180,14 +151,14 @@ TEST(ControlTest, ClientStatsAndPeersAreTheNodes) {
     EXPECT_EQ(remote->dropped, local.dropped);
     EXPECT_EQ(remote->bad_frames, local.bad_frames);
     ASSERT_EQ(remote->peers.size(), local.peers.size());
-    const auto* seen = find(remote->peers, "consumer");
+    const auto* seen = find_peer(remote->peers, "consumer");
     ASSERT_NE(seen, nullptr);
     EXPECT_EQ(seen->id, consumer.id());
     EXPECT_EQ(seen->state, peermq::PeerState::alive);
 
     auto peers = client.peers();
     ASSERT_TRUE(peers.ok()) << peers.status().to_string();
-    const auto* peer = find(peers.value(), "consumer");
+    const auto* peer = find_peer(peers.value(), "consumer");
     ASSERT_NE(peer, nullptr);
     EXPECT_EQ(peer->id, consumer.id());
     EXPECT_EQ(peer->inbox_endpoint, consumer.inbox_endpoint());
@@ -224,7 +195,7 @@ TEST(ControlTest, DeadLettersAreListedReplayedAndPurgedThroughTheClient) {
     auto producer_options = options("producer", data_dir);
     producer_options.peers = {consumer.inbox_endpoint()};
     auto producer = make_node(producer_options);
-    ASSERT_TRUE(wait_until([&] { return sees_consumer(producer, "consumer", q); }));
+    ASSERT_TRUE(wait_until([&] { return sees(producer, {"consumer"}, q); }));
     const peermq::QueueOptions fast = {.max_attempts = 2, .retry_initial = 10ms, .retry_max = 40ms};
     auto queue = producer.queue(q, fast).value();
     peermq::MessageId poison;
@@ -540,9 +511,8 @@ TEST(ControlTest, AKilledNodesLockFileStaysButItsLockGoes) {
     const std::string data_dir = dir.file("child");
     const std::string endpoint = peermq::control_endpoint_for_data_dir(data_dir);
     {
-        ChildProcess child(
-            {PEERMQ_TEST_NODE, "--name", "child", "--interface", "lo", "--data-dir", data_dir});
-        ASSERT_TRUE(child.read_line("READY ").has_value());
+        TestNode child({"--name", "child", "--interface", "lo", "--data-dir", data_dir});
+        ASSERT_TRUE(child.ready()) << child.output();
         EXPECT_TRUE(peermq::data_dir_in_use(data_dir));
         // Its control endpoint answers from the other process.
         auto stats = client_for(endpoint).stats();
@@ -557,8 +527,7 @@ TEST(ControlTest, AKilledNodesLockFileStaysButItsLockGoes) {
             << rival.status().message();
 
         child.kill(SIGKILL);
-        const int status = child.wait();
-        ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+        ASSERT_EQ(child.process().wait(), 128 + SIGKILL);
     }
     // What a SIGKILL leaves: the LOCK file (unlocked) and a socket file nobody serves.
     EXPECT_TRUE(fs::exists(data_dir + "/LOCK"));
@@ -576,9 +545,8 @@ TEST(ControlTest, AKilledNodesLockFileStaysButItsLockGoes) {
 
 TEST(ControlTest, AChildNodeServesAnExplicitLoopbackTcpEndpoint) {
     const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(free_port());
-    ChildProcess child(
-        {PEERMQ_TEST_NODE, "--name", "tcp-child", "--interface", "lo", "--control", endpoint});
-    ASSERT_TRUE(child.read_line("READY ").has_value());
+    TestNode child({"--name", "tcp-child", "--interface", "lo", "--control", endpoint});
+    ASSERT_TRUE(child.ready()) << child.output();
     auto client = client_for(endpoint);
     auto stats = client.stats();
     ASSERT_TRUE(stats.ok()) << stats.status().to_string();

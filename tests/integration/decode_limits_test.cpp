@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "peermq/peermq.hpp"
-#include "wait.hpp"
+#include "support/wait.hpp"
 
 using namespace std::chrono_literals;
 using peermq::testing::wait_until;

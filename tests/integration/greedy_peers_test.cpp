@@ -10,9 +10,10 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "wire/envelope.hpp"
 #include "peermq/peermq.hpp"
-#include "wait.hpp"
+#include "support/raw_frames.hpp"
+#include "support/wait.hpp"
+#include "wire/envelope.hpp"
 
 using namespace std::chrono_literals;
 using peermq::testing::wait_until;
@@ -41,11 +42,6 @@ public:
 
     // Its HELLO, again and again (as an attacker would, every 0.3 s): it stays alive.
     void hello() {
-        detail::Header h;
-        h.kind = detail::Kind::hello;
-        h.sender = id_;
-        msgpack::sbuffer header;
-        detail::encode_header(h, header);
         detail::Hello hello;
         hello.name = "greedy";
         hello.cluster = "default";
@@ -55,12 +51,7 @@ public:
         hello.queues.push_back(detail::QueueAd{"work", prefetch_});
         hello.batch = true;
         hello.batch_max = detail::kMaxBatchEntries;
-        msgpack::sbuffer body;
-        detail::encode_hello(hello, body);
-        zmq::message_t h_frame(header.data(), header.size());
-        zmq::message_t b_frame(body.data(), body.size());
-        to_producer_.send(h_frame, zmq::send_flags::sndmore);
-        to_producer_.send(b_frame, zmq::send_flags::none);
+        peermq::testing::send_hello(to_producer_, hello, id_);
     }
 
     // Reads what arrived; returns the number of DATA messages taken so far.

@@ -14,7 +14,7 @@
 #include "peermq/peermq.hpp"
 #include "support/log_capture.hpp"
 #include "support/scoped_env.hpp"
-#include "wait.hpp"
+#include "support/wait.hpp"
 
 using namespace std::chrono_literals;
 using peermq::testing::ScopedEnv;

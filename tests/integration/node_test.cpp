@@ -11,10 +11,13 @@
 #include <vector>
 
 #include "peermq/peermq.hpp"
-#include "support/process.hpp"
-#include "wait.hpp"
+#include "support/driver.hpp"
+#include "support/nodes.hpp"
+#include "support/wait.hpp"
 
 using namespace std::chrono_literals;
+using peermq::testing::find_peer;
+using peermq::testing::sees;
 using peermq::testing::wait_until;
 
 namespace {
@@ -27,31 +30,7 @@ struct Order {
 };
 
 peermq::Node make_node(const std::string& name, std::vector<std::string> peers = {}) {
-    auto node = peermq::Node::create({.name = name, .interface = "lo", .peers = std::move(peers)});
-    if (!node) throw std::runtime_error(node.status().to_string());
-    return std::move(node).value();
-}
-
-const peermq::PeerInfo* find(const std::vector<peermq::PeerInfo>& peers, const std::string& name) {
-    for (const auto& p : peers) {
-        if (p.name == name) return &p;
-    }
-    return nullptr;
-}
-
-// True when `node` sees every name alive and consuming `queue` (if given).
-bool sees(const peermq::Node& node, std::initializer_list<std::string> names,
-          const std::string& queue = {}) {
-    const auto peers = node.peers();
-    for (const auto& name : names) {
-        const auto* p = find(peers, name);
-        if (!p || p->state != peermq::PeerState::alive) return false;
-        if (!queue.empty() &&
-            std::find(p->queues.begin(), p->queues.end(), queue) == p->queues.end()) {
-            return false;
-        }
-    }
-    return true;
+    return peermq::testing::make_node({.name = name, .interface = "lo", .peers = std::move(peers)});
 }
 
 class NodeTest : public ::testing::TestWithParam<peermq::Guarantee> {};
@@ -280,7 +259,7 @@ TEST(Node, ClosedPeerIsDownAtOnceAndPeerEventsAreRaised) {
     ASSERT_TRUE(wait_until(
         [&] {
             const auto peers = a.peers();
-            const auto* p = find(peers, "b");
+            const auto* p = find_peer(peers, "b");
             return p && p->state == peermq::PeerState::down;
         },
         3s));
@@ -304,15 +283,15 @@ TEST(Node, KilledPeerIsDownWithinThreeSecondsAndItsWorkMovesOn) {
     auto producer = make_node("producer", {survivor.inbox_endpoint()});
     // A consumer in another process that never acks anything (it only logs to /dev/null after
     // a handler that throws for payload 0..): we kill it with SIGKILL while it holds credit.
-    peermq::testing::ChildProcess victim({PEERMQ_TEST_NODE, "--name", "victim", "--consume", "work",
-                                          "--peer", producer.inbox_endpoint().substr(6)});
-    ASSERT_TRUE(victim.read_line("READY ").has_value());
+    peermq::testing::TestNode victim({"--name", "victim", "--consume", "work", "--peer",
+                                      peermq::testing::host_port(producer.inbox_endpoint())});
+    ASSERT_TRUE(victim.ready()) << victim.output();
     ASSERT_TRUE(wait_until([&] { return sees(producer, {"victim", "survivor"}, "work"); }));
     // And the producer's own connection to it is up (it has sent it a frame), so that work can
     // go to it before it freezes.
     ASSERT_TRUE(wait_until([&] {
         const auto peers = producer.peers();
-        const auto* p = find(peers, "victim");
+        const auto* p = find_peer(peers, "victim");
         return p && p->frames_sent > 0;
     }));
 
@@ -325,7 +304,7 @@ TEST(Node, KilledPeerIsDownWithinThreeSecondsAndItsWorkMovesOn) {
     ASSERT_TRUE(wait_until(
         [&] {
             const auto peers = producer.peers();
-            const auto* p = find(peers, "victim");
+            const auto* p = find_peer(peers, "victim");
             return p && p->state == peermq::PeerState::down;
         },
         5s));

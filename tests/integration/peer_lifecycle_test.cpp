@@ -9,9 +9,9 @@
 #include <vector>
 #include <zmq.hpp>
 
-#include "wire/envelope.hpp"
 #include "peermq/peermq.hpp"
-#include "wait.hpp"
+#include "support/wait.hpp"
+#include "wire/envelope.hpp"
 
 using namespace std::chrono_literals;
 using peermq::testing::wait_until;

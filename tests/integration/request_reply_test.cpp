@@ -6,7 +6,7 @@
 
 #include "peermq/patterns/request_reply.hpp"
 #include "peermq/peermq.hpp"
-#include "wait.hpp"
+#include "support/wait.hpp"
 
 using namespace std::chrono_literals;
 using peermq::testing::wait_until;
@@ -29,9 +29,10 @@ bool serves(const peermq::Node& node, int count, const std::string& queue) {
 TEST(RequestReply, RepliesComeBackToTheCallerFromEveryResponder) {
     auto r1 = peermq::Node::create({.name = "r1", .interface = "lo"}).value();
     auto r2 = peermq::Node::create({.name = "r2", .interface = "lo"}).value();
-    auto client =
-        peermq::Node::create({.name = "client", .interface = "lo", .peers = {r1.inbox_endpoint(), r2.inbox_endpoint()}})
-            .value();
+    auto client = peermq::Node::create({.name = "client",
+                                        .interface = "lo",
+                                        .peers = {r1.inbox_endpoint(), r2.inbox_endpoint()}})
+                      .value();
     std::atomic<int> served1{0}, served2{0};
     auto square = [](std::atomic<int>& counter) {
         return std::function<long(const long&)>([&counter](const long& x) {
@@ -39,12 +40,16 @@ TEST(RequestReply, RepliesComeBackToTheCallerFromEveryResponder) {
             return x * x;
         });
     };
-    ASSERT_TRUE((peermq::patterns::Responder::serve_typed<long, long>(r1, "square", square(served1))).ok());
-    ASSERT_TRUE((peermq::patterns::Responder::serve_typed<long, long>(r2, "square", square(served2))).ok());
+    ASSERT_TRUE(
+        (peermq::patterns::Responder::serve_typed<long, long>(r1, "square", square(served1))).ok());
+    ASSERT_TRUE(
+        (peermq::patterns::Responder::serve_typed<long, long>(r2, "square", square(served2))).ok());
     auto requester = peermq::patterns::Requester::create(client).value();
     ASSERT_TRUE(wait_until([&] { return serves(client, 2, "square"); }));
     // The responders learn the client's reply queue from its HELLO.
-    ASSERT_TRUE(wait_until([&] { return serves(r1, 1, requester.reply_queue()) && serves(r2, 1, requester.reply_queue()); }));
+    ASSERT_TRUE(wait_until([&] {
+        return serves(r1, 1, requester.reply_queue()) && serves(r2, 1, requester.reply_queue());
+    }));
 
     std::vector<std::thread> callers;
     std::atomic<int> correct{0};
@@ -65,12 +70,17 @@ TEST(RequestReply, RepliesComeBackToTheCallerFromEveryResponder) {
 
 TEST(RequestReply, HandlerErrorsAndMissingServicesAreErrorsNotHangs) {
     auto server = peermq::Node::create({.name = "server", .interface = "lo"}).value();
-    auto client = peermq::Node::create({.name = "client", .interface = "lo", .peers = {server.inbox_endpoint()}}).value();
-    ASSERT_TRUE(peermq::patterns::Responder::serve(server, "fail", [](const peermq::Message&) -> peermq::Payload {
-        throw std::runtime_error("database is down");
-    }).ok());
+    auto client = peermq::Node::create(
+                      {.name = "client", .interface = "lo", .peers = {server.inbox_endpoint()}})
+                      .value();
+    ASSERT_TRUE(peermq::patterns::Responder::serve(server, "fail",
+                                                   [](const peermq::Message&) -> peermq::Payload {
+                                                       throw std::runtime_error("database is down");
+                                                   })
+                    .ok());
     auto requester = peermq::patterns::Requester::create(client).value();
-    ASSERT_TRUE(wait_until([&] { return serves(client, 1, "fail") && serves(server, 1, requester.reply_queue()); }));
+    ASSERT_TRUE(wait_until(
+        [&] { return serves(client, 1, "fail") && serves(server, 1, requester.reply_queue()); }));
 
     auto failed = requester.call("fail", peermq::Payload::encode(1));
     ASSERT_FALSE(failed.ok());

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "peermq/peermq.hpp"
-#include "wait.hpp"
+#include "support/wait.hpp"
 
 using namespace std::chrono_literals;
 using peermq::testing::wait_until;

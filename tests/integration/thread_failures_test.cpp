@@ -12,7 +12,7 @@
 #include "peermq/control.hpp"
 #include "peermq/peermq.hpp"
 #include "support/free_port.hpp"
-#include "wait.hpp"
+#include "support/wait.hpp"
 
 using namespace std::chrono_literals;
 using peermq::testing::free_port;

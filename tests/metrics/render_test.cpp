@@ -309,7 +309,7 @@ void expect_python_parses(MetricsFormat format) {
     const auto result = peermq::testing::run_process(
         {PEERMQ_PYTHON, PEERMQ_CHECK_EXPOSITION,
          format == MetricsFormat::openmetrics ? "openmetrics" : "prometheus"},
-        tricky_text(format));
+        std::chrono::seconds(30), {}, tricky_text(format));
     if (result.exit_code == 77) GTEST_SKIP() << result.output;
     EXPECT_EQ(result.exit_code, 0) << result.output;
 }
@@ -326,6 +326,7 @@ TEST(RenderMetrics, PromtoolChecksMetricsCleanly) {
     if (std::string(PEERMQ_PROMTOOL).empty())
         GTEST_SKIP() << "promtool not found (Debian: prometheus)";
     const auto result = peermq::testing::run_process({PEERMQ_PROMTOOL, "check", "metrics"},
+                                                     std::chrono::seconds(30), {},
                                                      tricky_text(MetricsFormat::prometheus));
     // promtool also lints (names, units, HELP): any finding is printed and fails the check.
     EXPECT_EQ(result.exit_code, 0) << result.output;

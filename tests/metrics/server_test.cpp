@@ -16,8 +16,9 @@
 #include "peermq/metrics.hpp"
 #include "peermq/peermq.hpp"
 #include "support/log_capture.hpp"
+#include "support/nodes.hpp"
 #include "support/process.hpp"
-#include "wait.hpp"
+#include "support/wait.hpp"
 
 using namespace std::chrono_literals;
 using peermq::testing::run_process;
@@ -29,9 +30,7 @@ constexpr const char* kOpenMetrics = "application/openmetrics-text; version=1.0.
 constexpr const char* kPrometheus = "text/plain; version=0.0.4; charset=utf-8";
 
 peermq::Node make_node(const std::string& name, std::vector<std::string> peers = {}) {
-    auto node = peermq::Node::create({.name = name, .interface = "lo", .peers = std::move(peers)});
-    if (!node) throw std::runtime_error(node.status().to_string());
-    return std::move(node).value();
+    return peermq::testing::make_node({.name = name, .interface = "lo", .peers = std::move(peers)});
 }
 
 // Sample lines "name{labels} value" as series → value.

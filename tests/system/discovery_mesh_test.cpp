@@ -9,24 +9,27 @@
 #include <vector>
 
 #include "peermq/discovery.hpp"
-#include "support/backends.hpp"
-#include "support/event_log.hpp"
+#include "support/driver.hpp"
+#include "support/nodes.hpp"
 #include "support/process.hpp"
-#include "support/system_env.hpp"
+#include "support/wait.hpp"
+#include "system/support/backends.hpp"
+#include "system/support/event_log.hpp"
+#include "system/support/system_env.hpp"
 
 namespace peermq::test {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace peermq::testing;
 
-constexpr auto kFindTimeout = 20s;
 constexpr auto kLoseTimeout = 20s;
 
 struct Node {
     ServiceRecord self;
     std::unique_ptr<Discovery> discovery;
     EventLog log;
-    Clock::time_point started;
+    SteadyClock::time_point started;
 };
 
 // Starts one node per backend, checks that each finds all the others with the announced record,
@@ -45,7 +48,7 @@ void run_mesh(const std::vector<Backend>& backends, const std::string& label) {
         nodes.push_back(std::move(node));
     }
     for (auto& node : nodes) {
-        node->started = Clock::now();
+        node->started = SteadyClock::now();
         const Status started = node->discovery->start(node->self, node->log.sink());
         ASSERT_TRUE(started.ok()) << started.to_string();
     }
@@ -73,7 +76,7 @@ void run_mesh(const std::vector<Backend>& backends, const std::string& label) {
     }
 
     Node& leaving = *nodes.back();
-    const auto stopped_at = Clock::now();
+    const auto stopped_at = SteadyClock::now();
     leaving.discovery->stop();
     std::vector<double> lost_ms;
     for (std::size_t i = 0; i + 1 < nodes.size(); ++i) {
@@ -131,10 +134,11 @@ TEST(EmbeddedDiscovery, WorksWithoutAnyDaemonInAPrivateNetworkNamespace) {
     // so automatic() must fall back to the embedded stack, which must find its peers alone.
     const std::string cluster = "netns-" + unique_token();
     ChildProcess child(
-        {"unshare", "-n", "--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\"", probe_path(),
-         "mesh", "--backend", "auto", "--interface", "lo", "--count", "3", "--cluster", cluster,
-         "--timeout-ms", "20000"},
-        {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/peermq-no-bus", "PEERMQ_LOG=info"});
+        Args{"unshare", "-n", "--", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""} +
+            driver_argv("discovery") +
+            Args{"mesh", "--discovery", "auto", "--interface", "lo", "--count", "3", "--cluster",
+                 cluster, "--timeout-ms", "20000"},
+        {kNoBus, "PEERMQ_LOG=info"});
     ASSERT_TRUE(child.started());
     child.close_stdin();
     const auto code = child.wait(60s);

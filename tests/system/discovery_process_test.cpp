@@ -8,28 +8,31 @@
 #include <cstdio>
 #include <string>
 
-#include "support/backends.hpp"
-#include "support/event_log.hpp"
+#include "support/driver.hpp"
+#include "support/nodes.hpp"
 #include "support/process.hpp"
-#include "support/system_env.hpp"
+#include "support/wait.hpp"
+#include "system/support/backends.hpp"
+#include "system/support/event_log.hpp"
+#include "system/support/system_env.hpp"
 
 namespace peermq::test {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace peermq::testing;
 
-constexpr auto kFindTimeout = 20s;
-const std::string kNoBus = "DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/peermq-no-bus";
 // automatic() says which backend it chose at info (peermq/log.hpp); the default level is warn.
 const std::string kLogInfo = "PEERMQ_LOG=info";
 
 std::unique_ptr<ChildProcess> serve(Backend backend, const std::string& name,
                                     const std::string& cluster, const NodeId& id,
                                     std::uint16_t inbox, std::uint16_t pub) {
-    auto child = std::make_unique<ChildProcess>(std::vector<std::string>{
-        probe_path(), "serve", "--backend", backend_name(backend), "--interface", "lo", "--name",
-        name, "--cluster", cluster, "--id", id.to_string(), "--inbox", std::to_string(inbox),
-        "--pub", std::to_string(pub)});
+    auto child = std::make_unique<ChildProcess>(
+        driver_argv("discovery") + Args{"serve", "--discovery", discovery_name(backend),
+                                        "--interface", "lo", "--name", name, "--cluster", cluster,
+                                        "--id", id.to_string(), "--inbox", std::to_string(inbox),
+                                        "--pub", std::to_string(pub)});
     EXPECT_TRUE(child->wait_for_line_containing("started backend=", 15s)) << child->output();
     return child;
 }
@@ -64,7 +67,7 @@ TEST(DiscoveryProcesses, ProbesFindEachOtherAndASigkilledOneIsLost) {
         << *found_line;
 
     // SIGKILL: the daemon notices its D-Bus client is gone and withdraws the record (goodbye).
-    const auto killed_at = Clock::now();
+    const auto killed_at = SteadyClock::now();
     p2->signal(SIGKILL);
     const auto lost = log.wait_lost(id2, kFindTimeout);
     ASSERT_TRUE(lost) << log.dump();
@@ -75,7 +78,7 @@ TEST(DiscoveryProcesses, ProbesFindEachOtherAndASigkilledOneIsLost) {
         ms_between(killed_at, lost->at));
 
     // A clean exit of the embedded probe (stdin closed) withdraws its record too.
-    const auto closed_at = Clock::now();
+    const auto closed_at = SteadyClock::now();
     p3->close_stdin();
     ASSERT_TRUE(p3->wait_for_line_containing("stopped", 15s)) << p3->output();
     const auto lost3 = log.wait_lost(id3, kFindTimeout);
@@ -109,10 +112,10 @@ TEST(AvahiDaemonRestart, DaemonClientAnnouncesAndBrowsesAgainAfterARestart) {
     ASSERT_TRUE(o_log.wait_found(x_self.id, kFindTimeout)) << o_log.dump();
     ASSERT_TRUE(w_log.wait_found(x_self.id, kFindTimeout)) << w_log.dump();
 
-    const auto restart_at = Clock::now();
-    const auto restarted = run_command({avahi_lo_script(), "restart", avahi_state_dir()}, 60s);
+    const auto restart_at = SteadyClock::now();
+    const auto restarted = run_process({avahi_lo_script(), "restart", avahi_state_dir()}, 60s);
     ASSERT_EQ(restarted.exit_code, 0) << restarted.output;
-    const auto up_at = Clock::now();
+    const auto up_at = SteadyClock::now();
 
     // The old daemon said goodbye for x on its way out; x must announce itself again.
     const auto gone =
@@ -121,7 +124,7 @@ TEST(AvahiDaemonRestart, DaemonClientAnnouncesAndBrowsesAgainAfterARestart) {
     const auto back = o_log.wait_event(x_self.id, DiscoveryEvent::Kind::found, restart_at, 30s);
     ASSERT_TRUE(back) << "x was not announced again after the restart:\n" << o_log.dump();
     const std::string instance = x_self.name + "-" + x_self.id.short_string();
-    EXPECT_TRUE(eventually(
+    EXPECT_TRUE(wait_until(
         [&] {
             for (const auto& e : avahi_browse("_peermq._tcp")) {
                 if (e.name == instance) return true;
@@ -196,15 +199,17 @@ TEST(DiscoveryOptions, StartingTwiceIsAnErrorNotACrash) {
 
 TEST(DiscoveryOptions, MissingDaemonIsUnavailableAndAutomaticSaysItFallsBack) {
     // libdbus reads the bus address once per process: ask in child processes.
-    const auto daemon = run_command(
-        {probe_path(), "check", "--backend", "daemon", "--interface", "lo"}, 30s, {kNoBus});
+    const auto daemon = run_process(
+        driver_argv("discovery") + Args{"check", "--discovery", "avahi", "--interface", "lo"}, 30s,
+        {kNoBus});
     EXPECT_EQ(daemon.exit_code, 3) << daemon.output;
     EXPECT_NE(daemon.output.find("error unavailable: avahi-daemon does not answer on D-Bus: "),
               std::string::npos)
         << daemon.output;
 
-    const auto fallback = run_command(
-        {probe_path(), "check", "--backend", "auto", "--interface", "lo"}, 30s, {kNoBus, kLogInfo});
+    const auto fallback = run_process(
+        driver_argv("discovery") + Args{"check", "--discovery", "auto", "--interface", "lo"}, 30s,
+        {kNoBus, kLogInfo});
     EXPECT_EQ(fallback.exit_code, 0) << fallback.output;
     EXPECT_NE(fallback.output.find("ok backend=embedded"), std::string::npos) << fallback.output;
     EXPECT_NE(fallback.output.find("level=info component=discovery msg=\"using the embedded Avahi "
@@ -214,13 +219,15 @@ TEST(DiscoveryOptions, MissingDaemonIsUnavailableAndAutomaticSaysItFallsBack) {
         << fallback.output;
 
     // No daemon and no allow-list: neither backend may run, and the error says why.
-    const auto neither = run_command({probe_path(), "check", "--backend", "auto"}, 30s, {kNoBus});
+    const auto neither =
+        run_process(driver_argv("discovery") + Args{"check", "--discovery", "auto"}, 30s, {kNoBus});
     EXPECT_EQ(neither.exit_code, 3) << neither.output;
     EXPECT_NE(neither.output.find("error invalid_argument:"), std::string::npos) << neither.output;
 
     // With the daemon there, automatic() takes it and says so.
-    const auto normal = run_command(
-        {probe_path(), "check", "--backend", "auto", "--interface", "lo"}, 30s, {kLogInfo});
+    const auto normal = run_process(
+        driver_argv("discovery") + Args{"check", "--discovery", "auto", "--interface", "lo"}, 30s,
+        {kLogInfo});
     EXPECT_EQ(normal.exit_code, 0) << normal.output;
     EXPECT_NE(normal.output.find("ok backend=avahi"), std::string::npos) << normal.output;
     EXPECT_NE(

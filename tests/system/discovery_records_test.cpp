@@ -11,40 +11,31 @@
 #include <string>
 #include <vector>
 
-#include "support/backends.hpp"
-#include "support/event_log.hpp"
+#include "support/driver.hpp"
+#include "support/nodes.hpp"
 #include "support/process.hpp"
-#include "support/system_env.hpp"
+#include "support/wait.hpp"
+#include "system/support/backends.hpp"
+#include "system/support/event_log.hpp"
+#include "system/support/system_env.hpp"
 
 namespace peermq::test {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace peermq::testing;
 
-constexpr auto kFindTimeout = 20s;
 const std::string kType = "_peermq._tcp";
-
-// avahi-publish -s NAME _peermq._tcp PORT TXT...: waits until the daemon established it.
-std::unique_ptr<ChildProcess> publish_by_hand(const std::string& name, std::uint16_t port,
-                                              const std::vector<std::string>& txt) {
-    std::vector<std::string> argv = {"avahi-publish", "-s", name, kType, std::to_string(port)};
-    argv.insert(argv.end(), txt.begin(), txt.end());
-    auto child = std::make_unique<ChildProcess>(argv);
-    EXPECT_TRUE(child->wait_for_line_containing("Established under name", 15s))
-        << "avahi-publish did not establish '" << name << "':\n"
-        << child->output();
-    return child;
-}
 
 std::vector<std::string> valid_txt(const NodeId& id, std::uint16_t pub,
                                    const std::string& cluster) {
     return {"v=1", "id=" + id.to_string(), "pub=" + std::to_string(pub), "cluster=" + cluster};
 }
 
-class AvahiRecords : public testing::TestWithParam<Backend> {};
+class AvahiRecords : public ::testing::TestWithParam<Backend> {};
 
 INSTANTIATE_TEST_SUITE_P(Backends, AvahiRecords,
-                         testing::Values(Backend::daemon, Backend::embedded), BackendName());
+                         ::testing::Values(Backend::daemon, Backend::embedded), BackendName());
 
 TEST_P(AvahiRecords, AnnouncedRecordIsListedByAvahiBrowseWithItsTxt) {
     const std::string token = unique_token();
@@ -52,12 +43,12 @@ TEST_P(AvahiRecords, AnnouncedRecordIsListedByAvahiBrowseWithItsTxt) {
     auto discovery = make_backend(GetParam());
     ASSERT_NE(discovery, nullptr);
     EventLog log;
-    const auto started = Clock::now();
+    const auto started = SteadyClock::now();
     ASSERT_TRUE(discovery->start(self, log.sink()).ok());
 
     const std::string instance = self.name + "-" + self.id.short_string();
     std::optional<BrowseEntry> entry;
-    ASSERT_TRUE(eventually(
+    ASSERT_TRUE(wait_until(
         [&] {
             for (auto& e : avahi_browse(kType)) {
                 if (e.name == instance && e.protocol == "IPv4") entry = e;
@@ -67,7 +58,7 @@ TEST_P(AvahiRecords, AnnouncedRecordIsListedByAvahiBrowseWithItsTxt) {
         kFindTimeout))
         << "avahi-browse -rpt " << kType << " does not list '" << instance << "'";
     std::printf("[timing] %s: start -> listed by avahi-browse: %.0f ms\n",
-                backend_name(GetParam()).c_str(), ms_between(started, Clock::now()));
+                backend_name(GetParam()).c_str(), ms_between(started, SteadyClock::now()));
     EXPECT_EQ(entry->interface, "lo");
     EXPECT_EQ(entry->address, "127.0.0.1");
     EXPECT_EQ(entry->port, self.inbox_port);
@@ -94,7 +85,7 @@ TEST_P(AvahiRecords, HandPublishedRecordIsFoundAndLostWhenWithdrawn) {
     ASSERT_TRUE(
         discovery->start(make_self("observer-" + token, cluster, 41202, 42202), log.sink()).ok());
 
-    const auto published_at = Clock::now();
+    const auto published_at = SteadyClock::now();
     auto publisher = publish_by_hand(instance, 43210, valid_txt(id, 43211, cluster));
     const auto found = log.wait_found(id, kFindTimeout);
     ASSERT_TRUE(found) << log.dump();
@@ -105,7 +96,7 @@ TEST_P(AvahiRecords, HandPublishedRecordIsFoundAndLostWhenWithdrawn) {
     EXPECT_EQ(found->event.record.name, "manual-" + token);
     EXPECT_EQ(found->event.record.instance, instance);
 
-    const auto withdrawn_at = Clock::now();
+    const auto withdrawn_at = SteadyClock::now();
     publisher->signal(SIGTERM);
     const auto lost = log.wait_lost(id, kFindTimeout);
     ASSERT_TRUE(lost) << log.dump();
@@ -149,7 +140,7 @@ TEST_P(AvahiRecords, MalformedTxtIsIgnoredWithACountedReason) {
     ASSERT_TRUE(log.wait_found(good, kFindTimeout)) << log.dump();
 
     for (const auto& c : cases) {
-        EXPECT_TRUE(eventually(
+        EXPECT_TRUE(wait_until(
             [&] {
                 const auto ignored = discovery->ignored();
                 const auto it = ignored.find(c.reason);
@@ -185,14 +176,14 @@ TEST_P(AvahiRecords, RecordsOfAnotherClusterAreNotReported) {
     ASSERT_TRUE(a1_log.wait_found(a2_self.id, kFindTimeout)) << a1_log.dump();
     ASSERT_TRUE(a2_log.wait_found(a1_self.id, kFindTimeout)) << a2_log.dump();
     // b1 sees both records of cluster a, and counts them instead of reporting them.
-    EXPECT_TRUE(eventually(
+    EXPECT_TRUE(wait_until(
         [&] {
             const auto ignored = b1->ignored();
             const auto it = ignored.find("txt.other_cluster");
             return it != ignored.end() && it->second >= 2;
         },
         kFindTimeout));
-    EXPECT_TRUE(eventually(
+    EXPECT_TRUE(wait_until(
         [&] {
             const auto ignored = a1->ignored();
             const auto it = ignored.find("txt.other_cluster");
@@ -257,7 +248,7 @@ TEST(AvahiRecordsDaemon, SecondInstanceOfANodeTakesOverWithAnUpdate) {
     auto second = publish_by_hand("two-" + token, 43002, valid_txt(id, 44002, cluster));
     // The daemon has resolved the second instance before avahi-browse shows it; the backend's
     // own resolver gets it in the same moment. (PeerTable unit tests pin the exact sequence.)
-    ASSERT_TRUE(eventually(
+    ASSERT_TRUE(wait_until(
         [&] {
             for (const auto& e : avahi_browse(kType)) {
                 if (e.name == "two-" + token) return true;
@@ -266,7 +257,7 @@ TEST(AvahiRecordsDaemon, SecondInstanceOfANodeTakesOverWithAnUpdate) {
         },
         kFindTimeout));
 
-    const auto withdrawn_at = Clock::now();
+    const auto withdrawn_at = SteadyClock::now();
     first->signal(SIGTERM);
     ASSERT_TRUE(log.wait(
         [&](const std::vector<TimedEvent>& events) {

@@ -1,10 +1,10 @@
 // Whole nodes found through discovery only (no endpoint anywhere): worker processes
-// (peermq_test_node) and an in-process producer share a work queue through the real avahi-daemon
-// on lo; the same with the embedded stack in a private network namespace with no daemon at all;
-// a node survives an avahi-daemon restart; hand-made records are judged (counted, or followed to
-// the live node behind them); avahi-browse lists a running node with its TXT; and on the lab LAN
-// (suite Lab) a host cut off is marked down by heartbeats, work goes on, and it rejoins.
-// Spec: docs/spec/discovery.md. The avahi-daemon is the CTest fixture avahi_lo (lo only).
+// (`peermq_driver node`) and an in-process producer share a work queue through the real
+// avahi-daemon on lo; the same with the embedded stack in a private network namespace with no
+// daemon at all; a node survives an avahi-daemon restart; hand-made records are judged (counted, or
+// followed to the live node behind them); avahi-browse lists a running node with its TXT; and on
+// the lab LAN (suite Lab) a host cut off is marked down by heartbeats, work goes on, and it
+// rejoins. Spec: docs/spec/discovery.md. The avahi-daemon is the CTest fixture avahi_lo (lo only).
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -26,61 +26,24 @@
 
 #include "peermq/discovery/avahi.hpp"
 #include "peermq/peermq.hpp"
-#include "support/backends.hpp"
-#include "support/event_log.hpp"
+#include "support/driver.hpp"
+#include "support/nodes.hpp"
 #include "support/process.hpp"
-#include "support/system_env.hpp"
-
-#ifndef PEERMQ_TEST_NODE
-#error "PEERMQ_TEST_NODE must be defined by the build"
-#endif
-#ifndef PEERMQ_NODE_PROBE
-#error "PEERMQ_NODE_PROBE must be defined by the build"
-#endif
+#include "support/temp_dir.hpp"
+#include "support/wait.hpp"
+#include "system/support/backends.hpp"
+#include "system/support/event_log.hpp"
+#include "system/support/system_env.hpp"
 
 namespace peermq::test {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace peermq::testing;
 
-constexpr auto kAliveTimeout = 20s;
+constexpr auto kAliveTimeout = kFindTimeout;
 constexpr auto kWorkTimeout = 30s;
 const std::string kQueue = "work";
-// Workers never take endpoints from the environment here: discovery is all they have.
-const std::string kNoStaticPeers = "PEERMQ_PEERS=";
-const std::string kNoBus = "DBUS_SYSTEM_BUS_ADDRESS=unix:path=/nonexistent/peermq-no-bus";
-
-std::string test_node_path() { return PEERMQ_TEST_NODE; }
-
-// A scratch directory for the workers' logs, removed at the end of the test.
-class TempDir {
-public:
-    TempDir() {
-        std::string pattern = "/tmp/peermq-nodesys-XXXXXX";
-        if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-    }
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
-
-// The payloads a peermq_test_node consumer logged, one integer per line.
-std::vector<long long> read_log(const std::string& path) {
-    std::ifstream in(path);
-    std::vector<long long> values;
-    long long value = 0;
-    while (in >> value) values.push_back(value);
-    return values;
-}
-
-std::uint16_t port_of(const std::string& endpoint) {
-    return static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
-}
 
 NodeOptions node_options(const std::string& name, const std::string& cluster,
                          DiscoveryFactory discovery) {
@@ -95,44 +58,7 @@ NodeOptions node_options(const std::string& name, const std::string& cluster,
 // In-process nodes read PEERMQ_PEERS too: these tests give them discovery and nothing else.
 void forget_static_peers_from_environment() { ::unsetenv("PEERMQ_PEERS"); }
 
-Node make_node(NodeOptions options) {
-    auto created = Node::create(std::move(options));
-    EXPECT_TRUE(created.ok()) << created.status().to_string();
-    return std::move(created).value();  // throws (test error) if it failed
-}
-
-std::string describe(const std::vector<PeerInfo>& peers) {
-    std::string out;
-    for (const auto& peer : peers) {
-        out += "  " + peer.name + " id=" + peer.id.to_string() +
-               " state=" + std::string(to_string(peer.state)) + " inbox=" + peer.inbox_endpoint +
-               " queues=" + std::to_string(peer.queues.size()) + "\n";
-    }
-    return out.empty() ? "  (no peers)\n" : out;
-}
-
-const PeerInfo* find_peer(const std::vector<PeerInfo>& peers, const std::string& name) {
-    for (const auto& peer : peers) {
-        if (peer.name == name) return &peer;
-    }
-    return nullptr;
-}
-
-bool is_alive(const Node& node, const std::string& name) {
-    const auto peers = node.peers();
-    const PeerInfo* peer = find_peer(peers, name);
-    return peer != nullptr && peer->state == PeerState::alive;
-}
-
-bool consumes(const PeerInfo& peer, const std::string& queue) {
-    return std::find(peer.queues.begin(), peer.queues.end(), queue) != peer.queues.end();
-}
-
-std::uint64_t acked(const Node& node, const std::string& queue) {
-    const auto stats = node.stats();
-    const auto it = stats.queues.find(queue);
-    return it == stats.queues.end() ? 0 : it->second.acked;
-}
+bool is_alive(const Node& node, const std::string& name) { return sees(node, {name}); }
 
 // Every node of the test process and the system must keep mDNS on lo (the network rule).
 void expect_mdns_on_lo_only() {
@@ -155,83 +81,6 @@ void expect_shared(const std::vector<long long>& first, const std::vector<long l
     EXPECT_GT(second.size(), 0u) << "the second worker got no share of the work";
 }
 
-// A peermq_node_probe process and the FIFO it reads commands from (ChildProcess keeps the
-// child's stdin only to close it). `prefix` runs it elsewhere: nsenter, scripts/lab.sh exec.
-class NodeProbe {
-public:
-    NodeProbe(const std::string& dir, const std::string& name, std::vector<std::string> prefix,
-              std::vector<std::string> args, std::vector<std::string> env = {}) {
-        const std::string fifo = dir + "/" + name + ".ctl";
-        if (mkfifo(fifo.c_str(), 0600) == 0) control_ = open(fifo.c_str(), O_RDWR | O_CLOEXEC);
-        prefix.emplace_back(PEERMQ_NODE_PROBE);
-        for (const char* arg : {"--name", name.c_str(), "--control", fifo.c_str()}) {
-            prefix.emplace_back(arg);
-        }
-        prefix.insert(prefix.end(), args.begin(), args.end());
-        process_ = std::make_unique<ChildProcess>(std::move(prefix), std::move(env));
-    }
-    ~NodeProbe() {
-        if (control_ >= 0) close(control_);
-    }
-    NodeProbe(const NodeProbe&) = delete;
-    NodeProbe& operator=(const NodeProbe&) = delete;
-
-    ChildProcess& process() { return *process_; }
-    std::string output() const { return process_->output(); }
-
-    // Waits for "READY id=... inbox=..."; remembers the node id.
-    bool ready(std::chrono::milliseconds timeout) {
-        const auto line = process_->wait_for_line_containing("READY id=", timeout);
-        if (!line || control_ < 0) return false;
-        id_ = line->substr(line->find("id=") + 3, 36);
-        return true;
-    }
-    const std::string& id() const { return id_; }
-
-    // Sends a command without waiting for an answer ("quit").
-    bool tell(const std::string& command) {
-        const std::string line = command + "\n";
-        return control_ >= 0 &&
-               write(control_, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-    }
-    // Sends a command and returns its answer (the first later line starting with the command in
-    // capitals), or nullopt at the deadline.
-    std::optional<std::string> ask(const std::string& command, std::chrono::milliseconds timeout) {
-        std::string upper = command.substr(0, command.find(' '));
-        std::transform(upper.begin(), upper.end(), upper.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-        const std::size_t skip = process_->lines().size();
-        if (!tell(command)) return std::nullopt;
-        std::size_t index = 0;
-        return process_->wait_for_line(
-            [&](const std::string& text) {
-                return index++ >= skip && text.starts_with(upper + " ");
-            },
-            timeout);
-    }
-    bool ask_ok(const std::string& command, std::chrono::milliseconds timeout) {
-        const auto answer = ask(command, timeout);
-        EXPECT_TRUE(answer && answer->find(" ok") != std::string::npos)
-            << "'" << command << "' answered " << answer.value_or("nothing") << "; output:\n"
-            << output();
-        return answer && answer->find(" ok") != std::string::npos;
-    }
-
-    // Payloads its consumer handled ("GOT <n>").
-    std::vector<long long> got() const {
-        std::vector<long long> values;
-        for (const auto& line : process_->lines()) {
-            if (line.starts_with("GOT ")) values.push_back(std::stoll(line.substr(4)));
-        }
-        return values;
-    }
-
-private:
-    int control_ = -1;
-    std::unique_ptr<ChildProcess> process_;
-    std::string id_;
-};
-
 // --- (a) daemon backend: two worker processes and an in-process producer ---------------------
 
 TEST(NodeDiscovery, DaemonBackendNodesWithNoEndpointsShareAWorkQueue) {
@@ -239,36 +88,28 @@ TEST(NodeDiscovery, DaemonBackendNodesWithNoEndpointsShareAWorkQueue) {
     const std::string token = unique_token();
     const std::string cluster = "nq-" + token;
     TempDir dir;
-    ASSERT_FALSE(dir.path().empty());
-    std::vector<std::unique_ptr<ChildProcess>> workers;
+    std::vector<std::unique_ptr<TestNode>> workers;
     for (const std::string& name : {"c1-" + token, "c2-" + token}) {
-        workers.push_back(std::make_unique<ChildProcess>(
-            std::vector<std::string>{test_node_path(), "--name", name, "--cluster", cluster,
-                                     "--interface", "lo", "--discovery", "avahi", "--consume",
-                                     kQueue, "--log", dir.path() + "/" + name + ".log"},
-            std::vector<std::string>{kNoStaticPeers}));
-        ASSERT_TRUE(workers.back()->wait_for_line_containing("READY tcp://127.0.0.1:", 15s))
-            << workers.back()->output();
+        workers.push_back(std::make_unique<TestNode>(
+            Args{"--name", name, "--cluster", cluster, "--interface", "lo", "--discovery", "avahi",
+                 "--consume", kQueue, "--log", dir.file(name + ".log")},
+            Args{kNoStaticPeers}));
+        ASSERT_TRUE(workers.back()->ready()) << workers.back()->output();
+        EXPECT_TRUE(workers.back()->endpoint().starts_with("tcp://127.0.0.1:"));
     }
 
-    const auto started = Clock::now();
+    const auto started = SteadyClock::now();
     Node producer = make_node(
         node_options("p-" + token, cluster, discovery::avahi_daemon({.interfaces = {"lo"}})));
-    ASSERT_TRUE(eventually(
+    ASSERT_TRUE(wait_until(
         [&] {
-            const auto peers = producer.peers();
-            int ready = 0;
-            for (const std::string& name : {"c1-" + token, "c2-" + token}) {
-                const PeerInfo* peer = find_peer(peers, name);
-                ready += peer && peer->state == PeerState::alive && consumes(*peer, kQueue);
-            }
-            return ready == 2;
+            return sees(producer, {"c1-" + token, "c2-" + token}, kQueue);
         },
         kAliveTimeout))
         << "the producer did not find both workers alive:\n"
         << describe(producer.peers());
     std::printf("[timing] daemon: producer start -> both worker processes alive: %.0f ms\n",
-                ms_between(started, Clock::now()));
+                ms_between(started, SteadyClock::now()));
     for (const auto& peer : producer.peers()) {
         EXPECT_EQ(peer.cluster, cluster);
         EXPECT_TRUE(peer.inbox_endpoint.starts_with("tcp://127.0.0.1:")) << peer.inbox_endpoint;
@@ -279,19 +120,17 @@ TEST(NodeDiscovery, DaemonBackendNodesWithNoEndpointsShareAWorkQueue) {
     ASSERT_TRUE(queue.ok()) << queue.status().to_string();
     for (long long i = 0; i < kCount; ++i) ASSERT_TRUE(queue->send(i).ok());
     ASSERT_TRUE(queue->flush().ok());
-    ASSERT_TRUE(eventually([&] { return acked(producer, kQueue) >= kCount; }, kWorkTimeout))
-        << "acked " << acked(producer, kQueue) << " of " << kCount;
-    const auto first = read_log(dir.path() + "/c1-" + token + ".log");
-    const auto second = read_log(dir.path() + "/c2-" + token + ".log");
+    ASSERT_TRUE(
+        wait_until([&] { return queue_stats(producer, kQueue).acked >= kCount; }, kWorkTimeout))
+        << "acked " << queue_stats(producer, kQueue).acked << " of " << kCount;
+    const auto first = read_log(dir.file("c1-" + token + ".log"));
+    const auto second = read_log(dir.file("c2-" + token + ".log"));
     expect_shared(first, second, kCount);
     std::printf("[shares] daemon: c1 handled %zu, c2 handled %zu of %lld\n", first.size(),
                 second.size(), kCount);
 
     producer.close();
-    for (auto& worker : workers) {
-        worker->close_stdin();
-        EXPECT_EQ(worker->wait(15s), 0) << worker->output();
-    }
+    for (auto& worker : workers) EXPECT_EQ(worker->stop(), 0) << worker->output();
     expect_mdns_on_lo_only();
 }
 
@@ -332,36 +171,35 @@ TEST(NodeDiscovery, EmbeddedBackendNodesShareAWorkQueueInANamespaceWithNoDaemon)
     const std::string token = unique_token();
     const std::string cluster = "ne-" + token;
     TempDir dir;
-    ASSERT_FALSE(dir.path().empty());
     // D-Bus points nowhere: no daemon can be used, even through the (netns-blind) bus socket.
     // PEERMQ_LOG=info: automatic() says which backend it chose at info.
     const std::vector<std::string> env = {kNoStaticPeers, kNoBus, "PEERMQ_LOG=info"};
     // The second worker asks for `auto`, which must fall back to the embedded stack.
     const std::vector<std::pair<std::string, std::string>> worker_specs = {
         {"e1-" + token, "embedded"}, {"e2-" + token, "auto"}};
-    std::vector<std::unique_ptr<ChildProcess>> workers;
+    std::vector<std::unique_ptr<TestNode>> workers;
     for (const auto& [name, backend] : worker_specs) {
-        workers.push_back(std::make_unique<ChildProcess>(
-            netns.inside({test_node_path(), "--name", name, "--cluster", cluster, "--interface",
-                          "lo", "--discovery", backend, "--consume", kQueue, "--log",
-                          dir.path() + "/" + name + ".log"}),
-            env));
-        ASSERT_TRUE(workers.back()->wait_for_line_containing("READY tcp://127.0.0.1:", 15s))
-            << workers.back()->output();
+        workers.push_back(std::make_unique<TestNode>(
+            Args{"--name", name, "--cluster", cluster, "--interface", "lo", "--discovery", backend,
+                 "--consume", kQueue, "--log", dir.file(name + ".log")},
+            env, netns.inside({})));
+        ASSERT_TRUE(workers.back()->ready()) << workers.back()->output();
+        EXPECT_TRUE(workers.back()->endpoint().starts_with("tcp://127.0.0.1:"));
     }
-    EXPECT_TRUE(workers[1]->wait_for_line_containing(
+    EXPECT_TRUE(workers[1]->process().wait_for_line_containing(
         "component=discovery msg=\"using the embedded Avahi stack on interfaces lo because "
         "avahi-daemon does not answer on D-Bus",
         5s))
         << workers[1]->output();
 
-    const auto started = Clock::now();
-    NodeProbe producer(dir.path(), "ep-" + token, netns.inside({}),
-                       {"--cluster", cluster, "--interface", "lo", "--discovery", "embedded"}, env);
+    const auto started = SteadyClock::now();
+    ProbeNode producer(dir.path(), "ep-" + token,
+                       {"--cluster", cluster, "--interface", "lo", "--discovery", "embedded"},
+                       netns.inside({}), env);
     ASSERT_TRUE(producer.ready(15s)) << producer.output();
     ASSERT_TRUE(producer.ask_ok("wait-alive " + kQueue + " 2 20000", 25s));
     std::printf("[timing] embedded, no daemon: producer start -> both workers alive: %.0f ms\n",
-                ms_between(started, Clock::now()));
+                ms_between(started, SteadyClock::now()));
     const auto peers = producer.ask("peers", 5s);
     ASSERT_TRUE(peers);
     for (const auto& [name, backend] : worker_specs) {
@@ -372,21 +210,17 @@ TEST(NodeDiscovery, EmbeddedBackendNodesShareAWorkQueueInANamespaceWithNoDaemon)
     ASSERT_TRUE(producer.ask_ok("send " + kQueue + " " + std::to_string(kCount) + " 0", 30s));
     ASSERT_TRUE(
         producer.ask_ok("wait-acked " + kQueue + " " + std::to_string(kCount) + " 30000", 35s));
-    const auto first = read_log(dir.path() + "/e1-" + token + ".log");
-    const auto second = read_log(dir.path() + "/e2-" + token + ".log");
+    const auto first = read_log(dir.file("e1-" + token + ".log"));
+    const auto second = read_log(dir.file("e2-" + token + ".log"));
     expect_shared(first, second, kCount);
     std::printf("[shares] embedded: e1 handled %zu, e2 handled %zu of %lld\n", first.size(),
                 second.size(), kCount);
 
     // The namespace's mDNS group is on its lo, the only interface it has.
-    const auto igmp = run_command(netns.inside({"cat", "/proc/net/igmp"}), 10s);
+    const auto igmp = run_process(netns.inside({"cat", "/proc/net/igmp"}), 10s);
     EXPECT_NE(igmp.output.find("FB0000E0"), std::string::npos) << igmp.output;
-    EXPECT_TRUE(producer.tell("quit"));
-    EXPECT_EQ(producer.process().wait(15s), 0) << producer.output();
-    for (auto& worker : workers) {
-        worker->close_stdin();
-        EXPECT_EQ(worker->wait(15s), 0) << worker->output();
-    }
+    EXPECT_EQ(producer.quit(), 0) << producer.output();
+    for (auto& worker : workers) EXPECT_EQ(worker->stop(), 0) << worker->output();
     expect_mdns_on_lo_only();
 }
 
@@ -396,12 +230,12 @@ TEST(NodeDiscovery, EmbeddedBackendNodesShareAWorkQueueInANamespaceWithNoDaemon)
 // (its readiness check may look at the PID before `setsid avahi-daemon` was exec'd there) and
 // then stops it; start it again then, so that the daemon is back for this test and the next.
 bool restart_avahi_daemon() {
-    const auto restarted = run_command({avahi_lo_script(), "restart", avahi_state_dir()}, 60s);
+    const auto restarted = run_process({avahi_lo_script(), "restart", avahi_state_dir()}, 60s);
     if (restarted.exit_code == 0) return true;
     std::printf("[warning] avahi-lo.sh restart failed; starting the daemon again:\n%s",
                 restarted.output.c_str());
     for (int attempt = 0; attempt < 2; ++attempt) {
-        const auto started = run_command({avahi_lo_script(), "start", avahi_state_dir()}, 60s);
+        const auto started = run_process({avahi_lo_script(), "start", avahi_state_dir()}, 60s);
         if (started.exit_code == 0) return true;
         std::printf("[warning] avahi-lo.sh start failed:\n%s", started.output.c_str());
     }
@@ -425,13 +259,13 @@ TEST(NodeDiscovery, NodeIsAnnouncedAgainAfterAnAvahiDaemonRestartAndNewNodesConn
         if (event.peer.name == name && event.peer.state != PeerState::alive) ++w_saw_x_leave;
     });
     ASSERT_TRUE(
-        eventually([&] { return is_alive(w, x.name()) && is_alive(x, w.name()); }, kAliveTimeout))
+        wait_until([&] { return is_alive(w, x.name()) && is_alive(x, w.name()); }, kAliveTimeout))
         << "before the restart:\n"
         << describe(w.peers());
 
-    const auto restart_at = Clock::now();
+    const auto restart_at = SteadyClock::now();
     ASSERT_TRUE(restart_avahi_daemon());
-    const auto up_at = Clock::now();
+    const auto up_at = SteadyClock::now();
 
     // x announces itself again: a browser that starts now (and announces nothing) resolves it.
     auto observer = make_backend(Backend::daemon);
@@ -444,9 +278,9 @@ TEST(NodeDiscovery, NodeIsAnnouncedAgainAfterAnAvahiDaemonRestartAndNewNodesConn
     EXPECT_EQ(found->event.record.pub_port, port_of(x.pub_endpoint()));
 
     // A node started after the restart finds both and connects (HELLO both ways).
-    const auto z_started = Clock::now();
+    const auto z_started = SteadyClock::now();
     Node z = make_node(node_options("z-" + token, cluster, daemon()));
-    ASSERT_TRUE(eventually(
+    ASSERT_TRUE(wait_until(
         [&] { return is_alive(z, x.name()) && is_alive(z, w.name()) && is_alive(x, z.name()); },
         kAliveTimeout))
         << "z after the restart:\n"
@@ -456,7 +290,7 @@ TEST(NodeDiscovery, NodeIsAnnouncedAgainAfterAnAvahiDaemonRestartAndNewNodesConn
         "[timing] avahi-daemon restart took %.0f ms; back up -> x resolvable again %.0f ms; "
         "new node start -> x alive %.0f ms\n",
         ms_between(restart_at, up_at), ms_between(up_at, found->at),
-        ms_between(z_started, Clock::now()));
+        ms_between(z_started, SteadyClock::now()));
     // Heartbeats, not mDNS, decide liveness: the restart never made w doubt x.
     EXPECT_TRUE(is_alive(w, x.name())) << describe(w.peers());
     EXPECT_EQ(w_saw_x_leave.load(), 0);
@@ -468,23 +302,10 @@ TEST(NodeDiscovery, NodeIsAnnouncedAgainAfterAnAvahiDaemonRestartAndNewNodesConn
 
 // --- (e) hand-published records -----------------------------------------------------------------
 
-// avahi-publish -s NAME _peermq._tcp PORT TXT...: waits until the daemon established it.
-std::unique_ptr<ChildProcess> publish_by_hand(const std::string& name, std::uint16_t port,
-                                              const std::vector<std::string>& txt) {
-    std::vector<std::string> argv = {"avahi-publish", "-s", name, "_peermq._tcp",
-                                     std::to_string(port)};
-    argv.insert(argv.end(), txt.begin(), txt.end());
-    auto child = std::make_unique<ChildProcess>(argv);
-    EXPECT_TRUE(child->wait_for_line_containing("Established under name", 15s))
-        << "avahi-publish did not establish '" << name << "':\n"
-        << child->output();
-    return child;
-}
+class NodeRecords : public ::testing::TestWithParam<Backend> {};
 
-class NodeRecords : public testing::TestWithParam<Backend> {};
-
-INSTANTIATE_TEST_SUITE_P(Backends, NodeRecords, testing::Values(Backend::daemon, Backend::embedded),
-                         BackendName());
+INSTANTIATE_TEST_SUITE_P(Backends, NodeRecords,
+                         ::testing::Values(Backend::daemon, Backend::embedded), BackendName());
 
 // Records by hand point at a live node that announces nothing itself (no discovery): malformed
 // ones are counted and lead nowhere; a well-formed one with a made-up id leads to the node, which
@@ -514,7 +335,7 @@ TEST_P(NodeRecords, MalformedRecordsAreCountedAndAValidOneLeadsToTheLiveNode) {
             publish_by_hand("bad" + std::to_string(i) + "-" + token, inbox, cases[i].txt));
     }
     for (const auto& c : cases) {
-        EXPECT_TRUE(eventually(
+        EXPECT_TRUE(wait_until(
             [&] {
                 const auto ignored = observer.stats().discovery_ignored;
                 const auto it = ignored.find(c.reason);
@@ -528,11 +349,11 @@ TEST_P(NodeRecords, MalformedRecordsAreCountedAndAValidOneLeadsToTheLiveNode) {
     EXPECT_TRUE(live.peers().empty()) << describe(live.peers());
 
     const NodeId fake = Uuid::generate();
-    const auto published_at = Clock::now();
+    const auto published_at = SteadyClock::now();
     publishers.push_back(
         publish_by_hand("hand-" + token, inbox,
                         {"v=1", "id=" + fake.to_string(), "pub=" + pub, "cluster=" + cluster}));
-    ASSERT_TRUE(eventually(
+    ASSERT_TRUE(wait_until(
         [&] {
             const auto peers = observer.peers();
             return peers.size() == 1 && peers[0].id == live.id() &&
@@ -542,11 +363,11 @@ TEST_P(NodeRecords, MalformedRecordsAreCountedAndAValidOneLeadsToTheLiveNode) {
         << "the observer did not reach the live node through the record:\n"
         << describe(observer.peers());
     std::printf("[timing] %s: hand-published record -> live node alive: %.0f ms\n",
-                backend_name(GetParam()).c_str(), ms_between(published_at, Clock::now()));
+                backend_name(GetParam()).c_str(), ms_between(published_at, SteadyClock::now()));
     const auto peers = observer.peers();
     EXPECT_EQ(peers[0].name, live.name());
     EXPECT_EQ(peers[0].inbox_endpoint, live.inbox_endpoint());
-    EXPECT_TRUE(eventually([&] { return is_alive(live, observer.name()); }, kAliveTimeout))
+    EXPECT_TRUE(wait_until([&] { return is_alive(live, observer.name()); }, kAliveTimeout))
         << describe(live.peers());
     for (const auto& [reason, count] : observer.stats().discovery_ignored) {
         std::printf("  ignored %s=%llu\n", reason.c_str(), static_cast<unsigned long long>(count));
@@ -563,14 +384,14 @@ TEST_P(NodeRecords, AvahiBrowseListsARunningNodeWithItsTxt) {
     Node node = make_node(node_options("listed-" + token, cluster, factory_for(GetParam())));
     const std::string instance = node.name() + "-" + node.id().short_string();
     std::optional<BrowseEntry> entry;
-    ASSERT_TRUE(eventually(
+    ASSERT_TRUE(wait_until(
         [&] {
             for (auto& e : avahi_browse("_peermq._tcp")) {
                 if (e.name == instance && e.protocol == "IPv4") entry = e;
             }
             return entry.has_value();
         },
-        kAliveTimeout))
+        kAliveTimeout, 100ms))
         << "avahi-browse -rpt _peermq._tcp does not list '" << instance << "'";
     EXPECT_EQ(entry->interface, "lo");
     EXPECT_EQ(entry->address, "127.0.0.1");
@@ -591,42 +412,8 @@ TEST_P(NodeRecords, AvahiBrowseListsARunningNodeWithItsTxt) {
 // Suite `Lab`: CMake runs Lab.* under the label system-lab with the fixture `lab` (scripts/lab.sh
 // up 3 / down), not under the avahi_lo fixture.
 
-std::string lab_script() { return source_dir() + "/scripts/lab.sh"; }
-
-bool lab_is_up() {
-    const auto status = run_command({lab_script(), "status"}, 20s);
-    return status.exit_code == 0 && status.output.find("pmq3: 10.77.0.") != std::string::npos;
-}
-
 std::vector<std::string> on_lab_host(int host) {
     return {lab_script(), "exec", std::to_string(host)};
-}
-
-std::int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-        .count();
-}
-
-// The probe's clock stamp of the first "PEER ... name=<name> state=<state>" line stamped at or
-// after `since_ns` (both are CLOCK_MONOTONIC, shared by every network namespace).
-std::optional<std::int64_t> wait_peer_state(NodeProbe& probe, const std::string& name,
-                                            const std::string& state, std::int64_t since_ns,
-                                            std::chrono::milliseconds timeout) {
-    std::optional<std::int64_t> at;
-    probe.process().wait_for_line(
-        [&](const std::string& line) {
-            if (!line.starts_with("PEER t_ns=") ||
-                line.find(" name=" + name + " ") == std::string::npos ||
-                line.find(" state=" + state + " ") == std::string::npos) {
-                return false;
-            }
-            const std::int64_t t = std::stoll(line.substr(10));
-            if (t < since_ns) return false;
-            at = t;
-            return true;
-        },
-        timeout);
-    return at;
 }
 
 std::size_t count_in(const std::vector<long long>& values, long long from, long long to) {
@@ -640,22 +427,20 @@ TEST(Lab, NodeCutOffIsMarkedDownWorkGoesOnAndItRejoinsWhenHealed) {
     const std::string cluster = "nl-" + token;
     const std::string h3_name = "h3-" + token;
     TempDir dir;
-    ASSERT_FALSE(dir.path().empty());
     const std::vector<std::string> lan = {"--cluster", cluster,       "--interface",
                                           "lan0",      "--discovery", "avahi"};
     // Host 1 produces, host 2 and host 3 consume; each talks to its own host's avahi-daemon.
-    NodeProbe h1(dir.path(), "h1-" + token, on_lab_host(1), lan, {kNoStaticPeers});
+    ProbeNode h1(dir.path(), "h1-" + token, lan, on_lab_host(1), {kNoStaticPeers});
     std::vector<std::string> consumer = lan;
     consumer.insert(consumer.end(), {"--consume", kQueue});
-    NodeProbe h2(dir.path(), "h2-" + token, on_lab_host(2), consumer, {kNoStaticPeers});
-    const std::string h3_log = dir.path() + "/h3.log";
-    std::vector<std::string> h3_argv = on_lab_host(3);
-    h3_argv.insert(h3_argv.end(), {test_node_path(), "--name", h3_name, "--log", h3_log});
-    h3_argv.insert(h3_argv.end(), consumer.begin(), consumer.end());
-    ChildProcess h3(h3_argv, {kNoStaticPeers});
+    ProbeNode h2(dir.path(), "h2-" + token, consumer, on_lab_host(2), {kNoStaticPeers});
+    const std::string h3_log = dir.file("h3.log");
+    TestNode h3(Args{"--name", h3_name, "--log", h3_log} + consumer, {kNoStaticPeers},
+                on_lab_host(3));
     ASSERT_TRUE(h1.ready(15s)) << h1.output();
     ASSERT_TRUE(h2.ready(15s)) << h2.output();
-    ASSERT_TRUE(h3.wait_for_line_containing("READY tcp://10.77.0.3:", 15s)) << h3.output();
+    ASSERT_TRUE(h3.ready()) << h3.output();
+    EXPECT_TRUE(h3.endpoint().starts_with("tcp://10.77.0.3:")) << h3.endpoint();
     ASSERT_TRUE(h1.ask_ok("wait-alive " + kQueue + " 2 30000", 35s));
     ASSERT_TRUE(h2.ask_ok("wait-alive " + kQueue + " 1 30000", 35s));  // host 3, seen from 2
 
@@ -666,11 +451,11 @@ TEST(Lab, NodeCutOffIsMarkedDownWorkGoesOnAndItRejoinsWhenHealed) {
     EXPECT_GT(count_in(read_log(h3_log), 0, 200), 0u);
 
     // 2. Host 3's link is cut: heartbeats stop, the others mark it down.
-    const std::int64_t cut_ns = now_ns();
-    const auto cut = run_command({lab_script(), "cut", "3"}, 20s);
+    const std::int64_t cut_ns = monotonic_ns();
+    const auto cut = run_process({lab_script(), "cut", "3"}, 20s);
     ASSERT_EQ(cut.exit_code, 0) << cut.output;
-    const auto down1 = wait_peer_state(h1, h3_name, "down", cut_ns, 15s);
-    const auto down2 = wait_peer_state(h2, h3_name, "down", cut_ns, 15s);
+    const auto down1 = h1.peer_state(h3_name, "down", cut_ns, 15s);
+    const auto down2 = h2.peer_state(h3_name, "down", cut_ns, 15s);
     ASSERT_TRUE(down1 && down2) << "host 1:\n" << h1.output() << "host 2:\n" << h2.output();
     const double down1_ms = static_cast<double>(*down1 - cut_ns) / 1e6;
     const double down2_ms = static_cast<double>(*down2 - cut_ns) / 1e6;
@@ -691,11 +476,11 @@ TEST(Lab, NodeCutOffIsMarkedDownWorkGoesOnAndItRejoinsWhenHealed) {
     EXPECT_EQ(count_in(read_log(h3_log), 1000, 1100), 0u);
 
     // 4. Healed: host 3 answers again, is alive on both hosts and gets work.
-    const std::int64_t heal_ns = now_ns();
-    const auto heal = run_command({lab_script(), "heal", "3"}, 20s);
+    const std::int64_t heal_ns = monotonic_ns();
+    const auto heal = run_process({lab_script(), "heal", "3"}, 20s);
     ASSERT_EQ(heal.exit_code, 0) << heal.output;
-    const auto alive1 = wait_peer_state(h1, h3_name, "alive", heal_ns, 60s);
-    const auto alive2 = wait_peer_state(h2, h3_name, "alive", heal_ns, 60s);
+    const auto alive1 = h1.peer_state(h3_name, "alive", heal_ns, 60s);
+    const auto alive2 = h2.peer_state(h3_name, "alive", heal_ns, 60s);
     ASSERT_TRUE(alive1 && alive2) << "host 1:\n" << h1.output() << "host 2:\n" << h2.output();
     std::printf(
         "[timing] lab: link healed -> host 3 alive on host 1 after %.0f ms, on host 2 "
@@ -730,12 +515,9 @@ TEST(Lab, NodeCutOffIsMarkedDownWorkGoesOnAndItRejoinsWhenHealed) {
         count_in(got2, 0, 200), count_in(got3, 0, 200), count_in(got2, 1000, 1100),
         count_in(got3, 1000, 1100), count_in(got2, 2000, next), count_in(got3, 2000, next));
 
-    EXPECT_TRUE(h1.tell("quit"));
-    EXPECT_TRUE(h2.tell("quit"));
-    h3.close_stdin();
-    EXPECT_EQ(h1.process().wait(15s), 0) << h1.output();
-    EXPECT_EQ(h2.process().wait(15s), 0) << h2.output();
-    EXPECT_EQ(h3.wait(15s), 0) << h3.output();
+    EXPECT_EQ(h1.quit(), 0) << h1.output();
+    EXPECT_EQ(h2.quit(), 0) << h2.output();
+    EXPECT_EQ(h3.stop(), 0) << h3.output();
 }
 
 }  // namespace

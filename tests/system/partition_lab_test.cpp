@@ -2,9 +2,9 @@
 // what cutting a consumer off costs in duplicate deliveries, and how soon both sides of a healed
 // link see each other again (peermq issue #11, items 9 and 10).
 //
-// Every node is a peermq_node_probe on its own lab host, with static peers (no mDNS, so discovery
-// timing never blurs the figures): the producer on host 1, consumer A on host 2 (the host that
-// is cut off), consumer B on host 3. The consumers print every id they handle ("GOT <id>"), so
+// Every node is a `peermq_driver probe` on its own lab host, with static peers (no mDNS, so
+// discovery timing never blurs the figures): the producer on host 1, consumer A on host 2 (the host
+// that is cut off), consumer B on host 3. The consumers print every id they handle ("GOT <id>"), so
 // duplicates are counted exactly. Each measurement is printed on one line of its own, starting
 // with "partition:" or "heal:".
 //
@@ -31,18 +31,19 @@
 #include <unordered_map>
 #include <vector>
 
-#include "support/event_log.hpp"
+#include "support/driver.hpp"
+#include "support/nodes.hpp"
 #include "support/process.hpp"
-#include "support/system_env.hpp"
-
-#ifndef PEERMQ_NODE_PROBE
-#error "PEERMQ_NODE_PROBE must be defined by the build"
-#endif
+#include "support/temp_dir.hpp"
+#include "support/wait.hpp"
+#include "system/support/event_log.hpp"
+#include "system/support/system_env.hpp"
 
 namespace peermq::test {
 namespace {
 
 using namespace std::chrono_literals;
+using namespace peermq::testing;
 
 const std::string kQueue = "work";
 constexpr int kProducerHost = 1;
@@ -67,176 +68,20 @@ constexpr int kHealRounds = 3;
 // other down well before). See the heal test for why not just until "down".
 constexpr auto kCutHold = 8s;
 
-std::string lab_script() { return source_dir() + "/scripts/lab.sh"; }
-
-bool lab_is_up() {
-    const auto status = run_command({lab_script(), "status"}, 20s);
-    return status.exit_code == 0 && status.output.find("pmq3: 10.77.0.") != std::string::npos;
-}
-
-std::int64_t now_ns() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-        .count();
-}
-
 double ms_since(std::int64_t from_ns, std::int64_t to_ns) {
     return static_cast<double>(to_ns - from_ns) / 1e6;
 }
 
-class ScratchDir {
-public:
-    ScratchDir() {
-        std::string pattern = "/tmp/peermq-partition-XXXXXX";
-        if (mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-    }
-    ~ScratchDir() {
-        std::error_code ignored;
-        if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-    }
-    ScratchDir(const ScratchDir&) = delete;
-    ScratchDir& operator=(const ScratchDir&) = delete;
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
-
-// "key=value" words of a line.
-std::map<std::string, std::int64_t> fields_of(const std::string& line) {
-    std::map<std::string, std::int64_t> fields;
-    std::istringstream words(line);
-    std::string word;
-    while (words >> word) {
-        const auto eq = word.find('=');
-        if (eq == std::string::npos || eq + 1 == word.size()) continue;
-        const std::string value = word.substr(eq + 1);
-        if (!std::isdigit(static_cast<unsigned char>(value[0]))) continue;
-        fields[word.substr(0, eq)] = std::stoll(value);
-    }
-    return fields;
+// A `peermq_driver probe` on one lab host, with static peers only (nothing from the test's
+// environment).
+std::unique_ptr<ProbeNode> lab_node(const std::string& dir, int host, const std::string& name,
+                                    const Args& args) {
+    return std::make_unique<ProbeNode>(
+        dir, name, args, Args{lab_script(), "exec", std::to_string(host)}, Args{kNoStaticPeers});
 }
 
-// A peermq_node_probe on one lab host, commanded over a FIFO (ChildProcess keeps the child's
-// stdin only to close it).
-class LabNode {
-public:
-    LabNode(const std::string& dir, int host, std::string name, std::vector<std::string> args)
-        : name_(std::move(name)) {
-        const std::string fifo = dir + "/" + name_ + ".ctl";
-        if (mkfifo(fifo.c_str(), 0600) == 0) control_ = open(fifo.c_str(), O_RDWR | O_CLOEXEC);
-        std::vector<std::string> argv = {lab_script(),      "exec",   std::to_string(host),
-                                         PEERMQ_NODE_PROBE, "--name", name_,
-                                         "--control",       fifo};
-        argv.insert(argv.end(), args.begin(), args.end());
-        // Static peers only: nothing from the environment of the test.
-        process_ = std::make_unique<ChildProcess>(std::move(argv),
-                                                  std::vector<std::string>{"PEERMQ_PEERS="});
-    }
-    ~LabNode() {
-        if (control_ >= 0) close(control_);
-    }
-    LabNode(const LabNode&) = delete;
-    LabNode& operator=(const LabNode&) = delete;
-
-    const std::string& name() const { return name_; }
-    std::string output() const { return process_->output(); }
-
-    bool ready(std::chrono::milliseconds timeout) {
-        return control_ >= 0 && process_->wait_for_line_containing("READY id=", timeout);
-    }
-    bool tell(const std::string& command) {
-        const std::string line = command + "\n";
-        return control_ >= 0 &&
-               write(control_, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-    }
-    // The answer to `command`: the first later line that starts with the command in capitals.
-    std::optional<std::string> ask(const std::string& command, std::chrono::milliseconds timeout) {
-        std::string upper = command.substr(0, command.find(' '));
-        std::transform(upper.begin(), upper.end(), upper.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-        const std::size_t skip = process_->lines().size();
-        if (!tell(command)) return std::nullopt;
-        std::size_t index = 0;
-        return process_->wait_for_line(
-            [&](const std::string& text) {
-                return index++ >= skip && text.starts_with(upper + " ");
-            },
-            timeout);
-    }
-    bool ask_ok(const std::string& command, std::chrono::milliseconds timeout) {
-        const auto answer = ask(command, timeout);
-        const bool ok = answer && answer->find(" ok") != std::string::npos;
-        EXPECT_TRUE(ok) << name_ << ": '" << command << "' answered " << answer.value_or("nothing")
-                        << "; output:\n"
-                        << tail();
-        return ok;
-    }
-    std::map<std::string, std::int64_t> stats() {
-        const auto answer = ask("stats " + kQueue, 10s);
-        return answer ? fields_of(*answer) : std::map<std::string, std::int64_t>{};
-    }
-    // The probe's clock stamp of the first "PEER" line about `peer` in `state` stamped at or
-    // after `since_ns` (CLOCK_MONOTONIC: one clock for every network namespace and the test).
-    std::optional<std::int64_t> peer_state(const std::string& peer, const std::string& state,
-                                           std::int64_t since_ns,
-                                           std::chrono::milliseconds timeout) {
-        std::optional<std::int64_t> at;
-        process_->wait_for_line(
-            [&](const std::string& line) {
-                if (!line.starts_with("PEER t_ns=") ||
-                    line.find(" name=" + peer + " ") == std::string::npos ||
-                    line.find(" state=" + state + " ") == std::string::npos) {
-                    return false;
-                }
-                const std::int64_t t = std::stoll(line.substr(10));
-                if (t < since_ns) return false;
-                at = t;
-                return true;
-            },
-            timeout);
-        return at;
-    }
-    bool line_containing(const std::string& text, std::chrono::milliseconds timeout) {
-        return process_->wait_for_line_containing(text, timeout).has_value();
-    }
-    // Waits for a "GOT <id>" line with id >= `first`.
-    bool got_from(long long first, std::chrono::milliseconds timeout) {
-        return process_
-            ->wait_for_line(
-                [&](const std::string& line) {
-                    return line.starts_with("GOT ") && std::stoll(line.substr(4)) >= first;
-                },
-                timeout)
-            .has_value();
-    }
-    std::vector<long long> got() const {
-        std::vector<long long> ids;
-        for (const auto& line : process_->lines()) {
-            if (line.starts_with("GOT ")) ids.push_back(std::stoll(line.substr(4)));
-        }
-        return ids;
-    }
-    // Its output without the GOT lines (tens of thousands of them), for failure messages.
-    std::string tail() const {
-        std::string text;
-        for (const auto& line : process_->lines()) {
-            if (!line.starts_with("GOT ")) text += line + "\n";
-        }
-        return text;
-    }
-    std::optional<int> quit() {
-        (void)tell("quit");
-        return process_->wait(15s);
-    }
-
-private:
-    std::string name_;
-    int control_ = -1;
-    std::unique_ptr<ChildProcess> process_;
-};
-
 bool lab(const std::string& action, int host) {
-    const auto result = run_command({lab_script(), action, std::to_string(host)}, 20s);
+    const auto result = run_process({lab_script(), action, std::to_string(host)}, 20s);
     EXPECT_EQ(result.exit_code, 0) << "lab.sh " << action << " " << host << ":\n" << result.output;
     return result.exit_code == 0;
 }
@@ -244,7 +89,7 @@ bool lab(const std::string& action, int host) {
 // `ss -tin` on a lab host: its TCP connections with their queues and retransmission state.
 std::string tcp_sockets(int host) {
     const auto result =
-        run_command({lab_script(), "exec", std::to_string(host), "ss", "-tin"}, 10s);
+        run_process({lab_script(), "exec", std::to_string(host), "ss", "-tin"}, 10s);
     return "host " + std::to_string(host) + " sockets:\n" + result.output;
 }
 
@@ -257,7 +102,7 @@ struct Cluster {
         const auto port = static_cast<std::uint16_t>(20000 + std::random_device{}() % 20000);
         auto args = [&](int host) {
             std::vector<std::string> out = {"--cluster", "pt-" + token,       "--interface",
-                                            "lan0",      "--discovery",       "none",
+                                            "lan0",      "--discovery",       "static",
                                             "--port",    std::to_string(port)};
             for (int other = 1; other <= 3; ++other) {
                 if (other == host) continue;
@@ -272,14 +117,14 @@ struct Cluster {
         a_args.insert(a_args.end(), {"--consume", kQueue});
         auto b_args = args(kOtherHost);
         b_args.insert(b_args.end(), {"--consume", kQueue});
-        producer = std::make_unique<LabNode>(dir, kProducerHost, "p-" + token, producer_args);
-        a = std::make_unique<LabNode>(dir, kCutHost, "a-" + token, a_args);
-        b = std::make_unique<LabNode>(dir, kOtherHost, "b-" + token, b_args);
+        producer = lab_node(dir, kProducerHost, "p-" + token, producer_args);
+        a = lab_node(dir, kCutHost, "a-" + token, a_args);
+        b = lab_node(dir, kOtherHost, "b-" + token, b_args);
     }
 
     // Every node ready, and every pair alive both ways (acks reach the producer).
     bool meshed() {
-        for (LabNode* node : {producer.get(), a.get(), b.get()}) {
+        for (ProbeNode* node : {producer.get(), a.get(), b.get()}) {
             EXPECT_TRUE(node->ready(15s)) << node->output();
             if (::testing::Test::HasFailure()) return false;
         }
@@ -300,14 +145,14 @@ struct Cluster {
     }
 
     void quit() {
-        for (LabNode* node : {producer.get(), a.get(), b.get()}) {
+        for (ProbeNode* node : {producer.get(), a.get(), b.get()}) {
             EXPECT_EQ(node->quit(), 0) << node->tail();
         }
     }
 
-    std::unique_ptr<LabNode> producer;
-    std::unique_ptr<LabNode> a;
-    std::unique_ptr<LabNode> b;
+    std::unique_ptr<ProbeNode> producer;
+    std::unique_ptr<ProbeNode> a;
+    std::unique_ptr<ProbeNode> b;
 };
 
 // --- item 9: a cut costs at most what was in flight to the cut consumer ----------------------
@@ -336,45 +181,45 @@ struct Cluster {
 //    hundreds.
 void run_partition(const std::string& guarantee) {
     if (!lab_is_up()) GTEST_SKIP() << "the lab is not up (scripts/lab.sh up 3)";
-    ScratchDir dir;
-    ASSERT_FALSE(dir.path().empty());
+    TempDir dir;
     Cluster cluster(dir.path(), guarantee);
     ASSERT_TRUE(cluster.meshed());
-    LabNode& producer = *cluster.producer;
-    LabNode& a = *cluster.a;
-    LabNode& b = *cluster.b;
+    ProbeNode& producer = *cluster.producer;
+    ProbeNode& a = *cluster.a;
+    ProbeNode& b = *cluster.b;
 
     ASSERT_TRUE(producer.ask_ok(
         "stream " + kQueue + " " + std::to_string(kCount) + " 0 " + std::to_string(kRate), 10s));
-    ASSERT_TRUE(eventually([&] { return producer.stats()["streamed"] >= kCutAfter; }, 20s))
+    ASSERT_TRUE(
+        wait_until([&] { return producer.stats(kQueue)["streamed"] >= kCutAfter; }, 20s, 20ms))
         << producer.tail();
     std::int64_t max_in_flight = 0;
     std::map<std::string, std::int64_t> last;
     for (int i = 0; i < kInFlightSamples; ++i) {
-        last = producer.stats();
+        last = producer.stats(kQueue);
         max_in_flight = std::max(max_in_flight, last["in_flight"]);
     }
     const std::int64_t streamed_before = last["streamed"];
-    const std::int64_t cut_ns = now_ns();
+    const std::int64_t cut_ns = monotonic_ns();
     ASSERT_TRUE(lab("cut", kCutHost));
-    const double cut_cmd_ms = ms_since(cut_ns, now_ns());
-    const std::int64_t streamed_after = producer.stats()["streamed"];
+    const double cut_cmd_ms = ms_since(cut_ns, monotonic_ns());
+    const std::int64_t streamed_after = producer.stats(kQueue)["streamed"];
     const std::int64_t sent_during_cut = streamed_after - streamed_before;
     const std::int64_t inflight_at_cut = last["in_flight"] + last["depth"] + sent_during_cut;
 
     const auto down = producer.peer_state(a.name(), "down", cut_ns, 15s);
     ASSERT_TRUE(down) << "the producer never marked A down:\n" << producer.tail();
-    const std::int64_t redelivered = producer.stats()["redelivered"];
-    const std::int64_t heal_ns = now_ns();
+    const std::int64_t redelivered = producer.stats(kQueue)["redelivered"];
+    const std::int64_t heal_ns = monotonic_ns();
     ASSERT_TRUE(lab("heal", kCutHost));
 
-    ASSERT_TRUE(producer.line_containing("STREAMED ok", 30s)) << producer.tail();
+    ASSERT_TRUE(producer.process().wait_for_line_containing("STREAMED ok", 30s)) << producer.tail();
     const auto alive = producer.peer_state(a.name(), "alive", heal_ns, 30s);
     ASSERT_TRUE(alive) << "the producer never saw A alive after the heal:\n" << producer.tail();
     long long total = kCount;
     bool a_got_tail = false;
-    const auto tails_began = Clock::now();
-    while (!a_got_tail && Clock::now() - tails_began < kTailDeadline) {
+    const auto tails_began = SteadyClock::now();
+    while (!a_got_tail && SteadyClock::now() - tails_began < kTailDeadline) {
         ASSERT_TRUE(producer.ask_ok(
             "send " + kQueue + " " + std::to_string(kTail) + " " + std::to_string(total), 10s));
         total += kTail;
@@ -392,7 +237,7 @@ void run_partition(const std::string& guarantee) {
     std::vector<long long> got_a;
     std::vector<long long> got_b;
     // Every ack was preceded by its GOT line; the test's reader may still be a few lines behind.
-    const bool complete = eventually(
+    const bool complete = wait_until(
         [&] {
             got_a = a.got();
             got_b = b.got();
@@ -402,7 +247,7 @@ void run_partition(const std::string& guarantee) {
             }
             return handled.size() >= static_cast<std::size_t>(total);
         },
-        5s);
+        5s, 20ms);
     long long lost = 0;
     for (long long id = 0; id < total; ++id) lost += handled.contains(id) ? 0 : 1;
     long long duplicates = 0;
@@ -462,18 +307,17 @@ TEST(Lab, PartitionCostsAtMostWhatWasInFlightEffectivelyOnce) { run_partition("e
 // sides must see each other within 1 s of the heal.
 TEST(Lab, PartitionHealBothSidesSeeEachOtherWithinOneSecond) {
     if (!lab_is_up()) GTEST_SKIP() << "the lab is not up (scripts/lab.sh up 3)";
-    ScratchDir dir;
-    ASSERT_FALSE(dir.path().empty());
+    TempDir dir;
     Cluster cluster(dir.path(), "at_least_once");
     ASSERT_TRUE(cluster.meshed());
-    LabNode& producer = *cluster.producer;
-    LabNode& a = *cluster.a;
-    LabNode& b = *cluster.b;
-    const std::pair<LabNode*, LabNode*> others_see_cut[] = {{&producer, &a}, {&b, &a}};
-    const std::pair<LabNode*, LabNode*> cut_sees_others[] = {{&a, &producer}, {&a, &b}};
+    ProbeNode& producer = *cluster.producer;
+    ProbeNode& a = *cluster.a;
+    ProbeNode& b = *cluster.b;
+    const std::pair<ProbeNode*, ProbeNode*> others_see_cut[] = {{&producer, &a}, {&b, &a}};
+    const std::pair<ProbeNode*, ProbeNode*> cut_sees_others[] = {{&a, &producer}, {&a, &b}};
 
     for (int round = 1; round <= kHealRounds; ++round) {
-        const std::int64_t cut_ns = now_ns();
+        const std::int64_t cut_ns = monotonic_ns();
         ASSERT_TRUE(lab("cut", kCutHost));
         for (const auto* pairs : {&others_see_cut, &cut_sees_others}) {
             for (auto [node, peer] : *pairs) {
@@ -484,13 +328,13 @@ TEST(Lab, PartitionHealBothSidesSeeEachOtherWithinOneSecond) {
             }
         }
         // The timed hold of the cut is the scenario itself, not a synchronisation.
-        std::this_thread::sleep_until(Clock::time_point(std::chrono::nanoseconds(cut_ns)) +
+        std::this_thread::sleep_until(SteadyClock::time_point(std::chrono::nanoseconds(cut_ns)) +
                                       kCutHold);
-        const std::int64_t heal_ns = now_ns();
+        const std::int64_t heal_ns = monotonic_ns();
         ASSERT_TRUE(lab("heal", kCutHost));
-        const double heal_cmd_ms = ms_since(heal_ns, now_ns());
+        const double heal_cmd_ms = ms_since(heal_ns, monotonic_ns());
         // The time each node saw its peer alive again; a miss within 30 s is reported as such.
-        auto seen_ms = [&](LabNode& node, LabNode& peer) -> std::optional<double> {
+        auto seen_ms = [&](ProbeNode& node, ProbeNode& peer) -> std::optional<double> {
             const auto at = node.peer_state(peer.name(), "alive", heal_ns, 30s);
             if (!at) return std::nullopt;
             return ms_since(heal_ns, *at);

@@ -13,70 +13,30 @@
 #include "peermq/clock.hpp"
 #include "peermq/msgpack.hpp"
 #include "storage/journal.hpp"
+#include "support/journal.hpp"
 
 namespace peermq {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::dead_letter;
+using testing::filter;
 
-// Designated initialisers that skip members trip GCC 12's -Wmissing-field-initializers.
-DeadLetterFilter filter(std::optional<std::string> queue = {},
-                        std::optional<std::string> reason = {},
-                        std::optional<std::int64_t> since_ms = {},
-                        std::optional<std::int64_t> until_ms = {}, std::size_t limit = 0) {
-    DeadLetterFilter f;
-    f.queue = std::move(queue);
-    f.reason = std::move(reason);
-    f.since_ms = since_ms;
-    f.until_ms = until_ms;
-    f.limit = limit;
-    return f;
-}
-
-class DeadLetterJournalTest : public ::testing::Test {
+// The data directory exists (DeadLetterJournal::open tells an empty one from a missing one).
+class DeadLetterJournalTest : public testing::JournalFixture {
 protected:
-    void SetUp() override {
-        char pattern[] = "/tmp/peermq-dlq-XXXXXX";
-        ASSERT_NE(::mkdtemp(pattern), nullptr);
-        dir_ = pattern;
-    }
-    void TearDown() override {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
+    void SetUp() override { fs::create_directories(dir_); }
 
     // What a node's actor leaves behind: some outbox rows and these dead letters.
     void write_node_journal(const std::vector<DeadLetter>& letters, std::uint64_t outbox_rows) {
         auto journal = detail::Journal::open(dir_, Durability::group_commit);
         ASSERT_TRUE(journal.ok()) << journal.status().to_string();
         for (std::uint64_t seq = 1; seq <= outbox_rows; ++seq) {
-            detail::OutboxRecord record;
-            record.id = Uuid::generate();
-            record.queue = "orders";
-            record.seq = seq;
-            record.payload = Payload::from_string("pending");
-            (*journal)->outbox_put(record);
+            (*journal)->outbox_put(testing::outbox_record(seq, "orders", "pending"));
         }
         for (const auto& l : letters) (*journal)->dead_letter_put(l);
         ASSERT_TRUE((*journal)->commit().ok());
     }
-
-    static DeadLetter letter(std::string queue, std::string reason, std::int64_t failed_ms) {
-        DeadLetter l;
-        l.id = Uuid::generate();
-        l.queue = std::move(queue);
-        l.reason = std::move(reason);
-        l.headers = {{"traceparent", "00-1-2-01"}, {"tenant", "acme"}};
-        l.payload = Payload::encode(std::string("order for ") + l.queue);
-        l.attempts = 5;
-        l.last_error = "boom";
-        l.created_ms = failed_ms - 10;
-        l.first_failure_ms = failed_ms - 5;
-        l.last_failure_ms = failed_ms;
-        return l;
-    }
-
-    std::string dir_;
 };
 
 TEST_F(DeadLetterJournalTest, OpenOfMissingJournalIsNotFoundAndCreatesNothing) {
@@ -98,9 +58,9 @@ TEST_F(DeadLetterJournalTest, GarbageFileIsCorruptJournalNamingIt) {
 }
 
 TEST_F(DeadLetterJournalTest, ListGetAndPurgeAStoppedNodesDeadLetters) {
-    const auto a = letter("orders", "max_attempts", 100);
-    const auto b = letter("orders", "expired", 200);
-    const auto c = letter("billing", "rejected", 300);
+    const auto a = dead_letter("orders", "max_attempts", 100);
+    const auto b = dead_letter("orders", "expired", 200);
+    const auto c = dead_letter("billing", "rejected", 300);
     write_node_journal({a, b, c}, 0);
 
     auto dlq = DeadLetterJournal::open(dir_);
@@ -119,11 +79,11 @@ TEST_F(DeadLetterJournalTest, ListGetAndPurgeAStoppedNodesDeadLetters) {
     EXPECT_EQ(got->queue, "billing");
     EXPECT_EQ(got->reason, "rejected");
     EXPECT_EQ(got->attempts, 5u);
-    EXPECT_EQ(got->last_error, "boom");
+    EXPECT_EQ(got->last_error, "handler threw");
     EXPECT_EQ(got->headers, c.headers);
-    EXPECT_EQ(got->payload.as<std::string>(), "order for billing");
-    EXPECT_EQ(got->created_ms, 290);
-    EXPECT_EQ(got->first_failure_ms, 295);
+    EXPECT_EQ(got->payload.as<std::string>(), "dead billing");
+    EXPECT_EQ(got->created_ms, 200);
+    EXPECT_EQ(got->first_failure_ms, 250);
     EXPECT_EQ(got->last_failure_ms, 300);
     EXPECT_EQ(dlq->get(Uuid::generate()).status().code(), ErrorCode::not_found);
 
@@ -143,7 +103,7 @@ TEST_F(DeadLetterJournalTest, ListGetAndPurgeAStoppedNodesDeadLetters) {
 }
 
 TEST_F(DeadLetterJournalTest, ReplayOfflineMovesTheLetterToTheOutboxUnderANewId) {
-    const auto dl = letter("orders", "max_attempts", 100);
+    const auto dl = dead_letter("orders", "max_attempts", 100);
     write_node_journal({dl}, 3);
 
     const std::int64_t before = system_clock()->unix_ms();
@@ -181,7 +141,7 @@ TEST_F(DeadLetterJournalTest, ReplayOfflineMovesTheLetterToTheOutboxUnderANewId)
 }
 
 TEST_F(DeadLetterJournalTest, ReplayToAnotherQueueIntoAnEmptyOutbox) {
-    const auto dl = letter("orders", "no_consumer", 100);
+    const auto dl = dead_letter("orders", "no_consumer", 100);
     write_node_journal({dl}, 0);
     auto dlq = DeadLetterJournal::open(dir_);
     ASSERT_TRUE(dlq.ok());
@@ -198,7 +158,7 @@ TEST_F(DeadLetterJournalTest, ReplayToAnotherQueueIntoAnEmptyOutbox) {
 }
 
 TEST_F(DeadLetterJournalTest, ReplayOfMissingIdChangesNothing) {
-    write_node_journal({letter("orders", "expired", 1)}, 2);
+    write_node_journal({dead_letter("orders", "expired", 1)}, 2);
     auto dlq = DeadLetterJournal::open(dir_);
     ASSERT_TRUE(dlq.ok());
     auto replayed = dlq->replay(Uuid::generate());
@@ -217,7 +177,7 @@ TEST_F(DeadLetterJournalTest, ToolAndNodeShareTheFile) {
     auto dlq = DeadLetterJournal::open(dir_);
     ASSERT_TRUE(dlq.ok());
 
-    const auto dl = letter("orders", "rejected", 7);
+    const auto dl = dead_letter("orders", "rejected", 7);
     (*node)->dead_letter_put(dl);
     EXPECT_TRUE(dlq->list().value().empty());  // buffered in the node, not yet committed
     ASSERT_TRUE((*node)->commit().ok());

@@ -14,7 +14,7 @@
 #include "dispatch/dispatcher.hpp"
 #include "peermq/msgpack.hpp"
 #include "support/log_capture.hpp"
-#include "wait.hpp"
+#include "support/wait.hpp"
 
 namespace peermq::detail {
 namespace {

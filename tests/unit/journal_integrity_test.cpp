@@ -18,42 +18,13 @@
 #include "peermq/msgpack.hpp"
 #include "platform/data_dir_lock.hpp"
 #include "storage/journal.hpp"
-#include "support/temp_dir.hpp"
-#include "unit/journal_files.hpp"
+#include "support/journal.hpp"
 
 namespace peermq::detail {
 namespace {
 
 namespace fs = std::filesystem;
-using peermq::testing::find_bytes;
-using peermq::testing::flip_byte;
-using peermq::testing::wal_extent;
-
-class RawDb {
-public:
-    explicit RawDb(const std::string& path) {
-        EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
-    }
-    ~RawDb() { sqlite3_close(db_); }
-    RawDb(const RawDb&) = delete;
-    RawDb& operator=(const RawDb&) = delete;
-    int exec(const std::string& sql) {
-        return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
-    }
-    std::int64_t scalar(const std::string& sql) {
-        sqlite3_stmt* stmt = nullptr;
-        std::int64_t value = -1;
-        if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
-            sqlite3_step(stmt) == SQLITE_ROW) {
-            value = sqlite3_column_int64(stmt, 0);
-        }
-        sqlite3_finalize(stmt);
-        return value;
-    }
-
-private:
-    sqlite3* db_ = nullptr;
-};
+using namespace peermq::testing;
 
 std::string padded(const std::string& text, std::size_t size) {
     std::string out = text;
@@ -61,28 +32,8 @@ std::string padded(const std::string& text, std::size_t size) {
     return out;
 }
 
-class JournalIntegrityTest : public ::testing::Test {
+class JournalIntegrityTest : public peermq::testing::JournalFixture {
 protected:
-    JournalIntegrityTest()
-        : dir_(root_.file("data")), db_(dir_ + "/peermq.db"), wal_(db_ + "-wal") {}
-
-    std::unique_ptr<Journal> open_journal(JournalOpenMode mode = JournalOpenMode::create) {
-        auto journal = Journal::open(dir_, Durability::group_commit, mode);
-        EXPECT_TRUE(journal.ok()) << journal.status().to_string();
-        return journal.ok() ? std::move(journal).value() : nullptr;
-    }
-
-    static OutboxRecord record(std::uint64_t seq, std::string payload = "payload") {
-        OutboxRecord r;
-        r.id = Uuid::generate();
-        r.queue = "orders";
-        r.headers = {{"tenant", "acme"}};
-        r.payload = Payload::from_string(std::move(payload));
-        r.seq = seq;
-        r.created_ms = 1'700'000'000'000 + static_cast<std::int64_t>(seq);
-        return r;
-    }
-
     // `batches` commits of `per_batch` new outbox rows each, by a child process that then dies
     // without closing its connection: the WAL keeps them, as after kill -9.
     void commit_then_die(int batches, int per_batch) {
@@ -94,7 +45,7 @@ protected:
             std::uint64_t seq = 0;
             for (int b = 0; b < batches; ++b) {
                 for (int i = 0; i < per_batch; ++i) {
-                    (*opened)->outbox_put(record(++seq, padded("message", 200)));
+                    (*opened)->outbox_put(outbox_record(++seq, "orders", padded("message", 200)));
                 }
                 if (!(*opened)->commit().ok()) ::_exit(3);
             }
@@ -112,11 +63,6 @@ protected:
         EXPECT_NE(status.message().find(path), std::string::npos) << status.message();
         EXPECT_NE(status.message().find(what), std::string::npos) << status.message();
     }
-
-    peermq::testing::TempDir root_{"peermq-integrity"};
-    std::string dir_;
-    std::string db_;
-    std::string wal_;
 };
 
 // --- Item 3: a damaged WAL ---------------------------------------------------------------------
@@ -147,7 +93,7 @@ TEST_F(JournalIntegrityTest, WalDamagedInItsFirstFrameIsCorruptJournalNotAFreshS
 TEST_F(JournalIntegrityTest, AMarkBehindTheJournalIsNoAlarmAndIsBroughtUpToDate) {
     {
         auto journal = open_journal();
-        journal->outbox_put(record(1));
+        journal->outbox_put(outbox_record(1));
         ASSERT_TRUE(journal->commit().ok());
     }
     const std::string mark = dir_ + "/peermq.db-mark";
@@ -155,7 +101,7 @@ TEST_F(JournalIntegrityTest, AMarkBehindTheJournalIsNoAlarmAndIsBroughtUpToDate)
     {
         auto journal = open_journal();
         for (std::uint64_t i = 2; i <= 5; ++i) {
-            journal->outbox_put(record(i));
+            journal->outbox_put(outbox_record(i));
             ASSERT_TRUE(journal->commit().ok());
         }
     }
@@ -176,11 +122,11 @@ TEST_F(JournalIntegrityTest, EveryCommitAdvancesTheMarkAndTheDatabaseCountsToget
     const auto created = journal->held();
     EXPECT_EQ(created.commits, 1u);  // the schema
     EXPECT_EQ(Journal::read_mark(dir_).counts.commits, 1u);
-    for (std::uint64_t i = 1; i <= 3; ++i) journal->outbox_put(record(i));
+    for (std::uint64_t i = 1; i <= 3; ++i) journal->outbox_put(outbox_record(i));
     ASSERT_TRUE(journal->commit().ok());
-    auto r = record(9);
+    auto r = outbox_record(9);
     journal->outbox_put(r);
-    journal->outbox_remove(record(1).id);  // a DELETE that finds nothing writes no row
+    journal->outbox_remove(outbox_record(1).id);  // a DELETE that finds nothing writes no row
     ASSERT_TRUE(journal->commit().ok());
     EXPECT_EQ(journal->held().commits, 3u);
     EXPECT_EQ(journal->held().rows, 4u);
@@ -215,7 +161,7 @@ TEST_F(JournalIntegrityTest, AcceptingTheLossKeepsWhatIsLeftAndTheJournalWorksOn
     // Whole commits of 50, in order: what was left is a prefix.
     EXPECT_EQ(loaded->size(), (accepted->held.commits - 1) * 50);
     for (std::size_t i = 0; i < loaded->size(); ++i) EXPECT_EQ((*loaded)[i].seq, i + 1);
-    journal->outbox_put(record(10'000));
+    journal->outbox_put(outbox_record(10'000));
     ASSERT_TRUE(journal->commit().ok());
     journal.reset();
     EXPECT_NE(open_journal(), nullptr);
@@ -224,7 +170,7 @@ TEST_F(JournalIntegrityTest, AcceptingTheLossKeepsWhatIsLeftAndTheJournalWorksOn
 TEST_F(JournalIntegrityTest, AcceptingTheLossOfAnEmptiedDatabaseStartsAFreshJournal) {
     {
         auto journal = open_journal();
-        journal->outbox_put(record(1));
+        journal->outbox_put(outbox_record(1));
         ASSERT_TRUE(journal->commit().ok());
     }
     fs::resize_file(db_, 0);
@@ -277,7 +223,7 @@ TEST_F(JournalIntegrityTest, AToolReadsWhatIsLeftOfAShortJournalButWritesNothing
 TEST_F(JournalIntegrityTest, ADamagedMarkIsAnErrorUntilAccepted) {
     {
         auto journal = open_journal();
-        journal->outbox_put(record(1));
+        journal->outbox_put(outbox_record(1));
         ASSERT_TRUE(journal->commit().ok());
     }
     flip_byte(dir_ + "/peermq.db-mark", 30);
@@ -291,7 +237,7 @@ TEST_F(JournalIntegrityTest, ADamagedMarkIsAnErrorUntilAccepted) {
 TEST_F(JournalIntegrityTest, AJournalWithoutAMarkGetsOneFromWhatItHolds) {
     {
         auto journal = open_journal();
-        journal->outbox_put(record(1));
+        journal->outbox_put(outbox_record(1));
         ASSERT_TRUE(journal->commit().ok());
     }
     fs::remove(dir_ + "/peermq.db-mark");
@@ -307,7 +253,7 @@ TEST_F(JournalIntegrityTest, AJournalWithoutAMarkGetsOneFromWhatItHolds) {
 TEST_F(JournalIntegrityTest, EmptiedDatabaseOfAUsedDataDirIsCorruptJournal) {
     {
         auto journal = open_journal();
-        for (std::uint64_t i = 1; i <= 100; ++i) journal->outbox_put(record(i));
+        for (std::uint64_t i = 1; i <= 100; ++i) journal->outbox_put(outbox_record(i));
         ASSERT_TRUE(journal->commit().ok());
     }
     ASSERT_FALSE(fs::exists(wal_));
@@ -322,7 +268,7 @@ TEST_F(JournalIntegrityTest, EmptiedDatabaseOfAUsedDataDirIsCorruptJournal) {
 TEST_F(JournalIntegrityTest, DeletedDatabaseOfAUsedDataDirIsCorruptJournalAndNothingIsCreated) {
     {
         auto journal = open_journal();
-        journal->outbox_put(record(1));
+        journal->outbox_put(outbox_record(1));
         ASSERT_TRUE(journal->commit().ok());
     }
     fs::remove(db_);
@@ -342,7 +288,7 @@ TEST_F(JournalIntegrityTest, FlippedPayloadBytesAreQuarantinedAsACorruptDeadLett
         for (std::uint64_t i = 1; i <= 10; ++i) {
             char name[32];
             std::snprintf(name, sizeof name, "payload-%03llu-", static_cast<unsigned long long>(i));
-            records.push_back(record(i, padded(name, 300)));
+            records.push_back(outbox_record(i, "orders", padded(name, 300)));
             journal->outbox_put(records.back());
         }
         ASSERT_TRUE(journal->commit().ok());
@@ -372,8 +318,8 @@ TEST_F(JournalIntegrityTest, FlippedPayloadBytesAreQuarantinedAsACorruptDeadLett
 }
 
 TEST_F(JournalIntegrityTest, ChangedQueueOrHeadersAreCaughtToo) {
-    auto a = record(1);
-    auto b = record(2);
+    auto a = outbox_record(1);
+    auto b = outbox_record(2);
     {
         auto journal = open_journal();
         journal->outbox_put(a);
@@ -464,7 +410,7 @@ TEST_F(JournalIntegrityTest, AFormatOneJournalIsUpgradedAndItsRowsAreReadUnverif
     ASSERT_TRUE(check.ok());
     EXPECT_EQ(check->unverified, 2u);
     EXPECT_EQ(check->outbox_corrupt + check->dead_letters_corrupt, 0u);
-    journal->outbox_put(record(2));
+    journal->outbox_put(outbox_record(2));
     ASSERT_TRUE(journal->commit().ok());
     journal.reset();
     RawDb raw(db_);
@@ -474,11 +420,11 @@ TEST_F(JournalIntegrityTest, AFormatOneJournalIsUpgradedAndItsRowsAreReadUnverif
 }
 
 TEST_F(JournalIntegrityTest, CheckRecordsCountsDamagedRowsWithoutChangingThem) {
-    auto a = record(1, padded("check-records-", 100));
+    auto a = outbox_record(1, "orders", padded("check-records-", 100));
     {
         auto journal = open_journal();
         journal->outbox_put(a);
-        journal->outbox_put(record(2));
+        journal->outbox_put(outbox_record(2));
         ASSERT_TRUE(journal->commit().ok());
     }
     const auto at = find_bytes(db_, "check-records-");
@@ -524,7 +470,7 @@ int run_without_write_access(const std::string& top, const std::string& dir,
 TEST_F(JournalIntegrityTest, ReadOnlyDatabaseIsIoErrorNamingItAtOpen) {
     {
         auto journal = open_journal();
-        journal->outbox_put(record(1));
+        journal->outbox_put(outbox_record(1));
         ASSERT_TRUE(journal->commit().ok());
     }
     // 0: io_error naming the file; 1: opened; 2: another error.

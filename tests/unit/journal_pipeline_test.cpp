@@ -12,7 +12,7 @@
 
 #include "support/log_capture.hpp"
 #include "support/temp_dir.hpp"
-#include "unit/fake_clock.hpp"
+#include "support/fake_clock.hpp"
 
 namespace peermq::detail {
 namespace {

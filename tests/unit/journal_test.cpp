@@ -16,117 +16,26 @@
 
 #include <gtest/gtest.h>
 
+#include "support/journal.hpp"
+
 namespace peermq::detail {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace peermq::testing;
 
-std::string read_file(const fs::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// A raw second connection, as the sqlite3 shell or a tool would open the journal.
-class RawDb {
-public:
-    explicit RawDb(const std::string& path) {
-        EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
-    }
-    ~RawDb() { sqlite3_close(db_); }
-    int exec(const std::string& sql) {
-        return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
-    }
-    std::int64_t scalar(const std::string& sql) {
-        sqlite3_stmt* stmt = nullptr;
-        std::int64_t value = -1;
-        if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK &&
-            sqlite3_step(stmt) == SQLITE_ROW) {
-            value = sqlite3_column_int64(stmt, 0);
-        }
-        sqlite3_finalize(stmt);
-        return value;
-    }
-
-private:
-    sqlite3* db_ = nullptr;
-};
-
-// Designated initialisers that skip members trip GCC 12's -Wmissing-field-initializers.
-DeadLetterFilter filter(std::optional<std::string> queue = {},
-                        std::optional<std::string> reason = {},
-                        std::optional<std::int64_t> since_ms = {},
-                        std::optional<std::int64_t> until_ms = {}, std::size_t limit = 0) {
-    DeadLetterFilter f;
-    f.queue = std::move(queue);
-    f.reason = std::move(reason);
-    f.since_ms = since_ms;
-    f.until_ms = until_ms;
-    f.limit = limit;
-    return f;
-}
-
-class JournalTest : public ::testing::Test {
-protected:
-    void SetUp() override {
-        char pattern[] = "/tmp/peermq-journal-XXXXXX";
-        ASSERT_NE(::mkdtemp(pattern), nullptr);
-        root_ = pattern;
-        dir_ = (root_ / "data").string();
-        db_path_ = (fs::path(dir_) / "peermq.db").string();
-    }
-    void TearDown() override {
-        std::error_code ec;
-        fs::permissions(root_, fs::perms::owner_all, fs::perm_options::add, ec);
-        fs::remove_all(root_, ec);
-    }
-
-    std::unique_ptr<Journal> open_journal() {
-        auto journal = Journal::open(dir_, Durability::group_commit);
-        EXPECT_TRUE(journal.ok()) << journal.status().to_string();
-        return journal.ok() ? std::move(journal).value() : nullptr;
-    }
-
-    static OutboxRecord record(std::uint64_t seq, std::string queue = "orders",
-                               std::string payload = "payload") {
-        OutboxRecord r;
-        r.id = Uuid::generate();
-        r.queue = std::move(queue);
-        r.payload = Payload::from_string(std::move(payload));
-        r.seq = seq;
-        r.created_ms = 1'700'000'000'000 + static_cast<std::int64_t>(seq);
-        return r;
-    }
-
-    static DeadLetter letter(std::string queue, std::string reason, std::int64_t failed_ms) {
-        DeadLetter l;
-        l.id = Uuid::generate();
-        l.queue = std::move(queue);
-        l.reason = std::move(reason);
-        l.payload = Payload::from_string("dead " + l.queue);
-        l.headers = {{"traceparent", "00-abc-def-01"}};
-        l.attempts = 5;
-        l.last_error = "handler threw";
-        l.created_ms = failed_ms - 100;
-        l.first_failure_ms = failed_ms - 50;
-        l.last_failure_ms = failed_ms;
-        return l;
-    }
-
-    fs::path root_;
-    std::string dir_;
-    std::string db_path_;
-};
+class JournalTest : public peermq::testing::JournalFixture {};
 
 TEST_F(JournalTest, CreatesDataDirAndReportsPath) {
     auto journal = open_journal();
     ASSERT_NE(journal, nullptr);
-    EXPECT_EQ(journal->path(), db_path_);
-    EXPECT_TRUE(fs::is_regular_file(db_path_));
+    EXPECT_EQ(journal->path(), db_);
+    EXPECT_TRUE(fs::is_regular_file(db_));
     EXPECT_EQ(journal->pending(), 0u);
     EXPECT_EQ(journal->commits(), 0u);
     EXPECT_TRUE(journal->verify().ok());
 
-    RawDb raw(db_path_);
+    RawDb raw(db_);
     EXPECT_EQ(raw.scalar("PRAGMA user_version"), Journal::kFormatVersion);
     EXPECT_EQ(raw.scalar("PRAGMA application_id"), Journal::kApplicationId);
     EXPECT_EQ(raw.scalar("SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
@@ -137,7 +46,7 @@ TEST_F(JournalTest, OutboxRoundTripKeepsSeqOrderPayloadAndHeaders) {
     {
         auto journal = open_journal();
         ASSERT_NE(journal, nullptr);
-        for (std::uint64_t seq : {5u, 1u, 3u}) written.push_back(record(seq));
+        for (std::uint64_t seq : {5u, 1u, 3u}) written.push_back(outbox_record(seq));
         written[0].payload = Payload::copy_of("\0\xff\x01 binary\0", 11);
         written[0].headers = {{"traceparent", "00-0af7651916cd43dd-b7ad6b7169203331-01"},
                               {"empty", ""},
@@ -177,15 +86,15 @@ TEST_F(JournalTest, OutboxRoundTripKeepsSeqOrderPayloadAndHeaders) {
 TEST_F(JournalTest, PutThenRemoveBeforeCommitNeverReachesDisk) {
     auto journal = open_journal();
     ASSERT_NE(journal, nullptr);
-    const auto kept = record(1);
+    const auto kept = outbox_record(1);
     journal->outbox_put(kept);
     ASSERT_TRUE(journal->commit().ok());
     ASSERT_EQ(journal->commits(), 1u);
-    const std::string db_before = read_file(db_path_);
-    const std::string wal_before = read_file(db_path_ + "-wal");
+    const std::string db_before = read_bytes(db_);
+    const std::string wal_before = read_bytes(db_ + "-wal");
     ASSERT_FALSE(wal_before.empty());
 
-    const auto acked = record(2);
+    const auto acked = outbox_record(2);
     journal->outbox_put(acked);
     journal->outbox_remove(acked.id);
     EXPECT_EQ(journal->pending(), 0u);
@@ -193,8 +102,8 @@ TEST_F(JournalTest, PutThenRemoveBeforeCommitNeverReachesDisk) {
 
     // No transaction ran and not one byte of the files changed.
     EXPECT_EQ(journal->commits(), 1u);
-    EXPECT_EQ(read_file(db_path_), db_before);
-    EXPECT_EQ(read_file(db_path_ + "-wal"), wal_before);
+    EXPECT_EQ(read_bytes(db_), db_before);
+    EXPECT_EQ(read_bytes(db_ + "-wal"), wal_before);
     EXPECT_EQ(journal->outbox_count().value(), 1u);
 
     journal.reset();
@@ -210,7 +119,7 @@ TEST_F(JournalTest, PutAndRemoveInOneBatchLeaveOnlyTheSurvivors) {
     ASSERT_NE(journal, nullptr);
     std::vector<OutboxRecord> records;
     for (std::uint64_t i = 0; i < 10; ++i) {
-        records.push_back(record(i));
+        records.push_back(outbox_record(i));
         journal->outbox_put(records.back());
     }
     for (std::size_t i = 0; i < 10; i += 2) journal->outbox_remove(records[i].id);
@@ -223,8 +132,8 @@ TEST_F(JournalTest, PutAndRemoveInOneBatchLeaveOnlyTheSurvivors) {
 }
 
 TEST_F(JournalTest, RemoveOfCommittedRowDeletesItAlsoAfterReopen) {
-    auto first = record(1);
-    auto second = record(2);
+    auto first = outbox_record(1);
+    auto second = outbox_record(2);
     {
         auto journal = open_journal();
         journal->outbox_put(first);
@@ -249,7 +158,7 @@ TEST_F(JournalTest, RemoveOfCommittedRowDeletesItAlsoAfterReopen) {
 
 TEST_F(JournalTest, PutOfCommittedIdReplacesRowAndLaterRemoveStillDeletesIt) {
     auto journal = open_journal();
-    auto r = record(1);
+    auto r = outbox_record(1);
     journal->outbox_put(r);
     ASSERT_TRUE(journal->commit().ok());
 
@@ -279,7 +188,7 @@ TEST_F(JournalTest, PutOfCommittedIdReplacesRowAndLaterRemoveStillDeletesIt) {
 }
 
 TEST_F(JournalTest, AfterReopenAReplacingPutCancelledByARemoveStillDeletesTheRow) {
-    auto r = record(7);
+    auto r = outbox_record(7);
     {
         auto journal = open_journal();
         journal->outbox_put(r);
@@ -295,7 +204,7 @@ TEST_F(JournalTest, AfterReopenAReplacingPutCancelledByARemoveStillDeletesTheRow
     ASSERT_TRUE(journal->commit().ok());
     EXPECT_EQ(journal->outbox_count().value(), 0u);
     // A new message (seq above all) put and acked between two commits never reaches the disk.
-    const auto fresh = record(8);
+    const auto fresh = outbox_record(8);
     journal->outbox_put(fresh);
     journal->outbox_remove(fresh.id);
     EXPECT_EQ(journal->pending(), 0u);
@@ -304,7 +213,8 @@ TEST_F(JournalTest, AfterReopenAReplacingPutCancelledByARemoveStillDeletesTheRow
 TEST_F(JournalTest, ThousandPutsAreOneCommit) {
     auto journal = open_journal();
     for (std::uint64_t i = 1; i <= 1000; ++i) {
-        journal->outbox_put(record(i, "q", std::string(100, static_cast<char>('a' + i % 26))));
+        journal->outbox_put(
+            outbox_record(i, "q", std::string(100, static_cast<char>('a' + i % 26))));
     }
     EXPECT_EQ(journal->pending(), 1000u);
     ASSERT_TRUE(journal->commit().ok());
@@ -320,15 +230,15 @@ TEST_F(JournalTest, ThousandPutsAreOneCommit) {
 
 TEST_F(JournalTest, DeadLetterPutRemovesOutboxRowInTheSameCommit) {
     auto journal = open_journal();
-    auto committed = record(1);
-    auto buffered = record(2);
+    auto committed = outbox_record(1);
+    auto buffered = outbox_record(2);
     journal->outbox_put(committed);
     ASSERT_TRUE(journal->commit().ok());
     journal->outbox_put(buffered);
 
-    auto dl1 = letter("orders", "max_attempts", 1000);
+    auto dl1 = dead_letter("orders", "max_attempts", 1000);
     dl1.id = committed.id;
-    auto dl2 = letter("orders", "expired", 2000);
+    auto dl2 = dead_letter("orders", "expired", 2000);
     dl2.id = buffered.id;
     journal->dead_letter_put(dl1);
     journal->dead_letter_put(dl2);
@@ -349,7 +259,7 @@ TEST_F(JournalTest, DeadLetterPutRemovesOutboxRowInTheSameCommit) {
     EXPECT_EQ(got->attempts, 5u);
     EXPECT_EQ(got->last_error, "handler threw");
     EXPECT_EQ(got->headers, dl1.headers);
-    EXPECT_EQ(got->payload.view(), "dead orders");
+    EXPECT_EQ(got->payload.as<std::string>(), "dead orders");
     EXPECT_EQ(got->created_ms, 900);
     EXPECT_EQ(got->first_failure_ms, 950);
     EXPECT_EQ(got->last_failure_ms, 1000);
@@ -357,7 +267,7 @@ TEST_F(JournalTest, DeadLetterPutRemovesOutboxRowInTheSameCommit) {
 
 TEST_F(JournalTest, DeadLetterListCommitsPendingFirst) {
     auto journal = open_journal();
-    journal->dead_letter_put(letter("orders", "rejected", 10));
+    journal->dead_letter_put(dead_letter("orders", "rejected", 10));
     EXPECT_EQ(journal->pending(), 2u);  // the letter, and the DELETE of its outbox row
     EXPECT_EQ(journal->dead_letter_list({}).value().size(), 1u);
     EXPECT_EQ(journal->pending(), 0u);
@@ -367,9 +277,9 @@ TEST_F(JournalTest, DeadLetterListCommitsPendingFirst) {
 TEST_F(JournalTest, DeadLetterListFilters) {
     auto journal = open_journal();
     std::vector<DeadLetter> letters = {
-        letter("orders", "max_attempts", 100),  letter("orders", "expired", 200),
-        letter("billing", "max_attempts", 300), letter("orders", "rejected", 400),
-        letter("billing", "expired", 500),
+        dead_letter("orders", "max_attempts", 100),  dead_letter("orders", "expired", 200),
+        dead_letter("billing", "max_attempts", 300), dead_letter("orders", "rejected", 400),
+        dead_letter("billing", "expired", 500),
     };
     // Put out of time order: the list is ordered by last_failure_ms.
     for (int i : {3, 0, 4, 1, 2}) journal->dead_letter_put(letters[i]);
@@ -408,8 +318,9 @@ TEST_F(JournalTest, DeadLetterGetOfMissingIdIsNotFound) {
 
 TEST_F(JournalTest, DeadLetterPurgeCountsWhatItRemoved) {
     auto journal = open_journal();
-    for (int i = 0; i < 4; ++i) journal->dead_letter_put(letter("orders", "expired", 100 + i));
-    for (int i = 0; i < 3; ++i) journal->dead_letter_put(letter("billing", "expired", 200 + i));
+    for (int i = 0; i < 4; ++i) journal->dead_letter_put(dead_letter("orders", "expired", 100 + i));
+    for (int i = 0; i < 3; ++i)
+        journal->dead_letter_put(dead_letter("billing", "expired", 200 + i));
     EXPECT_EQ(journal->dead_letter_purge(filter("nope")).value(), 0u);
     EXPECT_EQ(journal->dead_letter_purge(filter("orders", {}, {}, {}, 3)).value(), 3u);
     auto left = journal->dead_letter_list(filter("orders")).value();
@@ -421,7 +332,7 @@ TEST_F(JournalTest, DeadLetterPurgeCountsWhatItRemoved) {
 
 TEST_F(JournalTest, DeadLetterTakeRemovesAndReturnsIt) {
     auto journal = open_journal();
-    auto dl = letter("orders", "rejected", 100);
+    auto dl = dead_letter("orders", "rejected", 100);
     journal->dead_letter_put(dl);  // still buffered: take commits it first
     auto taken = journal->dead_letter_take(dl.id);
     ASSERT_TRUE(taken.ok()) << taken.status().to_string();
@@ -434,7 +345,7 @@ TEST_F(JournalTest, DeadLetterTakeRemovesAndReturnsIt) {
 
 TEST_F(JournalTest, SameIdDeadLetteredTwiceKeepsOneRowAndFirstFailure) {
     auto journal = open_journal();
-    auto first = letter("orders", "rejected", 1000);
+    auto first = dead_letter("orders", "rejected", 1000);
     journal->dead_letter_put(first);
     ASSERT_TRUE(journal->commit().ok());
 
@@ -463,8 +374,8 @@ TEST_F(JournalTest, SameIdDeadLetteredTwiceKeepsOneRowAndFirstFailure) {
 
 TEST_F(JournalTest, ReplayMovesDeadLetterToOutboxWithNewId) {
     auto journal = open_journal();
-    journal->outbox_put(record(41));
-    auto dl = letter("orders", "max_attempts", 100);
+    journal->outbox_put(outbox_record(41));
+    auto dl = dead_letter("orders", "max_attempts", 100);
     journal->dead_letter_put(dl);
     auto replayed = journal->dead_letter_replay(dl.id, "", 5555);
     ASSERT_TRUE(replayed.ok()) << replayed.status().to_string();
@@ -490,8 +401,8 @@ TEST_F(JournalTest, ReplayMovesDeadLetterToOutboxWithNewId) {
 }
 
 TEST_F(JournalTest, ReopenKeepsEverything) {
-    auto r = record(7);
-    auto dl = letter("orders", "expired", 100);
+    auto r = outbox_record(7);
+    auto dl = dead_letter("orders", "expired", 100);
     {
         auto journal = open_journal();
         journal->outbox_put(r);
@@ -512,7 +423,7 @@ TEST_F(JournalTest, ReopenKeepsEverything) {
 TEST_F(JournalTest, GarbageFileIsCorruptJournalNamingThePath) {
     fs::create_directories(dir_);
     {
-        std::ofstream out(db_path_, std::ios::binary);
+        std::ofstream out(db_, std::ios::binary);
         std::string garbage;
         for (int i = 0; i < 8192; ++i) garbage.push_back(static_cast<char>((i * 7919) & 0xff));
         out << garbage;
@@ -520,40 +431,40 @@ TEST_F(JournalTest, GarbageFileIsCorruptJournalNamingThePath) {
     auto journal = Journal::open(dir_, Durability::group_commit);
     ASSERT_FALSE(journal.ok());
     EXPECT_EQ(journal.status().code(), ErrorCode::corrupt_journal);
-    EXPECT_NE(journal.status().message().find(db_path_), std::string::npos)
+    EXPECT_NE(journal.status().message().find(db_), std::string::npos)
         << journal.status().message();
 }
 
 TEST_F(JournalTest, HeaderOnlyGarbageThatLooksLikeSqliteIsRejected) {
     fs::create_directories(dir_);
     {
-        std::ofstream out(db_path_, std::ios::binary);
+        std::ofstream out(db_, std::ios::binary);
         out << std::string("SQLite format 3\0", 16) << std::string(84, '\x7f');
     }
     auto journal = Journal::open(dir_, Durability::group_commit);
     ASSERT_FALSE(journal.ok());
     EXPECT_EQ(journal.status().code(), ErrorCode::corrupt_journal);
-    EXPECT_NE(journal.status().message().find(db_path_), std::string::npos);
+    EXPECT_NE(journal.status().message().find(db_), std::string::npos);
 }
 
 TEST_F(JournalTest, TruncatedJournalIsAnErrorOrReadableNeverACrash) {
     {
         auto journal = open_journal();
         for (std::uint64_t i = 0; i < 300; ++i) {
-            journal->outbox_put(record(i, "q", std::string(1000, 'x')));
-            journal->dead_letter_put(letter("q", "expired", static_cast<std::int64_t>(i)));
+            journal->outbox_put(outbox_record(i, "q", std::string(1000, 'x')));
+            journal->dead_letter_put(dead_letter("q", "expired", static_cast<std::int64_t>(i)));
         }
         ASSERT_TRUE(journal->commit().ok());
     }
-    ASSERT_FALSE(fs::exists(db_path_ + "-wal"));  // a clean close checkpoints the WAL
-    const auto size = fs::file_size(db_path_);
+    ASSERT_FALSE(fs::exists(db_ + "-wal"));  // a clean close checkpoints the WAL
+    const auto size = fs::file_size(db_);
     ASSERT_GT(size, 100'000u);
-    fs::resize_file(db_path_, size / 2);
+    fs::resize_file(db_, size / 2);
 
     auto journal = Journal::open(dir_, Durability::group_commit);
     if (!journal.ok()) {
         EXPECT_EQ(journal.status().code(), ErrorCode::corrupt_journal);
-        EXPECT_NE(journal.status().message().find(db_path_), std::string::npos);
+        EXPECT_NE(journal.status().message().find(db_), std::string::npos);
         return;
     }
     // If SQLite accepted the file, every read must be a clear result.
@@ -569,8 +480,8 @@ TEST_F(JournalTest, TruncatedJournalIsAnErrorOrReadableNeverACrash) {
 }
 
 TEST_F(JournalTest, UndecodableHeadersAreQuarantinedOrFlaggedNotACrash) {
-    auto r = record(1);
-    auto dl = letter("q", "expired", 1);
+    auto r = outbox_record(1);
+    auto dl = dead_letter("q", "expired", 1);
     {
         auto journal = open_journal();
         journal->outbox_put(r);
@@ -578,7 +489,7 @@ TEST_F(JournalTest, UndecodableHeadersAreQuarantinedOrFlaggedNotACrash) {
         ASSERT_TRUE(journal->commit().ok());
     }
     {
-        RawDb raw(db_path_);
+        RawDb raw(db_);
         // A map claiming 2^32-1 entries, then a headers value that is not a map at all.
         ASSERT_EQ(raw.exec("UPDATE outbox SET headers = X'DFFFFFFFFF'"), SQLITE_OK);
         ASSERT_EQ(raw.exec("UPDATE dead_letters SET headers = X'92A161A162'"), SQLITE_OK);
@@ -626,20 +537,20 @@ TEST_F(JournalTest, ExistingModeCreatesNothing) {
 TEST_F(JournalTest, ForeignSqliteDatabaseIsRejected) {
     fs::create_directories(dir_);
     {
-        RawDb raw(db_path_);
+        RawDb raw(db_);
         ASSERT_EQ(raw.exec("CREATE TABLE users (name TEXT)"), SQLITE_OK);
     }
     auto journal = Journal::open(dir_, Durability::group_commit);
     ASSERT_FALSE(journal.ok());
     EXPECT_EQ(journal.status().code(), ErrorCode::corrupt_journal);
     EXPECT_NE(journal.status().message().find("not a peermq journal"), std::string::npos);
-    EXPECT_NE(journal.status().message().find(db_path_), std::string::npos);
+    EXPECT_NE(journal.status().message().find(db_), std::string::npos);
 }
 
 TEST_F(JournalTest, NewerFormatVersionIsAClearError) {
     { ASSERT_NE(open_journal(), nullptr); }
     {
-        RawDb raw(db_path_);
+        RawDb raw(db_);
         ASSERT_EQ(raw.exec("PRAGMA user_version = 99"), SQLITE_OK);
     }
     auto journal = Journal::open(dir_, Durability::group_commit);
@@ -654,7 +565,7 @@ TEST_F(JournalTest, EveryDurabilityLevelOpensAndCommits) {
     for (auto durability : {Durability::memory, Durability::group_commit, Durability::fsync_each}) {
         auto journal = Journal::open(dir_, durability);
         ASSERT_TRUE(journal.ok()) << journal.status().to_string();
-        (*journal)->outbox_put(record(1));
+        (*journal)->outbox_put(outbox_record(1));
         ASSERT_TRUE((*journal)->commit().ok());
     }
     EXPECT_EQ(open_journal()->outbox_count().value(), 3u);
@@ -662,23 +573,23 @@ TEST_F(JournalTest, EveryDurabilityLevelOpensAndCommits) {
 
 TEST_F(JournalTest, CommitFailureKeepsPendingOperationsForARetry) {
     auto journal = open_journal();
-    journal->outbox_put(record(1));
+    journal->outbox_put(outbox_record(1));
     ASSERT_TRUE(journal->commit().ok());
 
-    RawDb other(db_path_);
+    RawDb other(db_);
     // In WAL mode this holds the one write lock, as a tool purging dead letters would.
     ASSERT_EQ(other.exec("BEGIN IMMEDIATE"), SQLITE_OK);
     journal->set_busy_timeout(std::chrono::milliseconds(20));
     std::vector<OutboxRecord> records;
     for (std::uint64_t i = 2; i <= 11; ++i) {
-        records.push_back(record(i));
+        records.push_back(outbox_record(i));
         journal->outbox_put(records.back());
     }
-    journal->dead_letter_put(letter("q", "expired", 1));
+    journal->dead_letter_put(dead_letter("q", "expired", 1));
     const Status failed = journal->commit();
     ASSERT_FALSE(failed.ok());
     EXPECT_EQ(failed.code(), ErrorCode::io_error);
-    EXPECT_NE(failed.message().find(db_path_), std::string::npos) << failed.message();
+    EXPECT_NE(failed.message().find(db_), std::string::npos) << failed.message();
     EXPECT_EQ(journal->pending(), 12u);  // 10 puts, the letter and its outbox DELETE
     EXPECT_EQ(journal->commits(), 1u);
     // Reads still work while the writer is locked out.
@@ -696,7 +607,7 @@ TEST_F(JournalTest, FullJournalIsDiskFullAndRetryable) {
     auto journal = open_journal();
     ASSERT_TRUE(journal->set_size_limit(256 * 1024).ok());
     for (std::uint64_t i = 0; i < 100; ++i) {
-        journal->outbox_put(record(i, "q", std::string(8 * 1024, 'z')));
+        journal->outbox_put(outbox_record(i, "q", std::string(8 * 1024, 'z')));
     }
     const Status failed = journal->commit();
     ASSERT_FALSE(failed.ok());
@@ -711,14 +622,14 @@ TEST_F(JournalTest, FullJournalIsDiskFullAndRetryable) {
 
 TEST_F(JournalTest, ReaderHoldingASnapshotDoesNotBlockCommits) {
     auto journal = open_journal();
-    journal->outbox_put(record(1));
+    journal->outbox_put(outbox_record(1));
     ASSERT_TRUE(journal->commit().ok());
 
-    RawDb reader(db_path_);
+    RawDb reader(db_);
     ASSERT_EQ(reader.exec("BEGIN"), SQLITE_OK);
     ASSERT_EQ(reader.scalar("SELECT count(*) FROM outbox"), 1);
     journal->set_busy_timeout(std::chrono::milliseconds(0));
-    journal->outbox_put(record(2));
+    journal->outbox_put(outbox_record(2));
     ASSERT_TRUE(journal->commit().ok());
     EXPECT_EQ(reader.scalar("SELECT count(*) FROM outbox"), 1);  // its snapshot
     ASSERT_EQ(reader.exec("COMMIT"), SQLITE_OK);
@@ -730,7 +641,7 @@ TEST_F(JournalTest, CommittedRowsSurviveAProcessCrash) {
     constexpr std::uint64_t kChildRows = 70;
     {
         auto journal = open_journal();
-        for (std::uint64_t i = 0; i < kParentRows; ++i) journal->outbox_put(record(i));
+        for (std::uint64_t i = 0; i < kParentRows; ++i) journal->outbox_put(outbox_record(i));
         ASSERT_TRUE(journal->commit().ok());
     }
     // The child opens its own connection (an SQLite connection must not cross fork()), commits,
@@ -742,18 +653,18 @@ TEST_F(JournalTest, CommittedRowsSurviveAProcessCrash) {
         if (!opened.ok()) ::_exit(2);
         auto& journal = *opened;
         for (std::uint64_t i = 0; i < kChildRows; ++i) {
-            journal->outbox_put(record(kParentRows + i, "child"));
+            journal->outbox_put(outbox_record(kParentRows + i, "child"));
         }
-        journal->dead_letter_put(letter("child", "expired", 1));
+        journal->dead_letter_put(dead_letter("child", "expired", 1));
         if (!journal->commit().ok()) ::_exit(3);
-        for (std::uint64_t i = 0; i < 10; ++i) journal->outbox_put(record(1000 + i, "lost"));
+        for (std::uint64_t i = 0; i < 10; ++i) journal->outbox_put(outbox_record(1000 + i, "lost"));
         ::_exit(0);
     }
     int status = 0;
     ASSERT_EQ(::waitpid(child, &status, 0), child);
     ASSERT_TRUE(WIFEXITED(status));
     ASSERT_EQ(WEXITSTATUS(status), 0);
-    EXPECT_TRUE(fs::exists(db_path_ + "-wal"));  // nobody checkpointed: recovery reads the WAL
+    EXPECT_TRUE(fs::exists(db_ + "-wal"));  // nobody checkpointed: recovery reads the WAL
 
     auto journal = open_journal();
     ASSERT_NE(journal, nullptr);
@@ -773,7 +684,7 @@ TEST_F(JournalTest, TwoConnectionsSeeEachOthersCommits) {
     auto tool = open_journal();
     ASSERT_NE(node, nullptr);
     ASSERT_NE(tool, nullptr);
-    node->dead_letter_put(letter("orders", "expired", 5));
+    node->dead_letter_put(dead_letter("orders", "expired", 5));
     ASSERT_TRUE(node->commit().ok());
     EXPECT_EQ(tool->dead_letter_list({}).value().size(), 1u);
     EXPECT_EQ(tool->dead_letter_purge({}).value(), 1u);

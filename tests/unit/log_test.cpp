@@ -15,9 +15,9 @@
 
 #include "peermq/log.hpp"
 #include "peermq/uuid.hpp"
+#include "support/fake_clock.hpp"
 #include "support/log_capture.hpp"
 #include "support/scoped_env.hpp"
-#include "unit/fake_clock.hpp"
 
 namespace peermq {
 namespace {

@@ -1,7 +1,7 @@
 // peermq bench: the throughput (and, for acked queues, the send->ack latency) of one pattern and
 // guarantee, beside raw ZeroMQ measured in the same run, with the ratio peermq/raw. The links,
-// receiving roles and interleaved runs are peermq_bench's (bench/, peermq_bench_support); the
-// receiving side runs as `peermq bench-peer --role ...`, a hidden subcommand of this same tool.
+// receiving roles and interleaved runs are peermq_bench's (harness/bench, peermq_bench_harness);
+// the receiving side runs as `peermq bench-peer --role ...`, a hidden subcommand of this same tool.
 #include <unistd.h>
 
 #include <algorithm>
@@ -292,7 +292,8 @@ int run(const BenchOptions& options) {
     return 0;
 }
 
-// `peermq bench-peer --role ROLE [flags]`: the receiving process of a link (bench/roles.hpp).
+// `peermq bench-peer --role ROLE [flags]`: the receiving process of a link (harness/bench/
+// roles.hpp).
 int run_peer(const std::vector<std::string>& args) {
     if (args.size() < 2 || args[0] != "--role") {
         throw CliError(std::string(kPeerCommand) + " is started by peermq bench itself", 2);

@@ -10,12 +10,17 @@
 #include "peermq/discovery.hpp"
 #include "peermq/discovery/avahi.hpp"
 
-namespace peermq::test {
+namespace peermq::testing {
 
 enum class Backend { daemon, embedded };
 
 inline std::string backend_name(Backend backend) {
     return backend == Backend::daemon ? "daemon" : "embedded";
+}
+
+// Its name for --discovery (peermq_driver, the peermq tool): avahi for the daemon.
+inline std::string discovery_name(Backend backend) {
+    return backend == Backend::daemon ? "avahi" : "embedded";
 }
 
 // GoogleTest prints parameters with this (test names read ".../daemon  # GetParam() = daemon").
@@ -42,9 +47,9 @@ inline std::unique_ptr<Discovery> make_backend(Backend backend) {
 }
 
 struct BackendName {
-    std::string operator()(const testing::TestParamInfo<Backend>& info) const {
+    std::string operator()(const ::testing::TestParamInfo<Backend>& info) const {
         return backend_name(info.param);
     }
 };
 
-}  // namespace peermq::test
+}  // namespace peermq::testing

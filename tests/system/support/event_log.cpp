@@ -1,8 +1,6 @@
-#include "support/event_log.hpp"
+#include "system/support/event_log.hpp"
 
-#include <thread>
-
-namespace peermq::test {
+namespace peermq::testing {
 
 std::string describe(const DiscoveryEvent& event) {
     const char* kind = event.kind == DiscoveryEvent::Kind::found     ? "found"
@@ -20,7 +18,7 @@ EventLog::EventLog() : state_(std::make_shared<State>()) {}
 DiscoverySink EventLog::sink() {
     return [state = state_](DiscoveryEvent event) {
         std::lock_guard lock(state->mutex);
-        state->events.push_back({std::move(event), Clock::now()});
+        state->events.push_back({std::move(event), SteadyClock::now()});
         state->changed.notify_all();
     };
 }
@@ -89,7 +87,7 @@ std::optional<TimedEvent> EventLog::wait_lost(const NodeId& id,
 }
 
 std::optional<TimedEvent> EventLog::wait_event(const NodeId& id, DiscoveryEvent::Kind kind,
-                                               Clock::time_point since,
+                                               SteadyClock::time_point since,
                                                std::chrono::milliseconds timeout) const {
     std::optional<TimedEvent> match;
     wait(
@@ -112,17 +110,8 @@ std::string EventLog::dump() const {
     return text.empty() ? "  (no events)\n" : text;
 }
 
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    for (;;) {
-        if (condition()) return true;
-        if (Clock::now() >= deadline) return false;
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-}
-
-double ms_between(Clock::time_point from, Clock::time_point to) {
+double ms_between(SteadyClock::time_point from, SteadyClock::time_point to) {
     return std::chrono::duration<double, std::milli>(to - from).count();
 }
 
-}  // namespace peermq::test
+}  // namespace peermq::testing

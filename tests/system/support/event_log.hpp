@@ -15,13 +15,13 @@
 
 #include "peermq/discovery.hpp"
 
-namespace peermq::test {
+namespace peermq::testing {
 
-using Clock = std::chrono::steady_clock;
+using SteadyClock = std::chrono::steady_clock;
 
 struct TimedEvent {
     DiscoveryEvent event;
-    Clock::time_point at;
+    SteadyClock::time_point at;
 };
 
 std::string describe(const DiscoveryEvent& event);
@@ -45,7 +45,7 @@ public:
     std::optional<TimedEvent> wait_lost(const NodeId& id, std::chrono::milliseconds timeout) const;
     // Waits for the first event about `id` after `since` of kind `kind`.
     std::optional<TimedEvent> wait_event(const NodeId& id, DiscoveryEvent::Kind kind,
-                                         Clock::time_point since,
+                                         SteadyClock::time_point since,
                                          std::chrono::milliseconds timeout) const;
     std::string dump() const;
 
@@ -58,10 +58,6 @@ private:
     std::shared_ptr<State> state_;
 };
 
-// Polls `condition` until it holds or the deadline passes: for state without notifications
-// (Discovery::ignored(), files). A condition with a deadline, not a sleep.
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+double ms_between(SteadyClock::time_point from, SteadyClock::time_point to);
 
-double ms_between(Clock::time_point from, Clock::time_point to);
-
-}  // namespace peermq::test
+}  // namespace peermq::testing

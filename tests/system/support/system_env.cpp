@@ -1,25 +1,27 @@
-#include "support/system_env.hpp"
+#include "system/support/system_env.hpp"
 
 #include <cctype>
 #include <cstdlib>
 #include <fstream>
-#include <random>
 #include <sstream>
 
-#include "support/process.hpp"
+#include <gtest/gtest.h>
 
 #ifndef PEERMQ_SOURCE_DIR
 #error "PEERMQ_SOURCE_DIR must be defined by the build"
 #endif
-#ifndef PEERMQ_DISCOVERY_PROBE
-#error "PEERMQ_DISCOVERY_PROBE must be defined by the build"
-#endif
 
-namespace peermq::test {
+namespace peermq::testing {
 
 std::string source_dir() { return PEERMQ_SOURCE_DIR; }
-std::string probe_path() { return PEERMQ_DISCOVERY_PROBE; }
 std::string avahi_lo_script() { return source_dir() + "/scripts/avahi-lo.sh"; }
+std::string lab_script() { return source_dir() + "/scripts/lab.sh"; }
+
+bool lab_is_up(int hosts) {
+    const auto status = run_process({lab_script(), "status"}, std::chrono::seconds(20));
+    return status.exit_code == 0 &&
+           status.output.find("pmq" + std::to_string(hosts) + ": 10.77.0.") != std::string::npos;
+}
 
 std::string avahi_state_dir() {
     const char* state = std::getenv("PEERMQ_AVAHI_STATE");
@@ -52,14 +54,6 @@ std::vector<std::string> mdns_group_interfaces() {
         }
     }
     return interfaces;
-}
-
-std::string unique_token() {
-    static std::mt19937_64 random{std::random_device{}()};
-    static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-    std::string token;
-    for (int i = 0; i < 6; ++i) token.push_back(kChars[random() % (sizeof kChars - 1)]);
-    return token;
 }
 
 ServiceRecord make_self(const std::string& name, const std::string& cluster,
@@ -108,8 +102,20 @@ std::vector<std::string> split_txt(const std::string& field) {
 
 }  // namespace
 
+std::unique_ptr<ChildProcess> publish_by_hand(const std::string& name, std::uint16_t port,
+                                              const std::vector<std::string>& txt) {
+    std::vector<std::string> argv = {"avahi-publish", "-s", name, "_peermq._tcp",
+                                     std::to_string(port)};
+    argv.insert(argv.end(), txt.begin(), txt.end());
+    auto child = std::make_unique<ChildProcess>(argv);
+    EXPECT_TRUE(child->wait_for_line_containing("Established under name", std::chrono::seconds(15)))
+        << "avahi-publish did not establish '" << name << "':\n"
+        << child->output();
+    return child;
+}
+
 std::vector<BrowseEntry> avahi_browse(const std::string& type) {
-    const auto result = run_command({"avahi-browse", "-rpt", type}, std::chrono::seconds(15));
+    const auto result = run_process({"avahi-browse", "-rpt", type}, std::chrono::seconds(15));
     std::vector<BrowseEntry> entries;
     std::istringstream lines(result.output);
     std::string line;
@@ -139,4 +145,4 @@ std::vector<BrowseEntry> avahi_browse(const std::string& type) {
     return entries;
 }
 
-}  // namespace peermq::test
+}  // namespace peermq::testing

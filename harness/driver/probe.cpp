@@ -1,21 +1,19 @@
-// peermq_node_probe: one peermq Node in its own process, driven line by line over stdin, that
-// reports what the node sees. The node-level system tests run it where an in-process node cannot
-// be (a private network namespace, a lab host) or where they must watch a node from outside
-// (peer states with timestamps, the messages it handled). peermq_test_node runs plain workers;
-// this one also waits for peers, sends on command and reports peer events.
+// `peermq_driver probe`: one node commanded line by line, that reports what it sees. The
+// node-level system tests run it where an in-process node cannot be (a private network
+// namespace, a lab host) or where they must watch a node from outside (peer states with
+// timestamps, the messages it handled). `node` runs plain workers; this one also waits for peers,
+// sends on command and reports peer events.
 //
-//   peermq_node_probe --name N [--cluster C] [--interface IF]
-//                     [--discovery avahi|embedded|auto|none] (default avahi)
-//                     [--port P] [--peer HOST:PORT]...   (inbox port; static peers)
-//                     [--guarantee best_effort|at_least_once|effectively_once]  (send, stream)
-//                     [--consume QUEUE] [--prefetch P] [--control FIFO]
+//   peermq_driver probe [node flags (flags.hpp)] [--commands FIFO]
 //
+// --guarantee and the other queue flags apply to `send` and `stream`; --consume QUEUE makes it
+// print a GOT line per message handled.
 // Output, one flushed line each:
 //   READY id=<uuid> inbox=<endpoint> pub=<endpoint> discovery=<backend>
 //   PEER t_ns=<CLOCK_MONOTONIC ns> name=<n> id=<uuid> state=<s> previous=<s> queues=<a,b>
 //   GOT <payload>                      one per message handled by the --consume handler (the
 //                                      integer, or the id a `stream` payload carries)
-// Commands, one per line, from stdin and from --control (a FIFO the test writes to, because its
+// Commands, one per line, from stdin and from --commands (a FIFO the test writes to, because its
 // process helper keeps the child's stdin only to close it). Each is answered by one line that
 // starts with the command in capitals, then "ok" or "failed":
 //   wait-alive QUEUE K TIMEOUT_MS      "WAIT-ALIVE ok <k>" once >= K peers are alive and consume
@@ -37,10 +35,10 @@
 //   ignored                            "IGNORED ok <reason>=<count> ..." (discovery)
 //   quit, or stdin closing             closes the node (BYE to its peers); "CLOSED", exit 0
 // SIGKILL and SIGTERM end it without a BYE, which is what the liveness tests want.
-// Exit codes: 0 after quit/EOF, 1 when the node cannot be created, 2 for bad arguments.
+// Exit codes: 0 after quit/EOF, 1 when the node cannot be created ("ERROR <status>"), 2 for bad
+// arguments.
 #include <fcntl.h>
 #include <poll.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -56,42 +54,15 @@
 #include <thread>
 #include <vector>
 
-#include "peermq/discovery/avahi.hpp"
+#include "driver.hpp"
+#include "flags.hpp"
 #include "peermq/peermq.hpp"
 
+namespace peermq::driver {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
-
-std::mutex output_mutex;
-
-void say(const std::string& line) {
-    std::lock_guard lock(output_mutex);
-    std::fwrite(line.data(), 1, line.size(), stdout);
-    std::fputc('\n', stdout);
-    std::fflush(stdout);
-}
-
-[[noreturn]] void usage(const std::string& problem) {
-    std::fprintf(stderr, "peermq_node_probe: %s\n", problem.c_str());
-    std::exit(2);
-}
-
-peermq::Guarantee parse_guarantee(const std::string& text) {
-    if (text == "best_effort") return peermq::Guarantee::best_effort;
-    if (text == "at_least_once") return peermq::Guarantee::at_least_once;
-    if (text == "effectively_once") return peermq::Guarantee::effectively_once;
-    usage("unknown guarantee " + text);
-}
-
-// The test process reads the same clock (steady_clock is CLOCK_MONOTONIC on Linux, shared by all
-// network namespaces), so it can time an event against its own actions.
-std::int64_t monotonic_ns() {
-    timespec now{};
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return static_cast<std::int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
-}
 
 std::string join(const std::vector<std::string>& items) {
     std::string out;
@@ -99,26 +70,26 @@ std::string join(const std::vector<std::string>& items) {
     return out.empty() ? "-" : out;
 }
 
-std::string describe_peers(const std::vector<peermq::PeerInfo>& peers) {
+std::string describe_peers(const std::vector<PeerInfo>& peers) {
     std::string out;
     for (const auto& peer : peers) {
         out += " " + (peer.name.empty() ? std::string("?") : peer.name) + ":" +
-               std::string(peermq::to_string(peer.state)) + ":" + peer.id.to_string() +
+               std::string(to_string(peer.state)) + ":" + peer.id.to_string() +
                ":queues=" + join(peer.queues);
     }
     return out;
 }
 
-std::size_t alive_consumers(const peermq::Node& node, const std::string& queue) {
+std::size_t alive_consumers(const Node& node, const std::string& queue) {
     std::size_t count = 0;
     for (const auto& peer : node.peers()) {
-        if (peer.state != peermq::PeerState::alive) continue;
+        if (peer.state != PeerState::alive) continue;
         for (const auto& q : peer.queues) count += q == queue ? 1 : 0;
     }
     return count;
 }
 
-std::uint64_t acked(const peermq::Node& node, const std::string& queue) {
+std::uint64_t acked(const Node& node, const std::string& queue) {
     const auto stats = node.stats();
     const auto it = stats.queues.find(queue);
     return it == stats.queues.end() ? 0 : it->second.acked;
@@ -139,16 +110,16 @@ bool poll_until(F condition, std::chrono::milliseconds timeout) {
 // with the id in 20 digits.
 constexpr std::size_t kStreamTextBytes = 62;
 
-peermq::Payload stream_payload(long long id) {
+Payload stream_payload(long long id) {
     std::string text = std::to_string(id);
     text.insert(0, 20 - std::min<std::size_t>(20, text.size()), '0');
     text.resize(kStreamTextBytes, '.');
-    return peermq::Payload::encode(text);
+    return Payload::encode(text);
 }
 
 // The id a handled message carries: its integer payload (`send`), or a stream payload's digits.
-long long message_id(const peermq::Delivery& delivery) {
-    const peermq::Payload& payload = delivery.message().payload;
+long long message_id(const Delivery& delivery) {
+    const Payload& payload = delivery.message().payload;
     const msgpack::object_handle handle =
         msgpack::unpack(reinterpret_cast<const char*>(payload.data()), payload.size());
     const msgpack::object& object = handle.get();
@@ -164,7 +135,7 @@ class Streamer {
 public:
     ~Streamer() { stop(); }
 
-    bool start(peermq::Queue queue, long long count, long long first, double rate) {
+    bool start(Queue queue, long long count, long long first, double rate) {
         if (thread_.joinable()) {
             if (!finished_) return false;
             thread_.join();
@@ -184,7 +155,7 @@ public:
     long long streamed() const { return streamed_; }
 
 private:
-    void run(peermq::Queue& queue, long long count, long long first, double rate) {
+    void run(Queue& queue, long long count, long long first, double rate) {
         const auto began = Clock::now();
         long long i = 0;
         while (i < count) {
@@ -207,7 +178,7 @@ private:
                 streamed_ = i + 1;
             }
         }
-        const peermq::Status flushed = queue.flush();
+        const Status flushed = queue.flush();
         say(flushed.ok()
                 ? "STREAMED ok " + std::to_string(count) + " t_ns=" + std::to_string(monotonic_ns())
                 : "STREAMED failed " + flushed.to_string());
@@ -221,8 +192,8 @@ private:
 
 // What the commands share: the options of the queues this probe sends to, its stream.
 struct Probe {
-    peermq::Node& node;
-    peermq::QueueOptions queue_options;
+    Node& node;
+    QueueOptions queue_options;
     Streamer streamer;
 };
 
@@ -232,7 +203,7 @@ std::string stats_answer(const Probe& probe, const std::string& queue) {
     const long long streamed = probe.streamer.streamed();
     const auto stats = probe.node.stats();
     const auto it = stats.queues.find(queue);
-    const peermq::ChannelStats q = it == stats.queues.end() ? peermq::ChannelStats{} : it->second;
+    const ChannelStats q = it == stats.queues.end() ? ChannelStats{} : it->second;
     std::ostringstream out;
     out << "STATS ok t_ns=" << monotonic_ns() << " streamed=" << streamed << " sent=" << q.sent
         << " acked=" << q.acked << " in_flight=" << q.in_flight << " depth=" << q.depth
@@ -267,7 +238,7 @@ private:
 
 // Runs one command line; false for quit.
 bool run_command(Probe& probe, const std::string& line) {
-    peermq::Node& node = probe.node;
+    Node& node = probe.node;
     std::istringstream words(line);
     std::string command;
     words >> command;
@@ -297,7 +268,7 @@ bool run_command(Probe& probe, const std::string& line) {
                 return true;
             }
         }
-        const peermq::Status flushed = handle->flush();
+        const Status flushed = handle->flush();
         say(flushed.ok() ? "SEND ok " + std::to_string(count)
                          : "SEND failed " + flushed.to_string());
     } else if (command == "stream") {
@@ -347,102 +318,66 @@ bool run_command(Probe& probe, const std::string& line) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    peermq::NodeOptions options;
-    options.interface = "lo";
-    std::string discovery = "avahi";
-    std::string consume;
-    std::uint32_t prefetch = 256;
-    std::string control_path;
-    int control_fd = -1;
-    peermq::QueueOptions queue_options;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        auto next = [&]() -> std::string {
-            if (i + 1 >= argc) usage(arg + " needs a value");
-            return argv[++i];
-        };
-        if (arg == "--name")
-            options.name = next();
-        else if (arg == "--cluster")
-            options.cluster = next();
-        else if (arg == "--interface")
-            options.interface = next();
-        else if (arg == "--discovery")
-            discovery = next();
-        else if (arg == "--consume")
-            consume = next();
-        else if (arg == "--prefetch")
-            prefetch = static_cast<std::uint32_t>(std::stoul(next()));
-        else if (arg == "--control")
-            control_path = next();
-        else if (arg == "--port")
-            options.inbox_port = static_cast<std::uint16_t>(std::stoul(next()));
-        else if (arg == "--peer")
-            options.peers.push_back(next());
-        else if (arg == "--guarantee")
-            queue_options.guarantee = parse_guarantee(next());
-        else
-            usage("unknown argument " + arg);
+int run_probe(const std::vector<std::string>& args) {
+    Flags flags("probe", args);
+    NodeFlags node_flags;
+    std::string commands_path;
+    while (flags.next()) {
+        if (node_flags.take(flags)) continue;
+        if (!flags.is("--commands")) flags.unknown();
+        commands_path = flags.value();
     }
-    // Discovery is pinned to the node's interface: mDNS never goes further than the tests allow.
-    const peermq::discovery::AvahiOptions avahi{.interfaces = {options.interface}};
-    if (discovery == "avahi")
-        options.discovery = peermq::discovery::avahi_daemon(avahi);
-    else if (discovery == "embedded")
-        options.discovery = peermq::discovery::embedded(avahi);
-    else if (discovery == "auto")
-        options.discovery = peermq::discovery::automatic(avahi);
-    else if (discovery != "none")
-        usage("unknown discovery backend " + discovery);
-
-    auto created = peermq::Node::create(options);
+    auto created = Node::create(node_flags.node_options(flags));
     if (!created) {
         say("ERROR " + created.status().to_string());
         return 1;
     }
-    peermq::Node node = std::move(created).value();
-    node.on_peer_event([](const peermq::PeerEvent& event) {
-        say("PEER t_ns=" + std::to_string(monotonic_ns()) + " name=" + event.peer.name +
-            " id=" + event.peer.id.to_string() +
-            " state=" + std::string(peermq::to_string(event.peer.state)) + " previous=" +
-            std::string(peermq::to_string(event.previous)) + " queues=" + join(event.peer.queues));
+    Node node = std::move(created).value();
+    node.on_peer_event([](const PeerEvent& event) {
+        say("PEER t_ns=" + std::to_string(monotonic_ns()) + " name=" + event.peer.name + " id=" +
+            event.peer.id.to_string() + " state=" + std::string(to_string(event.peer.state)) +
+            " previous=" + std::string(to_string(event.previous)) +
+            " queues=" + join(event.peer.queues));
     });
-    if (!consume.empty()) {
-        const peermq::Status status = node.consume(
-            consume,
-            [](peermq::Delivery& delivery) { say("GOT " + std::to_string(message_id(delivery))); },
-            {.prefetch = prefetch});
-        if (!status.ok()) usage(status.to_string());
+    if (!node_flags.consume.empty()) {
+        const Status status = node.consume(
+            node_flags.consume,
+            [](Delivery& delivery) { say("GOT " + std::to_string(message_id(delivery))); },
+            node_flags.consume_options);
+        if (!status.ok()) flags.fail(status.to_string());
     }
-    if (!control_path.empty()) {
+    int commands_fd = -1;
+    if (!commands_path.empty()) {
         // O_RDWR: opening never blocks, and the FIFO never reports EOF while we hold it.
-        control_fd = open(control_path.c_str(), O_RDWR | O_CLOEXEC);
-        if (control_fd < 0) usage("cannot open --control " + control_path);
+        commands_fd = open(commands_path.c_str(), O_RDWR | O_CLOEXEC);
+        if (commands_fd < 0) flags.fail("cannot open --commands " + commands_path);
     }
     say("READY id=" + node.id().to_string() + " inbox=" + node.inbox_endpoint() +
-        " pub=" + node.pub_endpoint() + " discovery=" + discovery);
+        " pub=" + node.pub_endpoint() + " discovery=" + node_flags.discovery);
 
-    Probe probe{node, queue_options, {}};
+    Probe probe{node, node_flags.queue_options, {}};
     LineReader from_stdin(STDIN_FILENO);
-    LineReader from_control(control_fd);
+    LineReader from_commands(commands_fd);
     bool running = true;
     while (running) {
-        pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {control_fd, POLLIN, 0}};
-        const int ready = poll(fds, control_fd >= 0 ? 2 : 1, -1);
+        pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {commands_fd, POLLIN, 0}};
+        const int ready = poll(fds, commands_fd >= 0 ? 2 : 1, -1);
         if (ready < 0) {
             if (errno == EINTR) continue;
             break;
         }
         std::vector<std::string> commands;
         if (fds[0].revents != 0 && !from_stdin.read(commands)) running = false;
-        if (control_fd >= 0 && fds[1].revents != 0) (void)from_control.read(commands);
+        if (commands_fd >= 0 && fds[1].revents != 0) (void)from_commands.read(commands);
         for (const auto& command : commands) {
             if (!run_command(probe, command)) running = false;
         }
     }
     probe.streamer.stop();
     node.close();
+    if (commands_fd >= 0) close(commands_fd);
     say("CLOSED");
     return 0;
 }
+
+}  // namespace peermq::driver

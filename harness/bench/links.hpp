@@ -18,9 +18,9 @@
 namespace peermq::bench {
 
 struct BenchContext {
-    std::string executable;  // this program, started again for each peer process
-    // Arguments placed before "--role ..." when starting a peer process: empty for peermq_bench,
-    // {"bench-peer"} for the peermq tool.
+    std::string executable;  // the program started for each peer process
+    // Arguments placed before "--role ..." when starting a peer process: {"bench"} for
+    // peermq_driver (peermq_bench), {"bench-peer"} for the peermq tool (itself).
     std::vector<std::string> role_prefix;
     std::string cluster;  // unique per benchmark run: no other node can join
     std::size_t max_length = QueueOptions{}.max_length;  // of the throughput queues

@@ -78,7 +78,7 @@ int serve(RunFn run, SyncFn sync) {
             reply(sync() ? "synced" : "timeout 0 0");
             continue;
         }
-        std::fprintf(stderr, "peermq_bench child: unknown command '%s'\n", line.c_str());
+        std::fprintf(stderr, "bench role: unknown command '%s'\n", line.c_str());
         return 2;
     }
     return 0;
@@ -152,7 +152,7 @@ struct TopicRun {
 int zmq_sub() {
     zmq::context_t context;
     zmq::socket_t sub(context, zmq::socket_type::sub);
-    // As peermq's SUB socket (core/src/node.cpp), so that both drop at the same depth.
+    // As peermq's SUB socket (core/src/node/node.cpp), so that both drop at the same depth.
     sub.set(zmq::sockopt::rcvhwm, kTopicHwm);
     sub.set(zmq::sockopt::rcvtimeo, kRecvTimeoutMs);
     sub.set(zmq::sockopt::linger, 0);
@@ -215,7 +215,7 @@ int peermq_subscriber(const std::vector<std::string>& args) {
     options.interface = "lo";
     auto created = Node::create(options);
     if (!created) {
-        std::fprintf(stderr, "peermq_bench child: %s\n", created.status().to_string().c_str());
+        std::fprintf(stderr, "bench role: %s\n", created.status().to_string().c_str());
         return 1;
     }
     Node node = std::move(created).value();
@@ -241,7 +241,7 @@ int peermq_subscriber(const std::vector<std::string>& args) {
         progress.changed.notify_all();
     });
     if (!subscribed.ok()) {
-        std::fprintf(stderr, "peermq_bench child: %s\n", subscribed.to_string().c_str());
+        std::fprintf(stderr, "bench role: %s\n", subscribed.to_string().c_str());
         return 1;
     }
     reply("ready " + std::to_string(port_of(node.inbox_endpoint())));
@@ -305,7 +305,7 @@ int peermq_consumer(const std::vector<std::string>& args) {
     const auto prefetch = static_cast<std::uint32_t>(std::stoul(flag(args, "--prefetch", "1024")));
     auto created = Node::create(options);
     if (!created) {
-        std::fprintf(stderr, "peermq_bench child: %s\n", created.status().to_string().c_str());
+        std::fprintf(stderr, "bench role: %s\n", created.status().to_string().c_str());
         return 1;
     }
     Node node = std::move(created).value();
@@ -327,7 +327,7 @@ int peermq_consumer(const std::vector<std::string>& args) {
         },
         ConsumeOptions{.prefetch = prefetch, .concurrency = 1});
     if (!consumed.ok()) {
-        std::fprintf(stderr, "peermq_bench child: %s\n", consumed.to_string().c_str());
+        std::fprintf(stderr, "bench role: %s\n", consumed.to_string().c_str());
         return 1;
     }
     reply("ready " + std::to_string(port_of(node.inbox_endpoint())));
@@ -368,10 +368,10 @@ int run_role(const std::vector<std::string>& args) {
         if (args[0] == kRolePeermqConsumer) return peermq_consumer(args);
         if (args[0] == kRolePeermqSubscriber) return peermq_subscriber(args);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "peermq_bench child %s: %s\n", args[0].c_str(), e.what());
+        std::fprintf(stderr, "bench role %s: %s\n", args[0].c_str(), e.what());
         return 1;
     }
-    std::fprintf(stderr, "peermq_bench: unknown role '%s'\n", args[0].c_str());
+    std::fprintf(stderr, "bench: unknown role '%s'\n", args[0].c_str());
     return 2;
 }
 

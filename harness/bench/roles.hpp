@@ -1,5 +1,6 @@
-// The child-process side of the benchmark: the receiving peer, run as `peermq_bench --role ...`
-// (or `peermq bench-peer --role ...`).
+// The child-process side of the benchmark: the receiving peer, run as
+// `peermq_driver bench --role ...` (for peermq_bench) or `peermq bench-peer --role ...` (for
+// `peermq bench`).
 //
 // Every role prints "ready <port>" on stdout once its socket is bound, then serves commands read
 // from stdin, one per line:

@@ -1,18 +1,20 @@
-// peermq_discovery_probe: runs peermq's Avahi discovery backends outside the test process, for
+// `peermq_driver discovery`: peermq's Avahi discovery backends outside the test process, for
 // multi-process and network-namespace system tests (and by hand, e.g. in scripts/lab.sh hosts).
 //
-//   peermq_discovery_probe check [options]
+//   peermq_driver discovery check [options]
 //       builds the backend only; "ok backend=<name>" (exit 0) or "error <status>" (exit 3)
-//   peermq_discovery_probe serve [options] [--name N] [--id UUID] [--inbox P] [--pub P]
+//   peermq_driver discovery serve [options] [--name N] [--id UUID] [--inbox P] [--pub P]
 //       announces one node and prints one line per event until stdin closes or SIGTERM/SIGINT:
 //       "found|updated|lost id=... name=... cluster=... host=... inbox=... pub=... iface=...
 //        instance='...' t_ms=<since start>"; at exit "ignored <reason>=<count>" and "stopped"
-//   peermq_discovery_probe mesh [options] [--count K] [--timeout-ms T]
+//   peermq_driver discovery mesh [options] [--count K] [--timeout-ms T]
 //       K nodes in this process; checks that every node finds every other one with the right
 //       ports, stops the last and checks the others lose it; "mesh ok ..." (exit 0) or
 //       "mesh FAILED: ..." (exit 1), with timings
-// options: --backend daemon|embedded|auto (default auto)  --interface IF (repeatable)
-//          --cluster C (default "probe")  --ipv6  --until-signal (ignore stdin)
+// options: --discovery avahi|embedded|auto (default auto; the names of the node flags)
+//          --interface IF (repeatable)  --cluster C (default "probe")  --ipv6
+//          --until-signal (ignore stdin)
+// Exit status 2 for bad arguments.
 #include <signal.h>
 #include <unistd.h>
 
@@ -27,27 +29,20 @@
 #include <thread>
 #include <vector>
 
+#include "driver.hpp"
+#include "flags.hpp"
 #include "peermq/discovery.hpp"
 #include "peermq/discovery/avahi.hpp"
 
+namespace peermq::driver {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using peermq::DiscoveryEvent;
-using peermq::ServiceRecord;
-
-std::mutex output_mutex;
-
-void say(const std::string& line) {
-    std::lock_guard lock(output_mutex);
-    std::fprintf(stdout, "%s\n", line.c_str());
-    std::fflush(stdout);
-}
 
 struct Arguments {
     std::string mode;
-    std::string backend = "auto";
-    peermq::discovery::AvahiOptions avahi;
+    std::string backend = "auto";  // --discovery
+    discovery::AvahiOptions avahi;
     std::string cluster = "probe";
     std::string name = "probe";
     std::string id;
@@ -56,60 +51,42 @@ struct Arguments {
     int count = 3;
     int timeout_ms = 20000;
     bool until_signal = false;
+    DiscoveryFactory factory;  // of --discovery, with --interface and --ipv6
 };
 
-[[noreturn]] void usage(const std::string& problem) {
-    std::fprintf(stderr, "peermq_discovery_probe: %s\n", problem.c_str());
-    std::fprintf(stderr,
-                 "usage: peermq_discovery_probe check|serve|mesh [--backend daemon|embedded|auto] "
-                 "[--interface IF]... [--cluster C] [--ipv6] [--name N] [--id UUID] [--inbox P] "
-                 "[--pub P] [--count K] [--timeout-ms T] [--until-signal]\n");
-    std::exit(2);
-}
-
-Arguments parse(int argc, char** argv) {
-    if (argc < 2) usage("no mode");
+Arguments parse(const std::vector<std::string>& argv) {
+    Flags flags("discovery", {argv.begin() + (argv.empty() ? 0 : 1), argv.end()});
+    if (argv.empty()) flags.fail("check, serve or mesh?");
     Arguments args;
-    args.mode = argv[1];
-    for (int i = 2; i < argc; ++i) {
-        const std::string flag = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) usage(flag + " needs a value");
-            return argv[++i];
-        };
-        if (flag == "--backend")
-            args.backend = value();
-        else if (flag == "--interface")
-            args.avahi.interfaces.push_back(value());
-        else if (flag == "--cluster")
-            args.cluster = value();
-        else if (flag == "--ipv6")
-            args.avahi.ipv6 = true;
-        else if (flag == "--name")
-            args.name = value();
-        else if (flag == "--id")
-            args.id = value();
-        else if (flag == "--inbox")
-            args.inbox = static_cast<unsigned>(std::stoul(value()));
-        else if (flag == "--pub")
-            args.pub = static_cast<unsigned>(std::stoul(value()));
-        else if (flag == "--count")
-            args.count = std::stoi(value());
-        else if (flag == "--timeout-ms")
-            args.timeout_ms = std::stoi(value());
-        else if (flag == "--until-signal")
-            args.until_signal = true;
-        else
-            usage("unknown option " + flag);
+    args.mode = argv[0];
+    while (flags.next()) {
+        // clang-format off
+        if (flags.is("--discovery")) args.backend = flags.value();
+        else if (flags.is("--interface")) args.avahi.interfaces.push_back(flags.value());
+        else if (flags.is("--cluster")) args.cluster = flags.value();
+        else if (flags.is("--ipv6")) args.avahi.ipv6 = true;
+        else if (flags.is("--name")) args.name = flags.value();
+        else if (flags.is("--id")) args.id = flags.value();
+        else if (flags.is("--inbox")) args.inbox = static_cast<unsigned>(flags.number());
+        else if (flags.is("--pub")) args.pub = static_cast<unsigned>(flags.number());
+        else if (flags.is("--count")) args.count = static_cast<int>(flags.number());
+        else if (flags.is("--timeout-ms")) args.timeout_ms = static_cast<int>(flags.number());
+        else if (flags.is("--until-signal")) args.until_signal = true;
+        else flags.unknown();
+        // clang-format on
     }
+    if (args.backend == "static") flags.fail("--discovery static has no backend to run");
+    DiscoveryFactory factory;
+    if (!discovery_by_name(args.backend, args.avahi, factory)) {
+        flags.fail("unknown discovery backend " + args.backend);
+    }
+    if (args.mode == "serve" && !args.id.empty() && !Uuid::parse(args.id)) flags.fail("bad --id");
+    if (args.mode == "mesh" && args.count < 2) flags.fail("--count must be at least 2");
+    if (args.mode != "check" && args.mode != "serve" && args.mode != "mesh") {
+        flags.fail("unknown mode " + args.mode);
+    }
+    args.factory = std::move(factory);
     return args;
-}
-
-peermq::DiscoveryFactory factory(const Arguments& args) {
-    if (args.backend == "daemon") return peermq::discovery::avahi_daemon(args.avahi);
-    if (args.backend == "embedded") return peermq::discovery::embedded(args.avahi);
-    if (args.backend == "auto") return peermq::discovery::automatic(args.avahi);
-    usage("unknown backend " + args.backend);
 }
 
 std::string describe(const DiscoveryEvent& event, Clock::time_point start) {
@@ -125,7 +102,7 @@ std::string describe(const DiscoveryEvent& event, Clock::time_point start) {
 }
 
 int run_check(const Arguments& args) {
-    auto discovery = factory(args)();
+    auto discovery = args.factory();
     if (!discovery) {
         say("error " + discovery.status().to_string());
         return 3;
@@ -143,18 +120,16 @@ int run_serve(const Arguments& args) {
     sigaddset(&signals, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-    auto discovery = factory(args)();
+    auto discovery = args.factory();
     if (!discovery) {
         say("error " + discovery.status().to_string());
         return 3;
     }
     ServiceRecord self;
     if (!args.id.empty()) {
-        auto id = peermq::Uuid::parse(args.id);
-        if (!id) usage("bad --id");
-        self.id = *id;
+        self.id = *Uuid::parse(args.id);
     } else {
-        self.id = peermq::Uuid::generate();
+        self.id = Uuid::generate();
     }
     self.name = args.name;
     self.cluster = args.cluster;
@@ -193,28 +168,27 @@ int run_serve(const Arguments& args) {
 
 struct Member {
     ServiceRecord self;
-    std::unique_ptr<peermq::Discovery> discovery;
+    std::unique_ptr<Discovery> discovery;
     std::mutex mutex;
     std::condition_variable changed;
-    std::map<peermq::NodeId, ServiceRecord> peers;
-    std::map<peermq::NodeId, Clock::time_point> found_at;
-    std::map<peermq::NodeId, Clock::time_point> lost_at;
+    std::map<NodeId, ServiceRecord> peers;
+    std::map<NodeId, Clock::time_point> found_at;
+    std::map<NodeId, Clock::time_point> lost_at;
 };
 
 int run_mesh(const Arguments& args) {
     const int count = args.count;
-    if (count < 2) usage("--count must be at least 2");
     const auto timeout = std::chrono::milliseconds(args.timeout_ms);
     std::vector<std::unique_ptr<Member>> members;
     for (int i = 0; i < count; ++i) {
         auto member = std::make_unique<Member>();
-        auto discovery = factory(args)();
+        auto discovery = args.factory();
         if (!discovery) {
             say("mesh FAILED: " + discovery.status().to_string());
             return 1;
         }
         member->discovery = std::move(discovery).value();
-        member->self.id = peermq::Uuid::generate();
+        member->self.id = Uuid::generate();
         member->self.name = args.name + "-" + std::to_string(i);
         member->self.cluster = args.cluster;
         member->self.inbox_port = static_cast<std::uint16_t>(47000 + i);
@@ -307,10 +281,11 @@ int run_mesh(const Arguments& args) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-    const Arguments args = parse(argc, argv);
+int run_discovery(const std::vector<std::string>& argv) {
+    const Arguments args = parse(argv);
     if (args.mode == "check") return run_check(args);
     if (args.mode == "serve") return run_serve(args);
-    if (args.mode == "mesh") return run_mesh(args);
-    usage("unknown mode " + args.mode);
+    return run_mesh(args);
 }
+
+}  // namespace peermq::driver

@@ -24,7 +24,7 @@ constexpr auto kReplyTimeout = milliseconds(10'000);  // "ready", "armed"
 constexpr auto kRunTimeout = milliseconds(90'000);    // "done": a run is meant to take ~1 s
 constexpr auto kStopTimeout = milliseconds(10'000);
 constexpr auto kConfirmTimeout = milliseconds(30'000);
-constexpr int kTopicHwm = 100'000;  // as peermq's PUB socket (core/src/node.cpp)
+constexpr int kTopicHwm = 100'000;  // as peermq's PUB socket (core/src/node/node.cpp)
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -525,10 +525,18 @@ Result<std::unique_ptr<ThroughputLink>> start_raw_push(const BenchContext& conte
         std::make_unique<RawPush>(std::move(process), port, payload_size));
 }
 
-Result<std::unique_ptr<ThroughputLink>> start_peermq_queue(const BenchContext& context,
-                                                           QueueFlow flow,
-                                                           std::size_t payload_size) {
-    auto peer = start_peer(context, consumer_args(context, NodeOptions{}.ack_batch_interval));
+// What a queue link is made of: the consumer peer process, the producer node (with its journal
+// in `dir` for a durable flow) and its queue "bench", once the producer sees the consumer.
+struct QueueEnds {
+    PeerProcess consumer;
+    std::unique_ptr<TempDir> dir;
+    Node producer;
+    Queue queue;
+};
+
+Result<QueueEnds> start_queue_ends(const BenchContext& context, QueueFlow flow,
+                                   std::size_t max_length, std::chrono::microseconds ack_interval) {
+    auto peer = start_peer(context, consumer_args(context, ack_interval));
     if (!peer) return peer.status();
     auto& [process, port] = peer.value();
     auto dir = std::make_unique<TempDir>();
@@ -536,13 +544,23 @@ Result<std::unique_ptr<ThroughputLink>> start_peermq_queue(const BenchContext& c
     if (!producer) return producer.status();
     QueueOptions queue_options;
     queue_options.guarantee = flow.guarantee;
-    queue_options.max_length = context.max_length;
+    queue_options.max_length = max_length;
     auto queue = producer->queue("bench", queue_options);
     if (!queue) return queue.status();
     if (Status seen = await_consumer(producer.value()); !seen.ok()) return seen;
+    return QueueEnds{std::move(process), std::move(dir), std::move(producer).value(),
+                     std::move(queue).value()};
+}
+
+Result<std::unique_ptr<ThroughputLink>> start_peermq_queue(const BenchContext& context,
+                                                           QueueFlow flow,
+                                                           std::size_t payload_size) {
+    auto ends =
+        start_queue_ends(context, flow, context.max_length, NodeOptions{}.ack_batch_interval);
+    if (!ends) return ends.status();
     return std::unique_ptr<ThroughputLink>(std::make_unique<PeermqQueue>(
-        std::move(process), std::move(dir), std::move(producer).value(), std::move(queue).value(),
-        flow.guarantee, payload_size));
+        std::move(ends->consumer), std::move(ends->dir), std::move(ends->producer),
+        std::move(ends->queue), flow.guarantee, payload_size));
 }
 
 Result<std::unique_ptr<ThroughputLink>> start_raw_pub(const BenchContext& context,
@@ -585,20 +603,11 @@ Result<std::unique_ptr<LatencyLink>> start_peermq_confirmed(
     if (flow.guarantee == Guarantee::best_effort) {
         return make_error(ErrorCode::invalid_argument, "best_effort messages are never acked");
     }
-    auto peer = start_peer(context, consumer_args(context, ack_batch_interval));
-    if (!peer) return peer.status();
-    auto& [process, port] = peer.value();
-    auto dir = std::make_unique<TempDir>();
-    auto producer = start_producer(context, port, flow, *dir);
-    if (!producer) return producer.status();
-    QueueOptions queue_options;
-    queue_options.guarantee = flow.guarantee;
-    auto queue = producer->queue("bench", queue_options);
-    if (!queue) return queue.status();
-    if (Status seen = await_consumer(producer.value()); !seen.ok()) return seen;
+    auto ends = start_queue_ends(context, flow, QueueOptions{}.max_length, ack_batch_interval);
+    if (!ends) return ends.status();
     return std::unique_ptr<LatencyLink>(std::make_unique<PeermqConfirmed>(
-        std::move(process), std::move(dir), std::move(producer).value(), std::move(queue).value(),
-        payload_size));
+        std::move(ends->consumer), std::move(ends->dir), std::move(ends->producer),
+        std::move(ends->queue), payload_size));
 }
 
 }  // namespace peermq::bench

@@ -1,0 +1,61 @@
+// Test helpers that play a peer with raw ZeroMQ frames (core/src/wire/envelope.hpp,
+// docs/spec/wire.md): a header or a HELLO body as one frame, a multipart message sent, a HELLO
+// from a made-up sender. For the tests that feed a node what only a hostile or broken peer sends.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "wire/envelope.hpp"
+
+namespace peermq::testing {
+
+inline std::string header_frame(const detail::Header& header) {
+    msgpack::sbuffer buffer;
+    detail::encode_header(header, buffer);
+    return {buffer.data(), buffer.size()};
+}
+
+// A header of `kind` from `sender`, nothing else set.
+inline std::string header_frame(const NodeId& sender, detail::Kind kind) {
+    detail::Header header;
+    header.kind = kind;
+    header.sender = sender;
+    return header_frame(header);
+}
+
+inline std::string hello_frame(const detail::Hello& hello) {
+    msgpack::sbuffer buffer;
+    detail::encode_hello(hello, buffer);
+    return {buffer.data(), buffer.size()};
+}
+
+// Binds `socket` to an ephemeral port on 127.0.0.1 (no linger); returns the port. Where a fake
+// peer says it listens.
+inline std::uint16_t bind_loopback(zmq::socket_t& socket) {
+    socket.set(zmq::sockopt::linger, 0);
+    socket.bind("tcp://127.0.0.1:*");
+    const std::string endpoint = socket.get(zmq::sockopt::last_endpoint);
+    return static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+}
+
+// One multipart message: every frame but the last with ZMQ_SNDMORE.
+inline void send_frames(zmq::socket_t& socket, const std::vector<std::string>& frames) {
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        zmq::message_t frame(frames[i].data(), frames[i].size());
+        socket.send(frame,
+                    i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+}
+
+// `hello` from `sender` (by default one made up for this message).
+inline void send_hello(zmq::socket_t& socket, const detail::Hello& hello,
+                       const NodeId& sender = NodeId::generate()) {
+    send_frames(socket, {header_frame(sender, detail::Kind::hello), hello_frame(hello)});
+}
+
+}  // namespace peermq::testing
