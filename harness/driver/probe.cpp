@@ -339,6 +339,15 @@ int run_probe(const std::vector<std::string>& args) {
             " previous=" + std::string(to_string(event.previous)) +
             " queues=" + join(event.peer.queues));
     });
+    // Peers known before the handler was in place (one already running greets this node as soon as
+    // its inbox is bound): their state now, as a line like an event's. peers() is answered after
+    // the handler is set, so nothing falls between the two.
+    for (const PeerInfo& peer : node.peers()) {
+        if (peer.state == PeerState::connecting) continue;
+        say("PEER t_ns=" + std::to_string(monotonic_ns()) + " name=" + peer.name +
+            " id=" + peer.id.to_string() + " state=" + std::string(to_string(peer.state)) +
+            " previous=connecting queues=" + join(peer.queues));
+    }
     if (!node_flags.consume.empty()) {
         const Status status = node.consume(
             node_flags.consume,

@@ -121,7 +121,9 @@ public:
     // Adds a peer by inbox endpoint ("host:port" or "tcp://host:port").
     Status add_peer(std::string endpoint);
     std::vector<PeerInfo> peers() const;
-    // Called on a dispatcher thread at every peer state change.
+    // Called on a dispatcher thread at every peer state change from now on. Peers can become known
+    // before it is set (a running peer greets a node as soon as its inbox is bound): peers() read
+    // after this call gives their state, and every later change comes as an event.
     void on_peer_event(std::function<void(const PeerEvent&)> handler);
 
     NodeStats stats() const;
