@@ -17,8 +17,8 @@
 
 #include <msgpack.hpp>
 
-#include "wire/envelope.hpp"
 #include "fuzz_driver.hpp"
+#include "wire/envelope.hpp"
 
 namespace {
 

@@ -10,9 +10,9 @@
 
 #include <gtest/gtest.h>
 
+#include "support/fake_clock.hpp"
 #include "support/log_capture.hpp"
 #include "support/temp_dir.hpp"
-#include "support/fake_clock.hpp"
 
 namespace peermq::detail {
 namespace {
