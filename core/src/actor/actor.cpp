@@ -355,7 +355,7 @@ void Actor::deliver_local(const OutQueue& q, const Outgoing& message) {
     delivery.deadline_ms = message.deadline_ms;
     delivery.headers = message.headers;
     delivery.payload = message.payload;
-    receiver_.deliver_local(q.name, q.flags, delivery);
+    receiver_.deliver_local(q.name, q.flags, std::move(delivery));
 }
 
 void Actor::on_consume(ConsumeCmd& cmd) {

@@ -107,8 +107,7 @@ Job* Receiver::admit(Header& header, std::size_t payload_bytes, Now now) {
     return &job;
 }
 
-void Receiver::deliver_local(const std::string& queue, std::uint32_t flags,
-                             const Message& message) {
+void Receiver::deliver_local(const std::string& queue, std::uint32_t flags, Message message) {
     // effectively_once, retried to this node while its handler still runs: the outcome of that
     // first run settles the message, exactly as a remote receiver would drop this copy.
     if ((flags & kFlagDedupe) && in_progress_.contains(message.id)) return;
@@ -117,8 +116,8 @@ void Receiver::deliver_local(const std::string& queue, std::uint32_t flags,
     ++consumer.stats->received;
     Job job;
     job.flags = flags;
-    job.message = message;
     if (flags & kFlagDedupe) in_progress_.insert(message.id);
+    job.message = std::move(message);
     jobs_.emplace_back(consumer.slot, std::move(job));
 }
 

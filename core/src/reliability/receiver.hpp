@@ -76,7 +76,7 @@ public:
     // or is a duplicate. Moves the header's headers into the job.
     Job* admit(Header& header, std::size_t payload_bytes, Now now);
     // A delivery from this node's own sender (its credit counted in local_unacked).
-    void deliver_local(const std::string& queue, std::uint32_t flags, const Message& message);
+    void deliver_local(const std::string& queue, std::uint32_t flags, Message message);
     // A topic message to every subscription whose prefix matches, as far as each handler has
     // room.
     void deliver_topic(const Message& message, ChannelStats& stats);
