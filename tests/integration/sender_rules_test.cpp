@@ -1,7 +1,7 @@
 // Sender rules that earlier versions broke: a late ack from an earlier consumer settles a
 // message after a retry (docs/spec/reliability.md §6, §8); send_confirmed() is admitted exactly
-// like send(); a dead letter replayed into a best_effort queue goes best effort; a new link's
-// first HELLO is not lost to ZMQ_IMMEDIATE (docs/spec/wire.md §6).
+// like send(), and so is a dead letter's replay; a dead letter replayed into a best_effort queue
+// goes best effort; a new link's first HELLO is not lost to ZMQ_IMMEDIATE (docs/spec/wire.md §6).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -138,6 +138,43 @@ TEST(SenderRules, ADeadLetterReplayedIntoABestEffortQueueIsSentBestEffort) {
     EXPECT_EQ(stats.sent, 1u);
     EXPECT_EQ(stats.acked, 0u);
     EXPECT_EQ(stats.in_flight, 0u);
+}
+
+// A replay is a send like any other (one admission path): into a full queue whose overflow
+// policy is reject it fails with queue_full, and the letter stays among the dead letters.
+TEST(SenderRules, AReplayIsAdmittedLikeASendAndOneRefusedKeepsItsLetter) {
+    auto node = peermq::Node::create({.name = "producer", .interface = "lo"}).value();
+    auto expiring = node.queue("expiring", {.ttl = 20ms}).value();
+    auto sent = expiring.send_confirmed(7);  // no consumer anywhere: it expires
+    ASSERT_EQ(sent.wait_for(10s), std::future_status::ready);
+    const auto receipt = sent.get();
+    ASSERT_TRUE(receipt.ok()) << receipt.status().to_string();
+    ASSERT_EQ(receipt.value().outcome, peermq::Receipt::Outcome::dead_lettered);
+    const peermq::MessageId letter = receipt.value().id;
+
+    auto full =
+        node.queue("full", {.max_length = 1, .overflow = peermq::OverflowPolicy::reject}).value();
+    ASSERT_TRUE(full.send(1).ok());  // it stays: nobody consumes "full"
+    auto refused = node.dead_letters().replay(letter, "full");
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), peermq::ErrorCode::queue_full)
+        << refused.status().to_string();
+    EXPECT_EQ(node.stats().queues["full"].depth, 1u);
+    auto letters = node.dead_letters().list({});
+    ASSERT_TRUE(letters.ok());
+    ASSERT_EQ(letters.value().size(), 1u);
+    EXPECT_EQ(letters.value()[0].id, letter);
+
+    // Where there is room it is sent, and the letter is gone; a second replay finds nothing.
+    auto replayed = node.dead_letters().replay(letter, "roomy");
+    ASSERT_TRUE(replayed.ok()) << replayed.status().to_string();
+    EXPECT_NE(replayed.value(), letter);
+    EXPECT_EQ(node.stats().queues["roomy"].depth, 1u);
+    EXPECT_TRUE(node.dead_letters().list({}).value().empty());
+    auto again = node.dead_letters().replay(letter, "roomy");
+    ASSERT_FALSE(again.ok());
+    EXPECT_EQ(again.status().code(), peermq::ErrorCode::not_found);
+    EXPECT_EQ(node.stats().queues["roomy"].depth, 1u);
 }
 
 // A peer learns of a new node from its first HELLO at once, not a heartbeat interval later.

@@ -203,13 +203,14 @@ TEST_F(ReceiverTest, AFullAckBatchAsksToBeFlushedAtOnce) {
 TEST_F(ReceiverTest, TopicMessagesGoToEveryMatchingSubscriptionWithRoom) {
     SlotLoad prices_load;
     SlotLoad all_load;
-    receiver->subscribe("prices.", 1, prices_load);
-    receiver->subscribe("", 2, all_load);
-    receiver->subscribe("news.", 3, all_load);
-    Message m;
-    m.channel = "prices.eurusd";
+    Topics topics(self, options.max_payload_bytes);
+    topics.subscribe("prices.", 1, prices_load);
+    topics.subscribe("", 2, all_load);
+    topics.subscribe("news.", 3, all_load);
     ChannelStats stats;
-    receiver->deliver_topic(m, stats);
+    TopicMessage m{Message{}, &stats};
+    m.message.channel = "prices.eurusd";
+    receiver->deliver_topic(m, topics.subscriptions());
     EXPECT_EQ(stats.delivered, 2u);
     ASSERT_EQ(receiver->jobs().size(), 2u);
     EXPECT_EQ(receiver->jobs()[0].first, 1u);
@@ -218,7 +219,7 @@ TEST_F(ReceiverTest, TopicMessagesGoToEveryMatchingSubscriptionWithRoom) {
     prices_load.jobs = 3;  // that handler is full
     receiver->jobs().clear();
     receiver->submitted();
-    receiver->deliver_topic(m, stats);
+    receiver->deliver_topic(m, topics.subscriptions());
     EXPECT_EQ(port.drops[Drop::inbox_full], 1);
     EXPECT_EQ(receiver->jobs().size(), 1u);
 }

@@ -80,7 +80,11 @@ public:
     Result<DeadLetter> get(const MessageId& id) const;
     Result<std::size_t> purge(const DeadLetterFilter& filter);
     // Sends the dead letter again on `queue` (empty = its own), with fresh attempts, and removes
-    // it from the journal. Returns the new message id.
+    // it from the dead letters. Returns the new message id. The send is admitted like any
+    // send() on that queue (its max_length and overflow policy, max_payload_bytes, the
+    // journal's backlog; `block` waits up to block_timeout): when it is refused, the error is
+    // send()'s (queue_full, timed_out, ...) and the letter stays. not_found when the letter is
+    // gone (purged, or replayed meanwhile).
     Result<MessageId> replay(const MessageId& id, const std::string& queue = {});
 
 private:

@@ -1,3 +1,7 @@
+// The actor's loop (poll, frames, commands, timers, shutdown), its commands, and the calls other
+// threads run on it (stats, peers, dead letters). Frames are read in actor_frames.cpp, peers
+// handled in actor_peers.cpp, the journal's side in actor_journal.cpp; what is decided is decided
+// by the parts (actor.hpp).
 #include "actor/actor.hpp"
 
 #include "wire/frames.hpp"
@@ -13,7 +17,6 @@
 namespace peermq::detail {
 namespace {
 
-constexpr std::size_t kMaxTopicStats = 1024;
 // close() waits this long for the handler calls already queued (local deliveries included).
 constexpr auto kCloseDrain = std::chrono::seconds(2);
 
@@ -28,11 +31,18 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
       inbox_(std::move(inbox)),
       pub_(std::move(pub)),
       sub_(std::move(sub)),
+      // A link may hold data its peer's kernel has not acknowledged for less than peer_timeout:
+      // it is given up before its messages are redirected.
+      links_(
+          core.context, sub_,
+          std::max(options_.peer_timeout - options_.heartbeat_interval, options_.peer_timeout / 2),
+          core.log),
       liveness_(PeerLiveness::Timing{options_.heartbeat_interval, options_.peer_timeout}, core.log),
       peers_(liveness_.directory()),
       sender_(core.id, core.log, peers_, *this,
               Now{core.clock->steady_now(), core.clock->unix_ms()}),
       receiver_(core.id, options_, core.log, *this),
+      topics_(core.id, options_.max_payload_bytes),
       drops_(core.log) {
     if (journal) {
         journal_ = std::make_unique<JournalPipeline>(
@@ -74,16 +84,10 @@ void Actor::run() {
 void Actor::turn() {
     {
         poll_items_.clear();
-        polled_peers_.clear();
         poll_items_.push_back({nullptr, core_.mailbox_.fd(), ZMQ_POLLIN, 0});
         poll_items_.push_back({inbox_.handle(), 0, ZMQ_POLLIN, 0});
         poll_items_.push_back({sub_.handle(), 0, ZMQ_POLLIN, 0});
-        for (const auto& peer : peers_.all()) {
-            if (peer->blocked) {
-                poll_items_.push_back({peer->push.handle(), 0, ZMQ_POLLOUT, 0});
-                polled_peers_.push_back(peer.get());
-            }
-        }
+        links_.add_poll_items(peers_, poll_items_);
         try {
             zmq::poll(poll_items_.data(), poll_items_.size(), poll_timeout(clock_.steady_now()));
         } catch (const zmq::error_t& e) {
@@ -115,15 +119,9 @@ void Actor::turn() {
             if (journal_ && journal_->backlog_to_publish()) journal_->publish_backlog(now_);
             sender_.pump_all(now);
         }
-        bool writable = false;
-        for (std::size_t i = 0; i < polled_peers_.size(); ++i) {
-            Peer* peer = polled_peers_[i];  // null once removed during this turn
-            if (peer && (poll_items_[3 + i].revents & ZMQ_POLLOUT)) {
-                peer->blocked = false;
-                if (peer->hello_owed) send_hello(peer);
-                writable = true;
-            }
-        }
+        const bool writable = links_.writable(poll_items_, [this](Peer& peer) {
+            if (peer.hello_owed) send_hello(&peer);
+        });
         if (writable) sender_.pump_all(fresh_now());
 
         sender_.expire(fresh_now());
@@ -282,7 +280,7 @@ void Actor::shutdown() {
             if (receipt) receipt->set_value(failure);
         };
         sender_.for_each_unsettled([&](Outgoing& message) { failed(message.receipt); });
-        for (const auto& peer : peers_.all()) peer->push.set(zmq::sockopt::linger, 0);
+        links_.set_linger(peers_, std::chrono::milliseconds(0));
         peers_.clear();
         return;
     }
@@ -313,7 +311,7 @@ void Actor::shutdown() {
     };
     sender_.for_each_unsettled([&](Outgoing& message) { closed(message.receipt); });
     // Give BYE frames a moment to leave; undelivered data is the senders' to retry.
-    for (const auto& peer : peers_.all()) peer->push.set(zmq::sockopt::linger, 100);
+    links_.set_linger(peers_, std::chrono::milliseconds(100));
     peers_.clear();
     inbox_.set(zmq::sockopt::linger, 0);
     pub_.set(zmq::sockopt::linger, 100);  // like BYE: what was published before close() leaves
@@ -332,17 +330,16 @@ void Actor::on_send(SendCmd& cmd) {
     // From here the message is in the journal's buffer: publish_backlog() moves it from
     // `queued` to `records`.
     if (cmd.backlogged && journal_) journal_->taken_from_backlog();
+    if (cmd.replay_of && !take_replayed(cmd)) return;
     sender_.accept(cmd, turn_now());
     if (cmd.durable && journal_) journal_->wait_for_commit(std::move(cmd.durable));
 }
 
-bool Actor::journal_put(const OutQueue& q, const Outgoing& message) {
-    if (!journal_ || options_.durability == Durability::memory) return false;
-    journal_->outbox_put(OutboxRecord{message.id, q.name, message.headers, message.payload, 0,
-                                      message.created_ms, message.deadline_ms,
-                                      static_cast<std::uint8_t>(q.options.guarantee), message.seq},
-                         now_);
-    return true;
+bool Actor::take_replayed(SendCmd& cmd) {
+    auto taken = dead_letters_->take(*cmd.replay_of, now_);
+    if (!taken) core_.queue_shared(cmd.queue)->release(1);
+    cmd.replayed->set_value(taken.status());
+    return taken.ok();
 }
 
 void Actor::deliver_local(const OutQueue& q, const Outgoing& message) {
@@ -367,33 +364,23 @@ void Actor::on_consume(ConsumeCmd& cmd) {
 
 void Actor::on_subscribe(SubscribeCmd& cmd) {
     sub_.set(zmq::sockopt::subscribe, cmd.prefix);
-    receiver_.subscribe(cmd.prefix, cmd.slot, core_.dispatcher->load(cmd.slot));
+    topics_.subscribe(cmd.prefix, cmd.slot, core_.dispatcher->load(cmd.slot));
     hello_dirty_ = true;
 }
 
 void Actor::on_publish(PublishCmd& cmd) {
-    static const Headers kNoHeaders;
-    encode_buffer_.clear();
-    encode_data_header(DataHeaderRef{core_.id, cmd.id, cmd.topic, 0, 1, cmd.created_ms, 0, 0,
-                                     cmd.headers.empty() ? kNoHeaders : cmd.headers},
-                       encode_buffer_);
-    ChannelStats* stats = topic_stats(cmd.topic);
-    zmq::message_t topic(cmd.topic.data(), cmd.topic.size());
+    const TopicMessage published =
+        topics_.publish(cmd.id, std::move(cmd.topic), cmd.created_ms, std::move(cmd.headers),
+                        std::move(cmd.payload), encode_buffer_);
+    const std::string& topic_name = published.message.channel;
+    zmq::message_t topic(topic_name.data(), topic_name.size());
     zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
-    zmq::message_t payload = payload_frame(cmd.payload);
+    zmq::message_t payload = payload_frame(published.message.payload);
     // PUB never blocks: past its high-water mark ZeroMQ drops for slow subscribers.
     pub_.send(topic, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     pub_.send(header, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
     pub_.send(payload, zmq::send_flags::dontwait);
-    ++stats->sent;
-    Message message;
-    message.id = cmd.id;
-    message.sender = core_.id;
-    message.channel = cmd.topic;
-    message.created_ms = cmd.created_ms;
-    message.headers = std::move(cmd.headers);
-    message.payload = std::move(cmd.payload);  // its frame is built: the copy here is not needed
-    receiver_.deliver_topic(message, *stats);
+    receiver_.deliver_topic(published, topics_.subscriptions());
 }
 
 void Actor::on_outcomes(OutcomesCmd& /*cmd*/) {
@@ -407,65 +394,9 @@ void Actor::on_outcomes(OutcomesCmd& /*cmd*/) {
     sender_.pump_all(fresh_now());
 }
 
-void Actor::on_flush(FlushCmd& cmd) {
-    if (!journal_ || options_.durability == Durability::memory) {
-        cmd.done->set_value(core_.storage_error());
-        return;
-    }
-    journal_->when_committed(std::move(cmd.done), core_.storage_error());
-}
-
-// ---------------------------------------------------------------------------------------------
-// Journal
-
 void Actor::on_stop(const StopCmd& cmd) {
     stopping_ = true;
     close_flush_timeout_ = cmd.flush_timeout;
-}
-
-void Actor::commit_for_close() {
-    if (!journal_) return;
-    Status lost = journal_->commit_for_close(clock_, clock_.steady_now() + close_flush_timeout_,
-                                             core_.storage_error());
-    if (!lost.ok()) core_.set_close_status(std::move(lost));
-}
-
-Status Actor::load_outbox() {
-    if (!journal_) return {};
-    auto records = journal_->journal().outbox_load();
-    if (!records) return records.status();
-    for (auto& record : records.value()) {
-        QueueOptions options;
-        options.guarantee = static_cast<Guarantee>(std::min<std::uint8_t>(record.guarantee, 2));
-        if (options.guarantee == Guarantee::best_effort) {
-            options.guarantee = Guarantee::at_least_once;
-        }
-        auto index = core_.declare_queue(record.queue, options);
-        if (!index) return index.status();
-        if (!sender_.queue(index.value()).declared) sender_.declare(index.value(), options);
-        Outgoing message;
-        message.id = record.id;
-        message.payload = std::move(record.payload);
-        message.headers = std::move(record.headers);
-        message.created_ms = record.created_ms;
-        message.deadline_ms = record.deadline_ms;
-        message.seq = record.seq;
-        message.attempts = record.attempts;
-        message.journaled = true;
-        sender_.restore(index.value(), std::move(message));
-    }
-    // Records whose bytes changed on disk were not loaded: the journal moved them to the dead
-    // letters (reason `corrupt`). They count as dead-lettered, and a person is told at once.
-    const auto& damaged = journal_->journal().quarantined();
-    for (const auto& record : damaged) ++queue_stats(record.queue)->dead_lettered;
-    if (!damaged.empty()) {
-        PEERMQ_LOG(log_, LogLevel::error, "journal",
-                   "unsent messages damaged on disk were moved to the dead letters, not sent",
-                   {"count", static_cast<std::uint64_t>(damaged.size())},
-                   {"first_id", damaged.front().id}, {"queue", damaged.front().queue},
-                   {"why", damaged.front().why});
-    }
-    return {};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -477,7 +408,7 @@ NodeStats Actor::stats() {
     out.name = options_.name;
     sender_.update_stats();
     for (const auto& [name, stats] : queue_stats_) out.queues[name] = stats;
-    for (const auto& [name, stats] : topic_stats_) out.topics[name] = stats;
+    for (const auto& [name, stats] : topics_.stats()) out.topics[name] = stats;
     if (journal_) {
         if (const auto errors = journal_->writer_errors(); errors != 0) {
             out.thread_errors["journal_writer"] = errors;
@@ -519,41 +450,6 @@ Result<std::size_t> Actor::dead_letter_purge(const DeadLetterFilter& filter) {
     return dead_letters_->purge(filter, clock_.steady_now());
 }
 
-Result<MessageId> Actor::dead_letter_replay(const MessageId& id, const std::string& queue) {
-    auto taken = dead_letters_->take(id, clock_.steady_now());
-    if (!taken) return taken.status();
-    DeadLetter letter = std::move(taken).value();
-    const std::string& target = queue.empty() ? letter.queue : queue;
-    auto index = core_.find_or_declare_queue(target, QueueOptions{});
-    if (!index) return index.status();
-    OutQueue& q = sender_.queue(index.value());
-    // A best_effort queue's flags are 0 too: `declared` says whether it was declared.
-    if (!q.declared) sender_.declare(index.value(), QueueOptions{});
-    SendCmd cmd;
-    cmd.queue = index.value();
-    cmd.id = MessageId::generate();
-    cmd.payload = std::move(letter.payload);
-    cmd.headers = std::move(letter.headers);
-    cmd.headers.insert_or_assign("peermq-replayed-from", letter.id.to_string());
-    cmd.created_ms = clock_.unix_ms();
-    q.shared->outstanding.fetch_add(1);
-    const MessageId new_id = cmd.id;
-    on_send(cmd);
-    sender_.pump(q, fresh_now());
-    return new_id;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Stats
-
 ChannelStats* Actor::queue_stats(const std::string& name) { return &queue_stats_[name]; }
-
-ChannelStats* Actor::topic_stats(const std::string& name) {
-    auto it = topic_stats_.find(name);
-    if (it != topic_stats_.end()) return &it->second;
-    // Topics can be many: past a bound they share one entry.
-    if (topic_stats_.size() >= kMaxTopicStats) return &topic_stats_["*"];
-    return &topic_stats_[name];
-}
 
 }  // namespace peermq::detail

@@ -24,6 +24,7 @@
 #include <zmq.hpp>
 
 #include "actor/peer.hpp"
+#include "actor/peer_links.hpp"
 #include "actor/peer_liveness.hpp"
 #include "node/node_core.hpp"
 #include "observability/drops.hpp"
@@ -33,6 +34,7 @@
 #include "reliability/receiver.hpp"
 #include "reliability/sender.hpp"
 #include "reliability/timer_wheel.hpp"
+#include "reliability/topics.hpp"
 #include "storage/dead_letter_store.hpp"
 #include "storage/journal_pipeline.hpp"
 #include "util/ring.hpp"
@@ -63,7 +65,6 @@ public:
     Result<std::vector<DeadLetter>> dead_letter_list(const DeadLetterFilter& filter);
     Result<DeadLetter> dead_letter_get(const MessageId& id);
     Result<std::size_t> dead_letter_purge(const DeadLetterFilter& filter);
-    Result<MessageId> dead_letter_replay(const MessageId& id, const std::string& queue);
 
 private:
     using Steady = Clock::Steady;
@@ -71,13 +72,13 @@ private:
     // Commands.
     void handle(Command& command);
     void on_send(SendCmd& cmd);
+    // A replay's send: takes its dead letter out and says so; false (and the send's room given
+    // back) when the letter is no longer there.
+    bool take_replayed(SendCmd& cmd);
     void on_declare(DeclareQueueCmd& cmd);
     void on_consume(ConsumeCmd& cmd);
     void on_subscribe(SubscribeCmd& cmd);
     void on_publish(PublishCmd& cmd);
-    // A topic message to every local subscription whose prefix matches (as far as each one's
-    // handler has room).
-    void deliver_topic(const Message& message, ChannelStats& stats);
     void on_discovery(DiscoveryCmd& cmd);
     void on_outcomes(OutcomesCmd& cmd);
     void on_flush(FlushCmd& cmd);
@@ -111,16 +112,6 @@ private:
                    Drop refused);
     bool make_room();
     void remove_peer(Peer* peer);
-    // Opens the peer's links anew (a fresh PUSH, the SUB reconnected): frames queued on the old
-    // connection are dropped, and a connection stuck in TCP retransmission is not waited out.
-    void reset_links(Peer* peer);
-    zmq::socket_t make_push(const std::string& endpoint);
-    // How long a link may hold data its peer's kernel has not acknowledged: less than
-    // peer_timeout, so that it is given up before its messages are redirected.
-    std::chrono::milliseconds unacked_data_timeout() const {
-        return std::max(options_.peer_timeout - options_.heartbeat_interval,
-                        options_.peer_timeout / 2);
-    }
     // A frame from the peer: the table's liveness rules (PeerLiveness::heard), carried out.
     void heard(Peer* peer) {
         liveness_.heard(*peer, now_, now_unix_ms_, peer_effects_);
@@ -131,12 +122,11 @@ private:
     void send_hello(Peer* peer);
     void send_control(Peer* peer, Kind kind, std::vector<MessageId> ids = {},
                       std::string error = {});
-    bool send_frames(Peer* peer, zmq::message_t& header, zmq::message_t* payload);
     void broadcast_hello();
 
     // SenderPort: what the sender (reliability/sender.hpp) asks of the node.
     bool send_to(Peer& peer, zmq::message_t& header, zmq::message_t* payload) override {
-        return send_frames(&peer, header, payload);
+        return links_.send(peer, header, payload, now_);
     }
     bool has_local_consumer(const std::string& queue) override { return receiver_.consumes(queue); }
     bool local_room(const std::string& queue) override { return receiver_.local_room(queue); }
@@ -167,7 +157,6 @@ private:
 
     void drop(Drop reason, std::uint64_t n = 1) { drops_.count(reason, n, now_); }
     ChannelStats* queue_stats(const std::string& name) override;
-    ChannelStats* topic_stats(const std::string& name);
     std::chrono::milliseconds poll_timeout(Steady now) const;
     void flush_jobs();
     void on_stop(const StopCmd& cmd);
@@ -194,6 +183,7 @@ private:
     bool draining_ = false;  // closing: pump() sends nothing more
     std::chrono::milliseconds close_flush_timeout_{0};
 
+    PeerLinks links_;
     PeerLiveness liveness_;
     PeerDirectory& peers_;                // liveness_'s records
     PeerLiveness::Effects peer_effects_;  // scratch: what the table decided, until carried out
@@ -206,8 +196,9 @@ private:
 
     Receiver receiver_;
 
+    Topics topics_;
+
     std::unordered_map<std::string, ChannelStats> queue_stats_;
-    std::unordered_map<std::string, ChannelStats> topic_stats_;
     Drops drops_;
 
     Steady next_tick_{};
@@ -225,7 +216,6 @@ private:
     std::vector<HandlerOutcome> outcomes_;   // scratch for on_outcomes
     std::vector<Command> commands_;
     std::vector<zmq::pollitem_t> poll_items_;
-    std::vector<Peer*> polled_peers_;
 };
 
 }  // namespace peermq::detail

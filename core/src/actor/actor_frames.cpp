@@ -190,38 +190,17 @@ void Actor::read_sub() {
 }
 
 void Actor::on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::message_t& payload) {
-    if (auto reason = decode_header(header.data(), header.size(), header_)) {
+    if (auto reason = topics_.check(topic.to_string_view(), header.to_string_view(), payload.size(),
+                                    header_)) {
         drop(*reason);
-        return;
-    }
-    if (header_.kind != Kind::data) {
-        drop(Drop::frame_unknown_kind);
-        return;
-    }
-    if (topic.to_string_view() != header_.channel) {
-        drop(Drop::frame_topic_mismatch);
-        return;
-    }
-    // The same limit as for queues (wire.md §8.1): the SUB socket's own limit leaves room for
-    // the header, so a payload just past max_payload_bytes still arrives.
-    if (payload.size() > options_.max_payload_bytes) {
-        drop(Drop::frame_oversized_payload);
         return;
     }
     if (Peer* peer = peers_.find(header_.sender)) {
         ++peer->frames_received;
         heard(peer);
     }
-    ChannelStats* stats = topic_stats(header_.channel);
-    ++stats->received;
-    Message message;
-    message.id = header_.id;
-    message.sender = header_.sender;
-    message.channel = header_.channel;
-    message.created_ms = header_.created_ms;
-    message.headers = std::move(header_.headers);
-    message.payload = payload_of(payload);
-    receiver_.deliver_topic(message, *stats);
+    receiver_.deliver_topic(topics_.received(header_, payload_of(payload)),
+                            topics_.subscriptions());
 }
 
 void Actor::on_ack_frame(Peer* /*peer*/) {

@@ -1,21 +1,11 @@
-// The actor's peer links: the sockets it keeps for each peer (a PUSH to its inbox, its PUB on
-// the SUB socket), what it learns from HELLOs and discovery records, and the frames it sends
-// (HELLO, HEARTBEAT, BYE, acks). When a peer is alive, suspect or down is decided by
-// PeerLiveness (peer_liveness.hpp); the actor carries it out here.
+// The actor's peers: the peer table's bound (who is refused, who makes room), what the node
+// learns from HELLOs and discovery records, and the frames it sends them (HELLO, HEARTBEAT, BYE,
+// acks). When a peer is alive, suspect or down is decided by PeerLiveness (peer_liveness.hpp);
+// its links are PeerLinks' (peer_links.hpp); the actor carries out what they decide here.
 #include "actor/actor.hpp"
 
 namespace peermq::detail {
 namespace {
-
-constexpr int kPeerSendHwm = 20'000;
-constexpr auto kReconnect = std::chrono::milliseconds(100);
-constexpr auto kReconnectMax = std::chrono::milliseconds(250);
-constexpr auto kConnectTimeout = std::chrono::milliseconds(250);
-
-std::string endpoint_of(const std::string& host, std::uint16_t port) {
-    if (host.find(':') != std::string::npos) return "tcp://[" + host + "]:" + std::to_string(port);
-    return "tcp://" + host + ":" + std::to_string(port);
-}
 
 std::string peer_address(zmq::message_t& frame) {
     try {
@@ -27,28 +17,6 @@ std::string peer_address(zmq::message_t& frame) {
 }
 
 }  // namespace
-
-zmq::socket_t Actor::make_push(const std::string& endpoint) {
-    zmq::socket_t push(core_.context, zmq::socket_type::push);
-    // The node picks the destination of each message itself: queue only to live connections,
-    // keep the per-peer buffer bounded, and never block the actor.
-    push.set(zmq::sockopt::immediate, 1);
-    push.set(zmq::sockopt::sndhwm, kPeerSendHwm);
-    push.set(zmq::sockopt::linger, 0);
-    // A peer that is not there is tried a few times a second, and a connection attempt that
-    // gets no answer (a cut link drops SYNs) is given up and made anew: when the link heals,
-    // the next attempt is at most kReconnectMax + kConnectTimeout away, not a SYN backoff.
-    push.set(zmq::sockopt::reconnect_ivl, static_cast<int>(kReconnect.count()));
-    push.set(zmq::sockopt::reconnect_ivl_max, static_cast<int>(kReconnectMax.count()));
-    push.set(zmq::sockopt::connect_timeout, static_cast<int>(kConnectTimeout.count()));
-    // Data the peer's kernel has not acknowledged for this long ends the connection and goes
-    // with it (TCP_USER_TIMEOUT): before the peer is down and its messages are redirected, so a
-    // cut link cannot deliver them late, after the heal, as second copies. Closing the socket
-    // would not do it: the kernel keeps retransmitting what a closed socket left behind.
-    push.set(zmq::sockopt::tcp_maxrt, static_cast<int>(unacked_data_timeout().count()));
-    push.connect(endpoint);
-    return push;
-}
 
 bool Actor::make_room() {
     // An unconfirmed peer (its link never came up) or a forgettable down one: the one silent
@@ -81,14 +49,8 @@ Peer* Actor::add_peer(const NodeId& id, const std::string& host, std::uint16_t i
     peer->id = id;
     peer->host = host;
     peer->inbox_port = inbox_port;
-    peer->inbox_endpoint = endpoint_of(host, inbox_port);
-    try {
-        peer->push = make_push(peer->inbox_endpoint);
-    } catch (const zmq::error_t& e) {
-        // Out of sockets or descriptors despite the bound (another part of the process holds
-        // them): refused like a full table, never an exception out of the actor.
-        PEERMQ_LOG(log_, LogLevel::warn, "peer", "cannot open a link to a peer",
-                   {"endpoint", peer->inbox_endpoint}, {"error", e.what()});
+    peer->inbox_endpoint = PeerLinks::endpoint_of(host, inbox_port);
+    if (!links_.open(*peer)) {  // refused like a full table, never an exception out of the actor
         drop(Drop::peer_no_socket);
         return nullptr;
     }
@@ -98,38 +60,12 @@ Peer* Actor::add_peer(const NodeId& id, const std::string& host, std::uint16_t i
     return raw;
 }
 
-void Actor::reset_links(Peer* peer) {
-    try {
-        zmq::socket_t fresh = make_push(peer->inbox_endpoint);
-        peer->push = std::move(fresh);  // the old socket closes with linger 0
-    } catch (const zmq::error_t& e) {
-        PEERMQ_LOG(log_, LogLevel::warn, "peer", "cannot reopen the link to a peer",
-                   {"peer", peer->name}, {"endpoint", peer->inbox_endpoint}, {"error", e.what()});
-    }
-    peer->blocked = false;
-    peer->hello_owed = true;
-    if (!peer->pub_endpoint.empty()) {
-        try {
-            sub_.disconnect(peer->pub_endpoint);
-            sub_.connect(peer->pub_endpoint);
-        } catch (const zmq::error_t&) {
-        }
-    }
-}
-
 void Actor::remove_peer(Peer* peer) {
-    if (!peer->pub_endpoint.empty()) {
-        try {
-            sub_.disconnect(peer->pub_endpoint);
-        } catch (const zmq::error_t&) {
-        }
-    }
+    links_.close(*peer);
     if (!peer->id.is_nil()) {
         receiver_.acks().forget(peer->id);
     }
     sender_.peers_changed();
-    // The turn that removes it may still hold it among the peers it polled for POLLOUT.
-    std::replace(polled_peers_.begin(), polled_peers_.end(), peer, static_cast<Peer*>(nullptr));
     peers_.remove(peer);
     trim_memory_ = true;
 }
@@ -140,7 +76,7 @@ void Actor::apply_peer_effects() {
     for (Peer* peer : fx.hello) send_hello(peer);
     for (Peer* peer : fx.heartbeat) send_control(peer, Kind::heartbeat);
     for (Peer* peer : fx.down) sender_.redirect_from(peer->id, fresh_now());
-    for (Peer* peer : fx.reset) reset_links(peer);
+    for (Peer* peer : fx.reset) links_.reset(*peer);
     if (peer_handler_) {
         for (auto& event : fx.events) {
             core_.dispatcher->post(
@@ -155,26 +91,6 @@ void Actor::apply_peer_effects() {
     fx.clear();
 }
 
-bool Actor::send_frames(Peer* peer, zmq::message_t& header, zmq::message_t* payload) {
-    try {
-        auto sent =
-            peer->push.send(header, payload ? zmq::send_flags::dontwait | zmq::send_flags::sndmore
-                                            : zmq::send_flags::dontwait);
-        if (!sent) {
-            peer->blocked = true;
-            return false;
-        }
-        if (payload) (void)peer->push.send(*payload, zmq::send_flags::dontwait);
-    } catch (const zmq::error_t&) {
-        peer->blocked = true;
-        return false;
-    }
-    ++peer->frames_sent;
-    peer->last_sent = now_;
-    peer->confirmed = true;  // immediate=1: a frame is queued only on a completed connection
-    return true;
-}
-
 void Actor::send_control(Peer* peer, Kind kind, std::vector<MessageId> ids, std::string error) {
     Header h;
     h.kind = kind;
@@ -184,7 +100,7 @@ void Actor::send_control(Peer* peer, Kind kind, std::vector<MessageId> ids, std:
     encode_buffer_.clear();
     encode_header(h, encode_buffer_);
     zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
-    if (!send_frames(peer, header, nullptr) && kind != Kind::heartbeat) {
+    if (!links_.send(*peer, header, nullptr, now_) && kind != Kind::heartbeat) {
         // The sender retries what it hears nothing about; count what we could not say.
         drop(kind == Kind::bye ? Drop::bye_no_route : Drop::ack_no_route,
              kind == Kind::ack ? h.ids.size() : 1);
@@ -204,7 +120,7 @@ void Actor::send_hello(Peer* peer) {
         for (const auto& [name, consumer] : receiver_.consumers()) {
             hello.queues.push_back(QueueAd{name, consumer.options.prefetch});
         }
-        for (const auto& subscription : receiver_.subscriptions()) {
+        for (const auto& subscription : topics_.subscriptions()) {
             hello.topics.push_back(subscription.prefix);
         }
         hello.heartbeat_ms = static_cast<std::uint32_t>(options_.heartbeat_interval.count());
@@ -220,7 +136,7 @@ void Actor::send_hello(Peer* peer) {
     encode_header(h, encode_buffer_);
     zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
     zmq::message_t body(hello_body_.data(), hello_body_.size());
-    peer->hello_owed = !send_frames(peer, header, &body);
+    peer->hello_owed = !links_.send(*peer, header, &body, now_);
 }
 
 void Actor::broadcast_hello() {
@@ -252,7 +168,7 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
         drop(Drop::hello_bad_host);
         return;
     }
-    const std::string endpoint = endpoint_of(host, hello.inbox_port);
+    const std::string endpoint = PeerLinks::endpoint_of(host, hello.inbox_port);
     // The same node at a new endpoint, or a new node in the place of an old one: the record
     // moves to a new link and keeps how the node was found.
     auto replace = [&](Peer* old) {
@@ -311,24 +227,7 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
     } else {
         peer->batch_max = std::min<std::size_t>(hello.batch_max, kMaxBatchEntries);
     }
-    const std::string pub_endpoint = endpoint_of(host, hello.pub_port);
-    if (peer->pub_endpoint != pub_endpoint) {
-        if (!peer->pub_endpoint.empty()) {
-            try {
-                sub_.disconnect(peer->pub_endpoint);
-            } catch (const zmq::error_t&) {
-            }
-        }
-        peer->pub_endpoint = pub_endpoint;
-        try {
-            sub_.connect(pub_endpoint);
-        } catch (const zmq::error_t& e) {
-            // Out of descriptors: its topics stay unheard until the next HELLO; its queues work.
-            PEERMQ_LOG(log_, LogLevel::warn, "peer", "cannot subscribe to a peer",
-                       {"endpoint", pub_endpoint}, {"error", e.what()});
-            peer->pub_endpoint.clear();
-        }
-    }
+    links_.subscribe_to(*peer, PeerLinks::endpoint_of(host, hello.pub_port));
     std::unordered_map<std::string, QueueLink> queues;
     for (const auto& ad : hello.queues) {
         QueueLink link;
@@ -372,7 +271,7 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
         drop(Drop::discovery_bad_address);
         return;
     }
-    const std::string endpoint = endpoint_of(record.host, record.inbox_port);
+    const std::string endpoint = PeerLinks::endpoint_of(record.host, record.inbox_port);
     Peer* peer = record.id.is_nil() ? nullptr : peers_.find(record.id);
     if (!peer) {
         for (const auto& candidate : peers_.all()) {

@@ -346,9 +346,7 @@ Result<ControlReplyBody> ControlServer::answer(const ControlRequest& request) {
                 return ControlReplyBody(static_cast<std::uint64_t>(purged.value()));
             },
             [&](const DeadLetterReplayRequest& r) {
-                return wrap(core_.call<MessageId>([id = r.id, queue = r.queue](Actor& actor) {
-                    return actor.dead_letter_replay(id, queue);
-                }));
+                return wrap(replay_dead_letter(core_, r.id, r.queue));
             },
         },
         request);

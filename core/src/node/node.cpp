@@ -492,9 +492,8 @@ namespace detail {
 // What every message handed to the node is checked against first (sends and publishes alike).
 Status payload_fits(const NodeCore& core, const Payload& payload) {
     if (payload.size() <= core.options.max_payload_bytes) return {};
-    return make_error(
-        ErrorCode::invalid_argument,
-        "payload of " + std::to_string(payload.size()) + " bytes is over max_payload_bytes");
+    return make_error(ErrorCode::invalid_argument, "payload of " + std::to_string(payload.size()) +
+                                                       " bytes is over max_payload_bytes");
 }
 
 }  // namespace detail
@@ -594,11 +593,23 @@ Status wait_for_journal(NodeCore& core, QueueShared& q, const std::string& name)
     return {};
 }
 
-// The one admission path of every send (send, send_confirmed): the node serves, the journal
-// works, the payload fits, the queue has room by its overflow policy, the journal keeps up; then
-// the message goes to the actor, and for fsync_each the call returns once it is on disk.
+// What the actor says through a promise of the send: its status, or `closed` when the node
+// stopped before saying it.
+Status settled(std::future<Status>& answer, const char* closed_before) {
+    try {
+        return answer.get();
+    } catch (const std::future_error&) {
+        return make_error(ErrorCode::closed, closed_before);
+    }
+}
+
+// The one admission path of every send (send, send_confirmed, a dead letter's replay): the node
+// serves, the journal works, the payload fits, the queue has room by its overflow policy, the
+// journal keeps up; then the message goes to the actor. A replay returns once the actor took its
+// letter; for fsync_each the call returns once the message is on disk.
 Result<MessageId> admit(NodeCore& core, std::uint32_t index, const std::string& name,
-                        Payload payload, Headers headers, ReceiptPromise receipt) {
+                        Payload payload, Headers headers, ReceiptPromise receipt,
+                        std::optional<MessageId> replay_of = std::nullopt) {
     if (Status status = core.serving(); !status.ok()) return status;
     if (Status error = core.storage_error(); !error.ok()) return error;
     if (Status fits = payload_fits(core, payload); !fits.ok()) return fits;
@@ -643,22 +654,44 @@ Result<MessageId> admit(NodeCore& core, std::uint32_t index, const std::string& 
     cmd.created_ms = core.clock->unix_ms();
     cmd.receipt = std::move(receipt);
     const MessageId id = cmd.id;
-    if (!q.journaled_each.load(std::memory_order_relaxed)) {
-        core.post(std::move(cmd));
-        return id;
+    std::future<Status> replayed;
+    if (replay_of) {
+        cmd.replay_of = replay_of;
+        cmd.replayed = std::make_shared<std::promise<Status>>();
+        replayed = cmd.replayed->get_future();
     }
-    cmd.durable = std::make_shared<std::promise<Status>>();
-    auto durable = cmd.durable->get_future();
+    std::future<Status> durable;
+    if (q.journaled_each.load(std::memory_order_relaxed)) {
+        cmd.durable = std::make_shared<std::promise<Status>>();
+        durable = cmd.durable->get_future();
+    }
     core.post(std::move(cmd));
-    try {
-        if (Status status = durable.get(); !status.ok()) return status;
-    } catch (const std::future_error&) {
-        return make_error(ErrorCode::closed, "the node closed before the message was stored");
+    if (replayed.valid()) {
+        Status taken = settled(replayed, "the node closed before the dead letter was replayed");
+        if (!taken.ok()) return taken;
+    }
+    if (durable.valid()) {
+        Status stored = settled(durable, "the node closed before the message was stored");
+        if (!stored.ok()) return stored;
     }
     return id;
 }
 
 }  // namespace
+
+Result<MessageId> replay_dead_letter(NodeCore& core, const MessageId& id,
+                                     const std::string& queue) {
+    auto letter = core.call<DeadLetter>([id](Actor& actor) { return actor.dead_letter_get(id); });
+    if (!letter) return letter.status();
+    const std::string target = queue.empty() ? letter.value().queue : queue;
+    auto index = core.find_or_declare_queue(target, QueueOptions{});
+    if (!index) return index.status();
+    Headers headers = std::move(letter.value().headers);
+    headers.insert_or_assign("peermq-replayed-from", id.to_string());
+    return admit(core, index.value(), target, std::move(letter.value().payload), std::move(headers),
+                 nullptr, id);
+}
+
 }  // namespace detail
 
 Result<MessageId> Queue::send_payload(Payload payload, Headers headers) {
@@ -720,8 +753,7 @@ Result<std::size_t> DeadLetters::purge(const DeadLetterFilter& filter) {
 }
 
 Result<MessageId> DeadLetters::replay(const MessageId& id, const std::string& queue) {
-    return core_->call<MessageId>(
-        [id, queue](detail::Actor& actor) { return actor.dead_letter_replay(id, queue); });
+    return detail::replay_dead_letter(*core_, id, queue);
 }
 
 }  // namespace peermq

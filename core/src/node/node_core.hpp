@@ -98,6 +98,10 @@ struct SendCmd {
     ReceiptPromise receipt;   // send_confirmed
     StatusPromise durable;    // fsync_each: fulfilled once the message is on disk
     bool backlogged = false;  // counted in JournalBacklog::queued by send()
+    // A dead letter's replay: the actor queues the message only if it can take this letter
+    // out of the dead letters (another replay or a purge may have been first), and says which.
+    std::optional<MessageId> replay_of;
+    StatusPromise replayed;
 };
 struct DeclareQueueCmd {
     std::uint32_t queue = 0;
@@ -242,6 +246,13 @@ private:
     std::atomic<bool> storage_failed_{false};
     Status storage_error_ PEERMQ_GUARDED_BY(storage_mutex_);
 };
+
+// A dead letter sent again (DeadLetters::replay, the control endpoint's replay) to `queue`, or
+// to its own queue when `queue` is empty: admitted like any send (the payload limit, the
+// queue's bound and overflow policy, the journal's backlog), then the actor takes the letter out
+// of the dead letters in the turn that queues the new message. The letter stays when the send
+// is refused. Not on the actor's thread: admission may wait for room.
+Result<MessageId> replay_dead_letter(NodeCore& core, const MessageId& id, const std::string& queue);
 
 template <typename T>
 Result<T> NodeCore::call(std::function<Result<T>(Actor&)> fn) {

@@ -26,10 +26,6 @@ void Receiver::consume(const std::string& queue, std::uint32_t slot, const Consu
     consumer_by_slot_[slot] = &consumer;
 }
 
-void Receiver::subscribe(std::string prefix, std::uint32_t slot, const SlotLoad& load) {
-    subscriptions_.push_back(Subscription{std::move(prefix), slot, &load});
-}
-
 bool Receiver::local_room(const std::string& queue) const {
     const LocalConsumer& consumer = consumers_.at(queue);
     return consumer.local_unacked < consumer.options.prefetch;
@@ -121,8 +117,10 @@ void Receiver::deliver_local(const std::string& queue, std::uint32_t flags, Mess
     jobs_.emplace_back(consumer.slot, std::move(job));
 }
 
-void Receiver::deliver_topic(const Message& message, ChannelStats& stats) {
-    for (const auto& subscription : subscriptions_) {
+void Receiver::deliver_topic(const TopicMessage& topic,
+                             const std::vector<Subscription>& subscriptions) {
+    const Message& message = topic.message;
+    for (const auto& subscription : subscriptions) {
         if (!message.channel.starts_with(subscription.prefix)) continue;
         if (!handler_room(subscription.slot, *subscription.load, message.payload.size())) {
             port_.count_drop(Drop::inbox_full);
@@ -131,7 +129,7 @@ void Receiver::deliver_topic(const Message& message, ChannelStats& stats) {
         Job job;
         job.message = message;
         jobs_.emplace_back(subscription.slot, std::move(job));
-        ++stats.delivered;
+        ++topic.stats->delivered;
     }
 }
 

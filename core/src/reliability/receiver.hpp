@@ -1,11 +1,11 @@
 // Receiver: the receiving side of work queues and topics. It admits each DATA for a local
 // consumer (a consumer for the queue, the payload limit, the TTL, room in the handler's queue
 // — NodeOptions::max_handler_queue and max_handler_queue_bytes —, effectively_once duplicates)
-// and builds the handler's job; matches topic messages to subscriptions; and turns handler
-// outcomes into answers: acks in batches (AckBatcher), NACKs and REJECTs at once, the dedupe
-// window kept (docs/spec/reliability.md §7-§9). Answers and drops go through a ReceiverPort,
-// which the actor implements and a unit test fakes; time comes from the caller. Owned by the
-// actor's thread.
+// and builds the handler's job; hands topic messages to the subscriptions (Topics) that match
+// them; and turns handler outcomes into answers: acks in batches (AckBatcher), NACKs and
+// REJECTs at once, the dedupe window kept (docs/spec/reliability.md §7-§9). Answers and drops go
+// through a ReceiverPort, which the actor implements and a unit test fakes; time comes from the
+// caller. Owned by the actor's thread.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +22,7 @@
 #include "peermq/stats.hpp"
 #include "reliability/ack_batcher.hpp"
 #include "reliability/dedupe_window.hpp"
+#include "reliability/topics.hpp"
 #include "util/now.hpp"
 #include "wire/envelope.hpp"
 
@@ -34,12 +35,6 @@ struct LocalConsumer {
     std::uint32_t local_unacked = 0;  // deliveries from this node to itself
     ChannelStats* stats = nullptr;
     const SlotLoad* load = nullptr;  // what its handler has queued (Dispatcher::load)
-};
-
-struct Subscription {
-    std::string prefix;
-    std::uint32_t slot = 0;
-    const SlotLoad* load = nullptr;
 };
 
 class ReceiverPort {
@@ -64,9 +59,7 @@ public:
 
     void consume(const std::string& queue, std::uint32_t slot, const ConsumeOptions& options,
                  const SlotLoad& load);
-    void subscribe(std::string prefix, std::uint32_t slot, const SlotLoad& load);
     const std::unordered_map<std::string, LocalConsumer>& consumers() const { return consumers_; }
-    const std::vector<Subscription>& subscriptions() const { return subscriptions_; }
     bool consumes(const std::string& queue) const { return consumers_.contains(queue); }
     // This node's consumer of `queue` has credit for one more delivery from this node.
     bool local_room(const std::string& queue) const;
@@ -77,9 +70,9 @@ public:
     Job* admit(Header& header, std::size_t payload_bytes, Now now);
     // A delivery from this node's own sender (its credit counted in local_unacked).
     void deliver_local(const std::string& queue, std::uint32_t flags, Message message);
-    // A topic message to every subscription whose prefix matches, as far as each handler has
-    // room.
-    void deliver_topic(const Message& message, ChannelStats& stats);
+    // A topic message to every subscription (Topics) whose prefix matches, as far as each
+    // handler has room; counts the deliveries in its topic's statistics.
+    void deliver_topic(const TopicMessage& topic, const std::vector<Subscription>& subscriptions);
 
     // A handler's outcome: the dedupe window, then the answer to a remote sender. Returns the
     // consumer it came from (null: unknown slot).
@@ -117,7 +110,6 @@ private:
     std::unordered_map<std::string, LocalConsumer> consumers_;
     std::unordered_map<std::uint32_t, LocalConsumer*> consumer_by_slot_;
     LocalConsumer* last_consumer_ = nullptr;  // find()'s last answer
-    std::vector<Subscription> subscriptions_;
     DedupeWindow dedupe_;
     std::unordered_set<MessageId, UuidHash> in_progress_;  // effectively_once, being handled
     AckBatcher acks_;
