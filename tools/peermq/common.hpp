@@ -1,5 +1,7 @@
 // Shared by the subcommands: node options from the command line, durations and times, payload
-// rendering, JSON of the library's values, tables, signals and progress output.
+// rendering, JSON of the library's values, tables, signals and progress output. Defined in
+// common_node.cpp (the tool's node, a node's control endpoint), common_time.cpp (durations and
+// times), common_json.cpp (payloads, JSON) and common.cpp (output, signals, progress).
 //
 // Everything here runs on the tool's main thread except Wakeup::notify(), which handlers call
 // from the node's dispatcher threads.
