@@ -10,7 +10,7 @@ set -euo pipefail
 
 step=${1:?usage: run_install_test.sh install|cmake-consumer|pkg-config-consumer}
 for var in PEERMQ_SOURCE_DIR PEERMQ_BUILD_DIR PEERMQ_WORK_DIR PEERMQ_CONSUMER_DIR PEERMQ_VERSION \
-    PEERMQ_LIBDIR PEERMQ_INCLUDEDIR PEERMQ_CMAKE PEERMQ_CXX PEERMQ_CHECK_NODE; do
+    PEERMQ_LIBDIR PEERMQ_INCLUDEDIR PEERMQ_CMAKE PEERMQ_CXX; do
     [[ -n ${!var:-} ]] || { echo "install test: $var is not set" >&2; exit 2; }
 done
 prefix=$PEERMQ_WORK_DIR/prefix
@@ -72,8 +72,7 @@ cmake-consumer)
         -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF
         -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF)
     run "$PEERMQ_CMAKE" -S "$PEERMQ_CONSUMER_DIR" -B "$build" "${common[@]}" \
-        -DPEERMQ_REQUIRED_VERSION="$PEERMQ_VERSION" \
-        -DPEERMQ_INSTALL_CHECK_NODE="$PEERMQ_CHECK_NODE"
+        -DPEERMQ_REQUIRED_VERSION="$PEERMQ_VERSION"
 
     # The package found must be the one just installed, not one from the system or the build tree.
     found_dir=$(sed -n 's/^peermq_DIR:PATH=//p' "$build/CMakeCache.txt")
@@ -114,11 +113,9 @@ pkg-config-consumer)
     read -ra pc_flags <<<"$pc_text"
     read -ra cxxflags <<<"${PEERMQ_CXXFLAGS:-}"
     read -ra ldflags <<<"${PEERMQ_LDFLAGS:-}"
-    defines=()
-    [[ $PEERMQ_CHECK_NODE == 1 ]] && defines=(-DPEERMQ_INSTALL_CHECK_NODE)
     # Warning flags as in consumer/CMakeLists.txt.
     run "$PEERMQ_CXX" -std=c++20 -Wall -Wextra -Wpedantic -Werror -Wno-missing-field-initializers \
-        "${cxxflags[@]}" "${defines[@]}" "$PEERMQ_CONSUMER_DIR/main.cpp" \
+        "${cxxflags[@]}" "$PEERMQ_CONSUMER_DIR/main.cpp" \
         -o "$build/install_check" "${pc_flags[@]}" "${ldflags[@]}"
     run "$build/install_check"
     ;;

@@ -22,7 +22,8 @@ struct CliError : std::runtime_error {
 };
 
 void add_peers_command(CLI::App& app, Runner& selected);
-void add_message_commands(CLI::App& app, Runner& selected);  // send, consume, publish, tap
+void add_send_commands(CLI::App& app, Runner& selected);     // send, publish
+void add_consume_commands(CLI::App& app, Runner& selected);  // consume, tap
 void add_dlq_command(CLI::App& app, Runner& selected);
 void add_stats_command(CLI::App& app, Runner& selected);
 void add_bench_command(CLI::App& app, Runner& selected);

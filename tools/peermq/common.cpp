@@ -178,6 +178,12 @@ std::string count_and_rate(std::uint64_t count, std::chrono::steady_clock::durat
     return text;
 }
 
+void print_line(const std::string& line) {
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fputc('\n', stdout);
+    std::fflush(stdout);
+}
+
 void note(const std::string& text, bool prefixed) {
     std::fprintf(stderr, "%s%s\n", prefixed ? "peermq: " : "", text.c_str());
     std::fflush(stderr);

@@ -89,10 +89,6 @@ struct DaemonConfig {
     std::vector<std::string> allow;  // empty = every interface
     std::vector<std::string> deny;
 
-    bool allows(const std::string& name) const {
-        if (std::find(deny.begin(), deny.end(), name) != deny.end()) return false;
-        return allow.empty() || std::find(allow.begin(), allow.end(), name) != allow.end();
-    }
     std::string describe() const {
         std::string text = path + " allows " +
                            (allow.empty() ? std::string("every interface") : join(allow, ", "));

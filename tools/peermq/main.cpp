@@ -86,7 +86,8 @@ int main(int argc, char** argv) {
 
     Runner selected;
     add_peers_command(app, selected);
-    add_message_commands(app, selected);
+    add_send_commands(app, selected);
+    add_consume_commands(app, selected);
     add_dlq_command(app, selected);
     add_stats_command(app, selected);
     add_bench_command(app, selected);

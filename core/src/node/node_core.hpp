@@ -247,6 +247,13 @@ private:
     Status storage_error_ PEERMQ_GUARDED_BY(storage_mutex_);
 };
 
+// `core`'s serving() or `closed` when the handle has no core (a moved-from Node or Queue).
+Status serving(const std::shared_ptr<NodeCore>& core);
+
+// What every message handed to the node is checked against first (sends and publishes alike):
+// invalid_argument when the payload is over NodeOptions::max_payload_bytes.
+Status payload_fits(const NodeCore& core, const Payload& payload);
+
 // A dead letter sent again (DeadLetters::replay, the control endpoint's replay) to `queue`, or
 // to its own queue when `queue` is empty: admitted like any send (the payload limit, the
 // queue's bound and overflow policy, the journal's backlog), then the actor takes the letter out

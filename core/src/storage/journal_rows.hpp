@@ -1,13 +1,14 @@
 // Rows of the journal's tables, for the journal's own sources (journal.cpp, journal_commit.cpp,
-// journal_reads.cpp): column lists, binding and reading a row, headers as MessagePack, the
-// records' checksums (docs/spec/journal.md §4.4) and the dead-letter filters. Not for use
-// elsewhere: the Journal class (journal.hpp) is the interface.
+// journal_reads.cpp, journal_mark.cpp): column lists, binding and reading a row, headers as
+// MessagePack, the records' checksums (docs/spec/journal.md §4.4) and the dead-letter filters. Not
+// for use elsewhere: the Journal class (journal.hpp) is the interface.
 #pragma once
 
 #include <sqlite3.h>
 
 #include <array>
 #include <cstdint>
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -229,6 +230,18 @@ inline std::string filter_where(unsigned shape) {
     if (shape & kById) where += " AND id = ?6";
     return where;
 }
+
+// --- Shared by journal.cpp and journal_mark.cpp -----------------------------------------------
+
+// Makes a new file's directory entry durable; SQLite syncs the directory only for its journals.
+void sync_directory(const std::filesystem::path& dir);
+
+// corrupt_journal for a journal that holds less than its mark records, saying `why`.
+Status lost_commits(const std::string& path, const JournalMark& mark, const JournalCounts& held,
+                    const std::string& why);
+
+// corrupt_journal for a damaged mark: whether committed data was lost cannot be told.
+Status damaged_mark(const std::string& path, const JournalMark& mark);
 
 }  // namespace peermq::detail::journal_rows
 

@@ -35,17 +35,11 @@ int main() {
     if (!discovery) return fail("make_static_discovery: " + discovery.status().to_string());
     if ((*discovery)->backend() != "static") return fail("static discovery backend name");
 
-#ifdef PEERMQ_INSTALL_CHECK_NODE
     // A node on loopback with no discovery: binds, starts its actor, stops.
     auto node = peermq::Node::create({.name = "install-check", .interface = "lo"});
     if (!node) return fail("Node::create: " + node.status().to_string());
     if (node->id().is_nil()) return fail("the node's id is nil");
     std::printf("install_check: ok (node %s)\n", node->id().to_string().c_str());
     node->close();
-#else
-    // Built this way only while core/src/node.cpp does not exist (see
-    // tests/install/CMakeLists.txt): Node::create would not link yet.
-    std::printf("install_check: ok (without a node: Node::create is not built yet)\n");
-#endif
     return 0;
 }
