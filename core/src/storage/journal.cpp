@@ -2,23 +2,14 @@
 
 #include "storage/journal_rows.hpp"
 
-#include <fcntl.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <limits>
-#include <optional>
 #include <system_error>
 #include <utility>
-
-#include "peermq/clock.hpp"
-#include "platform/data_dir_lock.hpp"
 
 namespace peermq::detail {
 using namespace journal_rows;
