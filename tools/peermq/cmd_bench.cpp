@@ -167,8 +167,8 @@ std::string lost_text(std::uint64_t lost, std::size_t sent) {
     return text;
 }
 
-void print_text(const BenchOptions& options, const ThroughputResult& throughput,
-                const std::optional<LatencyResult>& latency, const std::string& load_start) {
+void print_report(const BenchOptions& options, const ThroughputResult& throughput,
+                  const std::optional<LatencyResult>& latency, const std::string& load_start) {
     const double mb = static_cast<double>(options.size) / 1e6;
     const std::size_t sent = options.messages * static_cast<std::size_t>(options.runs);
     std::printf("peermq bench: %s, %s payloads, %s messages per run\n", describe(options).c_str(),
@@ -243,9 +243,7 @@ void print_json(const BenchOptions& options, const ThroughputResult& throughput,
     } else {
         out["latency"] = nullptr;
     }
-    const std::string text = dump(out) + "\n";
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
+    print_line(dump(out));
 }
 
 void check_combination(const BenchOptions& options) {
@@ -287,7 +285,7 @@ int run(const BenchOptions& options) {
     if (options.json) {
         print_json(options, throughput, latency, load_start);
     } else {
-        print_text(options, throughput, latency, load_start);
+        print_report(options, throughput, latency, load_start);
     }
     return 0;
 }

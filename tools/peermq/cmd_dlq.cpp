@@ -167,11 +167,6 @@ Json letter_json(const DeadLetter& letter) {
     };
 }
 
-void write(const std::string& text) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
-}
-
 // --- list -------------------------------------------------------------------------------------
 
 struct ListOptions {
@@ -186,7 +181,7 @@ int run_list(const ListOptions& options) {
     if (options.json) {
         Json out = Json::array();
         for (const auto& letter : letters) out.push_back(letter_json(letter));
-        write(dump(out) + "\n");
+        print_text(dump(out) + "\n");
         return 0;
     }
     Table table({"ID", "QUEUE", "REASON", "ATTEMPTS", "LAST FAILURE", "LAST ERROR", "PAYLOAD"});
@@ -196,7 +191,7 @@ int run_list(const ListOptions& options) {
                    truncate(letter.last_error.empty() ? "-" : letter.last_error, 40),
                    truncate(payload_line(letter.payload), 40)});
     }
-    write(table.render());
+    print_text(table.render());
     return 0;
 }
 
@@ -218,7 +213,7 @@ int run_show(const ShowOptions& options) {
         throw CliError(letter.status().message());
     }
     if (options.json) {
-        write(dump(letter_json(*letter)) + "\n");
+        print_text(dump(letter_json(*letter)) + "\n");
         return 0;
     }
     const DecodedPayload payload = decode_payload(letter->payload);
@@ -248,7 +243,7 @@ int run_show(const ShowOptions& options) {
                                  ? dump(payload.value, 2)
                                  : payload.value.get<std::string>();
     out += body + "\n";
-    write(out);
+    print_text(out);
     return 0;
 }
 
@@ -295,8 +290,8 @@ int run_replay(const ReplayOptions& options) {
         }
         ++replayed;
         const std::string queue = options.to.empty() ? letter->queue : options.to;
-        write("replayed " + id.to_string() + " as " + new_id->to_string() + " on '" + queue +
-              "'\n");
+        print_text("replayed " + id.to_string() + " as " + new_id->to_string() + " on '" + queue +
+                   "'\n");
     }
     if (replayed > 0 && !store->running()) {
         note(std::to_string(replayed) + " message" + (replayed == 1 ? "" : "s") +
@@ -328,8 +323,8 @@ int run_purge(const PurgeOptions& options) {
     auto store = open_store(options.target);
     if (options.all) {
         const std::size_t purged = value_or_throw(store->purge(options.selection.filter()));
-        write("purged " + std::to_string(purged) + " dead letter" + (purged == 1 ? "" : "s") +
-              "\n");
+        print_text("purged " + std::to_string(purged) + " dead letter" + (purged == 1 ? "" : "s") +
+                   "\n");
         return 0;
     }
     std::size_t purged = 0, failed = 0;
@@ -340,7 +335,7 @@ int run_purge(const PurgeOptions& options) {
             continue;
         }
         ++purged;
-        write("purged " + id.to_string() + "\n");
+        print_text("purged " + id.to_string() + "\n");
     }
     return failed == 0 ? 0 : 1;
 }

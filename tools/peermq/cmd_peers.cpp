@@ -60,8 +60,7 @@ Json render_json(const std::vector<PeerInfo>& peers) {
 
 void print(const std::vector<PeerInfo>& peers, bool json) {
     const std::string text = json ? dump(render_json(peers)) + "\n" : render_table(peers);
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
+    print_text(text);
 }
 
 // What the set of peers looks like, to tell when it stopped changing.

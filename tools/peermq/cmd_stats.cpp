@@ -100,8 +100,7 @@ int run(const StatsOptions& options) {
         throw CliError(stats.status().message() + (silent ? control_hint(options.target) : ""));
     }
     const std::string text = options.json ? dump(to_json(*stats)) + "\n" : render(*stats);
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
+    print_text(text);
     return 0;
 }
 

@@ -178,11 +178,12 @@ std::string count_and_rate(std::uint64_t count, std::chrono::steady_clock::durat
     return text;
 }
 
-void print_line(const std::string& line) {
-    std::fwrite(line.data(), 1, line.size(), stdout);
-    std::fputc('\n', stdout);
+void print_text(const std::string& text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
 }
+
+void print_line(const std::string& line) { print_text(line + "\n"); }
 
 void note(const std::string& text, bool prefixed) {
     std::fprintf(stderr, "%s%s\n", prefixed ? "peermq: " : "", text.c_str());

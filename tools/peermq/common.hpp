@@ -228,7 +228,9 @@ private:
 // "1000 messages in 0.412 s (2427 msg/s)".
 std::string count_and_rate(std::uint64_t count, std::chrono::steady_clock::duration elapsed);
 
-// Writes one line to stdout and flushes it (a line a script reads as it comes).
+// Writes `text` to stdout as it is and flushes it (what a script reads comes as it is printed).
+void print_text(const std::string& text);
+// print_text of `line` and a newline.
 void print_line(const std::string& line);
 
 // Writes one line to stderr ("peermq: " + text when `prefixed`).

@@ -50,9 +50,7 @@ void print_json(const DoctorOptions& options, const Report& report,
              {"peers", std::move(seen)},
              {"problems", report.count(Verdict::problem)},
              {"warnings", report.count(Verdict::warn)}};
-    const std::string text = dump(out) + "\n";
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
+    print_line(dump(out));
 }
 
 }  // namespace
