@@ -3,7 +3,8 @@
 // See README.md.
 //
 //   peermq_bench [--quick] [--scenario NAME[,NAME...]] [--runs N] [--seconds S] [--size B,...]
-//   NAME: raw, best_effort, memory, group_commit, latency, all (default)
+//                [--trust open|plain]
+//   NAME: raw, best_effort, memory, group_commit, latency (these five by default), secure, all
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,8 +40,11 @@ constexpr std::size_t kMinRun = 10'000;
 constexpr std::size_t kMaxRun = 5'000'000;
 constexpr std::size_t kLatencyWarmup = 200;
 
+// Run when no --scenario is given.
 const std::vector<std::string> kScenarios = {"raw", "best_effort", "memory", "group_commit",
                                              "latency"};
+// Only when asked for (or "all"): the security comparison runs four links per figure.
+const std::vector<std::string> kExtraScenarios = {"secure"};
 
 struct Settings {
     int runs = 5;
@@ -50,17 +54,20 @@ struct Settings {
     std::vector<std::size_t> sizes = kSizes;             // throughput payload sizes
     std::size_t max_length = QueueOptions{}.max_length;  // the library's default
     std::uint32_t prefetch = BenchContext{}.prefetch;
-    bool no_raw = false;   // profiling: peermq runs only
-    bool verbose = false;  // every run's size and rate on stderr
+    TrustMode trust = NodeOptions{}.trust;  // of the peermq nodes outside scenario "secure"
+    bool no_raw = false;                    // profiling: peermq runs only
+    bool verbose = false;                   // every run's size and rate on stderr
 };
 
 void usage(std::FILE* out) {
     std::fprintf(out,
                  "usage: peermq_bench [--quick] [--scenario NAME[,NAME...]] [--runs N] "
-                 "[--seconds S] [--size B[,B]]\n"
+                 "[--seconds S] [--size B[,B]] [--trust open|plain]\n"
                  "  --quick        3 runs of ~0.3 s per figure, 1000 round trips per latency run\n"
-                 "  --scenario     raw, best_effort, memory, group_commit, latency or all "
-                 "(repeatable)\n"
+                 "  --scenario     raw, best_effort, memory, group_commit, latency (these five by\n"
+                 "                 default), secure, or all (repeatable). secure: best_effort and\n"
+                 "                 at_least_once with peermq in trust mode open and plain beside\n"
+                 "                 raw ZeroMQ with and without CURVE, their runs in turn\n"
                  "  --runs N       runs per figure (median shown; default 5)\n"
                  "  --seconds S    target length of one throughput run (default 0.6)\n"
                  "  --size B[,B]   throughput payload sizes in bytes (default 64,1024)\n"
@@ -68,6 +75,8 @@ void usage(std::FILE* out) {
                  "the library's, 100000;\n"
                  "                 the producer outruns the pipeline, so send() blocks at it)\n"
                  "  --prefetch N   ConsumeOptions::prefetch of the consumer (default 1024)\n"
+                 "  --trust MODE   NodeOptions::trust of the peermq nodes, open (CurveZMQ, the\n"
+                 "                 default) or plain; scenario secure always measures both\n"
                  "  --no-raw       throughput: peermq runs only, no ratios (for profiling peermq)\n"
                  "  --verbose      every run's message count and rate on stderr\n");
 }
@@ -93,8 +102,11 @@ std::optional<Settings> parse(int argc, char** argv) {
             for (const auto& name : split_words(list)) {
                 if (name == "all") {
                     settings.scenarios.insert(kScenarios.begin(), kScenarios.end());
+                    settings.scenarios.insert(kExtraScenarios.begin(), kExtraScenarios.end());
                 } else if (std::find(kScenarios.begin(), kScenarios.end(), name) !=
-                           kScenarios.end()) {
+                               kScenarios.end() ||
+                           std::find(kExtraScenarios.begin(), kExtraScenarios.end(), name) !=
+                               kExtraScenarios.end()) {
                     settings.scenarios.insert(name);
                 } else {
                     std::fprintf(stderr, "peermq_bench: unknown scenario '%s'\n", name.c_str());
@@ -135,6 +147,17 @@ std::optional<Settings> parse(int argc, char** argv) {
             const long long n = std::atoll(text->c_str());
             if (n < 1 || n > 1'000'000) return std::nullopt;
             settings.prefetch = static_cast<std::uint32_t>(n);
+        } else if (arg == "--trust") {
+            auto text = value();
+            if (!text) return std::nullopt;
+            if (*text == "open") {
+                settings.trust = TrustMode::open;
+            } else if (*text == "plain") {
+                settings.trust = TrustMode::plain;
+            } else {
+                std::fprintf(stderr, "peermq_bench: --trust takes open or plain\n");
+                return std::nullopt;
+            }
         } else if (arg == "--no-raw") {
             settings.no_raw = true;
         } else if (arg == "--verbose") {
@@ -250,6 +273,69 @@ Result<ThroughputFigure> measure_throughput(const BenchContext& context, const S
     return figure;
 }
 
+// Scenario "secure": what CurveZMQ costs. Four links of one flow and size, their runs in turn
+// so that all four see the same load: raw ZeroMQ without and with CURVE, peermq with both nodes
+// in trust mode plain and in trust mode open.
+struct SecurityFigure {
+    std::vector<double> raw, raw_curve, plain, secure;  // msg/s of each run
+};
+
+Result<SecurityFigure> measure_security(const BenchContext& context, const Settings& settings,
+                                        PeermqMode mode, std::size_t size) {
+    BenchContext plain = context;
+    plain.trust = TrustMode::plain;
+    BenchContext secure = context;
+    secure.trust = TrustMode::open;
+    struct Side {
+        const char* name;
+        bool raw;  // left out with --no-raw
+        std::size_t warmup;
+        std::function<Result<std::unique_ptr<ThroughputLink>>()> start;
+        std::unique_ptr<ThroughputLink> link;
+        std::size_t n = 0;
+    };
+    Side sides[] = {
+        {"raw", true, 50'000, [&] { return start_raw_push(context, size, RawSecurity::plain); }},
+        {"raw CURVE", true, 50'000,
+         [&] { return start_raw_push(context, size, RawSecurity::curve); }},
+        {"peermq plain", false, 20'000,
+         [&] { return start_peermq_queue(plain, flow_of(mode), size); }},
+        {"peermq secure", false, 20'000,
+         [&] { return start_peermq_queue(secure, flow_of(mode), size); }},
+    };
+    for (auto& side : sides) {
+        if (settings.no_raw && side.raw) continue;
+        auto started = side.start();
+        if (!started) return started.status();
+        side.link = std::move(started).value();
+    }
+    std::vector<ThroughputLink*> links;
+    std::vector<std::size_t> counts;
+    for (auto& side : sides) {
+        if (side.link) {
+            auto n = calibrate(*side.link, side.warmup, settings, side.name);
+            if (!n) return n.status();
+            side.n = n.value();
+        }
+        links.push_back(side.link.get());
+        counts.push_back(side.n);
+    }
+    auto rates = round_robin_runs(
+        links, counts, settings.runs, [&](std::size_t link, int run, std::size_t, double rate) {
+            if (settings.verbose) {
+                std::fprintf(stderr, "  %s run %d: %s msg/s\n", sides[link].name, run,
+                             grouped(rate).c_str());
+            }
+        });
+    if (!rates) return rates.status();
+    for (auto& side : sides) {
+        if (!side.link) continue;
+        if (Status stopped = side.link->stop(); !stopped.ok()) return stopped;
+    }
+    auto& r = rates.value();
+    return SecurityFigure{std::move(r[0]), std::move(r[1]), std::move(r[2]), std::move(r[3])};
+}
+
 struct LatencyFigure {
     std::vector<double> p50, p99, raw_p50, raw_p99;
 };
@@ -308,6 +394,66 @@ void print_throughput_row(const std::string& label, std::size_t size,
     std::fflush(stdout);
 }
 
+void print_security_header() {
+    std::printf(
+        "\nSecurity, msg/s: secure = peermq in trust mode open (CurveZMQ), plain = trust mode "
+        "plain,\n  raw = ZeroMQ PUSH->PULL, raw CURVE = the same with CURVE (no ZAP); "
+        "s/X = secure / X\n");
+    std::printf("%-32s %7s %12s %12s %12s %12s %7s %6s %7s %7s  %s\n", "", "size", "secure",
+                "plain", "raw", "raw CURVE", "s/plain", "s/raw", "s/CURVE", "spread", "goals");
+}
+
+// A goal of a security row at 64 B: secure / plain peermq or secure / raw CURVE.
+struct SecurityGoal {
+    bool to_plain;  // else to raw CURVE
+    double goal;
+};
+
+void print_security_row(const std::string& label, std::size_t size,
+                        const Result<SecurityFigure>& figure,
+                        const std::vector<SecurityGoal>& goals, Tally& tally) {
+    if (!figure) {
+        ++tally.failed;
+        std::printf("%-32s %7s  FAILED: %s\n", label.c_str(), size_label(size).c_str(),
+                    figure.status().to_string().c_str());
+        std::fflush(stdout);
+        return;
+    }
+    const auto rate = [](const std::vector<double>& runs) {
+        return runs.empty() ? std::string("-") : grouped(median(runs));
+    };
+    const double secure = median(figure->secure);
+    // secure / the median of `runs`, or nothing when that side did not run (--no-raw).
+    const auto ratio_to = [&](const std::vector<double>& runs) -> std::optional<double> {
+        const double other = median(runs);
+        if (runs.empty() || other <= 0) return std::nullopt;
+        return secure / other;
+    };
+    const auto ratio_text = [](std::optional<double> ratio) {
+        char text[16];
+        if (!ratio) return std::string("-");
+        std::snprintf(text, sizeof text, "%.2f", *ratio);
+        return std::string(text);
+    };
+    const auto to_plain = ratio_to(figure->plain);
+    const auto to_raw = ratio_to(figure->raw);
+    const auto to_curve = ratio_to(figure->raw_curve);
+    std::string judged;
+    for (const auto& goal : goals) {
+        const auto ratio = goal.to_plain ? to_plain : to_curve;
+        if (!ratio) continue;
+        if (!judged.empty()) judged += ", ";
+        judged += std::string(goal.to_plain ? "s/plain " : "s/CURVE ") +
+                  judge(Goal{goal.goal}, *ratio, tally);
+    }
+    std::printf("%-32s %7s %12s %12s %12s %12s %7s %6s %7s %6.0f%%  %s\n", label.c_str(),
+                size_label(size).c_str(), rate(figure->secure).c_str(), rate(figure->plain).c_str(),
+                rate(figure->raw).c_str(), rate(figure->raw_curve).c_str(),
+                ratio_text(to_plain).c_str(), ratio_text(to_raw).c_str(),
+                ratio_text(to_curve).c_str(), spread(figure->secure) * 100, judged.c_str());
+    std::fflush(stdout);
+}
+
 void print_latency_header(std::size_t messages, int runs) {
     std::printf("\nLatency, %zu B, one message at a time, %zu round trips per run, %d runs\n",
                 kLatencySize, messages, runs);
@@ -342,11 +488,12 @@ int bench_main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     // Static peers only: a PEERMQ_PEERS from the environment would add strangers.
     ::unsetenv("PEERMQ_PEERS");
-    const BenchContext context{PEERMQ_DRIVER,
-                               {"bench"},
-                               "bench" + std::to_string(::getpid()),
-                               settings.max_length,
-                               settings.prefetch};
+    const BenchContext context{.executable = PEERMQ_DRIVER,
+                               .role_prefix = {"bench"},
+                               .cluster = "bench" + std::to_string(::getpid()),
+                               .max_length = settings.max_length,
+                               .prefetch = settings.prefetch,
+                               .trust = settings.trust};
 
     std::printf(
         "peermq_bench: peermq beside raw ZeroMQ (%s) measured in the same "
@@ -354,6 +501,11 @@ int bench_main(int argc, char** argv) {
         zmq_version_string().c_str());
     std::printf("cores: %u   load average at start: %s\n", std::thread::hardware_concurrency(),
                 load_average().c_str());
+    std::printf(
+        "peermq trust mode: %s%s; raw ZeroMQ without CURVE (scenario secure: both, with and "
+        "without)\n",
+        trust_name(settings.trust),
+        settings.trust == TrustMode::open ? " (CurveZMQ on every link)" : "");
     std::printf(
         "runs per figure: %d (median shown), throughput runs of ~%.1f s, raw and peermq "
         "runs interleaved\n",
@@ -389,6 +541,28 @@ int bench_main(int argc, char** argv) {
                 [&] { return measure_throughput(context, settings, scenario.mode, size); });
             print_throughput_row(scenario.label, size, figure,
                                  size == 64 ? scenario.goal_64 : std::nullopt, tally);
+        }
+    }
+
+    if (selected("secure")) {
+        print_security_header();
+        struct SecurityScenario {
+            const char* label;
+            PeermqMode mode;
+            std::vector<SecurityGoal> goals_64;
+        };
+        const SecurityScenario security[] = {
+            {"5. best_effort", PeermqMode::best_effort, {{false, 2.0}}},
+            {"5. at_least_once memory, acked", PeermqMode::memory, {{true, 0.8}, {false, 2.0}}},
+        };
+        for (const auto& scenario : security) {
+            for (std::size_t size : settings.sizes) {
+                auto figure = guarded<SecurityFigure>(
+                    [&] { return measure_security(context, settings, scenario.mode, size); });
+                print_security_row(scenario.label, size, figure,
+                                   size == 64 ? scenario.goals_64 : std::vector<SecurityGoal>{},
+                                   tally);
+            }
         }
     }
 

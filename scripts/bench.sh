@@ -3,7 +3,8 @@
 #   scripts/bench.sh                      every scenario, about a minute
 #   scripts/bench.sh --quick              3 shorter runs per figure
 #   scripts/bench.sh --scenario latency   one scenario (raw, best_effort, memory, group_commit,
-#                                         latency)
+#                                         latency; `secure`: CurveZMQ against plain, not in the
+#                                         default run; `all`: every one)
 # PEERMQ_BUILD_DIR overrides the build directory (default: build/release).
 set -euo pipefail
 

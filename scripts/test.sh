@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the dependencies, builds peermq with the `ci` preset (warnings are errors) and runs every
-# test: unit, integration, hostile, install, system, fault, fuzz replays, CLI, metrics, examples.
-# Then, on a full run, compiles the libraries and the tool with clang's thread-safety analysis
-# (the `tsa` preset: which lock guards what, docs/design/threads.md), and builds the unit,
-# integration and hostile tests again under AddressSanitizer and UndefinedBehaviorSanitizer (the
-# `asan` preset, with LeakSanitizer) and runs them there too.
+# test: unit, integration, hostile, security, install, system, fault, fuzz replays, CLI, metrics,
+# examples. Then, on a full run, compiles the libraries and the tool with clang's thread-safety
+# analysis (the `tsa` preset: which lock guards what, docs/design/threads.md), and builds the
+# unit, integration, hostile and security tests again under AddressSanitizer and
+# UndefinedBehaviorSanitizer (the `asan` preset, with LeakSanitizer) and runs them there too.
 # Arguments go to ctest, and a run with arguments skips both passes:
 #   scripts/test.sh              everything, then the thread-safety and sanitizer passes
 #   scripts/test.sh -L unit      one label
@@ -39,14 +39,14 @@ if [[ $tsa == 1 ]]; then
 fi
 
 if [[ $sanitize == 1 ]]; then
-    echo "test: the unit, integration and hostile tests again under ASan + UBSan ($asan_build)"
+    echo "test: the unit, integration, hostile and security tests again under ASan + UBSan ($asan_build)"
     cmake --preset asan -B "$asan_build" -DPEERMQ_WERROR=ON -DPEERMQ_BUILD_BENCH=OFF \
         -DPEERMQ_BUILD_EXAMPLES=OFF -DPEERMQ_BUILD_TOOLS=OFF
     cmake --build "$asan_build" -j2 --target peermq_unit_tests peermq_integration_tests \
-        peermq_hostile_tests peermq_driver
+        peermq_hostile_tests peermq_security_tests peermq_driver
     # Any report fails the test: UBSan aborts (-fno-sanitize-recover), LeakSanitizer at exit.
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
         ctest --test-dir "$asan_build" --output-on-failure --no-tests=error -j2 \
-        -L 'unit|integration|hostile' -LE install "$@" || status=$?
+        -L 'unit|integration|hostile|security' -LE install "$@" || status=$?
 fi
 exit "$status"

@@ -50,6 +50,7 @@ std::vector<DiscoveryEvent> PeerTable::resolved(const InstanceKey& key,
     record.host = resolution.host;
     record.inbox_port = resolution.port;
     record.pub_port = txt->pub_port;
+    record.public_key = txt->public_key;
     record.interface = resolution.interface_name;
     record.instance = key.name;
 

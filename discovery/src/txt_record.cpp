@@ -1,5 +1,7 @@
 #include "txt_record.hpp"
 
+#include "peermq/keys.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -53,6 +55,7 @@ std::string_view reason(TxtProblem problem) noexcept {
         case TxtProblem::missing_id: return "txt.missing_id";
         case TxtProblem::bad_id: return "txt.bad_id";
         case TxtProblem::bad_port: return "txt.bad_port";
+        case TxtProblem::bad_key: return "txt.bad_key";
         case TxtProblem::missing_cluster: return "txt.missing_cluster";
     }
     return "txt.unknown";
@@ -80,6 +83,13 @@ TxtParseResult parse_txt(const std::vector<std::string>& entries) {
     if (!port || *port == 0 || *port > 65535) return TxtProblem::bad_port;
     record.pub_port = static_cast<std::uint16_t>(*port);
 
+    // The key is optional here (a plain node has none); when given it must give the id.
+    if (const auto key = find_key(entries, "pk1")) {
+        const auto derived = key->value ? node_id_of(*key->value) : Result<NodeId>(NodeId{});
+        if (!derived || derived.value() != record.id) return TxtProblem::bad_key;
+        record.public_key = std::string(*key->value);
+    }
+
     const auto cluster = find_key(entries, "cluster");
     if (!cluster || !cluster->value || cluster->value->empty()) {
         return TxtProblem::missing_cluster;
@@ -89,12 +99,14 @@ TxtParseResult parse_txt(const std::vector<std::string>& entries) {
 }
 
 std::vector<std::string> format_txt(const ServiceRecord& self) {
-    return {
+    std::vector<std::string> entries = {
         "v=" + std::to_string(kDiscoveryRecordVersion),
         "id=" + self.id.to_string(),
         "pub=" + std::to_string(self.pub_port),
         "cluster=" + self.cluster,
     };
+    if (!self.public_key.empty()) entries.push_back("pk1=" + self.public_key);
+    return entries;
 }
 
 std::string instance_name(const ServiceRecord& self) {

@@ -23,6 +23,7 @@ struct TxtRecord {
     NodeId id;
     std::uint16_t pub_port = 0;
     std::string cluster;
+    std::string public_key;  // `pk1`: the node's CURVE public key (Z85); empty when absent
 };
 
 // Why a TXT record was rejected. Checked in this order; the first problem found is reported.
@@ -31,6 +32,7 @@ enum class TxtProblem {
     missing_id,       // no `id` key, or `id` without a value
     bad_id,           // `id` is not a canonical UUID, or is the nil UUID
     bad_port,         // `pub` missing or not a port in 1..65535
+    bad_key,          // `pk1` not a Z85 key, or not the key `id` derives from
     missing_cluster,  // no `cluster` key, or an empty cluster
 };
 

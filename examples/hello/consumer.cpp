@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
     };
     examples::check(node.consume("greetings", on_greeting), "consume");
     examples::say("%s: consuming \"greetings\" at %s; Ctrl-C to stop", name.c_str(),
-                  node.inbox_endpoint().c_str());
+                  node.address().c_str());
     stop.wait();
     examples::say("%s: got %ld greetings, bye", name.c_str(), received.load());
 }  // ~Node says BYE to the producer

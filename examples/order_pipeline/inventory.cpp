@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
                       paid.payment.c_str());
     };
     examples::check(node.consume("inventory", on_paid_order), "consume");
-    examples::say("inventory: up at %s", node.inbox_endpoint().c_str());
+    examples::say("inventory: up at %s", node.address().c_str());
     stop.wait();
     std::lock_guard lock(mutex);
     examples::say("inventory: stopping; %zu orders complete", reserved.size());

@@ -61,8 +61,7 @@ int main(int argc, char** argv) {
         }
     };
     examples::check(node.consume("payments", on_order), "consume");
-    examples::say("payment: up at %s; accepting %s", node.inbox_endpoint().c_str(),
-                  accepted.c_str());
+    examples::say("payment: up at %s; accepting %s", node.address().c_str(), accepted.c_str());
     stop.wait();
     examples::say("payment: stopping");
 }

@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
     };
     examples::check(node.subscribe(prefix, on_reading), "subscribe");
     examples::say("%s: up at %s; subscribed to \"%s*\": readings published from now on will show",
-                  name.c_str(), node.inbox_endpoint().c_str(), prefix.c_str());
+                  name.c_str(), node.address().c_str(), prefix.c_str());
 
     stop.wait();
     node.close();  // no handler runs after this

@@ -40,7 +40,7 @@ int main(int argc, char** argv) {
     args.done();
     peermq::Node node = examples::create_node(std::move(options));
     examples::say("sensor %s: up at %s; publishing on sensors.%s.*", site.c_str(),
-                  node.inbox_endpoint().c_str(), site.c_str());
+                  node.address().c_str(), site.c_str());
 
     // The interval is a wait for the stop signal: Ctrl-C ends it at once.
     for (std::uint64_t seq = 1; count == 0 || seq <= static_cast<std::uint64_t>(count); ++seq) {

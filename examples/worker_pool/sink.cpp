@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
         }
     };
     examples::check(node.consume("results", on_result), "consume");
-    examples::say("sink: up at %s, expecting %ld results", node.inbox_endpoint().c_str(), expect);
+    examples::say("sink: up at %s, expecting %ld results", node.address().c_str(), expect);
 
     stop.wait();
     node.close();  // no handler runs after this

@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
     // prefetch 2: a worker holds at most two unacked tasks, so a fast worker gets more of them
     // and a dead one takes few with it.
     examples::check(node.consume("tasks", on_task, {.prefetch = 2}), "consume");
-    examples::say("%s: up at %s, taking tasks", name.c_str(), node.inbox_endpoint().c_str());
+    examples::say("%s: up at %s, taking tasks", name.c_str(), node.address().c_str());
     stop.wait();
     examples::say("%s: stopping", name.c_str());
 }

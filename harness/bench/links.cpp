@@ -11,6 +11,7 @@
 #include <zmq.hpp>
 
 #include "peer_process.hpp"
+#include "peermq/keys.hpp"
 #include "peermq/node.hpp"
 #include "roles.hpp"
 
@@ -28,18 +29,27 @@ constexpr int kTopicHwm = 100'000;  // as peermq's PUB socket (core/src/node/nod
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// Starts a peer process in `role` and returns it with the port it reported.
-Result<std::pair<PeerProcess, std::uint16_t>> start_peer(const BenchContext& context,
-                                                         const std::vector<std::string>& args) {
+// A peer process in its role, with the port it reported and, for a peermq node, its public
+// key ("ready PORT [KEY]").
+struct StartedPeer {
+    PeerProcess process;
+    std::uint16_t port = 0;
+    std::string key;
+};
+
+Result<StartedPeer> start_peer(const BenchContext& context, const std::vector<std::string>& args) {
     std::vector<std::string> argv = context.role_prefix;
     argv.insert(argv.end(), args.begin(), args.end());
     auto process = PeerProcess::spawn(context.executable, argv);
     if (!process) return process.status();
     auto ready = process->expect("ready", kReplyTimeout);
     if (!ready) return ready.status();
-    if (ready->size() != 2) return make_error(ErrorCode::protocol_error, "bad 'ready' line");
+    if (ready->size() != 2 && ready->size() != 3) {
+        return make_error(ErrorCode::protocol_error, "bad 'ready' line");
+    }
     const auto port = static_cast<std::uint16_t>(std::stoi(ready.value()[1]));
-    return std::pair<PeerProcess, std::uint16_t>(std::move(process).value(), port);
+    std::string key = ready->size() == 3 ? ready.value()[2] : std::string();
+    return StartedPeer{std::move(process).value(), port, std::move(key)};
 }
 
 // Parses "done <count> <ns>" and checks the count.
@@ -118,13 +128,15 @@ private:
     std::string path_;
 };
 
-NodeOptions producer_options(const BenchContext& context, std::uint16_t consumer_port) {
+NodeOptions producer_options(const BenchContext& context, std::uint16_t consumer_port,
+                             const std::string& consumer_key) {
     NodeOptions options;
     options.name = "bench-producer";
     options.cluster = context.cluster;
     options.interface = "lo";
-    options.peers = {"127.0.0.1:" + std::to_string(consumer_port)};
+    options.peers = {peer_address("127.0.0.1:" + std::to_string(consumer_port), consumer_key)};
     options.durability = Durability::memory;
+    set_trust(options, context.trust);
     return options;
 }
 
@@ -162,8 +174,8 @@ Status await_subscriber(const Node& publisher) {
 
 // The producer's node: for a durable flow, with its journal in `dir` (created here).
 Result<Node> start_producer(const BenchContext& context, std::uint16_t consumer_port,
-                            QueueFlow flow, TempDir& dir) {
-    NodeOptions options = producer_options(context, consumer_port);
+                            const std::string& consumer_key, QueueFlow flow, TempDir& dir) {
+    NodeOptions options = producer_options(context, consumer_port, consumer_key);
     if (flow.durability != Durability::memory) {
         if (Status created = dir.create(); !created.ok()) return created;
         options.data_dir = dir.path();
@@ -181,16 +193,25 @@ std::vector<std::string> consumer_args(const BenchContext& context,
             "--prefetch",
             std::to_string(context.prefetch),
             "--ack-interval-us",
-            std::to_string(ack_interval.count())};
+            std::to_string(ack_interval.count()),
+            "--trust",
+            trust_name(context.trust)};
 }
 
 // ---------------------------------------------------------------------------------------------
 
 class RawPush final : public ThroughputLink {
 public:
-    RawPush(PeerProcess peer, std::uint16_t port, std::size_t size)
+    // `server_key` empty: plain; else a CURVE client of the peer's key with `client`.
+    RawPush(PeerProcess peer, std::uint16_t port, const std::string& server_key,
+            const KeyPair& client, std::size_t size)
         : peer_(std::move(peer)), push_(context_, zmq::socket_type::push), payload_(size, 'x') {
         push_.set(zmq::sockopt::linger, 0);
+        if (!server_key.empty()) {
+            push_.set(zmq::sockopt::curve_serverkey, server_key);
+            push_.set(zmq::sockopt::curve_publickey, client.public_key);
+            push_.set(zmq::sockopt::curve_secretkey, client.secret_key);
+        }
         push_.connect("tcp://127.0.0.1:" + std::to_string(port));
     }
 
@@ -516,13 +537,34 @@ const char* to_string(PeermqMode mode) noexcept {
     return "?";
 }
 
+const char* trust_name(TrustMode trust) noexcept {
+    switch (trust) {
+        case TrustMode::open: return "open";
+        case TrustMode::plain: return "plain";
+    }
+    return "?";
+}
+
 Result<std::unique_ptr<ThroughputLink>> start_raw_push(const BenchContext& context,
-                                                       std::size_t payload_size) {
-    auto peer = start_peer(context, {"--role", kRoleZmqPull});
+                                                       std::size_t payload_size,
+                                                       RawSecurity security) {
+    const bool curve = security == RawSecurity::curve;
+    std::vector<std::string> args = {"--role", kRoleZmqPull};
+    if (curve) args.emplace_back("--curve");
+    auto peer = start_peer(context, args);
     if (!peer) return peer.status();
-    auto& [process, port] = peer.value();
+    auto& [process, port, key] = peer.value();
+    KeyPair client;
+    if (curve) {
+        if (key.empty()) return make_error(ErrorCode::protocol_error, "no CURVE key in 'ready'");
+        auto made = generate_key_pair();
+        if (!made) return made.status();
+        client = std::move(made).value();
+    } else {
+        key.clear();  // a plain raw ZeroMQ peer has none
+    }
     return std::unique_ptr<ThroughputLink>(
-        std::make_unique<RawPush>(std::move(process), port, payload_size));
+        std::make_unique<RawPush>(std::move(process), port, key, client, payload_size));
 }
 
 // What a queue link is made of: the consumer peer process, the producer node (with its journal
@@ -538,9 +580,9 @@ Result<QueueEnds> start_queue_ends(const BenchContext& context, QueueFlow flow,
                                    std::size_t max_length, std::chrono::microseconds ack_interval) {
     auto peer = start_peer(context, consumer_args(context, ack_interval));
     if (!peer) return peer.status();
-    auto& [process, port] = peer.value();
+    auto& [process, port, key] = peer.value();
     auto dir = std::make_unique<TempDir>();
-    auto producer = start_producer(context, port, flow, *dir);
+    auto producer = start_producer(context, port, key, flow, *dir);
     if (!producer) return producer.status();
     QueueOptions queue_options;
     queue_options.guarantee = flow.guarantee;
@@ -567,7 +609,8 @@ Result<std::unique_ptr<ThroughputLink>> start_raw_pub(const BenchContext& contex
                                                       std::size_t payload_size) {
     auto peer = start_peer(context, {"--role", kRoleZmqSub});
     if (!peer) return peer.status();
-    auto& [process, port] = peer.value();
+    auto& [process, port, key] = peer.value();
+    (void)key;  // a raw ZeroMQ peer has none
     auto link = std::make_unique<RawPub>(std::move(process), port, payload_size);
     if (Status synced = link->sync(); !synced.ok()) return synced;
     return std::unique_ptr<ThroughputLink>(std::move(link));
@@ -575,11 +618,11 @@ Result<std::unique_ptr<ThroughputLink>> start_raw_pub(const BenchContext& contex
 
 Result<std::unique_ptr<ThroughputLink>> start_peermq_topic(const BenchContext& context,
                                                            std::size_t payload_size) {
-    auto peer =
-        start_peer(context, {"--role", kRolePeermqSubscriber, "--cluster", context.cluster});
+    auto peer = start_peer(context, {"--role", kRolePeermqSubscriber, "--cluster", context.cluster,
+                                     "--trust", trust_name(context.trust)});
     if (!peer) return peer.status();
-    auto& [process, port] = peer.value();
-    auto publisher = Node::create(producer_options(context, port));
+    auto& [process, port, key] = peer.value();
+    auto publisher = Node::create(producer_options(context, port, key));
     if (!publisher) return publisher.status();
     if (Status seen = await_subscriber(publisher.value()); !seen.ok()) return seen;
     auto link = std::make_unique<PeermqTopic>(std::move(process), std::move(publisher).value(),
@@ -592,7 +635,8 @@ Result<std::unique_ptr<LatencyLink>> start_raw_reqrep(const BenchContext& contex
                                                       std::size_t payload_size) {
     auto peer = start_peer(context, {"--role", kRoleZmqRep});
     if (!peer) return peer.status();
-    auto& [process, port] = peer.value();
+    auto& [process, port, key] = peer.value();
+    (void)key;  // a raw ZeroMQ peer has none
     return std::unique_ptr<LatencyLink>(
         std::make_unique<RawReqRep>(std::move(process), port, payload_size));
 }

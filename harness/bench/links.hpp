@@ -27,7 +27,18 @@ struct BenchContext {
     // ConsumeOptions::prefetch of the consuming peer: its credit, so with acks the most messages
     // in flight. The window has to cover the round trip under load (rate x RTT).
     std::uint32_t prefetch = 1024;
+    // NodeOptions::trust of both peermq nodes of a link (the sender here and the peer process):
+    // open (CurveZMQ, the library's default) or plain.
+    TrustMode trust = NodeOptions{}.trust;
 };
+
+// "open" or "plain": the word the roles take after --trust.
+const char* trust_name(TrustMode trust) noexcept;
+
+// Whether a raw ZeroMQ link runs CurveZMQ: the receiver a CURVE server with a key pair made at
+// its start, the sender a CURVE client with one of its own (no ZAP handler: any client key may
+// connect, as with peermq's open trust mode).
+enum class RawSecurity { plain, curve };
 
 // Moves messages of one size to the peer process and measures the rate.
 class ThroughputLink {
@@ -69,8 +80,10 @@ QueueFlow flow_of(PeermqMode mode) noexcept;
 
 // Raw cppzmq PUSH (here) -> PULL (peer); rate = messages received, first to last arrival.
 Result<std::unique_ptr<ThroughputLink>> start_raw_push(const BenchContext& context,
-                                                       std::size_t payload_size);
-// A peermq producer node (here) sending on queue "bench" to a consumer node (peer). Rate: for
+                                                       std::size_t payload_size,
+                                                       RawSecurity security = RawSecurity::plain);
+// A peermq producer node (here) sending on queue "bench" to a consumer node (peer), both in
+// context.trust (so for the topic and latency links below). Rate: for
 // best_effort, messages handled by the consumer, first to last arrival; for the acked
 // guarantees, messages acked at the producer, from before the first send() until the last ack.
 Result<std::unique_ptr<ThroughputLink>> start_peermq_queue(const BenchContext& context,

@@ -37,6 +37,25 @@ Result<ThroughputSamples> alternate_runs(ThroughputLink* raw, ThroughputLink* pe
     return samples;
 }
 
+Result<std::vector<std::vector<double>>> round_robin_runs(const std::vector<ThroughputLink*>& links,
+                                                          const std::vector<std::size_t>& counts,
+                                                          int runs, const RoundObserver& observer) {
+    if (counts.size() != links.size()) {
+        return make_error(ErrorCode::invalid_argument, "one message count per link");
+    }
+    std::vector<std::vector<double>> rates(links.size());
+    for (int run = 1; run <= runs; ++run) {
+        for (std::size_t i = 0; i < links.size(); ++i) {
+            if (links[i] == nullptr) continue;
+            auto rate = links[i]->run(counts[i]);
+            if (!rate) return rate.status();
+            rates[i].push_back(rate.value());
+            if (observer) observer(i, run, counts[i], rate.value());
+        }
+    }
+    return rates;
+}
+
 Result<LatencySamples> alternate_round_trips(LatencyLink& raw, LatencyLink& peermq,
                                              std::size_t warmup, std::size_t messages, int runs) {
     if (auto warm = raw.run(warmup); !warm) return warm.status();

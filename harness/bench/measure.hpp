@@ -31,6 +31,15 @@ Result<ThroughputSamples> alternate_runs(ThroughputLink* raw, ThroughputLink* pe
                                          std::size_t raw_n, std::size_t peermq_n, int runs,
                                          const RunObserver& observer = {});
 
+// `runs` rounds of one run of each link in turn, links[i] with counts[i] messages; returns the
+// rates of each link's runs, by link (empty for a null link). Called after every run: the
+// link's index, the run (from 1), its message count and rate. The links must be warm.
+using RoundObserver = std::function<void(std::size_t link, int run, std::size_t n, double rate)>;
+Result<std::vector<std::vector<double>>> round_robin_runs(const std::vector<ThroughputLink*>& links,
+                                                          const std::vector<std::size_t>& counts,
+                                                          int runs,
+                                                          const RoundObserver& observer = {});
+
 struct LatencySamples {
     std::vector<double> p50, p99, raw_p50, raw_p99;  // µs, one per run
 };

@@ -10,15 +10,18 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <limits>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include <zmq.hpp>
 
 #include "peer_process.hpp"
+#include "peermq/keys.hpp"
 #include "peermq/node.hpp"
 
 namespace peermq::bench {
@@ -58,6 +61,18 @@ std::string flag(const std::vector<std::string>& args, const std::string& name,
     return fallback;
 }
 
+// NodeOptions::trust from --trust (open unless given); throws on another word.
+TrustMode trust_of(const std::vector<std::string>& args) {
+    const std::string trust = flag(args, "--trust", "open");
+    if (trust == "open") return TrustMode::open;
+    if (trust == "plain") return TrustMode::plain;
+    throw std::invalid_argument("bad --trust '" + trust + "': open or plain");
+}
+
+bool has_flag(const std::vector<std::string>& args, const std::string& name) {
+    return std::find(args.begin(), args.end(), name) != args.end();
+}
+
 std::uint16_t port_of(const std::string& endpoint) {
     return static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
 }
@@ -90,13 +105,25 @@ int serve(RunFn run) {
     return serve(run, [] { return false; });
 }
 
-int zmq_pull() {
+int zmq_pull(const std::vector<std::string>& args) {
     zmq::context_t context;
     zmq::socket_t pull(context, zmq::socket_type::pull);
     pull.set(zmq::sockopt::rcvtimeo, kRecvTimeoutMs);
     pull.set(zmq::sockopt::linger, 0);
+    std::string key;  // with --curve, the public key the sender needs
+    if (has_flag(args, "--curve")) {
+        auto pair = generate_key_pair();
+        if (!pair) {
+            std::fprintf(stderr, "bench role: %s\n", pair.status().to_string().c_str());
+            return 1;
+        }
+        // No ZAP handler: any client key may connect (as with peermq's open trust mode).
+        pull.set(zmq::sockopt::curve_server, true);
+        pull.set(zmq::sockopt::curve_secretkey, pair->secret_key);
+        key = " " + pair->public_key;
+    }
     pull.bind("tcp://127.0.0.1:*");
-    reply("ready " + std::to_string(port_of(pull.get(zmq::sockopt::last_endpoint))));
+    reply("ready " + std::to_string(port_of(pull.get(zmq::sockopt::last_endpoint))) + key);
     zmq::message_t message;
     return serve([&](std::uint64_t n) {
         reply("armed");
@@ -212,6 +239,7 @@ int peermq_subscriber(const std::vector<std::string>& args) {
     NodeOptions options;
     options.name = "bench-subscriber";
     options.cluster = flag(args, "--cluster", "bench");
+    set_trust(options, trust_of(args));
     options.interface = "lo";
     auto created = Node::create(options);
     if (!created) {
@@ -244,7 +272,7 @@ int peermq_subscriber(const std::vector<std::string>& args) {
         std::fprintf(stderr, "bench role: %s\n", subscribed.to_string().c_str());
         return 1;
     }
-    reply("ready " + std::to_string(port_of(node.inbox_endpoint())));
+    reply("ready " + std::to_string(port_of(node.inbox_endpoint())) + " " + node.public_key());
     const auto sync = [&] {
         std::unique_lock lock(progress.mutex);
         const std::uint64_t before = progress.messages + progress.received.load();
@@ -294,6 +322,7 @@ int peermq_consumer(const std::vector<std::string>& args) {
     NodeOptions options;
     options.name = "bench-consumer";
     options.cluster = flag(args, "--cluster", "bench");
+    set_trust(options, trust_of(args));
     options.interface = "lo";
     options.ack_batch_interval =
         std::chrono::microseconds(std::stoll(flag(args, "--ack-interval-us", "500")));
@@ -330,7 +359,7 @@ int peermq_consumer(const std::vector<std::string>& args) {
         std::fprintf(stderr, "bench role: %s\n", consumed.to_string().c_str());
         return 1;
     }
-    reply("ready " + std::to_string(port_of(node.inbox_endpoint())));
+    reply("ready " + std::to_string(port_of(node.inbox_endpoint())) + " " + node.public_key());
     const int status = serve([&](std::uint64_t n) {
         const std::uint64_t begin = progress.received.load();
         progress.last_ns.store(0);
@@ -351,6 +380,20 @@ int peermq_consumer(const std::vector<std::string>& args) {
 
 }  // namespace
 
+void set_trust(NodeOptions& options, TrustMode trust) {
+    options.trust = trust;
+    if (trust != TrustMode::plain || options.log_sink) return;
+    const char* env = std::getenv("PEERMQ_LOG_FORMAT");
+    const LogFormat format =
+        parse_log_format(env != nullptr ? env : "").value_or(LogFormat::logfmt);
+    options.log_sink = [format](const LogRecord& record) {
+        if (record.component == "node" && record.message.starts_with("trust mode plain")) return;
+        const std::string line = format_log_record(record, format) + "\n";
+        std::fwrite(line.data(), 1, line.size(), stderr);
+        std::fflush(stderr);
+    };
+}
+
 std::string end_marker(std::uint64_t run) { return "e" + std::to_string(run); }
 
 bool is_end_marker(std::string_view body, std::uint64_t run) { return body == end_marker(run); }
@@ -362,7 +405,7 @@ int run_role(const std::vector<std::string>& args) {
     std::signal(SIGPIPE, SIG_IGN);
     try {
         if (args.empty()) return 2;
-        if (args[0] == kRoleZmqPull) return zmq_pull();
+        if (args[0] == kRoleZmqPull) return zmq_pull(args);
         if (args[0] == kRoleZmqRep) return zmq_rep();
         if (args[0] == kRoleZmqSub) return zmq_sub();
         if (args[0] == kRolePeermqConsumer) return peermq_consumer(args);

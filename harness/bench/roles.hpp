@@ -2,7 +2,8 @@
 // `peermq_driver bench --role ...` (for peermq_bench) or `peermq bench-peer --role ...` (for
 // `peermq bench`).
 //
-// Every role prints "ready <port>" on stdout once its socket is bound, then serves commands read
+// Every role prints "ready <port>" on stdout once its socket is bound ("ready <port> <key>" with
+// the Z85 public key for the peermq roles and for zmq-pull --curve), then serves commands read
 // from stdin, one per line:
 //   run N  -> "armed" at once, then "done N <ns>" once N messages arrived (ns = first to last
 //             arrival) or "timeout <got> <ns>". The topic roles also end a run at the end marker
@@ -19,15 +20,19 @@
 #include <string_view>
 #include <vector>
 
+#include "peermq/options.hpp"
+
 namespace peermq::bench {
 
 // The roles, by name:
-inline constexpr const char* kRoleZmqPull = "zmq-pull";  // raw PULL receiver
-inline constexpr const char* kRoleZmqSub = "zmq-sub";    // raw SUB receiver (binds)
-inline constexpr const char* kRoleZmqRep = "zmq-rep";    // raw REP echo; N = round trips
-// A peermq node consuming queue "bench"; flags --cluster C --prefetch N --ack-interval-us U.
+// Raw PULL receiver; flag --curve: a CURVE server with a key pair made at its start.
+inline constexpr const char* kRoleZmqPull = "zmq-pull";
+inline constexpr const char* kRoleZmqSub = "zmq-sub";  // raw SUB receiver (binds)
+inline constexpr const char* kRoleZmqRep = "zmq-rep";  // raw REP echo; N = round trips
+// A peermq node consuming queue "bench"; flags --cluster C --prefetch N --ack-interval-us U
+// --trust open|plain (NodeOptions::trust; default open).
 inline constexpr const char* kRolePeermqConsumer = "peermq-consumer";
-// A peermq node subscribed to topic prefix "bench"; flag --cluster C.
+// A peermq node subscribed to topic prefix "bench"; flags --cluster C --trust open|plain.
 inline constexpr const char* kRolePeermqSubscriber = "peermq-subscriber";
 
 // Topic senders mark their control messages so that receivers tell them from data. Raw ZeroMQ:
@@ -39,6 +44,11 @@ inline constexpr const char* kBenchTopic = "bench";
 inline constexpr const char* kControlTopic = "bench!";
 std::string end_marker(std::uint64_t run);
 bool is_end_marker(std::string_view body, std::uint64_t run);
+
+// Sets options.trust. A node in trust mode plain warns at its start that its links are open: the
+// benchmark asks for that, so for plain the node gets a log sink that drops that one record and
+// writes every other one to stderr as the default sink would.
+void set_trust(NodeOptions& options, TrustMode trust);
 
 // Runs the role named in args[0] with the flags that follow; returns the exit status.
 int run_role(const std::vector<std::string>& args);

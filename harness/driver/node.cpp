@@ -190,7 +190,7 @@ int run_node(const std::vector<std::string>& args) {
             node_flags.consume_options);
         if (!status.ok()) flags.fail(status.to_string());
     }
-    say("READY " + node->inbox_endpoint());
+    say("READY " + node->address());
 
     // Answers SIGUSR1 while the main thread may be busy sending.
     std::thread reporter([&] {

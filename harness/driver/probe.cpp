@@ -361,7 +361,7 @@ int run_probe(const std::vector<std::string>& args) {
         commands_fd = open(commands_path.c_str(), O_RDWR | O_CLOEXEC);
         if (commands_fd < 0) flags.fail("cannot open --commands " + commands_path);
     }
-    say("READY id=" + node.id().to_string() + " inbox=" + node.inbox_endpoint() +
+    say("READY id=" + node.id().to_string() + " inbox=" + node.address() +
         " pub=" + node.pub_endpoint() + " discovery=" + node_flags.discovery);
 
     Probe probe{node, node_flags.queue_options, {}};

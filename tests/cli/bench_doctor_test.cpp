@@ -14,6 +14,7 @@
 
 #include "cli_support.hpp"
 #include "support/free_port.hpp"
+#include "support/nodes.hpp"
 
 namespace peermq::cli_test {
 namespace {
@@ -177,7 +178,7 @@ TEST(CliMdnsTest, DoctorFindsANodeThroughTheAvahiDaemonAndReachesIt) {
     const Json& peer = report->at("peers")[0];
     EXPECT_EQ(peer.at("host"), "127.0.0.1");
     EXPECT_EQ("tcp://127.0.0.1:" + std::to_string(peer.at("inbox_port").get<int>()),
-              node.endpoint());
+              peermq::testing::without_key(node.endpoint()));
     EXPECT_TRUE(peer.at("inbox_reachable").get<bool>()) << last;
     EXPECT_TRUE(peer.at("pub_reachable").get<bool>()) << last;
 }

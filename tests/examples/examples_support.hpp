@@ -51,7 +51,7 @@ inline std::unique_ptr<ChildProcess> start(const std::string& program, Args args
 inline std::string endpoint_of(ChildProcess& process, std::chrono::milliseconds timeout = 20s) {
     const auto line = process.wait_for_line_containing(" at tcp://", timeout);
     if (!line) return {};
-    static const std::regex kEndpoint(R"(tcp://([0-9.]+:[0-9]+))");
+    static const std::regex kEndpoint(R"(tcp://([0-9.]+:[0-9]+(?:#\S{40})?))");
     std::smatch match;
     return std::regex_search(*line, match, kEndpoint) ? match[1].str() : std::string();
 }

@@ -34,7 +34,7 @@ TEST_P(ConsumerCrashTest, KilledConsumerLosesNothingAndDuplicatesOnlyWhatItHadTa
     for (const auto& name : names) {
         // ~200 µs of work per message: the stream takes seconds, so the kill lands mid-way.
         consumers.push_back(std::make_unique<TestNode>(
-            consumer_args(name, kQueue, dir.file(name + ".log"), producer.inbox_endpoint()) +
+            consumer_args(name, kQueue, dir.file(name + ".log"), producer.address()) +
             std::vector<std::string>{"--prefetch", std::to_string(kPrefetch), "--handle-delay-us",
                                      "200"}));
         ASSERT_TRUE(consumers.back()->ready()) << name << " did not start";
@@ -139,9 +139,9 @@ TEST(ConsumerRestartTest, ConsumerRestartedOnTheSameEndpointLosesNothing) {
     auto producer = make_node(node_options("producer"));
     const std::vector<std::string> work = {"--handle-delay-us", "300"};
     auto first = std::make_unique<TestNode>(
-        consumer_args("worker", q, dir.file("first.log"), producer.inbox_endpoint()) + work);
+        consumer_args("worker", q, dir.file("first.log"), producer.address()) + work);
     ASSERT_TRUE(first->ready());
-    const std::string port = first->endpoint().substr(first->endpoint().rfind(':') + 1);
+    const std::string port = std::to_string(port_of(first->endpoint()));
     ASSERT_TRUE(wait_until([&] { return sees(producer, {"worker"}, q); }, 15s));
     auto queue = producer.queue(q).value();
     for (long long i = 0; i < kCount; ++i) ASSERT_TRUE(queue.send(i).ok());
@@ -150,8 +150,8 @@ TEST(ConsumerRestartTest, ConsumerRestartedOnTheSameEndpointLosesNothing) {
     first->process().wait();
     ASSERT_LT(queue_stats(producer, q).acked, static_cast<std::uint64_t>(kCount));
 
-    TestNode second(consumer_args("worker", q, dir.file("second.log"), producer.inbox_endpoint()) +
-                    work + std::vector<std::string>{"--port", port});
+    TestNode second(consumer_args("worker", q, dir.file("second.log"), producer.address()) + work +
+                    std::vector<std::string>{"--port", port});
     ASSERT_TRUE(second.ready()) << "could not bind port " << port << " again";
     EXPECT_TRUE(wait_until(
         [&] {

@@ -18,7 +18,7 @@ TEST(DeadLetterTest, PoisonMessageIsDeadLetteredWithTheHandlersErrorAndReplayedA
     options.data_dir = dir.file("producer-data");
     auto producer = make_node(options);
 
-    TestNode broken(consumer_args("broken", q, dir.file("broken.log"), producer.inbox_endpoint()) +
+    TestNode broken(consumer_args("broken", q, dir.file("broken.log"), producer.address()) +
                     std::vector<std::string>{"--fail-payload", "13"});
     ASSERT_TRUE(broken.ready());
     ASSERT_TRUE(wait_until([&] { return sees(producer, {"broken"}, q); }, 15s));
@@ -72,7 +72,7 @@ TEST(DeadLetterTest, PoisonMessageIsDeadLetteredWithTheHandlersErrorAndReplayedA
 
     // The fix: the consumer restarts without the bug, then the dead letter is replayed.
     ASSERT_EQ(broken.stop(), 0);
-    TestNode fixed(consumer_args("fixed", q, dir.file("fixed.log"), producer.inbox_endpoint()));
+    TestNode fixed(consumer_args("fixed", q, dir.file("fixed.log"), producer.address()));
     ASSERT_TRUE(fixed.ready());
     ASSERT_TRUE(wait_until([&] { return sees(producer, {"fixed"}, q); }, 15s));
     auto replayed = producer.dead_letters().replay(*poison_id);
@@ -192,7 +192,7 @@ TEST(DeadLetterTest, ExpiredMessagesWithNoConsumerAreDeadLettered) {
     EXPECT_EQ(s.in_flight, 0u);
 
     // A consumer now: only a fresh message reaches it (a stale one would be ahead in the FIFO).
-    TestNode consumer(consumer_args("late", q, dir.file("late.log"), producer.inbox_endpoint()));
+    TestNode consumer(consumer_args("late", q, dir.file("late.log"), producer.address()));
     ASSERT_TRUE(consumer.ready());
     ASSERT_TRUE(wait_until([&] { return sees(producer, {"late"}, q); }, 15s));
     ASSERT_TRUE(queue.send(1000).ok());
@@ -211,7 +211,7 @@ TEST(DeadLetterTest, MessagesExpiredOnArrivalAreRefusedAndDeadLettered) {
     // Default liveness (3 s): the freeze below must not get the consumer marked down.
     auto producer = make_node({.name = "producer", .interface = "lo"});
     TestNode consumer({"--name", "frozen", "--interface", "lo", "--consume", q, "--log",
-                       dir.file("frozen.log"), "--peer", host_port(producer.inbox_endpoint())});
+                       dir.file("frozen.log"), "--peer", host_port(producer.address())});
     ASSERT_TRUE(consumer.ready());
     ASSERT_TRUE(wait_until([&] { return sees(producer, {"frozen"}, q); }, 15s));
 
@@ -269,9 +269,8 @@ TEST(DeadLetterTest, PoisonMessageOnAnOrderedQueueLeavesAGapAndTheRestFollowsInO
     TempDir dir;
     const std::string q = "ordered-poison";
     auto producer = make_node(node_options("producer"));
-    TestNode consumer(
-        consumer_args("broken", q, dir.file("broken.log"), producer.inbox_endpoint()) +
-        std::vector<std::string>{"--fail-payload", "5", "--concurrency", "4"});
+    TestNode consumer(consumer_args("broken", q, dir.file("broken.log"), producer.address()) +
+                      std::vector<std::string>{"--fail-payload", "5", "--concurrency", "4"});
     ASSERT_TRUE(consumer.ready());
     ASSERT_TRUE(wait_until([&] { return sees(producer, {"broken"}, q); }, 15s));
     auto options = poison_queue_options();

@@ -91,7 +91,7 @@ public:
     CountingConsumer(const CountingConsumer&) = delete;
     CountingConsumer& operator=(const CountingConsumer&) = delete;
 
-    std::string endpoint() const { return node_.inbox_endpoint(); }
+    std::string endpoint() const { return node_.address(); }
     // Payload -> how many times the handler ran for it, so far.
     std::map<long long, int> received() const {
         std::lock_guard lock(mutex_);

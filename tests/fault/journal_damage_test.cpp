@@ -185,7 +185,7 @@ TEST(CorruptRecordTest, APayloadWithFlippedBytesIsDeadLetteredAsCorruptAndNeverD
                                  received.push_back(d.as<std::string>());
                              })
                     .ok());
-    producer_options.peers = {host_port(consumer.inbox_endpoint())};
+    producer_options.peers = {host_port(consumer.address())};
     auto producer = make_node(producer_options);
     ASSERT_TRUE(wait_until([&] { return queue_stats(producer, kQueue).acked == kCount - 1; }, 30s))
         << describe(queue_stats(producer, kQueue));

@@ -149,9 +149,9 @@ TEST_P(ProducerResendTest, HandledButUnackedMessagesAreResentAfterRestart) {
     {
         TestNode producer(std::vector<std::string>{"--name", "producer", "--interface", "lo",
                                                    "--data-dir", data_dir, "--peer",
-                                                   host_port(consumer.inbox_endpoint()),
-                                                   "--guarantee", c.guarantee_flag, "--produce",
-                                                   kQueue, "--count", std::to_string(kMessages)} +
+                                                   host_port(consumer.address()), "--guarantee",
+                                                   c.guarantee_flag, "--produce", kQueue, "--count",
+                                                   std::to_string(kMessages)} +
                           liveness);
         ASSERT_TRUE(producer.ready());
         ASSERT_TRUE(producer.process().read_line("FLUSHED", 60s));
@@ -184,7 +184,7 @@ TEST_P(ProducerResendTest, HandledButUnackedMessagesAreResentAfterRestart) {
 
     TestNode restarted(std::vector<std::string>{"--name", "producer-again", "--interface", "lo",
                                                 "--data-dir", data_dir, "--peer",
-                                                host_port(consumer.inbox_endpoint())} +
+                                                host_port(consumer.address())} +
                        liveness);
     ASSERT_TRUE(restarted.ready());
     EXPECT_TRUE(restarted.wait_stat(kQueue + ".acked", journaled.size(), 60s))

@@ -19,7 +19,7 @@ TEST(StalledConsumerTest, StalledConsumersHoldNoMoreThanTheirCreditAndTheirWorkM
     // Two consumers that handle 5 messages each and then hang in their handler.
     auto stalled = [&](const std::string& name) {
         return std::make_unique<TestNode>(
-            consumer_args(name, q, dir.file(name + ".log"), producer.inbox_endpoint()) +
+            consumer_args(name, q, dir.file(name + ".log"), producer.address()) +
             std::vector<std::string>{"--prefetch", std::to_string(kPrefetch), "--stall-after",
                                      "5"});
     };
@@ -55,8 +55,7 @@ TEST(StalledConsumerTest, StalledConsumersHoldNoMoreThanTheirCreditAndTheirWorkM
     EXPECT_LE(before.sent, before.acked + 2 * kPrefetch) << describe(before);
 
     // A healthy consumer joins: it takes everything that waits, the stalled ones get nothing more.
-    TestNode healthy(
-        consumer_args("healthy", q, dir.file("healthy.log"), producer.inbox_endpoint()));
+    TestNode healthy(consumer_args("healthy", q, dir.file("healthy.log"), producer.address()));
     ASSERT_TRUE(healthy.ready());
     ASSERT_TRUE(wait_until(
         [&] {

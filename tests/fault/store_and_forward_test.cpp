@@ -38,7 +38,7 @@ TEST_P(StoreAndForwardTest, MessagesWaitForAConsumerThatAppearsLater) {
 
     // A consumer process appears; it knows the producer, the producer did not know it. It runs
     // handlers in parallel, so only the queue's own ordering can keep its log in order.
-    TestNode consumer(consumer_args("late", q, dir.file("late.log"), producer.inbox_endpoint()) +
+    TestNode consumer(consumer_args("late", q, dir.file("late.log"), producer.address()) +
                       kParallelHandlers);
     ASSERT_TRUE(consumer.ready());
     ASSERT_TRUE(wait_until(
@@ -80,7 +80,7 @@ TEST(StoreAndForwardTest, OrderedQueueKeepsItsOrderAcrossAConsumerCrash) {
     auto queue = producer.queue(q, {.ordered = true}).value();
 
     auto first = std::make_unique<TestNode>(
-        consumer_args("first", q, dir.file("first.log"), producer.inbox_endpoint()) +
+        consumer_args("first", q, dir.file("first.log"), producer.address()) +
         std::vector<std::string>{"--concurrency", "4", "--handle-delay-us", "1000"});
     ASSERT_TRUE(first->ready());
     ASSERT_TRUE(wait_until([&] { return sees(producer, {"first"}, q); }, 15s));
@@ -90,7 +90,7 @@ TEST(StoreAndForwardTest, OrderedQueueKeepsItsOrderAcrossAConsumerCrash) {
     first->process().wait();
     ASSERT_LT(queue_stats(producer, q).acked, static_cast<std::uint64_t>(kMessages));
 
-    TestNode second(consumer_args("second", q, dir.file("second.log"), producer.inbox_endpoint()) +
+    TestNode second(consumer_args("second", q, dir.file("second.log"), producer.address()) +
                     kParallelHandlers);
     ASSERT_TRUE(second.ready());
     ASSERT_TRUE(wait_until(

@@ -8,6 +8,16 @@
 //      ack timeout 200 ms, 3 attempts); heartbeat 100 ms, peer timeout 300 ms, max_peers 32,
 //      max_payload_bytes 2048: liveness, retries, expiry and eviction all happen while fuzzing.
 //   C  consumes "work" and records the ids it handles.   L  sends on "in" (effectively_once).
+//   All three in TrustMode::plain (no CurveZMQ, any sender id accepted on any connection). On
+//   purpose: a node in its default trust mode drops every inbox frame whose sender is not the
+//   id of its connection's key (auth.sender_mismatch) before anything else reads it, so there
+//   the spoofed, repeated and random sender ids below (C's, L's, T's own, 64 attacker ids from
+//   one connection) would all end at that one check, and the paths they were made to reach (a
+//   forged ACK, BYE or HELLO for a real peer, the peer table under many ids, batch entries of
+//   another sender) would go untested. Those paths are what a plain node exposes, and what the
+//   corpus (tests/fuzz/corpus/node) was built to explore. C and L are plain because a plain
+//   node cannot talk to CURVE nodes. The sender check itself is covered by the hostile tests
+//   (tests/hostile) and the integration tests.
 //   Three attacker PUSH sockets connected to T's inbox; a PUB socket T subscribes to; PULL
 //   sockets and plain TCP ports that attacker HELLOs may name as their address (below).
 //
@@ -414,17 +424,18 @@ Harness::Harness() {
         o.heartbeat_interval = 100ms;
         o.peer_timeout = 300ms;
         o.log_level = peermq::LogLevel::error;
+        o.trust = peermq::TrustMode::plain;  // see the top of this file
         return o;
     };
     c_.emplace(peermq::Node::create(base("fuzz-consumer")).value());
     l_.emplace(peermq::Node::create(base("fuzz-producer")).value());
     auto target = base("fuzz-target");
-    target.peers = {c_->inbox_endpoint(), l_->inbox_endpoint()};
+    target.peers = {c_->address(), l_->address()};
     target.max_peers = kMaxPeers;
     target.max_payload_bytes = kMaxPayload;
     target.dedupe_window = 10'000;
     t_.emplace(peermq::Node::create(std::move(target)).value());
-    if (!c_->add_peer(t_->inbox_endpoint()).ok() || !l_->add_peer(t_->inbox_endpoint()).ok()) {
+    if (!c_->add_peer(t_->address()).ok() || !l_->add_peer(t_->address()).ok()) {
         fail("cannot add the target as a static peer");
     }
 

@@ -2,6 +2,11 @@
 // the node stays up, answers `stats` on its control endpoint within 1 s, keeps its memory within
 // a stated bound, and delivers a concurrent legitimate stream completely (docs/spec/wire.md §6,
 // §9, §13). The attacker is this test process, speaking the wire protocol over a raw ZeroMQ PUSH.
+// Against a node in its default trust mode that PUSH is a proper CurveZMQ client with a key pair
+// of its own (FakeIdentity): a frame claiming any other sender id is dropped before anything
+// reads it (auth.sender_mismatch). The flood of distinct ids is therefore run twice: against a
+// plain node, where one connection may claim any id and the peer table's bound is what holds,
+// and against a CURVE node, where the same flood is dropped at the sender check.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,6 +25,7 @@
 #include "peermq/peermq.hpp"
 #include "support/driver.hpp"
 #include "support/free_port.hpp"
+#include "support/nodes.hpp"
 #include "support/raw_frames.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait.hpp"
@@ -53,20 +59,45 @@ protected:
         control_ = "tcp://127.0.0.1:" + std::to_string(free_port());
         std::vector<std::string> args = {"--name", "target",   "--consume", "work",
                                          "--log",  log_path(), "--control", control_};
+        args.insert(args.end(), trust_args().begin(), trust_args().end());
         args.insert(args.end(), extra_target_args_.begin(), extra_target_args_.end());
         target_ = std::make_unique<TestNode>(args);
         ASSERT_TRUE(target_->ready());
-        attacker_.set(zmq::sockopt::linger, 0);
-        attacker_.set(zmq::sockopt::sndhwm, 0);
-        attacker_.connect(target_->endpoint());
+        connect_attacker(attacker_, attacker_identity_);
+    }
+
+    // --trust plain for a plain target and the nodes that talk to it; nothing by default.
+    const std::vector<std::string>& trust_args() const {
+        static const std::vector<std::string> plain = {"--trust", "plain"};
+        static const std::vector<std::string> open;
+        return plain_ ? plain : open;
+    }
+
+    // The target's public key, from the address it printed ("tcp://host:port#KEY"); empty for
+    // a plain target, whose attackers stay plain.
+    std::string target_key() const {
+        if (plain_) return {};
+        const std::string& address = target_->endpoint();
+        return address.substr(without_key(address).size() + 1);
+    }
+
+    // `socket` connected to the target's inbox as `identity` (a CurveZMQ client of a CURVE
+    // target), no linger, no send limit.
+    void connect_attacker(zmq::socket_t& socket, const FakeIdentity& identity) {
+        socket.set(zmq::sockopt::linger, 0);
+        socket.set(zmq::sockopt::sndhwm, 0);
+        curve_client(socket, target_key(), identity);
+        socket.connect(without_key(target_->endpoint()));
     }
 
     std::string log_path() const { return dir_.path() + "/handled.log"; }
 
     void start_producer() {
-        producer_ = std::make_unique<TestNode>(std::vector<std::string>{
-            "--name", "producer", "--peer", host_port(target_->endpoint()), "--produce", "work",
-            "--count", std::to_string(kLegitMessages)});
+        std::vector<std::string> args = {
+            "--name",    "producer", "--peer",  host_port(target_->endpoint()),
+            "--produce", "work",     "--count", std::to_string(kLegitMessages)};
+        args.insert(args.end(), trust_args().begin(), trust_args().end());
+        producer_ = std::make_unique<TestNode>(args);
         ASSERT_TRUE(producer_->ready());
     }
 
@@ -135,6 +166,18 @@ protected:
                     static_cast<double>(max_rss_) / (1 << 20));
     }
 
+    // `count` HELLOs, each from a new made-up id: half point at `sink_port` (reachable), half
+    // at closed ports (never reachable). The node must answer stats throughout.
+    void flood_hellos(int count, std::uint16_t sink_port) {
+        for (int i = 0; i < count; ++i) {
+            const std::uint16_t port =
+                i % 2 == 0 ? sink_port : static_cast<std::uint16_t>(1 + (i % 1000));
+            send(header_frame(NodeId::generate(), detail::Kind::hello),
+                 hello_frame(fake_hello("127.0.0.1", port)));
+            if (i % 1000 == 999) expect_healthy("during the flood");
+        }
+    }
+
     void send(const std::string& header, const std::string& body) {
         send_frames(attacker_, {header, body});
     }
@@ -154,6 +197,8 @@ protected:
         return it == stats.dropped.end() ? 0 : it->second;
     }
 
+    // The target in TrustMode::plain (set by a subclass's constructor, before SetUp).
+    bool plain_ = false;
     std::vector<std::string> extra_target_args_;
     std::uint64_t max_rss_ = 0;
     std::uint64_t baseline_rss_ = 0;
@@ -162,6 +207,8 @@ protected:
     std::unique_ptr<TestNode> target_;
     std::unique_ptr<TestNode> producer_;
     zmq::context_t context_;
+    // The attacker's own identity: the sender its frames claim, unless a test spoofs one.
+    FakeIdentity attacker_identity_ = fake_identity();
     zmq::socket_t attacker_{context_, zmq::socket_type::push};
 };
 
@@ -174,7 +221,7 @@ TEST_F(HostileTest, OneHelloWithAHostThatIsNoAddressIsCountedAndTheNodeServesOn)
     std::uint64_t expected = 0;
     for (const auto& host : bad_hosts) {
         if (host.empty()) continue;  // empty means "the address it came from": valid
-        send(header_frame(NodeId::generate(), detail::Kind::hello),
+        send(header_frame(attacker_identity_.id, detail::Kind::hello),
              hello_frame(fake_hello(host, 4242)));
         ++expected;
     }
@@ -190,22 +237,29 @@ TEST_F(HostileTest, OneHelloWithAHostThatIsNoAddressIsCountedAndTheNodeServesOn)
     expect_healthy("after bad hosts");
 }
 
+// The target in TrustMode::plain, and its producer too (a plain node cannot talk to CURVE
+// nodes).
+class PlainHostileTest : public HostileTest {
+protected:
+    PlainHostileTest() { plain_ = true; }
+};
+
+constexpr int kFloodIds = 6000;
+
 // §6 and §13: thousands of ids claiming to be peers cost a bounded table, bounded sockets and
 // bounded memory; those that never answer are forgotten, and a real producer is unaffected.
-TEST_F(HostileTest, AFloodOfHellosFromThousandsOfIdsLeavesTheNodeServing) {
-    constexpr int kIds = 6000;
+// The target is a plain node (--trust plain) on purpose: the peer table's bound is what is
+// tested, and distinct ids are free only without keys. A CURVE node takes from one connection
+// only the id of its key (the next test); there each id would cost a key pair and a connection
+// of its own.
+TEST_F(PlainHostileTest, AFloodOfHellosFromThousandsOfIdsLeavesTheNodeServing) {
     // Half point at closed ports (never reachable), half at this test's own listening socket
     // (reachable: the node can connect, and must still bound what it holds).
     zmq::socket_t sink(context_, zmq::socket_type::pull);
     const std::uint16_t sink_port = bind_loopback(sink);
     start_producer();
-    for (int i = 0; i < kIds; ++i) {
-        const std::uint16_t port =
-            i % 2 == 0 ? sink_port : static_cast<std::uint16_t>(1 + (i % 1000));
-        send(header_frame(NodeId::generate(), detail::Kind::hello),
-             hello_frame(fake_hello("127.0.0.1", port)));
-        if (i % 1000 == 999) expect_healthy("during the flood");
-    }
+    const auto start = std::chrono::steady_clock::now();
+    flood_hellos(kFloodIds, sink_port);
     // One connection delivers in order: once this marker is counted, every HELLO was handled.
     {
         const std::string heartbeat = header_frame(NodeId::generate(), detail::Kind::heartbeat);
@@ -217,18 +271,68 @@ TEST_F(HostileTest, AFloodOfHellosFromThousandsOfIdsLeavesTheNodeServing) {
         stats = stats_within_1s();
         return stats && dropped(*stats, "frame.unknown_sender") == 1;
     })) << "the flood was not handled";
+    const auto handled_in = std::chrono::steady_clock::now() - start;
     EXPECT_GT(dropped(*stats, "peer.table_full") + dropped(*stats, "peer.evicted"), 0u);
     EXPECT_LE(stats->peers.size(), 1024u + 1);
-    std::printf("hostile: flood of %d ids: %zu peers kept, %llu evicted, %llu refused\n", kIds,
-                stats->peers.size(),
-                static_cast<unsigned long long>(dropped(*stats, "peer.evicted")),
-                static_cast<unsigned long long>(dropped(*stats, "peer.table_full")));
+    std::printf(
+        "hostile: flood of %d ids at a plain node, handled in %.2f s: %zu peers kept, %llu "
+        "evicted, %llu refused; drops: %s\n",
+        kFloodIds, std::chrono::duration<double>(handled_in).count(), stats->peers.size(),
+        static_cast<unsigned long long>(dropped(*stats, "peer.evicted")),
+        static_cast<unsigned long long>(dropped(*stats, "peer.table_full")),
+        describe_drops(*stats).c_str());
     expect_legit_stream_delivered();
     expect_healthy("after the flood");
     // sink receives the node's HELLOs; drain it so its memory is not the test's problem.
     zmq::message_t frame;
     while (sink.recv(frame, zmq::recv_flags::dontwait)) {
     }
+}
+
+// The same flood at a node in its default trust mode, over one CurveZMQ connection: every HELLO
+// claims an id that is not the one its connection's key gives, and is dropped before the peer
+// table sees it (auth.sender_mismatch), each one counted. Nothing is added, evicted or
+// connected to, and the node serves on as under the plain flood.
+TEST_F(HostileTest, AFloodOfHellosClaimingThousandsOfIdsOverOneKeyIsDroppedAsSenderMismatch) {
+    // The reachable half points at a CURVE server with the attacker's own key, the one the node
+    // would connect with: a HELLO let through by mistake would show as a live peer.
+    zmq::socket_t sink(context_, zmq::socket_type::pull);
+    curve_server(sink, attacker_identity_);
+    const std::uint16_t sink_port = bind_loopback(sink);
+    start_producer();
+    const auto start = std::chrono::steady_clock::now();
+    flood_hellos(kFloodIds, sink_port);
+    // The marker: a heartbeat with the connection's own id, which passes the sender check and,
+    // never having said HELLO, is unknown. One connection delivers in order: once it is
+    // counted, every HELLO was handled.
+    {
+        const std::string heartbeat = header_frame(attacker_identity_.id, detail::Kind::heartbeat);
+        zmq::message_t marker(heartbeat.data(), heartbeat.size());
+        attacker_.send(marker, zmq::send_flags::none);
+    }
+    std::optional<NodeStats> stats;
+    ASSERT_TRUE(wait_until([&] {
+        stats = stats_within_1s();
+        return stats && dropped(*stats, "frame.unknown_sender") == 1;
+    })) << "the flood was not handled: auth.sender_mismatch "
+        << (stats ? dropped(*stats, "auth.sender_mismatch") : 0);
+    const auto handled_in = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(dropped(*stats, "auth.sender_mismatch"), static_cast<std::uint64_t>(kFloodIds));
+    EXPECT_EQ(dropped(*stats, "peer.table_full"), 0u);
+    EXPECT_EQ(dropped(*stats, "peer.evicted"), 0u);
+    for (const auto& peer : stats->peers) EXPECT_NE(peer.name, "intruder");
+    EXPECT_LE(stats->peers.size(), 1u) << "only the producer";
+    std::printf(
+        "hostile: flood of %d ids over one CURVE connection, handled in %.2f s: %llu dropped as "
+        "auth.sender_mismatch, %zu peers kept; drops: %s\n",
+        kFloodIds, std::chrono::duration<double>(handled_in).count(),
+        static_cast<unsigned long long>(dropped(*stats, "auth.sender_mismatch")),
+        stats->peers.size(), describe_drops(*stats).c_str());
+    expect_legit_stream_delivered();
+    expect_healthy("after the flood");
+    zmq::message_t frame;
+    EXPECT_FALSE(sink.recv(frame, zmq::recv_flags::dontwait)) << "the node connected to a HELLO "
+                                                                 "it should have dropped";
 }
 
 // §6: a HELLO body is at most 65 536 bytes and announces a bounded number of queues and topics;
@@ -244,8 +348,9 @@ TEST_F(HostileTest, HellosAtTheSizeLimitsCostBoundedMemory) {
     for (int i = 0; i < 4000; ++i) fat.topics.push_back(std::string(250, 't') + std::to_string(i));
     const std::string fat_body = hello_frame(fat);
     ASSERT_GT(fat_body.size(), 2'000'000u);
+    // Dropped whoever sends them: one identity, one connection.
     for (int i = 0; i < kFatPeers; ++i) {
-        send(header_frame(NodeId::generate(), detail::Kind::hello), fat_body);
+        send(header_frame(attacker_identity_.id, detail::Kind::hello), fat_body);
     }
     std::optional<NodeStats> stats;
     ASSERT_TRUE(wait_until([&] {
@@ -264,9 +369,28 @@ TEST_F(HostileTest, HellosAtTheSizeLimitsCostBoundedMemory) {
     }
     const std::string wide_body = hello_frame(wide);
     ASSERT_LE(wide_body.size(), detail::kMaxHelloBytes);
+    // Accepted: 60 peers, each an identity with a connection of its own (a CURVE node takes
+    // from a connection only its key's id).
+    std::vector<zmq::socket_t> wide_peers;
     for (int i = 0; i < kFatPeers; ++i) {
-        send(header_frame(NodeId::generate(), detail::Kind::hello), wide_body);
+        const FakeIdentity identity = fake_identity();
+        zmq::socket_t& socket = wide_peers.emplace_back(context_, zmq::socket_type::push);
+        connect_attacker(socket, identity);
+        send_frames(socket, {header_frame(identity.id, detail::Kind::hello), wide_body});
     }
+    // Each connection's CURVE handshake comes first: only once the node lists all 60 has it
+    // read their HELLOs.
+    ASSERT_TRUE(wait_until([&] {
+        auto stats = stats_within_1s();
+        if (!stats) return false;
+        return std::count_if(stats->peers.begin(), stats->peers.end(), [](const PeerInfo& peer) {
+                   return peer.name == "intruder";
+               }) == kFatPeers;
+    })) << "the node did not take the 60 wide HELLOs";
+    // Done with their connections: what is measured below is what the node keeps for its peers,
+    // not the buffers of 60 open CURVE sessions (an attacker that holds its connections open
+    // costs them for as long as it does, bounded by the node's descriptors).
+    wide_peers.clear();
     for (int i = 0; i < 20; ++i) expect_healthy("after wide hellos");
     expect_legit_stream_delivered();
     // Their addresses never answer: once down they are forgotten, and what they held is given

@@ -33,7 +33,7 @@ std::string pack_array(const Fields&... fields) {
 TEST(BadInput, EveryMalformedFrameIsCountedAndDroppedWhileRealTrafficFlows) {
     auto consumer = peermq::Node::create({.name = "target", .interface = "lo"}).value();
     auto producer =
-        make_node({.name = "producer", .interface = "lo", .peers = {consumer.inbox_endpoint()}});
+        make_node({.name = "producer", .interface = "lo", .peers = {consumer.address()}});
     std::atomic<int> got{0};
     ASSERT_TRUE(consumer.consume("work", [&](peermq::Delivery&) { ++got; }).ok());
     ASSERT_TRUE(wait_until([&] {
@@ -45,20 +45,26 @@ TEST(BadInput, EveryMalformedFrameIsCountedAndDroppedWhileRealTrafficFlows) {
     }));
     auto work = producer.queue("work").value();
 
+    // A CURVE peer of its own key: frames that decode get as far as the checks after the
+    // sender's (its id, the one its key gives); one that claims another id is auth.sender_mismatch.
+    const FakeIdentity identity = fake_identity();
     zmq::context_t context;
     zmq::socket_t attacker(context, zmq::socket_type::push);
     attacker.set(zmq::sockopt::linger, 0);
+    curve_client(attacker, consumer.public_key(), identity);
     attacker.connect(consumer.inbox_endpoint());
 
     detail::Header good;
     good.kind = detail::Kind::data;
-    good.sender = peermq::NodeId::generate();
+    good.sender = identity.id;
     good.id = peermq::MessageId::generate();
     good.channel = "work";
     detail::Header wrong_version = good;
     wrong_version.version = 2;
     detail::Header hello = good;
     hello.kind = detail::Kind::hello;
+    detail::Header spoofed = good;  // a well-formed DATA frame speaking for another node
+    spoofed.sender = peermq::NodeId::generate();
     const std::string raw_id(16, '\x01');
 
     constexpr int kRounds = 20;
@@ -88,7 +94,8 @@ TEST(BadInput, EveryMalformedFrameIsCountedAndDroppedWhileRealTrafficFlows) {
             send_frames(attacker, {header_frame(hello),
                                    std::string(body.data(), body.size())});  // hello.missing_field
         }
-        send_frames(attacker, {std::string()});  // frame.garbage (empty)
+        send_frames(attacker, {header_frame(spoofed), "x"});  // auth.sender_mismatch
+        send_frames(attacker, {std::string()});               // frame.garbage (empty)
         for (int i = 0; i < kMessages / kRounds; ++i, ++sent) ASSERT_TRUE(work.send(sent).ok());
     }
     ASSERT_TRUE(wait_until([&] { return got == kMessages; }, 30s)) << got;
@@ -98,10 +105,9 @@ TEST(BadInput, EveryMalformedFrameIsCountedAndDroppedWhileRealTrafficFlows) {
     ASSERT_TRUE(wait_until([&] {
         stats = consumer.stats();
         return stats.dropped["hello.missing_field"] == kRounds &&
+               stats.dropped["auth.sender_mismatch"] == kRounds &&
                stats.dropped["frame.garbage"] == 2 * kRounds;
-    })) << "garbage "
-        << stats.dropped["frame.garbage"] << " hello.missing_field "
-        << stats.dropped["hello.missing_field"];
+    })) << describe_drops(stats);
     EXPECT_EQ(stats.dropped["frame.truncated"], 2u * kRounds);
     EXPECT_EQ(stats.dropped["frame.bad_version"], 1u * kRounds);
     EXPECT_EQ(stats.dropped["frame.oversized_header"], 1u * kRounds);
@@ -109,29 +115,37 @@ TEST(BadInput, EveryMalformedFrameIsCountedAndDroppedWhileRealTrafficFlows) {
     EXPECT_EQ(stats.dropped["frame.unknown_kind"], 1u * kRounds);
     EXPECT_EQ(stats.dropped["frame.bad_field"], 2u * kRounds);
     EXPECT_EQ(stats.dropped["hello.bad"], 1u * kRounds);
-    EXPECT_EQ(stats.bad_frames, 12u * kRounds);
+    EXPECT_EQ(stats.dropped["auth.sender_mismatch"], 1u * kRounds);
+    EXPECT_EQ(stats.bad_frames, 13u * kRounds);
+    // Only the producer's DATA was delivered: not the spoofed frames (nor anything else above).
     EXPECT_EQ(stats.queues["work"].delivered, static_cast<std::uint64_t>(kMessages));
     // The intruder never became a peer.
-    for (const auto& p : consumer.peers()) EXPECT_NE(p.name, "intruder");
+    for (const auto& p : consumer.peers()) {
+        EXPECT_NE(p.name, "intruder");
+        EXPECT_NE(p.id, identity.id);
+    }
 }
 
 TEST(BadInput, OversizedPayloadIsRefusedByTheTransportAndTheNodeKeepsServing) {
     auto consumer =
         peermq::Node::create({.name = "small", .interface = "lo", .max_payload_bytes = 1024})
             .value();
+    // A CURVE peer (a plain socket would never get past the handshake to send anything).
+    const FakeIdentity identity = fake_identity();
     zmq::context_t context;
     zmq::socket_t attacker(context, zmq::socket_type::push);
     attacker.set(zmq::sockopt::linger, 0);
+    curve_client(attacker, consumer.public_key(), identity);
     attacker.connect(consumer.inbox_endpoint());
     detail::Header good;
-    good.sender = peermq::NodeId::generate();
+    good.sender = identity.id;
     good.id = peermq::MessageId::generate();
     good.channel = "work";
     send_frames(attacker,
                 {header_frame(good), std::string(1 << 20, 'x')});  // ZMQ_MAXMSGSIZE drops the link
 
     auto producer =
-        make_node({.name = "producer", .interface = "lo", .peers = {consumer.inbox_endpoint()}});
+        make_node({.name = "producer", .interface = "lo", .peers = {consumer.address()}});
     std::atomic<int> got{0};
     ASSERT_TRUE(consumer.consume("work", [&](peermq::Delivery&) { ++got; }).ok());
     auto work = producer.queue("work").value();

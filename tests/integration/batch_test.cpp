@@ -60,10 +60,10 @@ TEST_P(BatchBurst, ArrivesCompleteOverTwoConsumersInFewerFramesThanMessages) {
     std::multiset<int> got;
     auto a = peermq::Node::create({.name = "a", .interface = "lo"}).value();
     auto b = peermq::Node::create({.name = "b", .interface = "lo"}).value();
-    auto producer = peermq::Node::create({.name = "producer",
-                                          .interface = "lo",
-                                          .peers = {a.inbox_endpoint(), b.inbox_endpoint()}})
-                        .value();
+    auto producer =
+        peermq::Node::create(
+            {.name = "producer", .interface = "lo", .peers = {a.address(), b.address()}})
+            .value();
     auto handler = [&](peermq::Delivery& d) {
         std::lock_guard lock(mutex);
         got.insert(d.as<int>());
@@ -111,8 +111,7 @@ INSTANTIATE_TEST_SUITE_P(Guarantees, BatchBurst,
 TEST(Batch, BadBatchesAndBadEntriesAreCountedByReasonWhileRealTrafficFlows) {
     auto consumer = peermq::Node::create({.name = "target", .interface = "lo"}).value();
     auto producer =
-        peermq::Node::create(
-            {.name = "producer", .interface = "lo", .peers = {consumer.inbox_endpoint()}})
+        peermq::Node::create({.name = "producer", .interface = "lo", .peers = {consumer.address()}})
             .value();
     std::atomic<int> real{0};
     std::atomic<int> injected{0};
@@ -129,12 +128,17 @@ TEST(Batch, BadBatchesAndBadEntriesAreCountedByReasonWhileRealTrafficFlows) {
     ASSERT_TRUE(wait_until([&] { return knows(producer, "target"); }));
     auto work = producer.queue("work", {.guarantee = peermq::Guarantee::best_effort}).value();
 
+    // A CURVE peer speaking as itself (the id its key gives); a batch claiming another sender is
+    // auth.sender_mismatch before anything in it is looked at.
+    const FakeIdentity identity = fake_identity();
     zmq::context_t context;
     zmq::socket_t attacker(context, zmq::socket_type::push);
     attacker.set(zmq::sockopt::linger, 0);
+    curve_client(attacker, consumer.public_key(), identity);
     attacker.connect(consumer.inbox_endpoint());
 
-    const auto sender = peermq::NodeId::generate();
+    const auto sender = identity.id;
+    const auto spoofed = peermq::NodeId::generate();
     detail::Header data;
     data.kind = detail::Kind::data;
     data.sender = sender;
@@ -165,6 +169,7 @@ TEST(Batch, BadBatchesAndBadEntriesAreCountedByReasonWhileRealTrafficFlows) {
                     {batch_header(sender, kOver), std::string(kOver * 8, '\0')});  // bad_batch
         send_frames(attacker, {batch_header(sender, 2), two + "x"});           // frame.bad_batch
         send_frames(attacker, {batch_header(sender, 1), "\xff\xff\xff\xff"});  // frame.bad_batch
+        send_frames(attacker, {batch_header(spoofed, 2), two});  // auth.sender_mismatch
         // Bad entries among good ones: only the bad ones are dropped.
         send_frames(attacker, {batch_header(sender, 5),
                                good() + garbage_entry + entry(header_frame(ack), "") +
@@ -182,7 +187,8 @@ TEST(Batch, BadBatchesAndBadEntriesAreCountedByReasonWhileRealTrafficFlows) {
     EXPECT_EQ(stats.dropped["frame.truncated"], 1u * kRounds);
     EXPECT_EQ(stats.dropped["frame.bad_batch"], 7u * kRounds);
     EXPECT_EQ(stats.dropped["frame.garbage"], 1u * kRounds);
-    EXPECT_EQ(stats.bad_frames, 11u * kRounds);
+    EXPECT_EQ(stats.dropped["auth.sender_mismatch"], 1u * kRounds);
+    EXPECT_EQ(stats.bad_frames, 12u * kRounds);
 }
 
 TEST(Batch, BigPayloadsMixedWithSmallOnesArriveIntact) {
@@ -190,8 +196,7 @@ TEST(Batch, BigPayloadsMixedWithSmallOnesArriveIntact) {
     std::vector<std::string> got;
     auto consumer = peermq::Node::create({.name = "target", .interface = "lo"}).value();
     auto producer =
-        peermq::Node::create(
-            {.name = "producer", .interface = "lo", .peers = {consumer.inbox_endpoint()}})
+        peermq::Node::create({.name = "producer", .interface = "lo", .peers = {consumer.address()}})
             .value();
     ASSERT_TRUE(consumer
                     .consume("mixed",
@@ -238,17 +243,21 @@ namespace {
 
 // A peer spoken by hand over raw ZeroMQ, to see the frames a node sends: an inbox (PULL) and a
 // pub socket (nothing is published) on loopback, and a PUSH to the node's inbox on which it says
-// HELLO as a node would.
+// HELLO as a node would. A CURVE peer of its own key, like a node: its PUSH a client of the
+// node's key, its inbox and pub servers with the key the node's links will ask for.
 class HandPeer {
 public:
-    explicit HandPeer(const std::string& node_inbox) {
+    explicit HandPeer(const peermq::Node& node) {
         for (zmq::socket_t* socket : {&inbox_, &pub_, &out_}) socket->set(zmq::sockopt::linger, 0);
+        curve_server(inbox_, identity_);
+        curve_server(pub_, identity_);
         inbox_port_ = bind(inbox_);
         pub_port_ = bind(pub_);
-        out_.connect(node_inbox);
+        curve_client(out_, node.public_key(), identity_);
+        out_.connect(node.inbox_endpoint());
     }
 
-    const peermq::NodeId& id() const { return id_; }
+    const peermq::NodeId& id() const { return identity_.id; }
 
     // `batch_max` 0: the HELLO says `batch` without `batch_max`, as version 1 did.
     void hello(std::vector<detail::QueueAd> queues, std::uint32_t batch_max) {
@@ -262,7 +271,7 @@ public:
         hello.heartbeat_ms = 1000;
         hello.batch = true;
         hello.batch_max = batch_max;
-        peermq::testing::send_hello(out_, hello, id_);
+        peermq::testing::send_hello(out_, hello, identity_.id);
     }
 
     void send_frames(const std::vector<std::string>& frames) {
@@ -300,11 +309,11 @@ private:
         return static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
     }
 
+    FakeIdentity identity_ = fake_identity();
     zmq::context_t context_;
     zmq::socket_t inbox_{context_, zmq::socket_type::pull};
     zmq::socket_t pub_{context_, zmq::socket_type::pub};
     zmq::socket_t out_{context_, zmq::socket_type::push};
-    peermq::NodeId id_ = peermq::NodeId::generate();
     std::uint16_t inbox_port_ = 0;
     std::uint16_t pub_port_ = 0;
 };
@@ -323,7 +332,7 @@ TEST(Batch, APeerGetsAsManyEntriesInOneBatchAsItsHelloAllows) {
         auto work = producer.queue("work", {.guarantee = peermq::Guarantee::best_effort}).value();
         for (int i = 0; i < 1000; ++i) ASSERT_TRUE(work.send(std::to_string(i)).ok());
 
-        HandPeer consumer(producer.inbox_endpoint());
+        HandPeer consumer(producer);
         consumer.hello({{"work", 1000}}, c.batch_max);
         auto batch = consumer.next(detail::Kind::batch);
         ASSERT_TRUE(batch.has_value()) << "batch_max " << c.batch_max;
@@ -356,7 +365,7 @@ TEST(Batch, AcksLeaveInBatchesOfAtMostHalfTheConsumersPrefetch) {
                              {.prefetch = 8})
                     .ok());
 
-    HandPeer sender(node.inbox_endpoint());
+    HandPeer sender(node);
     sender.hello({}, 0);
     ASSERT_TRUE(sender.next(detail::Kind::hello).has_value());  // it knows the sender now
     std::set<peermq::MessageId> unacked;

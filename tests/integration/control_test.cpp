@@ -114,7 +114,7 @@ TEST(ControlTest, ClientStatsAndPeersAreTheNodes) {
     const std::string data_dir = dir.file("producer");
     auto consumer = make_node(options("consumer"));
     auto producer_options = options("producer", data_dir);
-    producer_options.peers = {consumer.inbox_endpoint()};
+    producer_options.peers = {consumer.address()};
     auto producer = make_node(producer_options);
     std::atomic<int> handled{0};
     ASSERT_TRUE(consumer.consume("orders", [&](peermq::Delivery&) { ++handled; }).ok());
@@ -193,7 +193,7 @@ TEST(ControlTest, DeadLettersAreListedReplayedAndPurgedThroughTheClient) {
                              })
                     .ok());
     auto producer_options = options("producer", data_dir);
-    producer_options.peers = {consumer.inbox_endpoint()};
+    producer_options.peers = {consumer.address()};
     auto producer = make_node(producer_options);
     ASSERT_TRUE(wait_until([&] { return sees(producer, {"consumer"}, q); }));
     const peermq::QueueOptions fast = {.max_attempts = 2, .retry_initial = 10ms, .retry_max = 40ms};

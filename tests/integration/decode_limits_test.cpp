@@ -41,8 +41,7 @@ peermq::Result<peermq::Receipt> outcome(std::future<peermq::Result<peermq::Recei
 TEST(DecodeLimits, AForgedLengthIsNackedWithTheLimitAndTheConsumerKeepsServing) {
     auto consumer = peermq::Node::create({.name = "consumer", .interface = "lo"}).value();
     auto producer =
-        peermq::Node::create(
-            {.name = "producer", .interface = "lo", .peers = {consumer.inbox_endpoint()}})
+        peermq::Node::create({.name = "producer", .interface = "lo", .peers = {consumer.address()}})
             .value();
     std::mutex mutex;
     std::vector<std::vector<int>> decoded;

@@ -38,10 +38,10 @@ bool consuming(const peermq::Node& node, std::initializer_list<std::string> name
 TEST(EffectivelyOnce, AckTimeoutRetriesTheSameConsumerAndEachHandlerRunsOnce) {
     auto c1 = peermq::Node::create({.name = "slow-1", .interface = "lo"}).value();
     auto c2 = peermq::Node::create({.name = "slow-2", .interface = "lo"}).value();
-    auto producer = peermq::Node::create({.name = "producer",
-                                          .interface = "lo",
-                                          .peers = {c1.inbox_endpoint(), c2.inbox_endpoint()}})
-                        .value();
+    auto producer =
+        peermq::Node::create(
+            {.name = "producer", .interface = "lo", .peers = {c1.address(), c2.address()}})
+            .value();
 
     // Handlers outlast the ack timeout: they hold until the producer has retried, by timeout,
     // well over once per message.

@@ -26,18 +26,20 @@ std::uint64_t dropped(const peermq::NodeStats& stats, const std::string& reason)
     return it == stats.dropped.end() ? 0 : it->second;
 }
 
-// A consumer spoken by hand: it binds a PULL for the producer's frames, claims a queue in its
-// HELLO with whatever prefetch it likes, and never acks.
+// A consumer spoken by hand: it binds a PULL for the producer's frames (and a PUB, which
+// publishes nothing), claims a queue in its HELLO with whatever prefetch it likes, and never
+// acks. A CURVE peer of its own key, as the producer's links to it ask: its PUSH a client of the
+// producer's key, its PULL and PUB servers with its own.
 class GreedyConsumer {
 public:
-    GreedyConsumer(const std::string& producer_inbox, std::uint32_t prefetch)
-        : prefetch_(prefetch) {
-        inbox_.set(zmq::sockopt::linger, 0);
-        inbox_.bind("tcp://127.0.0.1:*");
-        const std::string endpoint = inbox_.get(zmq::sockopt::last_endpoint);
-        port_ = static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+    GreedyConsumer(const peermq::Node& producer, std::uint32_t prefetch) : prefetch_(prefetch) {
+        peermq::testing::curve_server(inbox_, identity_);
+        peermq::testing::curve_server(pub_, identity_);
+        port_ = peermq::testing::bind_loopback(inbox_);
+        pub_port_ = peermq::testing::bind_loopback(pub_);
         to_producer_.set(zmq::sockopt::linger, 0);
-        to_producer_.connect(producer_inbox);
+        peermq::testing::curve_client(to_producer_, producer.public_key(), identity_);
+        to_producer_.connect(producer.inbox_endpoint());
     }
 
     // Its HELLO, again and again (as an attacker would, every 0.3 s): it stays alive.
@@ -47,11 +49,11 @@ public:
         hello.cluster = "default";
         hello.host = "127.0.0.1";
         hello.inbox_port = port_;
-        hello.pub_port = port_;
+        hello.pub_port = pub_port_;
         hello.queues.push_back(detail::QueueAd{"work", prefetch_});
         hello.batch = true;
         hello.batch_max = detail::kMaxBatchEntries;
-        peermq::testing::send_hello(to_producer_, hello, id_);
+        peermq::testing::send_hello(to_producer_, hello, identity_.id);
     }
 
     // Reads what arrived; returns the number of DATA messages taken so far.
@@ -75,11 +77,13 @@ public:
 
 private:
     std::uint32_t prefetch_;
-    peermq::NodeId id_ = peermq::NodeId::generate();
+    peermq::testing::FakeIdentity identity_ = peermq::testing::fake_identity();
     zmq::context_t context_;
     zmq::socket_t inbox_{context_, zmq::socket_type::pull};
+    zmq::socket_t pub_{context_, zmq::socket_type::pub};
     zmq::socket_t to_producer_{context_, zmq::socket_type::push};
     std::uint16_t port_ = 0;
+    std::uint16_t pub_port_ = 0;
     std::size_t taken_ = 0;
 };
 
@@ -89,12 +93,12 @@ TEST(GreedyPeers, AConsumerClaimingAHugePrefetchGetsAtMostTheQueuesMaxCredit) {
     constexpr int kMessages = 20000;
     constexpr std::uint32_t kMaxCredit = 1000;
     auto producer = peermq::Node::create({.name = "producer", .interface = "lo"}).value();
-    auto honest = peermq::Node::create(
-                      {.name = "honest", .interface = "lo", .peers = {producer.inbox_endpoint()}})
-                      .value();
+    auto honest =
+        peermq::Node::create({.name = "honest", .interface = "lo", .peers = {producer.address()}})
+            .value();
     std::atomic<int> handled{0};
     ASSERT_TRUE(honest.consume("work", [&](peermq::Delivery&) { ++handled; }).ok());
-    GreedyConsumer greedy(producer.inbox_endpoint(), 1'000'000);
+    GreedyConsumer greedy(producer, 1'000'000);
     greedy.hello();
     ASSERT_TRUE(wait_until([&] {
         int consumers = 0;
@@ -131,10 +135,9 @@ TEST(GreedyPeers, ATopicPayloadOverTheSubscribersLimitIsDroppedAndCounted) {
     auto subscriber =
         peermq::Node::create({.name = "subscriber", .interface = "lo", .max_payload_bytes = 1024})
             .value();
-    auto publisher =
-        peermq::Node::create(
-            {.name = "publisher", .interface = "lo", .peers = {subscriber.inbox_endpoint()}})
-            .value();
+    auto publisher = peermq::Node::create(
+                         {.name = "publisher", .interface = "lo", .peers = {subscriber.address()}})
+                         .value();
     std::mutex mutex;
     std::vector<std::size_t> sizes;
     ASSERT_TRUE(subscriber

@@ -40,7 +40,7 @@ class NodeTest : public ::testing::TestWithParam<peermq::Guarantee> {};
 TEST_P(NodeTest, WorkIsSpreadOverTwoConsumersAndNothingIsLost) {
     auto c1 = make_node("c1");
     auto c2 = make_node("c2");
-    auto producer = make_node("producer", {c1.inbox_endpoint(), c2.inbox_endpoint()});
+    auto producer = make_node("producer", {c1.address(), c2.address()});
     std::atomic<int> got1{0}, got2{0};
     std::mutex mutex;
     std::set<int> seen;
@@ -90,7 +90,7 @@ INSTANTIATE_TEST_SUITE_P(Guarantees, NodeTest,
 // travel batched and arrive intact.
 TEST(Node, ManyThreadsSendingThroughOneQueueLoseNothing) {
     auto consumer = make_node("consumer");
-    auto producer = make_node("producer", {consumer.inbox_endpoint()});
+    auto producer = make_node("producer", {consumer.address()});
     constexpr int kThreads = 8;
     constexpr int kPerThread = 5000;
     std::mutex mutex;
@@ -134,7 +134,7 @@ TEST(Node, ManyThreadsSendingThroughOneQueueLoseNothing) {
 
 TEST(Node, HeadersAndRawPayloadArrive) {
     auto consumer = make_node("consumer");
-    auto producer = make_node("producer", {consumer.inbox_endpoint()});
+    auto producer = make_node("producer", {consumer.address()});
     std::mutex mutex;
     std::optional<peermq::Message> received;
     ASSERT_TRUE(consumer
@@ -178,7 +178,7 @@ TEST(Node, MessagesWaitForAConsumerThatAppearsLater) {
     auto jobs = producer.queue("later").value();
     for (int i = 0; i < 50; ++i) ASSERT_TRUE(jobs.send(i).ok());
     EXPECT_TRUE(wait_until([&] { return producer.stats().queues["later"].depth == 50; }));
-    auto consumer = make_node("consumer", {producer.inbox_endpoint()});
+    auto consumer = make_node("consumer", {producer.address()});
     std::atomic<int> got{0};
     ASSERT_TRUE(consumer.consume("later", [&](peermq::Delivery&) { ++got; }).ok());
     EXPECT_TRUE(wait_until([&] { return got == 50; }));
@@ -188,8 +188,7 @@ TEST(Node, TopicsFanOutToEverySubscriberWithPrefixFiltering) {
     auto s1 = make_node("s1");
     auto s2 = make_node("s2");
     auto s3 = make_node("s3");
-    auto publisher =
-        make_node("pub", {s1.inbox_endpoint(), s2.inbox_endpoint(), s3.inbox_endpoint()});
+    auto publisher = make_node("pub", {s1.address(), s2.address(), s3.address()});
     std::mutex mutex;
     std::map<std::string, std::vector<std::string>> got;  // subscriber → topics received
     auto record = [&](const std::string& who) {
@@ -251,7 +250,7 @@ TEST(Node, ClosedPeerIsDownAtOnceAndPeerEventsAreRaised) {
         std::lock_guard lock(mutex);
         events.emplace_back(e.peer.name, e.peer.state);
     });
-    auto b = make_node("b", {a.inbox_endpoint()});
+    auto b = make_node("b", {a.address()});
     // Both sides first: until a's HELLO answer is in, b knows a by endpoint only.
     ASSERT_TRUE(wait_until([&] { return sees(a, {"b"}) && sees(b, {"a"}); }));
     const auto closed_at = std::chrono::steady_clock::now();
@@ -280,11 +279,11 @@ TEST(Node, KilledPeerIsDownWithinThreeSecondsAndItsWorkMovesOn) {
     auto survivor = make_node("survivor");
     std::atomic<int> survivor_got{0};
     ASSERT_TRUE(survivor.consume("work", [&](peermq::Delivery&) { ++survivor_got; }).ok());
-    auto producer = make_node("producer", {survivor.inbox_endpoint()});
+    auto producer = make_node("producer", {survivor.address()});
     // A consumer in another process that never acks anything (it only logs to /dev/null after
     // a handler that throws for payload 0..): we kill it with SIGKILL while it holds credit.
     peermq::testing::TestNode victim({"--name", "victim", "--consume", "work", "--peer",
-                                      peermq::testing::host_port(producer.inbox_endpoint())});
+                                      peermq::testing::host_port(producer.address())});
     ASSERT_TRUE(victim.ready()) << victim.output();
     ASSERT_TRUE(wait_until([&] { return sees(producer, {"victim", "survivor"}, "work"); }));
     // And the producer's own connection to it is up (it has sent it a frame), so that work can

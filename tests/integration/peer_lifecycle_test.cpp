@@ -10,10 +10,15 @@
 #include <zmq.hpp>
 
 #include "peermq/peermq.hpp"
+#include "support/raw_frames.hpp"
 #include "support/wait.hpp"
 #include "wire/envelope.hpp"
 
 using namespace std::chrono_literals;
+using peermq::testing::bind_loopback;
+using peermq::testing::curve_server;
+using peermq::testing::fake_identity;
+using peermq::testing::FakeIdentity;
 using peermq::testing::wait_until;
 namespace detail = peermq::detail;
 
@@ -107,9 +112,12 @@ TEST(PeerLifecycle, AliveEventOfAPeerFoundByDiscoveryCarriesItsNameAndQueues) {
     // The handler is installed by the actor; a stats() call behind it in the mailbox means it is.
     (void)node.stats();
 
-    // Found by discovery: the id is known before any HELLO, unlike a static peer.
+    // Found by discovery: the id is known before any HELLO. The record carries the worker's key
+    // (the node's link asks for it) and the id that key gives.
+    ASSERT_EQ(peermq::node_id_of(worker.public_key()).value(), worker.id());
     peermq::ServiceRecord record;
     record.id = worker.id();
+    record.public_key = worker.public_key();
     record.name = "worker-2";
     record.cluster = "default";
     record.host = "127.0.0.1";
@@ -134,22 +142,37 @@ TEST(PeerLifecycle, AliveEventOfAPeerFoundByDiscoveryCarriesItsNameAndQueues) {
 }
 
 TEST(PeerLifecycle, ClosingNodeSaysByeToAPeerItKnowsOnlyByEndpoint) {
-    // A raw socket stands in for a peer that has our HELLO but has not answered yet.
-    zmq::context_t context;
-    zmq::socket_t inbox(context, zmq::socket_type::pull);
-    inbox.set(zmq::sockopt::linger, 0);
-    inbox.bind("tcp://127.0.0.1:*");
-    const std::string endpoint = inbox.get(zmq::sockopt::last_endpoint);
+    // A raw socket stands in for a static peer that has our HELLO but has not answered yet: the
+    // node knows no more of it than its address. In open mode that address carries its key, which
+    // gives its id; in plain mode it is the bare endpoint, and the id stays unknown.
+    for (const auto trust : {peermq::TrustMode::open, peermq::TrustMode::plain}) {
+        const bool secure = trust == peermq::TrustMode::open;
+        SCOPED_TRACE(secure ? "open" : "plain");
+        const FakeIdentity identity = fake_identity();
+        zmq::context_t context;
+        zmq::socket_t inbox(context, zmq::socket_type::pull);
+        curve_server(inbox, identity, secure);
+        const std::string endpoint = "127.0.0.1:" + std::to_string(bind_loopback(inbox));
 
-    auto node = peermq::Node::create({.name = "leaver",
-                                      .interface = "lo",
-                                      .peers = {endpoint.substr(std::string("tcp://").size())}})
-                    .value();
-    const peermq::NodeId id = node.id();
-    ASSERT_TRUE(wait_for_frame(inbox, detail::Kind::hello, id, 10s));
-    const auto peers = node.peers();
-    ASSERT_EQ(peers.size(), 1u);
-    EXPECT_TRUE(peers[0].id.is_nil());  // known by endpoint only
-    node.close();
-    EXPECT_TRUE(wait_for_frame(inbox, detail::Kind::bye, id, 5s));
+        auto node = peermq::Node::create(
+                        {.name = "leaver",
+                         .trust = trust,
+                         .interface = "lo",
+                         .peers = {secure ? peermq::peer_address(endpoint, identity.keys.public_key)
+                                          : endpoint}})
+                        .value();
+        const peermq::NodeId id = node.id();
+        ASSERT_TRUE(wait_for_frame(inbox, detail::Kind::hello, id, 10s));
+        const auto peers = node.peers();
+        ASSERT_EQ(peers.size(), 1u);
+        EXPECT_EQ(peers[0].state, peermq::PeerState::connecting);  // it never answered
+        EXPECT_TRUE(peers[0].name.empty());
+        if (secure) {
+            EXPECT_EQ(peers[0].id, identity.id);  // the id its key gives, and nothing else
+        } else {
+            EXPECT_TRUE(peers[0].id.is_nil());  // known by endpoint only
+        }
+        node.close();
+        EXPECT_TRUE(wait_for_frame(inbox, detail::Kind::bye, id, 5s));
+    }
 }

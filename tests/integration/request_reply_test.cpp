@@ -29,9 +29,8 @@ bool serves(const peermq::Node& node, int count, const std::string& queue) {
 TEST(RequestReply, RepliesComeBackToTheCallerFromEveryResponder) {
     auto r1 = peermq::Node::create({.name = "r1", .interface = "lo"}).value();
     auto r2 = peermq::Node::create({.name = "r2", .interface = "lo"}).value();
-    auto client = peermq::Node::create({.name = "client",
-                                        .interface = "lo",
-                                        .peers = {r1.inbox_endpoint(), r2.inbox_endpoint()}})
+    auto client = peermq::Node::create(
+                      {.name = "client", .interface = "lo", .peers = {r1.address(), r2.address()}})
                       .value();
     std::atomic<int> served1{0}, served2{0};
     auto square = [](std::atomic<int>& counter) {
@@ -70,9 +69,9 @@ TEST(RequestReply, RepliesComeBackToTheCallerFromEveryResponder) {
 
 TEST(RequestReply, HandlerErrorsAndMissingServicesAreErrorsNotHangs) {
     auto server = peermq::Node::create({.name = "server", .interface = "lo"}).value();
-    auto client = peermq::Node::create(
-                      {.name = "client", .interface = "lo", .peers = {server.inbox_endpoint()}})
-                      .value();
+    auto client =
+        peermq::Node::create({.name = "client", .interface = "lo", .peers = {server.address()}})
+            .value();
     ASSERT_TRUE(peermq::patterns::Responder::serve(server, "fail",
                                                    [](const peermq::Message&) -> peermq::Payload {
                                                        throw std::runtime_error("database is down");

@@ -39,9 +39,8 @@ bool alive(const peermq::Node& node, const std::string& name, const std::string&
 // A's ack arrives while B holds the message: it is A's success that counts.
 TEST(SenderRules, ALateAckFromAnEarlierConsumerSettlesTheMessageAfterARetry) {
     auto producer = peermq::Node::create({.name = "producer", .interface = "lo"}).value();
-    auto a =
-        peermq::Node::create({.name = "a", .interface = "lo", .peers = {producer.inbox_endpoint()}})
-            .value();
+    auto a = peermq::Node::create({.name = "a", .interface = "lo", .peers = {producer.address()}})
+                 .value();
     std::promise<void> a_got, b_got, release_b;
     std::shared_future<void> b_got_f = b_got.get_future().share();
     std::shared_future<void> release_b_f = release_b.get_future().share();
@@ -59,9 +58,8 @@ TEST(SenderRules, ALateAckFromAnEarlierConsumerSettlesTheMessageAfterARetry) {
     auto receipt = work.send_confirmed(1);
     a_got.get_future().wait();
     // B appears only now: the retry after A's timeout can go nowhere else.
-    auto b =
-        peermq::Node::create({.name = "b", .interface = "lo", .peers = {producer.inbox_endpoint()}})
-            .value();
+    auto b = peermq::Node::create({.name = "b", .interface = "lo", .peers = {producer.address()}})
+                 .value();
     ASSERT_TRUE(b.consume("work", [&](peermq::Delivery&) {
                      if (b_calls++ == 0) b_got.set_value();
                      release_b_f.wait_for(30s);
@@ -112,8 +110,7 @@ TEST(SenderRules, SendConfirmedIsAdmittedLikeSend) {
 TEST(SenderRules, ADeadLetterReplayedIntoABestEffortQueueIsSentBestEffort) {
     auto producer = peermq::Node::create({.name = "producer", .interface = "lo"}).value();
     auto consumer =
-        peermq::Node::create(
-            {.name = "consumer", .interface = "lo", .peers = {producer.inbox_endpoint()}})
+        peermq::Node::create({.name = "consumer", .interface = "lo", .peers = {producer.address()}})
             .value();
     std::atomic<int> rejected_calls{0}, fast_calls{0};
     ASSERT_TRUE(consumer
@@ -185,7 +182,7 @@ TEST(SenderRules, TwoNodesSeeEachOtherAliveWellWithinAHeartbeat) {
     const auto start = std::chrono::steady_clock::now();
     auto b = peermq::Node::create({.name = "b",
                                    .interface = "lo",
-                                   .peers = {a.inbox_endpoint()},
+                                   .peers = {a.address()},
                                    .heartbeat_interval = 5s,
                                    .peer_timeout = 15s})
                  .value();

@@ -82,7 +82,7 @@ TEST(ThreadFailures, APeerEventHandlerThatThrowsIsCountedAndEventsKeepComing) {
     {
         auto other = peermq::Node::create({.name = "other",
                                            .interface = "lo",
-                                           .peers = {watcher.inbox_endpoint()},
+                                           .peers = {watcher.address()},
                                            .heartbeat_interval = 100ms,
                                            .peer_timeout = 500ms})
                          .value();

@@ -96,7 +96,7 @@ protected:
 
     void SetUp() override {
         consumer_.emplace(make_node("consumer"));
-        producer_.emplace(make_node("producer", {consumer_->inbox_endpoint()}));
+        producer_.emplace(make_node("producer", {consumer_->address()}));
         ASSERT_TRUE(consumer_->consume("orders", [this](peermq::Delivery&) { ++consumed_; }).ok());
         ASSERT_TRUE(
             consumer_->subscribe("prices.", [this](const peermq::Message&) { ++prices_; }).ok());

@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include "peermq/keys.hpp"
 
 #include "peermq/peermq.hpp"
 
@@ -52,9 +53,19 @@ inline ChannelStats queue_stats(const Node& node, const std::string& queue) {
     return it == stats.queues.end() ? ChannelStats{} : it->second;
 }
 
-// "tcp://127.0.0.1:4000" -> 4000.
+// "tcp://127.0.0.1:4000" (or an address, "tcp://127.0.0.1:4000#KEY") -> "tcp://127.0.0.1:4000".
+inline std::string without_key(const std::string& endpoint) {
+    const std::size_t n = endpoint.size();
+    if (n > kKeyTextSize && endpoint[n - kKeyTextSize - 1] == '#') {
+        return endpoint.substr(0, n - kKeyTextSize - 1);
+    }
+    return endpoint;
+}
+
+// "tcp://127.0.0.1:4000" (with or without "#KEY") -> 4000.
 inline std::uint16_t port_of(const std::string& endpoint) {
-    return static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+    const std::string bare = without_key(endpoint);
+    return static_cast<std::uint16_t>(std::stoi(bare.substr(bare.rfind(':') + 1)));
 }
 
 // For failure messages: one line per peer, a queue's counters, the drops by reason.

@@ -10,6 +10,7 @@
 
 #include <zmq.hpp>
 
+#include "peermq/keys.hpp"
 #include "wire/envelope.hpp"
 
 namespace peermq::testing {
@@ -32,6 +33,38 @@ inline std::string hello_frame(const detail::Hello& hello) {
     msgpack::sbuffer buffer;
     detail::encode_hello(hello, buffer);
     return {buffer.data(), buffer.size()};
+}
+
+// A fake peer's identity: a key pair and the id it gives, the only sender its frames may claim
+// (a node drops the rest as auth.sender_mismatch).
+struct FakeIdentity {
+    KeyPair keys;
+    NodeId id;
+};
+
+inline FakeIdentity fake_identity() {
+    FakeIdentity identity{generate_key_pair().value(), {}};
+    identity.id = node_id_of(identity.keys.public_key).value();
+    return identity;
+}
+
+// Makes `socket` a CurveZMQ client of the node whose public key is `server_key` (Z85), as
+// `identity`, before it connects. An empty `server_key` (a plain node) leaves it plain.
+inline void curve_client(zmq::socket_t& socket, const std::string& server_key,
+                         const FakeIdentity& identity) {
+    if (server_key.empty()) return;
+    socket.set(zmq::sockopt::curve_serverkey, server_key);
+    socket.set(zmq::sockopt::curve_publickey, identity.keys.public_key);
+    socket.set(zmq::sockopt::curve_secretkey, identity.keys.secret_key);
+}
+
+// Makes `socket` a CurveZMQ server as `identity` (a fake peer's inbox or pub, which the node
+// reaches with the key of the connection its HELLO came on), before it binds. `secure` false:
+// left plain, for a plain node.
+inline void curve_server(zmq::socket_t& socket, const FakeIdentity& identity, bool secure = true) {
+    if (!secure) return;
+    socket.set(zmq::sockopt::curve_server, true);
+    socket.set(zmq::sockopt::curve_secretkey, identity.keys.secret_key);
 }
 
 // Binds `socket` to an ephemeral port on 127.0.0.1 (no linger); returns the port. Where a fake

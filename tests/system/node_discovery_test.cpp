@@ -308,8 +308,10 @@ INSTANTIATE_TEST_SUITE_P(Backends, NodeRecords,
                          ::testing::Values(Backend::daemon, Backend::embedded), BackendName());
 
 // Records by hand point at a live node that announces nothing itself (no discovery): malformed
-// ones are counted and lead nowhere; a well-formed one with a made-up id leads to the node, which
-// answers HELLO with its real id.
+// ones are counted and lead nowhere; one naming another key's id, or without a key, leads
+// nowhere either; a rogue one with a key of its own at the live node's port cannot get a link
+// (the handshake needs the live node's secret key); the one with the live node's id and key,
+// published by hand like any other, leads to it.
 TEST_P(NodeRecords, MalformedRecordsAreCountedAndAValidOneLeadsToTheLiveNode) {
     forget_static_peers_from_environment();
     const std::string token = unique_token();
@@ -328,6 +330,9 @@ TEST_P(NodeRecords, MalformedRecordsAreCountedAndAValidOneLeadsToTheLiveNode) {
         {"txt.missing_id", {"v=1", "pub=" + pub, "cluster=" + cluster}},
         {"txt.bad_port", {"v=1", made_up, "pub=70000", "cluster=" + cluster}},
         {"txt.bad_version", {"v=7", made_up, "pub=" + pub, "cluster=" + cluster}},
+        // The live node's key under an id it does not give: a forged record.
+        {"txt.bad_key",
+         {"v=1", made_up, "pub=" + pub, "cluster=" + cluster, "pk1=" + live.public_key()}},
     };
     std::vector<std::unique_ptr<ChildProcess>> publishers;
     for (std::size_t i = 0; i < cases.size(); ++i) {
@@ -344,29 +349,41 @@ TEST_P(NodeRecords, MalformedRecordsAreCountedAndAValidOneLeadsToTheLiveNode) {
             kAliveTimeout))
             << "no record counted as " << c.reason;
     }
+    // A record without a key (as nodes of the first revision published) cannot make a link.
+    publishers.push_back(publish_by_hand("nokey-" + token, inbox,
+                                         {"v=1", made_up, "pub=" + pub, "cluster=" + cluster}));
+    EXPECT_TRUE(wait_until([&] { return observer.stats().dropped["discovery.no_key"] >= 1; },
+                           kAliveTimeout))
+        << describe_drops(observer.stats());
     // Ignored means no connection: neither node knows the other.
     EXPECT_TRUE(observer.peers().empty()) << describe(observer.peers());
     EXPECT_TRUE(live.peers().empty()) << describe(live.peers());
 
-    const NodeId fake = Uuid::generate();
+    // A rogue record: a consistent id and key of someone else's, at the live node's port.
+    const KeyPair rogue = generate_key_pair().value();
+    const NodeId rogue_id = node_id_of(rogue.public_key).value();
+    publishers.push_back(publish_by_hand("rogue-" + token, inbox,
+                                         {"v=1", "id=" + rogue_id.to_string(), "pub=" + pub,
+                                          "cluster=" + cluster, "pk1=" + rogue.public_key}));
+    ASSERT_TRUE(wait_until([&] { return !observer.peers().empty(); }, kAliveTimeout));
+
     const auto published_at = SteadyClock::now();
-    publishers.push_back(
-        publish_by_hand("hand-" + token, inbox,
-                        {"v=1", "id=" + fake.to_string(), "pub=" + pub, "cluster=" + cluster}));
-    ASSERT_TRUE(wait_until(
-        [&] {
-            const auto peers = observer.peers();
-            return peers.size() == 1 && peers[0].id == live.id() &&
-                   peers[0].state == PeerState::alive;
-        },
-        kAliveTimeout))
+    publishers.push_back(publish_by_hand("hand-" + token, inbox,
+                                         {"v=1", "id=" + live.id().to_string(), "pub=" + pub,
+                                          "cluster=" + cluster, "pk1=" + live.public_key()}));
+    ASSERT_TRUE(wait_until([&] { return is_alive(observer, live.name()); }, kAliveTimeout))
         << "the observer did not reach the live node through the record:\n"
         << describe(observer.peers());
     std::printf("[timing] %s: hand-published record -> live node alive: %.0f ms\n",
                 backend_name(GetParam()).c_str(), ms_between(published_at, SteadyClock::now()));
-    const auto peers = observer.peers();
-    EXPECT_EQ(peers[0].name, live.name());
-    EXPECT_EQ(peers[0].inbox_endpoint, live.inbox_endpoint());
+    for (const auto& peer : observer.peers()) {
+        if (peer.id == rogue_id) {
+            EXPECT_NE(peer.state, PeerState::alive) << "the rogue record got a link";
+        } else {
+            EXPECT_EQ(peer.id, live.id());
+            EXPECT_EQ(peer.inbox_endpoint, live.inbox_endpoint());
+        }
+    }
     EXPECT_TRUE(wait_until([&] { return is_alive(live, observer.name()); }, kAliveTimeout))
         << describe(live.peers());
     for (const auto& [reason, count] : observer.stats().discovery_ignored) {
@@ -398,7 +415,7 @@ TEST_P(NodeRecords, AvahiBrowseListsARunningNodeWithItsTxt) {
     EXPECT_EQ(entry->port, port_of(node.inbox_endpoint()));
     const std::vector<std::string> expected = {
         "v=1", "id=" + node.id().to_string(), "pub=" + std::to_string(port_of(node.pub_endpoint())),
-        "cluster=" + cluster};
+        "cluster=" + cluster, "pk1=" + node.public_key()};
     // avahi-browse prints TXT strings in reverse order of the record; compare as sets.
     std::vector<std::string> txt = entry->txt;
     std::vector<std::string> want = expected;

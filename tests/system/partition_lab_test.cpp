@@ -73,11 +73,12 @@ double ms_since(std::int64_t from_ns, std::int64_t to_ns) {
 }
 
 // A `peermq_driver probe` on one lab host, with static peers only (nothing from the test's
-// environment).
+// environment) and the secret key `secret_key` (its peers are given the public half).
 std::unique_ptr<ProbeNode> lab_node(const std::string& dir, int host, const std::string& name,
-                                    const Args& args) {
-    return std::make_unique<ProbeNode>(
-        dir, name, args, Args{lab_script(), "exec", std::to_string(host)}, Args{kNoStaticPeers});
+                                    const Args& args, const std::string& secret_key) {
+    return std::make_unique<ProbeNode>(dir, name, args,
+                                       Args{lab_script(), "exec", std::to_string(host)},
+                                       Args{kNoStaticPeers, "PEERMQ_SECRET_KEY=" + secret_key});
 }
 
 bool lab(const std::string& action, int host) {
@@ -100,14 +101,18 @@ struct Cluster {
     Cluster(const std::string& dir, const std::string& guarantee) {
         const std::string token = unique_token();
         const auto port = static_cast<std::uint16_t>(20000 + std::random_device{}() % 20000);
+        // Keys made here, so that every node can name its static peers' keys before any runs.
+        std::vector<KeyPair> keys;
+        for (int host = 1; host <= 3; ++host) keys.push_back(generate_key_pair().value());
         auto args = [&](int host) {
             std::vector<std::string> out = {"--cluster", "pt-" + token,       "--interface",
                                             "lan0",      "--discovery",       "static",
                                             "--port",    std::to_string(port)};
             for (int other = 1; other <= 3; ++other) {
                 if (other == host) continue;
-                out.insert(out.end(), {"--peer", "10.77.0." + std::to_string(other) + ":" +
-                                                     std::to_string(port)});
+                out.insert(out.end(), {"--peer", peer_address("10.77.0." + std::to_string(other) +
+                                                                  ":" + std::to_string(port),
+                                                              keys[other - 1].public_key)});
             }
             return out;
         };
@@ -117,9 +122,10 @@ struct Cluster {
         a_args.insert(a_args.end(), {"--consume", kQueue});
         auto b_args = args(kOtherHost);
         b_args.insert(b_args.end(), {"--consume", kQueue});
-        producer = lab_node(dir, kProducerHost, "p-" + token, producer_args);
-        a = lab_node(dir, kCutHost, "a-" + token, a_args);
-        b = lab_node(dir, kOtherHost, "b-" + token, b_args);
+        producer = lab_node(dir, kProducerHost, "p-" + token, producer_args,
+                            keys[kProducerHost - 1].secret_key);
+        a = lab_node(dir, kCutHost, "a-" + token, a_args, keys[kCutHost - 1].secret_key);
+        b = lab_node(dir, kOtherHost, "b-" + token, b_args, keys[kOtherHost - 1].secret_key);
     }
 
     // Every node ready, and every pair alive both ways (acks reach the producer).

@@ -6,6 +6,7 @@
 
 #include "../../discovery/src/peer_table.hpp"
 #include "../../discovery/src/txt_record.hpp"
+#include "peermq/keys.hpp"
 
 namespace peermq::detail {
 namespace {
@@ -136,6 +137,28 @@ TEST(TxtRecord, ReasonsAreTheCounterNames) {
     EXPECT_EQ(reason(TxtProblem::bad_id), "txt.bad_id");
     EXPECT_EQ(reason(TxtProblem::bad_port), "txt.bad_port");
     EXPECT_EQ(reason(TxtProblem::missing_cluster), "txt.missing_cluster");
+    EXPECT_EQ(reason(TxtProblem::bad_key), "txt.bad_key");
+}
+
+// pk1 carries the key the id derives from: a record whose key gives another id is a forgery
+// (or garbage) and leads nowhere; a record without one parses (a plain node has none).
+TEST(TxtRecord, AKeyMustGiveTheRecordsId) {
+    const auto pair = generate_key_pair().value();
+    const std::string id = "id=" + node_id_of(pair.public_key).value().to_string();
+    const auto parsed =
+        parse_txt({"v=1", id, "pub=5556", "cluster=shop", "pk1=" + pair.public_key});
+    ASSERT_TRUE(std::holds_alternative<TxtRecord>(parsed));
+    EXPECT_EQ(std::get<TxtRecord>(parsed).public_key, pair.public_key);
+
+    EXPECT_EQ(
+        problem_of({"v=1", "id=" + kId, "pub=5556", "cluster=shop", "pk1=" + pair.public_key}),
+        TxtProblem::bad_key);
+    EXPECT_EQ(problem_of({"v=1", id, "pub=5556", "cluster=shop", "pk1=short"}),
+              TxtProblem::bad_key);
+    EXPECT_EQ(problem_of({"v=1", id, "pub=5556", "cluster=shop", "pk1"}), TxtProblem::bad_key);
+    const auto keyless = parse_txt(good_txt());
+    ASSERT_TRUE(std::holds_alternative<TxtRecord>(keyless));
+    EXPECT_TRUE(std::get<TxtRecord>(keyless).public_key.empty());
 }
 
 ServiceRecord node(const std::string& name, std::uint16_t inbox, std::uint16_t pub,
@@ -156,6 +179,13 @@ TEST(TxtRecord, FormatThenParseRoundTrips) {
     const auto parsed = parse_txt(txt);
     ASSERT_TRUE(std::holds_alternative<TxtRecord>(parsed));
     EXPECT_EQ(std::get<TxtRecord>(parsed).id, self.id);
+
+    ServiceRecord keyed = self;
+    keyed.public_key = generate_key_pair()->public_key;
+    keyed.id = node_id_of(keyed.public_key).value();
+    const auto with_key = parse_txt(format_txt(keyed));
+    ASSERT_TRUE(std::holds_alternative<TxtRecord>(with_key));
+    EXPECT_EQ(std::get<TxtRecord>(with_key).public_key, keyed.public_key);
 }
 
 TEST(TxtRecord, InstanceNameIsNameDashShortIdWithinOneLabel) {

@@ -41,6 +41,7 @@ struct BenchOptions {
     std::string pattern = "queue";
     std::string guarantee = "at_least_once";
     std::string durability = "memory";
+    std::string trust = pb::trust_name(NodeOptions{}.trust);  // of both peermq nodes
     std::size_t size = 64;
     std::size_t messages = 500'000;
     int runs = 3;
@@ -176,9 +177,11 @@ void print_report(const BenchOptions& options, const ThroughputResult& throughpu
                 pb::grouped(double(options.messages)).c_str());
     std::printf(
         "  beside raw ZeroMQ (%s) in the same run; tcp loopback, receiver in a separate process\n"
+        "  peermq trust mode %s%s, raw ZeroMQ without CURVE\n"
         "  %d runs each, raw and peermq alternating, median shown; %u cores, load average %s\n\n",
-        pb::zmq_version_string().c_str(), options.runs, std::thread::hardware_concurrency(),
-        load_start.c_str());
+        pb::zmq_version_string().c_str(), options.trust.c_str(),
+        options.trust == "open" ? " (CurveZMQ)" : "", options.runs,
+        std::thread::hardware_concurrency(), load_start.c_str());
     std::printf("%-36s %13s %9s\n", "throughput", "msg/s", "MB/s");
     std::printf("%-36s %13s %9.1f   %s%s\n", ("  peermq " + options.pattern).c_str(),
                 pb::grouped(throughput.peermq).c_str(), throughput.peermq * mb,
@@ -210,6 +213,7 @@ void print_json(const BenchOptions& options, const ThroughputResult& throughput,
     out["pattern"] = options.pattern;
     out["guarantee"] = options.pattern == "topic" ? "best_effort" : options.guarantee;
     out["durability"] = options.durability;
+    out["trust"] = options.trust;
     out["size"] = options.size;
     out["messages"] = options.messages;
     out["runs"] = options.runs;
@@ -275,6 +279,7 @@ int run(const BenchOptions& options) {
     context.role_prefix = {kPeerCommand};
     context.cluster = "bench-cli-" + std::to_string(::getpid());
     context.max_length = std::clamp<std::size_t>(kQueueBytes / options.size, 1000, 1'000'000);
+    context.trust = options.trust == "plain" ? TrustMode::plain : TrustMode::open;
 
     const std::string load_start = pb::load_average();
     const ThroughputResult throughput = measure_throughput(context, options);
@@ -323,6 +328,12 @@ void add_bench_command(CLI::App& app, Runner& selected) {
                          "journal in a temporary directory)")
             ->check(CLI::IsMember({"memory", "group_commit"}))
             ->capture_default_str();
+    command
+        ->add_option("--trust", options->trust,
+                     "Trust mode of both peermq nodes: open (CurveZMQ on every link) or plain "
+                     "(no encryption; the raw ZeroMQ baseline is plain either way)")
+        ->check(CLI::IsMember({"open", "plain"}))
+        ->capture_default_str();
     command->add_option("--size", options->size, "Payload bytes")
         ->check(CLI::Range(std::size_t{1}, kMaxSize))
         ->capture_default_str();

@@ -132,7 +132,7 @@ int run_consume(const ConsumeOptionsCli& options) {
             std::min<std::uint64_t>(consume_options.prefetch, options.count));
     if (Status status = node.consume(options.queue, handler, consume_options); !status.ok())
         throw CliError(status.to_string());
-    note("consuming '" + options.queue + "' as " + node.name() + " on " + node.inbox_endpoint() +
+    note("consuming '" + options.queue + "' as " + node.name() + " on " + node.address() +
          (options.count > 0 ? " until " + std::to_string(options.count) + " messages" : "") +
          "; Ctrl-C to stop");
     return finish_reception(node, reception, interrupts, timeout, options.timeout, "consuming",
@@ -168,7 +168,7 @@ int run_tap(const TapOptions& options) {
     };
     if (Status status = node.subscribe(options.prefix, handler); !status.ok())
         throw CliError(status.to_string());
-    note("tapping '" + options.prefix + "' as " + node.name() + " on " + node.inbox_endpoint() +
+    note("tapping '" + options.prefix + "' as " + node.name() + " on " + node.address() +
          "; Ctrl-C to stop");
     return finish_reception(node, reception, interrupts, timeout, options.timeout, "tapping",
                             "tapped '" + options.prefix + "'");

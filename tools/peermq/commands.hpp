@@ -28,5 +28,6 @@ void add_dlq_command(CLI::App& app, Runner& selected);
 void add_stats_command(CLI::App& app, Runner& selected);
 void add_bench_command(CLI::App& app, Runner& selected);
 void add_doctor_command(CLI::App& app, Runner& selected);
+void add_keys_command(CLI::App& app, Runner& selected);  // keys generate, keys show
 
 }  // namespace peermq::cli

@@ -27,11 +27,12 @@ struct ServiceRecord {
     std::string name;
     std::string cluster;
     std::uint32_t protocol_version = 1;
-    std::string host;              // IPv4/IPv6 literal or host name to connect to
+    std::string host;  // IPv4/IPv6 literal or host name to connect to
     std::uint16_t inbox_port = 0;
-    std::uint16_t pub_port = 0;    // 0 = unknown until HELLO
-    std::string interface;         // interface it was found on, when known
-    std::string instance;          // DNS-SD instance name, when found by DNS-SD
+    std::uint16_t pub_port = 0;  // 0 = unknown until HELLO
+    std::string interface;       // interface it was found on, when known
+    std::string instance;        // DNS-SD instance name, when found by DNS-SD
+    std::string public_key;      // CURVE public key (Z85) the id derives from; empty: unknown
 };
 
 struct DiscoveryEvent {
@@ -60,7 +61,8 @@ using DiscoveryFactory = std::function<Result<std::unique_ptr<Discovery>>()>;
 // Endpoints "host:port" or "tcp://host:port" (inbox ports); each is reported once as found.
 Result<std::unique_ptr<Discovery>> make_static_discovery(std::vector<std::string> endpoints);
 
-// Parses "host:port" or "tcp://host:port"; used for options, files and PEERMQ_PEERS.
+// Parses "host:port" or "tcp://host:port", each with an optional "#KEY" (a Z85 public key,
+// which also gives the record's id); used for options, files and PEERMQ_PEERS.
 Result<ServiceRecord> parse_endpoint(std::string_view endpoint);
 
 }  // namespace peermq

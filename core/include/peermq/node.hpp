@@ -108,6 +108,10 @@ public:
     // Endpoints as peers connect to them ("tcp://127.0.0.1:40123").
     const std::string& inbox_endpoint() const noexcept;
     const std::string& pub_endpoint() const noexcept;
+    // The node's CURVE public key (Z85), from which its id derives.
+    const std::string& public_key() const noexcept;
+    // What another node takes as a static peer to reach this one: "tcp://host:port#KEY".
+    std::string address() const;
 
     // Work queues: load-balanced over every node consuming `queue` (this one included).
     Status consume(std::string queue, ConsumeHandler handler, ConsumeOptions options = {});
@@ -122,7 +126,7 @@ public:
     Status publish_payload(std::string_view topic, Payload payload, Headers headers = {});
     Status subscribe(std::string prefix, SubscribeHandler handler);
 
-    // Adds a peer by inbox endpoint ("host:port" or "tcp://host:port").
+    // Adds a peer by address ("host:port#KEY" or "tcp://host:port#KEY"; no key in plain mode).
     Status add_peer(std::string endpoint);
     std::vector<PeerInfo> peers() const;
     // Called on a dispatcher thread at every peer state change from now on. Peers can become known

@@ -36,6 +36,17 @@ enum class OverflowPolicy {
     drop_oldest,  // the oldest waiting message goes to the dead-letter journal ("dropped_oldest")
 };
 
+// Who may connect to a node, and how its links are protected (docs/security.md).
+enum class TrustMode {
+    // CurveZMQ on every link (encrypted, each end authenticated by its key) and every frame's
+    // sender checked against the key of its connection: no node can speak as another. Any key
+    // may connect.
+    open,
+    // No encryption, no authentication: anyone who reaches a port can speak as any node. Only
+    // for comparison and for peers that cannot do CURVE; the node warns at start.
+    plain,
+};
+
 struct QueueOptions {
     Guarantee guarantee = Guarantee::at_least_once;
     std::chrono::milliseconds ttl = 0ms;  // 0 = never expires
@@ -69,11 +80,18 @@ struct ConsumeOptions {
 struct NodeOptions {
     std::string name{};               // required; [A-Za-z0-9._-], at most 48 characters
     std::string cluster = "default";  // nodes only talk to nodes of the same cluster
+    TrustMode trust = TrustMode::open;
+    // The node's CURVE secret key (Z85, 40 characters; peermq/keys.hpp). Empty: the
+    // PEERMQ_SECRET_KEY environment variable, else the data directory's node.key (made at the
+    // first start, mode 0600), else a key for this run only. The node id derives from the key:
+    // a node that keeps its key keeps its id.
+    std::string secret_key{};
     // Interface to bind and announce on: a name ("lo", "eth0") or "*" for all interfaces.
     std::string interface = "*";
     std::uint16_t inbox_port = 0;  // 0 = ephemeral
     std::uint16_t pub_port = 0;    // 0 = ephemeral
-    // Static peers ("host:port" of their inbox). PEERMQ_PEERS=host:port,... adds to these.
+    // Static peers: their inbox and public key, "host:port#KEY" (Node::address() gives it;
+    // "host:port" alone is enough only in plain mode). PEERMQ_PEERS=a,b,... adds to these.
     std::vector<std::string> peers{};
     // Peer discovery; empty = static peers only. See peermq::discovery::automatic().
     DiscoveryFactory discovery{};

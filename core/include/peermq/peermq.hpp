@@ -6,6 +6,7 @@
 #include "peermq/clock.hpp"
 #include "peermq/dead_letters.hpp"
 #include "peermq/discovery.hpp"
+#include "peermq/keys.hpp"
 #include "peermq/message.hpp"
 #include "peermq/msgpack.hpp"
 #include "peermq/node.hpp"

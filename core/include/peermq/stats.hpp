@@ -83,7 +83,7 @@ struct NodeStats {
     // "frame.bad_version", "frame.oversized_header", "frame.missing_field", "frame.unknown_kind",
     // "hello.bad", "ack.unknown_id", "dedupe.duplicate", "ttl.expired", ... (docs/spec/wire.md).
     std::map<std::string, std::uint64_t> dropped;
-    std::uint64_t bad_frames = 0;  // sum of the "frame.*" and "hello.*" reasons
+    std::uint64_t bad_frames = 0;  // sum of the "frame.*", "hello.*" and "auth.*" reasons
     std::map<std::string, std::uint64_t> discovery_ignored;
     // Exceptions caught where they would have ended a thread the library runs, by where:
     // "dispatcher" (a pool thread, outside any handler), "peer_event_handler" (the

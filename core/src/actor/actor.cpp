@@ -23,7 +23,7 @@ constexpr auto kCloseDrain = std::chrono::seconds(2);
 }  // namespace
 
 Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket_t sub,
-             std::unique_ptr<Journal> journal)
+             std::unique_ptr<ZapHandler> zap, std::unique_ptr<Journal> journal)
     : core_(core),
       options_(core.options),
       clock_(*core.clock),
@@ -31,12 +31,13 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
       inbox_(std::move(inbox)),
       pub_(std::move(pub)),
       sub_(std::move(sub)),
+      zap_(std::move(zap)),
       // A link may hold data its peer's kernel has not acknowledged for less than peer_timeout:
       // it is given up before its messages are redirected.
       links_(
           core.context, sub_,
           std::max(options_.peer_timeout - options_.heartbeat_interval, options_.peer_timeout / 2),
-          core.log),
+          core.log, core.secure() ? &core.identity : nullptr),
       liveness_(PeerLiveness::Timing{options_.heartbeat_interval, options_.peer_timeout}, core.log),
       peers_(liveness_.directory()),
       sender_(core.id, core.log, peers_, *this,
@@ -52,6 +53,10 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
             [&core] { core.post(CommitDoneCmd{}); });
     }
     dead_letters_ = std::make_unique<DeadLetterStore>(journal_.get());
+    if (zap_) {
+        watch_handshakes(inbox_, inbox_monitor_, "inbox");
+        watch_handshakes(pub_, pub_monitor_, "pub");
+    }
     next_tick_ = clock_.steady_now();
     now_ = next_tick_;
     now_unix_ms_ = clock_.unix_ms();
@@ -59,6 +64,35 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
 }
 
 Actor::~Actor() = default;
+
+void Actor::watch_handshakes(zmq::socket_t& socket, zmq::socket_t& monitor, const char* name) {
+    const std::string endpoint = "inproc://peermq.monitor." + std::string(name);
+    const int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor(socket.handle(), endpoint.c_str(), events) != 0) {
+        PEERMQ_LOG(log_, LogLevel::warn, "node", "failed handshakes will not be counted",
+                   {"socket", name}, {"error", zmq_strerror(zmq_errno())});
+        return;
+    }
+    monitor = zmq::socket_t(core_.context, zmq::socket_type::pair);
+    monitor.set(zmq::sockopt::linger, 0);
+    monitor.connect(endpoint);
+}
+
+void Actor::read_monitor(zmq::socket_t& monitor) {
+    zmq::message_t event;
+    for (int n = 0; n < 256 && monitor.recv(event, zmq::recv_flags::dontwait); ++n) {
+        zmq::message_t address;
+        if (event.more()) (void)monitor.recv(address);
+        // A protocol failure (a wrong server key) or a refusal by the ZAP handler says someone
+        // tried a link it cannot have. Without detail, libzmq reports both a connection closed
+        // mid-handshake (a peer stopping: routine) and a client without CURVE: counted apart.
+        std::uint16_t kind = 0;
+        if (event.size() >= sizeof kind) std::memcpy(&kind, event.data(), sizeof kind);
+        drop(kind == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ? Drop::link_handshake_cut
+                                                          : Drop::auth_handshake_failed);
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // The loop
@@ -87,6 +121,12 @@ void Actor::turn() {
         poll_items_.push_back({nullptr, core_.mailbox_.fd(), ZMQ_POLLIN, 0});
         poll_items_.push_back({inbox_.handle(), 0, ZMQ_POLLIN, 0});
         poll_items_.push_back({sub_.handle(), 0, ZMQ_POLLIN, 0});
+        poll_items_.push_back({zap_ ? zap_->socket().handle() : nullptr, -1,
+                               static_cast<short>(zap_ ? ZMQ_POLLIN : 0), 0});
+        for (zmq::socket_t* monitor : {&inbox_monitor_, &pub_monitor_}) {
+            poll_items_.push_back(
+                {monitor->handle(), -1, static_cast<short>(monitor->handle() ? ZMQ_POLLIN : 0), 0});
+        }
         links_.add_poll_items(peers_, poll_items_);
         try {
             zmq::poll(poll_items_.data(), poll_items_.size(), poll_timeout(clock_.steady_now()));
@@ -95,6 +135,10 @@ void Actor::turn() {
         }
         read_clock();
 
+        // Handshakes first: a connection waits for its answer before any frame can come.
+        if (poll_items_[3].revents & ZMQ_POLLIN) zap_->serve();
+        if (poll_items_[4].revents & ZMQ_POLLIN) read_monitor(inbox_monitor_);
+        if (poll_items_[5].revents & ZMQ_POLLIN) read_monitor(pub_monitor_);
         // Topic messages before anything that may disconnect the SUB socket: polling it fetches
         // the first part of a message ahead (libzmq's xsub), and a disconnect before that message
         // is read whole trips libzmq's atomicity assertion (fq.cpp) and aborts the process.
@@ -319,6 +363,9 @@ void Actor::shutdown() {
     inbox_.close();
     pub_.close();
     sub_.close();
+    inbox_monitor_.close();  // their monitored sockets are closed: nothing more comes
+    pub_monitor_.close();
+    if (zap_) zap_->socket().close();  // last: the context cannot end while it is open
 }
 
 // ---------------------------------------------------------------------------------------------

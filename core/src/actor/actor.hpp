@@ -35,6 +35,7 @@
 #include "reliability/sender.hpp"
 #include "reliability/timer_wheel.hpp"
 #include "reliability/topics.hpp"
+#include "security/zap_handler.hpp"
 #include "storage/dead_letter_store.hpp"
 #include "storage/journal_pipeline.hpp"
 #include "util/ring.hpp"
@@ -45,8 +46,9 @@ namespace peermq::detail {
 
 class Actor final : private SenderPort, private ReceiverPort {
 public:
+    // `zap`: the node's ZAP handler (null in plain mode), served by the loop.
     Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket_t sub,
-          std::unique_ptr<Journal> journal);
+          std::unique_ptr<ZapHandler> zap, std::unique_ptr<Journal> journal);
     ~Actor();
     Actor(const Actor&) = delete;
     Actor& operator=(const Actor&) = delete;
@@ -108,8 +110,11 @@ private:
     // A new peer record and its link, within the peer table's bound: makes room by forgetting
     // an unconfirmed peer, else counts `refused` and returns null (also when no socket could
     // be made).
-    Peer* add_peer(const NodeId& id, const std::string& host, std::uint16_t inbox_port,
-                   Drop refused);
+    Peer* add_peer(const NodeId& id, const std::optional<CurveKey>& key, const std::string& host,
+                   std::uint16_t inbox_port, Drop refused);
+    // Secure modes: whether the frame came over a connection whose key gives `sender` (its
+    // User-Id, set by the ZAP handler); connection_key_ is then that key.
+    bool sent_by_connection(zmq::message_t& frame, const NodeId& sender);
     bool make_room();
     void remove_peer(Peer* peer);
     // A frame from the peer: the table's liveness rules (PeerLiveness::heard), carried out.
@@ -177,6 +182,17 @@ private:
     zmq::socket_t inbox_;
     zmq::socket_t pub_;
     zmq::socket_t sub_;
+    std::unique_ptr<ZapHandler> zap_;
+    // Secure modes: the inbox's and pub's handshake events (libzmq refuses a failed CurveZMQ
+    // handshake silently; these count it, `auth.handshake_failed`).
+    zmq::socket_t inbox_monitor_;
+    zmq::socket_t pub_monitor_;
+    void watch_handshakes(zmq::socket_t& socket, zmq::socket_t& monitor, const char* name);
+    void read_monitor(zmq::socket_t& monitor);
+    // The last connection key checked, and the id it gives: frames come in runs from one peer.
+    std::string connection_user_;
+    CurveKey connection_key_{};
+    NodeId connection_id_;
     std::unique_ptr<JournalPipeline> journal_;  // null: no journal
     std::unique_ptr<DeadLetterStore> dead_letters_;
     bool stopping_ = false;

@@ -49,6 +49,12 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
         drop(*reason);
         return;
     }
+    // Whatever a frame says, it speaks only for the key its connection was made with: a HELLO,
+    // an ACK or a BYE claiming another node's id changes nothing.
+    if (zap_ && !sent_by_connection(header_frame, header_.sender)) {
+        drop(Drop::auth_sender_mismatch);
+        return;
+    }
     Peer* peer = peers_.find(header_.sender);
     // A HELLO is counted and heard by on_hello, once it has filled in the peer's name, queues
     // and topics: the alive transition (and its PeerEvent) must carry them.
@@ -91,6 +97,19 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
             }
             break;
     }
+}
+
+bool Actor::sent_by_connection(zmq::message_t& frame, const NodeId& sender) {
+    const char* user = zmq_msg_gets(frame.handle(), "User-Id");
+    if (user == nullptr) return false;  // not through the ZAP handler: nothing vouches for it
+    if (connection_user_ != user) {
+        const auto key = decode_key(user);
+        if (!key) return false;
+        connection_user_ = user;
+        connection_key_ = *key;
+        connection_id_ = node_id_of(*key);
+    }
+    return connection_id_ == sender;
 }
 
 void Actor::on_batch(Peer* peer, zmq::message_t& body_frame) {
@@ -197,7 +216,10 @@ void Actor::on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::m
     }
     if (Peer* peer = peers_.find(header_.sender)) {
         ++peer->frames_received;
-        heard(peer);
+        // The one SUB socket cannot tell which publisher's connection a message came on, so in
+        // the secure modes its `sender` is not checked against a key (docs/security.md): it
+        // must not keep a peer alive. Liveness comes from the inbox, whose frames are checked.
+        if (!zap_) heard(peer);
     }
     receiver_.deliver_topic(topics_.received(header_, payload_of(payload)),
                             topics_.subscriptions());

@@ -39,14 +39,15 @@ bool Actor::make_room() {
     return true;
 }
 
-Peer* Actor::add_peer(const NodeId& id, const std::string& host, std::uint16_t inbox_port,
-                      Drop refused) {
+Peer* Actor::add_peer(const NodeId& id, const std::optional<CurveKey>& key, const std::string& host,
+                      std::uint16_t inbox_port, Drop refused) {
     if (peers_.size() >= core_.peer_limit && !make_room()) {
         drop(refused);
         return nullptr;
     }
     auto peer = std::make_unique<Peer>();
     peer->id = id;
+    peer->key = key;
     peer->host = host;
     peer->inbox_port = inbox_port;
     peer->inbox_endpoint = PeerLinks::endpoint_of(host, inbox_port);
@@ -126,6 +127,7 @@ void Actor::send_hello(Peer* peer) {
         hello.heartbeat_ms = static_cast<std::uint32_t>(options_.heartbeat_interval.count());
         hello.batch = true;
         hello.batch_max = static_cast<std::uint32_t>(kMaxBatchEntries);
+        hello.incarnation = core_.identity.incarnation;
         hello_body_.clear();
         encode_hello(hello, hello_body_);
     }
@@ -169,13 +171,19 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
         return;
     }
     const std::string endpoint = PeerLinks::endpoint_of(host, hello.inbox_port);
+    // Its key is its connection's (checked in on_frame): our links to it will ask for it.
+    std::optional<CurveKey> key;
+    if (zap_) key = connection_key_;
+    // Only a HELLO that comes over its key's connection can speak for the node's lives: a plain
+    // node's incarnations would be anyone's to forge (a huge one would silence the real node).
+    const std::uint64_t incarnation = zap_ ? hello.incarnation : 0;
     // The same node at a new endpoint, or a new node in the place of an old one: the record
     // moves to a new link and keeps how the node was found.
     auto replace = [&](Peer* old) {
         const bool configured = old->configured;
         const bool discovered = old->discovered;
         remove_peer(old);
-        Peer* fresh = add_peer(header_.sender, host, hello.inbox_port, Drop::peer_table_full);
+        Peer* fresh = add_peer(header_.sender, key, host, hello.inbox_port, Drop::peer_table_full);
         if (fresh) {
             fresh->configured = configured;
             fresh->discovered = discovered;
@@ -203,8 +211,18 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
             }
         }
         if (!peer && !restarted) {
-            peer = add_peer(header_.sender, host, hello.inbox_port, Drop::peer_table_full);
+            peer = add_peer(header_.sender, key, host, hello.inbox_port, Drop::peer_table_full);
         }
+    } else if (incarnation != 0 && incarnation < peer->incarnation) {
+        drop(Drop::hello_stale);  // an earlier life of this node, delayed: nothing to learn
+        return;
+    } else if (incarnation > peer->incarnation && peer->incarnation != 0) {
+        // The same key, started again (its id survives restarts): what was in flight there died
+        // with the old process, and its links are the old process's connections.
+        PEERMQ_LOG(log_, LogLevel::info, "peer", "peer restarted", {"peer", hello.name},
+                   {"id", header_.sender}, {"incarnation", incarnation}, {"endpoint", endpoint});
+        if (peer->state != PeerState::down) sender_.redirect_from(peer->id, fresh_now());
+        peer = replace(peer);
     } else if (peer->inbox_endpoint != endpoint) {
         // A live peer whose link works does not move: a HELLO naming its id elsewhere is
         // someone else's (a node that really moved is down here first, then welcome).
@@ -217,6 +235,7 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
     }
     if (!peer) return;  // refused and counted by add_peer
     ++peer->frames_received;
+    if (incarnation > peer->incarnation) peer->incarnation = incarnation;
     peer->name = hello.name;
     peer->cluster = hello.cluster;
     peer->pub_port = hello.pub_port;
@@ -254,7 +273,7 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
 }
 
 void Actor::on_discovery(DiscoveryCmd& cmd) {
-    const ServiceRecord& record = cmd.event.record;
+    ServiceRecord& record = cmd.event.record;
     if (!record.id.is_nil() && record.id == core_.id) return;
     if (!record.cluster.empty() && record.cluster != options_.cluster) {
         drop(Drop::discovery_other_cluster);
@@ -271,20 +290,40 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
         drop(Drop::discovery_bad_address);
         return;
     }
+    // A link needs the peer's key, and the record's id must be the one that key gives: a record
+    // naming one node's id with another key is a forgery (or garbage), never a link.
+    std::optional<CurveKey> key;
+    if (zap_) {
+        if (record.public_key.empty()) {
+            drop(Drop::discovery_no_key);
+            return;
+        }
+        key = decode_key(record.public_key);
+        if (!key || (!record.id.is_nil() && record.id != node_id_of(*key))) {
+            drop(Drop::discovery_bad_key);
+            return;
+        }
+    }
     const std::string endpoint = PeerLinks::endpoint_of(record.host, record.inbox_port);
+    if (key && record.id.is_nil()) record.id = node_id_of(*key);  // the key names the node
     Peer* peer = record.id.is_nil() ? nullptr : peers_.find(record.id);
     if (!peer) {
         for (const auto& candidate : peers_.all()) {
             if (candidate->inbox_endpoint == endpoint) peer = candidate.get();
         }
     }
-    const bool configured = record.id.is_nil();
+    const bool configured = cmd.configured;
+    if (peer && key && peer->key && *peer->key != *key) {
+        // Another key at this endpoint: a different node now (restarted with a new key), whose
+        // record will come by its own id. The old record stays until it is down.
+        peer = nullptr;
+    }
     if (peer) {
         if (peer->inbox_endpoint != endpoint && !record.id.is_nil()) {
             // Same node, new address or port (a changed record): move the link.
             const bool was_configured = peer->configured;
             remove_peer(peer);
-            peer = add_peer(record.id, record.host, record.inbox_port, Drop::peer_table_full);
+            peer = add_peer(record.id, key, record.host, record.inbox_port, Drop::peer_table_full);
             if (!peer) return;
             peer->configured = was_configured;
             send_hello(peer);
@@ -293,7 +332,7 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
         peer->discovered = peer->discovered || !configured;
         return;
     }
-    peer = add_peer(record.id, record.host, record.inbox_port, Drop::peer_table_full);
+    peer = add_peer(record.id, key, record.host, record.inbox_port, Drop::peer_table_full);
     if (!peer) return;
     peer->configured = configured;
     peer->discovered = !configured;

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "peermq/clock.hpp"
 #include "peermq/node.hpp"
 #include "peermq/uuid.hpp"
+#include "security/node_key.hpp"
 
 namespace peermq::detail {
 
@@ -29,7 +31,10 @@ struct QueueLink {
 struct Peer {
     using Steady = Clock::Steady;
 
-    NodeId id;  // nil until its HELLO (peers added by endpoint)
+    NodeId id;  // nil until its HELLO (peers added by endpoint, TrustMode::plain only)
+    // Its CURVE public key (the id derives from it): its links' server key. None in plain mode.
+    std::optional<CurveKey> key;
+    std::uint64_t incarnation = 0;  // from its HELLO: grows when the node restarts
     std::string name;
     std::string cluster;
     std::string host;

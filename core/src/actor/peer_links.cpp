@@ -13,16 +13,30 @@ constexpr auto kConnectTimeout = std::chrono::milliseconds(250);
 }  // namespace
 
 PeerLinks::PeerLinks(zmq::context_t& context, zmq::socket_t& sub,
-                     std::chrono::milliseconds unacked_data_timeout, Logger& log)
-    : context_(context), sub_(sub), unacked_data_timeout_(unacked_data_timeout), log_(log) {}
+                     std::chrono::milliseconds unacked_data_timeout, Logger& log,
+                     const NodeIdentity* identity)
+    : context_(context),
+      sub_(sub),
+      unacked_data_timeout_(unacked_data_timeout),
+      log_(log),
+      identity_(identity) {}
 
 std::string PeerLinks::endpoint_of(const std::string& host, std::uint16_t port) {
     if (host.find(':') != std::string::npos) return "tcp://[" + host + "]:" + std::to_string(port);
     return "tcp://" + host + ":" + std::to_string(port);
 }
 
-zmq::socket_t PeerLinks::make_push(const std::string& endpoint) {
+zmq::socket_t PeerLinks::make_push(const Peer& peer) {
     zmq::socket_t push(context_, zmq::socket_type::push);
+    if (identity_) {
+        // A CurveZMQ client: the handshake fails unless the other end holds the peer's secret
+        // key, so frames go to the node the key names or nowhere.
+        if (!peer.key) throw zmq::error_t();
+        push.set(zmq::sockopt::curve_serverkey,
+                 zmq::const_buffer(peer.key->data(), peer.key->size()));
+        push.set(zmq::sockopt::curve_publickey, identity_->public_key);
+        push.set(zmq::sockopt::curve_secretkey, identity_->secret_key);
+    }
     // The node picks the destination of each message itself: queue only to live connections,
     // keep the per-peer buffer bounded, and never block the actor.
     push.set(zmq::sockopt::immediate, 1);
@@ -39,13 +53,13 @@ zmq::socket_t PeerLinks::make_push(const std::string& endpoint) {
     // cut link cannot deliver them late, after the heal, as second copies. Closing the socket
     // would not do it: the kernel keeps retransmitting what a closed socket left behind.
     push.set(zmq::sockopt::tcp_maxrt, static_cast<int>(unacked_data_timeout_.count()));
-    push.connect(endpoint);
+    push.connect(peer.inbox_endpoint);
     return push;
 }
 
 bool PeerLinks::open(Peer& peer) {
     try {
-        peer.push = make_push(peer.inbox_endpoint);
+        peer.push = make_push(peer);
         return true;
     } catch (const zmq::error_t& e) {
         // Out of sockets or descriptors despite the peer table's bound (another part of the
@@ -58,7 +72,7 @@ bool PeerLinks::open(Peer& peer) {
 
 void PeerLinks::reset(Peer& peer) {
     try {
-        zmq::socket_t fresh = make_push(peer.inbox_endpoint);
+        zmq::socket_t fresh = make_push(peer);
         peer.push = std::move(fresh);  // the old socket closes with linger 0
     } catch (const zmq::error_t& e) {
         PEERMQ_LOG(log_, LogLevel::warn, "peer", "cannot reopen the link to a peer",
@@ -69,7 +83,7 @@ void PeerLinks::reset(Peer& peer) {
     if (!peer.pub_endpoint.empty()) {
         try {
             sub_.disconnect(peer.pub_endpoint);
-            sub_.connect(peer.pub_endpoint);
+            connect_sub(peer, peer.pub_endpoint);
         } catch (const zmq::error_t&) {
         }
     }
@@ -80,12 +94,22 @@ void PeerLinks::subscribe_to(Peer& peer, const std::string& endpoint) {
     leave_pub(peer);
     peer.pub_endpoint = endpoint;
     try {
-        sub_.connect(endpoint);
+        connect_sub(peer, endpoint);
     } catch (const zmq::error_t& e) {
         PEERMQ_LOG(log_, LogLevel::warn, "peer", "cannot subscribe to a peer",
                    {"endpoint", endpoint}, {"error", e.what()});
         peer.pub_endpoint.clear();
     }
+}
+
+void PeerLinks::connect_sub(const Peer& peer, const std::string& endpoint) {
+    if (identity_) {
+        if (!peer.key) throw zmq::error_t();
+        // Read by libzmq at connect(): each connection of the one SUB has its own server key.
+        sub_.set(zmq::sockopt::curve_serverkey,
+                 zmq::const_buffer(peer.key->data(), peer.key->size()));
+    }
+    sub_.connect(endpoint);
 }
 
 void PeerLinks::leave_pub(Peer& peer) {

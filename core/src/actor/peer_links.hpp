@@ -27,8 +27,11 @@ public:
 
     // `unacked_data_timeout`: how long a link may hold data its peer's kernel has not
     // acknowledged before the connection is given up (TCP_USER_TIMEOUT).
+    // `identity`: the node's keys; every link is then a CurveZMQ client that authenticates the
+    // peer by its key (Peer::key). Null: plain links (TrustMode::plain).
     PeerLinks(zmq::context_t& context, zmq::socket_t& sub,
-              std::chrono::milliseconds unacked_data_timeout, Logger& log);
+              std::chrono::milliseconds unacked_data_timeout, Logger& log,
+              const NodeIdentity* identity = nullptr);
 
     // The endpoint of a host (an IP literal) and a port: tcp://host:port, tcp://[v6]:port.
     static std::string endpoint_of(const std::string& host, std::uint16_t port);
@@ -71,13 +74,16 @@ public:
     }
 
 private:
-    zmq::socket_t make_push(const std::string& endpoint);
+    zmq::socket_t make_push(const Peer& peer);
     void leave_pub(Peer& peer);
+    // The SUB connects to `peer`'s PUB with its key as the CurveZMQ server key.
+    void connect_sub(const Peer& peer, const std::string& endpoint);
 
     zmq::context_t& context_;
     zmq::socket_t& sub_;
     const std::chrono::milliseconds unacked_data_timeout_;
     Logger& log_;
+    const NodeIdentity* identity_;
     std::vector<Peer*> polled_;  // this turn's blocked peers, by poll item from first_item_
     std::size_t first_item_ = 0;
 };

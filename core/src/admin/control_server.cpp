@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -152,6 +153,12 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(NodeCore& core, std:
         server->socket_.set(zmq::sockopt::maxmsgsize,
                             static_cast<std::int64_t>(kMaxControlRequestBytes));
         server->socket_.bind(server->endpoint_);
+        // Whoever can connect can purge and replay dead letters: the node's user only, whatever
+        // the umask (libzmq creates the socket file with the process's).
+        if (!path.empty() && ::chmod(path.c_str(), 0600) != 0) {
+            return make_error(ErrorCode::io_error, "cannot restrict the control socket " + path +
+                                                       " to its owner: " + std::strerror(errno));
+        }
     } catch (const zmq::error_t& e) {
         const ErrorCode code =
             e.num() == EADDRINUSE ? ErrorCode::address_in_use : ErrorCode::io_error;

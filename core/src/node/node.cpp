@@ -6,8 +6,10 @@
 #include "actor/actor.hpp"
 #include "admin/control_server.hpp"
 #include "node/node_core.hpp"
+#include "peermq/keys.hpp"
 #include "platform/data_dir_lock.hpp"
 #include "platform/interfaces.hpp"
+#include "security/zap_handler.hpp"
 #include "storage/journal.hpp"
 
 namespace peermq {
@@ -124,6 +126,17 @@ Status NodeCore::start() {
         if (!locked) return locked.status();
         data_dir_lock_ = std::make_unique<DataDirLock>(std::move(locked).value());
     }
+    // The key, under the data directory's lock: two starts never make two keys.
+    auto resolved = resolve_identity(options.secret_key, options.data_dir, clock->unix_ms());
+    if (!resolved) return resolved.status();
+    identity = std::move(resolved).value();
+    id = identity.id;
+    if (!secure()) {
+        PEERMQ_LOG(log, LogLevel::warn, "node",
+                   "trust mode plain: links are not encrypted and any host that reaches this "
+                   "node can speak as any node",
+                   {"id", id});
+    }
     std::string host = "*";
     if (options.interface != "*") {
         auto address = interface_ipv4(options.interface);
@@ -151,7 +164,20 @@ Status NodeCore::start() {
     const auto max_frame = static_cast<std::int64_t>(std::min<std::size_t>(
         options.max_payload_bytes + kMaxHeaderBytes, static_cast<std::size_t>(INT32_MAX)));
 
+    // Bound before the sockets it guards: no handshake may find it missing (libzmq would
+    // then let the client in unauthenticated, and the frame check would drop all it sends).
+    std::unique_ptr<ZapHandler> zap;
+    if (secure()) zap = std::make_unique<ZapHandler>(context);
+    // The node's own sockets are CurveZMQ servers; its SUB a client (server keys per peer).
+    auto serve_curve = [this](zmq::socket_t& socket) {
+        if (!secure()) return;
+        socket.set(zmq::sockopt::curve_server, true);
+        socket.set(zmq::sockopt::curve_secretkey, identity.secret_key);
+        socket.set(zmq::sockopt::zap_domain, "peermq");
+    };
+
     zmq::socket_t inbox(context, zmq::socket_type::pull);
+    serve_curve(inbox);
     inbox.set(zmq::sockopt::rcvhwm, 100'000);
     inbox.set(zmq::sockopt::maxmsgsize, max_frame);
     inbox.set(zmq::sockopt::linger, 0);
@@ -160,6 +186,7 @@ Status NodeCore::start() {
     inbox_endpoint = inbox_bound.value();
 
     zmq::socket_t pub(context, zmq::socket_type::pub);
+    serve_curve(pub);
     pub.set(zmq::sockopt::sndhwm, 100'000);
     pub.set(zmq::sockopt::linger, 0);
     auto pub_bound = bind_socket(pub, host, options.pub_port, "pub");
@@ -167,6 +194,10 @@ Status NodeCore::start() {
     pub_endpoint = pub_bound.value();
 
     zmq::socket_t sub(context, zmq::socket_type::sub);
+    if (secure()) {
+        sub.set(zmq::sockopt::curve_publickey, identity.public_key);
+        sub.set(zmq::sockopt::curve_secretkey, identity.secret_key);
+    }
     sub.set(zmq::sockopt::rcvhwm, 100'000);
     sub.set(zmq::sockopt::maxmsgsize, max_frame);
     sub.set(zmq::sockopt::linger, 0);
@@ -181,7 +212,7 @@ Status NodeCore::start() {
     dispatcher = std::make_unique<Dispatcher>(
         options.dispatcher_threads, [this] { post(OutcomesCmd{}); }, &log);
     actor_ = std::make_unique<Actor>(*this, std::move(inbox), std::move(pub), std::move(sub),
-                                     std::move(journal));
+                                     std::move(zap), std::move(journal));
     if (Status loaded = actor_->load_outbox(); !loaded.ok()) {
         dispatcher->stop();
         actor_.reset();
@@ -209,6 +240,14 @@ Status NodeCore::start() {
             close();
             return record.status();
         }
+        if (secure() && record->public_key.empty()) {
+            close();
+            return make_error(ErrorCode::invalid_argument,
+                              "static peer '" + endpoint +
+                                  "' has no key: give it as host:port#KEY (the peer's "
+                                  "Node::address(), or `peermq keys show` in its data "
+                                  "directory), or use trust mode plain");
+        }
         auto resolved = resolve_ipv4(record->host);
         if (!resolved) {
             close();
@@ -218,7 +257,7 @@ Status NodeCore::start() {
         records.push_back(std::move(record).value());
     }
     for (auto& record : records)
-        post(DiscoveryCmd{DiscoveryEvent{DiscoveryEvent::Kind::found, record}});
+        post(DiscoveryCmd{DiscoveryEvent{DiscoveryEvent::Kind::found, record}, true});
 
     if (options.discovery) {
         auto created = options.discovery();
@@ -234,9 +273,12 @@ Status NodeCore::start() {
         self.inbox_port = port_of(inbox_endpoint);
         self.pub_port = port_of(pub_endpoint);
         self.interface = options.interface == "*" ? std::string() : options.interface;
+        if (secure()) self.public_key = identity.public_key;
         auto discovery = std::move(created).value();
-        Status started = discovery->start(
-            self, [this](DiscoveryEvent event) { post(DiscoveryCmd{std::move(event)}); });
+        const bool configured = discovery->backend() == "static";
+        Status started = discovery->start(self, [this, configured](DiscoveryEvent event) {
+            post(DiscoveryCmd{std::move(event), configured});
+        });
         if (!started.ok()) {
             close();
             return started;
@@ -422,7 +464,7 @@ Status serving(const std::shared_ptr<NodeCore>& core) {
 
 Result<Node> Node::create(NodeOptions options) {
     if (Status valid = detail::validate(options); !valid.ok()) return valid;
-    auto core = std::make_shared<detail::NodeCore>(std::move(options), NodeId::generate());
+    auto core = std::make_shared<detail::NodeCore>(std::move(options), NodeId{});
     if (Status started = core->start(); !started.ok()) {
         core->close();
         return started;
@@ -456,6 +498,10 @@ const NodeId& Node::id() const noexcept { return core_->id; }
 const std::string& Node::name() const noexcept { return core_->options.name; }
 const std::string& Node::inbox_endpoint() const noexcept { return core_->inbox_endpoint; }
 const std::string& Node::pub_endpoint() const noexcept { return core_->pub_endpoint; }
+const std::string& Node::public_key() const noexcept { return core_->identity.public_key; }
+std::string Node::address() const {
+    return peer_address(core_->inbox_endpoint, core_->identity.public_key);
+}
 
 Status Node::consume(std::string queue, ConsumeHandler handler, ConsumeOptions options) {
     if (Status status = detail::serving(core_); !status.ok()) return status;
@@ -513,10 +559,15 @@ Status Node::add_peer(std::string endpoint) {
     if (Status status = detail::serving(core_); !status.ok()) return status;
     auto record = parse_endpoint(endpoint);
     if (!record) return record.status();
+    if (core_->secure() && record->public_key.empty()) {
+        return make_error(ErrorCode::invalid_argument,
+                          "peer '" + endpoint + "' has no key: give it as host:port#KEY");
+    }
     auto resolved = detail::resolve_ipv4(record->host);
     if (!resolved) return resolved.status();
     record->host = resolved.value();
-    core_->post(detail::DiscoveryCmd{DiscoveryEvent{DiscoveryEvent::Kind::found, record.value()}});
+    core_->post(
+        detail::DiscoveryCmd{DiscoveryEvent{DiscoveryEvent::Kind::found, record.value()}, true});
     return {};
 }
 

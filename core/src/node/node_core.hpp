@@ -21,6 +21,7 @@
 #include "dispatch/dispatcher.hpp"
 #include "dispatch/mailbox.hpp"
 #include "peermq/node.hpp"
+#include "security/node_key.hpp"
 #include "util/mutex.hpp"
 
 namespace peermq::detail {
@@ -125,6 +126,7 @@ struct PublishCmd {
 };
 struct DiscoveryCmd {
     DiscoveryEvent event;
+    bool configured = false;  // a static peer (options, PEERMQ_PEERS, add_peer): kept while down
 };
 // Handler outcomes are ready in Dispatcher::take_outcomes().
 struct OutcomesCmd {};
@@ -194,7 +196,9 @@ public:
     Status storage_error() const;
 
     const NodeOptions options;
-    const NodeId id;
+    NodeId id;  // derived from identity's public key, set by start()
+    NodeIdentity identity;
+    bool secure() const { return options.trust != TrustMode::plain; }
     std::string inbox_endpoint;
     std::string pub_endpoint;
     std::string advertised_host;  // empty when bound to every interface

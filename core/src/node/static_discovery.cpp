@@ -2,6 +2,7 @@
 #include <charconv>
 
 #include "peermq/discovery.hpp"
+#include "peermq/keys.hpp"
 
 namespace peermq {
 namespace {
@@ -14,7 +15,8 @@ public:
 
     // Reports every endpoint at once, on the caller's thread.
     Status start(const ServiceRecord& /*self*/, DiscoverySink sink) override {
-        for (const auto& record : records_) sink(DiscoveryEvent{DiscoveryEvent::Kind::found, record});
+        for (const auto& record : records_)
+            sink(DiscoveryEvent{DiscoveryEvent::Kind::found, record});
         return {};
     }
     void stop() override {}
@@ -28,6 +30,26 @@ private:
 Result<ServiceRecord> parse_endpoint(std::string_view endpoint) {
     const std::string original(endpoint);
     if (endpoint.starts_with("tcp://")) endpoint.remove_prefix(6);
+    // "#KEY" is the last 41 characters (a Z85 key may itself hold '#' and ':').
+    std::string_view key;
+    if (endpoint.size() > kKeyTextSize && endpoint[endpoint.size() - kKeyTextSize - 1] == '#') {
+        key = endpoint.substr(endpoint.size() - kKeyTextSize);
+        endpoint.remove_suffix(kKeyTextSize + 1);
+    } else if (endpoint.find('#') != std::string_view::npos) {
+        return make_error(ErrorCode::invalid_argument,
+                          "peer endpoint '" + original +
+                              "' has a bad key: host:port#KEY takes a 40-character Z85 key");
+    }
+    NodeId id;
+    if (!key.empty()) {
+        auto derived = node_id_of(key);
+        if (!derived) {
+            return make_error(
+                ErrorCode::invalid_argument,
+                "peer endpoint '" + original + "' has a bad key: " + derived.status().message());
+        }
+        id = derived.value();
+    }
     const auto colon = endpoint.rfind(':');
     if (colon == std::string_view::npos || colon == 0 || colon + 1 == endpoint.size()) {
         return make_error(ErrorCode::invalid_argument,
@@ -39,14 +61,18 @@ Result<ServiceRecord> parse_endpoint(std::string_view endpoint) {
     }
     const std::string_view port_text = endpoint.substr(colon + 1);
     unsigned port = 0;
-    const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 || port > 65535) {
+    const auto [end, ec] =
+        std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc() || end != port_text.data() + port_text.size() || port == 0 ||
+        port > 65535) {
         return make_error(ErrorCode::invalid_argument,
                           "peer endpoint '" + original + "' has a bad port");
     }
     ServiceRecord record;
     record.host = std::string(host);
     record.inbox_port = static_cast<std::uint16_t>(port);
+    record.id = id;
+    record.public_key = std::string(key);
     return record;
 }
 

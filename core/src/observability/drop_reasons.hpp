@@ -34,12 +34,19 @@ namespace peermq::detail {
     X(hello_endpoint_conflict, "hello.endpoint_conflict",  true)                                  \
     X(hello_missing_field,     "hello.missing_field",      true)                                  \
     X(hello_wrong_cluster,     "hello.wrong_cluster",      true)                                  \
+    X(hello_stale,             "hello.stale",              false)                                 \
     /* Peers and discovery (wire.md §7.1, §9). */                                               \
     X(peer_table_full,         "peer.table_full",          true)                                  \
     X(peer_evicted,            "peer.evicted",             false)                                 \
     X(peer_no_socket,          "peer.no_socket",           true)                                  \
     X(discovery_bad_address,   "discovery.bad_address",    false)                                 \
     X(discovery_other_cluster, "discovery.other_cluster",  false)                                 \
+    X(discovery_no_key,        "discovery.no_key",         false)                                 \
+    X(discovery_bad_key,       "discovery.bad_key",        true)                                  \
+    /* Trust: frames that speak for a key they were not sent with (wire.md §13). */              \
+    X(auth_sender_mismatch,    "auth.sender_mismatch",     true)                                  \
+    X(auth_handshake_failed,   "auth.handshake_failed",    true)                                  \
+    X(link_handshake_cut,      "link.handshake_cut",       false)                                 \
     /* The reliability layer (reliability.md §14). */                                            \
     X(data_no_consumer,        "data.no_consumer",         false)                                 \
     X(inbox_full,              "inbox.full",               true)                                  \
@@ -91,7 +98,8 @@ constexpr std::string_view name(Drop reason) { return kDropReasons[index(reason)
 constexpr bool warn_worthy(Drop reason) { return kDropReasons[index(reason)].warn; }
 // Counted in NodeStats::bad_frames: what a peer sent that the protocol does not allow.
 constexpr bool bad_frame(Drop reason) {
-    return name(reason).starts_with("frame.") || name(reason).starts_with("hello.");
+    return name(reason).starts_with("frame.") || name(reason).starts_with("hello.") ||
+           name(reason).starts_with("auth.");
 }
 
 // The reason with this name, if there is one.

@@ -133,7 +133,7 @@ inline constexpr auto kNodeStatsFields = std::tuple{
                 {.name = "bad_frames",
                  .kind = StatsKind::counter,
                  .metric = "peermq_bad_frames",
-                 .help = "Frames dropped as malformed (frame.* and hello.*)."}),
+                 .help = "Frames dropped as malformed or forged (frame.*, hello.* and auth.*)."}),
     stats_field(&NodeStats::uncommitted,
                 {.name = "uncommitted",
                  .kind = StatsKind::gauge,

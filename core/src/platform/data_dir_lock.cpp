@@ -1,6 +1,7 @@
 #include "platform/data_dir_lock.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -48,12 +49,16 @@ Result<DataDirLock> DataDirLock::acquire(const std::string& data_dir) {
         return make_error(ErrorCode::invalid_argument,
                           "data_dir " + data_dir + " exists and is not a directory");
     }
-    if (!fs::exists(status) && !fs::create_directories(data_dir, ec) && ec) {
-        return make_error(ErrorCode::io_error,
-                          "cannot create data_dir " + data_dir + ": " + ec.message());
+    if (!fs::exists(status)) {
+        if (!fs::create_directories(data_dir, ec) && ec) {
+            return make_error(ErrorCode::io_error,
+                              "cannot create data_dir " + data_dir + ": " + ec.message());
+        }
+        // Keys, journal and control socket live here: the node's user only, whatever the umask.
+        ::chmod(data_dir.c_str(), 0700);
     }
     const std::string path = lock_path(data_dir);
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         return make_error(ErrorCode::io_error, "cannot open " + path + ": " + std::strerror(errno));
     }

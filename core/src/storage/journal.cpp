@@ -2,7 +2,9 @@
 
 #include "storage/journal_rows.hpp"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -152,6 +154,20 @@ Result<std::unique_ptr<Journal>> Journal::open_checked(const std::string& data_d
         sync_directory(dir.has_parent_path() ? dir.parent_path() : fs::path("."));
     }
     const bool file_existed = fs::exists(file, ec);
+    // The journal holds payloads: only the node's user may read it, whatever the umask. SQLite
+    // gives its -wal and -shm files the mode of the database file, so making that one 0600 (and
+    // creating it so, before SQLite does with 0644) covers all three.
+    if (!file_existed && mode == JournalOpenMode::create) {
+        const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) ::close(fd);
+    }
+    for (const char* suffix : {"", "-wal", "-shm"}) {  // older files: the owner's bits stay
+        const std::string path = file.string() + suffix;
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 0077) != 0) {
+            ::chmod(path.c_str(), st.st_mode & 0700);
+        }
+    }
 
     sqlite3* db = nullptr;
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |

@@ -88,7 +88,7 @@ std::string mark_path_of(const fs::path& data_dir) {
 // or the new one, never a torn one, also after a power cut.
 Status write_mark_atomically(const std::string& path, const JournalCounts& counts) {
     const std::string temporary = path + ".tmp-" + std::to_string(::getpid());
-    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         return Status(ErrorCode::io_error,
                       "journal: cannot create " + temporary + ": " + std::strerror(errno));

@@ -142,6 +142,9 @@ struct Hello {
     std::uint32_t heartbeat_ms = 0;
     bool batch = false;           // reads BATCH frames (docs/spec/wire.md §batch)
     std::uint32_t batch_max = 0;  // entries per BATCH it reads; 0 = not said (64)
+    // How many times the node with this key has started; 0 = not said. A HELLO of a lower
+    // incarnation than the one known is stale; a higher one is the node restarted.
+    std::uint64_t incarnation = 0;
 };
 
 // True for an IPv4 or IPv6 address literal (no brackets, no name, no port): what a HELLO's
