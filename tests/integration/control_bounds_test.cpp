@@ -83,7 +83,7 @@ struct FakePeer {
 
 }  // namespace
 
-TEST(ControlBounds, ManyPeersAnnouncingManyNamesGetABoundedStatsReplyWithinASecond) {
+TEST(ControlBounds, ManyPeersAnnouncingManyNamesGetABoundedStatsReplyInSeconds) {
     constexpr int kPeers = 600;
     constexpr int kNames = 200;  // queues, and topics, per peer: ~48 KiB of HELLO each
     const std::string control = "tcp://127.0.0.1:" + std::to_string(free_port());
@@ -130,7 +130,8 @@ TEST(ControlBounds, ManyPeersAnnouncingManyNamesGetABoundedStatsReplyWithinASeco
         const auto took = std::chrono::steady_clock::now() - start;
         ASSERT_FALSE(reply.empty());
         EXPECT_LE(reply.size(), detail::kMaxReplyBytes);
-        EXPECT_LT(took, 1s);
+        // The defect took ~60 s; an ASan build with 600 CURVE links busy can take over 1 s.
+        EXPECT_LT(took, 5s);
         auto decoded = detail::decode_stats_reply(reply.data(), reply.size());
         ASSERT_TRUE(decoded.ok()) << decoded.status().to_string();
         EXPECT_LE(decoded->peers.size(), detail::kMaxReplyPeers);
@@ -143,7 +144,7 @@ TEST(ControlBounds, ManyPeersAnnouncingManyNamesGetABoundedStatsReplyWithinASeco
         }
         const auto peers_start = std::chrono::steady_clock::now();
         const std::string peers_reply = raw_request(control, detail::PeersRequest{});
-        EXPECT_LT(std::chrono::steady_clock::now() - peers_start, 1s);
+        EXPECT_LT(std::chrono::steady_clock::now() - peers_start, 5s);
         EXPECT_FALSE(peers_reply.empty());
         EXPECT_LE(peers_reply.size(), detail::kMaxReplyBytes);
     }
