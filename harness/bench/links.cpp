@@ -541,6 +541,8 @@ const char* trust_name(TrustMode trust) noexcept {
     switch (trust) {
         case TrustMode::open: return "open";
         case TrustMode::plain: return "plain";
+        case TrustMode::authorized: return "authorized";
+        case TrustMode::tofu: return "tofu";
     }
     return "?";
 }

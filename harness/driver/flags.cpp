@@ -25,11 +25,14 @@ Durability durability_named(const Flags& flags, const std::string& name) {
     flags.fail("unknown durability " + name);
 }
 
-// --trust open|plain: NodeOptions::trust. `plain` turns CurveZMQ and the sender check off, for
+// --trust open|authorized|tofu|plain: NodeOptions::trust (with --authorized-keys FILE for
+// authorized). `plain` turns CurveZMQ and the sender check off, for
 // the tests that need what only a plain node allows (any sender id on one connection).
 TrustMode trust_named(const Flags& flags, const std::string& name) {
     if (name == "open") return TrustMode::open;
     if (name == "plain") return TrustMode::plain;
+    if (name == "authorized") return TrustMode::authorized;
+    if (name == "tofu") return TrustMode::tofu;
     flags.fail("unknown trust mode " + name);
 }
 
@@ -99,6 +102,7 @@ bool NodeFlags::take(Flags& flags) {
     if (flags.is("--name")) options.name = flags.value();
     else if (flags.is("--cluster")) options.cluster = flags.value();
     else if (flags.is("--trust")) options.trust = trust_named(flags, flags.value());
+    else if (flags.is("--authorized-keys")) options.authorized_keys = flags.value();
     else if (flags.is("--interface")) options.interface = flags.value();
     else if (flags.is("--port")) options.inbox_port = static_cast<std::uint16_t>(flags.number());
     else if (flags.is("--peer")) options.peers.push_back(flags.value());

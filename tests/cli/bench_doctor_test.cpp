@@ -2,10 +2,12 @@
 // itself on tcp loopback (label cli). The doctor tests that browse (CliMdnsTest.*) run beside
 // the avahi-daemon restricted to lo (fixture avahi_lo, RESOURCE_LOCK mdns, labels cli and
 // system) and only ever pass --interface lo; the others never browse.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <string>
@@ -15,6 +17,7 @@
 #include "cli_support.hpp"
 #include "support/free_port.hpp"
 #include "support/nodes.hpp"
+#include "support/temp_dir.hpp"
 
 namespace peermq::cli_test {
 namespace {
@@ -129,6 +132,44 @@ TEST(CliDoctorTest, JsonReportParses) {
     EXPECT_EQ(interfaces.at("status"), "ok") << result;
     EXPECT_NE(interfaces.at("detail").get<std::string>().find("lo 127.0.0.1"), std::string::npos);
     EXPECT_TRUE(report.at("peers").empty());
+}
+
+// With --data-dir, doctor reads the key files as the node would: a key file others may read and
+// an authorized_keys others may write are problems (the node refuses both), a line a node would
+// skip is a warning naming it, a directory others may enter a warning.
+TEST(CliDoctorTest, TheDataDirectorysKeyFilesAreChecked) {
+    testing::TempDir dir;
+    const std::string data_dir = dir.file("node");
+    ASSERT_EQ(run_cli(Args{"keys", "generate", "--data-dir", data_dir}).exit_code, 0);
+    const std::string peer_key = run_cli(Args{"keys", "generate", "--json"}).out;
+    const std::string public_key = Json::parse(peer_key).at("public_key");
+    {
+        std::ofstream keys(data_dir + "/authorized_keys");
+        keys << public_key << " billing send=invoices\n"
+             << "not-a-key broken\n";
+    }
+    ASSERT_EQ(::chmod((data_dir + "/authorized_keys").c_str(), 0600), 0);
+
+    CliResult result = run_cli(Args{"doctor", "--data-dir", data_dir, "--json"});
+    Json report = Json::parse(result.out);
+    EXPECT_EQ(find_check(report, "key").at("status"), "ok") << result;
+    EXPECT_EQ(find_check(report, "data-dir").at("status"), "ok") << result;
+    const Json listed = find_check(report, "authorized-keys");
+    EXPECT_EQ(listed.at("status"), "warn") << result;
+    EXPECT_NE(listed.at("detail").get<std::string>().find("line 2"), std::string::npos) << result;
+
+    ASSERT_EQ(::chmod((data_dir + "/authorized_keys").c_str(), 0666), 0);
+    ASSERT_EQ(::chmod((data_dir + "/node.key").c_str(), 0644), 0);
+    ASSERT_EQ(::chmod(data_dir.c_str(), 0755), 0);
+    result = run_cli(Args{"doctor", "--data-dir", data_dir, "--json"});
+    EXPECT_EQ(result.exit_code, 1) << result;
+    report = Json::parse(result.out);
+    EXPECT_EQ(find_check(report, "key").at("status"), "problem") << result;
+    EXPECT_NE(find_check(report, "key").at("detail").get<std::string>().find("chmod 600"),
+              std::string::npos)
+        << result;
+    EXPECT_EQ(find_check(report, "authorized-keys").at("status"), "problem") << result;
+    EXPECT_EQ(find_check(report, "data-dir").at("status"), "warn") << result;
 }
 
 // Runs `peermq doctor args --json` until `seen` holds for its report (each run browses 2 s).

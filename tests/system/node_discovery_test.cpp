@@ -393,6 +393,66 @@ TEST_P(NodeRecords, MalformedRecordsAreCountedAndAValidOneLeadsToTheLiveNode) {
     live.close();
 }
 
+// The same hand-published records judged by nodes in trust modes authorized and tofu: the one
+// with the live node's id and key leads to it (its key is listed, and pinned for its name); a
+// rogue one under the same name with a consistent key of its own is not linked to at all:
+// unlisted (`discovery.unauthorized`), or another key for a pinned name (`auth.key_changed`).
+TEST(NodeRecordsTrust, ARogueRecordIsRefusedByAuthorizedAndTofuNodes) {
+    forget_static_peers_from_environment();
+    const std::string token = unique_token();
+    const std::string cluster = "nt-" + token;
+    TempDir dir;
+    Node live = make_node(node_options("live-" + token, cluster, {}));
+    {
+        std::ofstream keys(dir.file("authorized_keys"));
+        keys << live.public_key() << " live\n";
+    }
+    ASSERT_EQ(::chmod(dir.file("authorized_keys").c_str(), 0600), 0);
+    NodeOptions authorized = node_options("auth-" + token, cluster, factory_for(Backend::daemon));
+    authorized.trust = TrustMode::authorized;
+    authorized.authorized_keys = dir.file("authorized_keys");
+    NodeOptions tofu = node_options("tofu-" + token, cluster, factory_for(Backend::daemon));
+    tofu.trust = TrustMode::tofu;
+    tofu.data_dir = dir.file("tofu");
+    Node by_list = make_node(authorized);
+    Node by_pin = make_node(tofu);
+
+    const std::uint16_t inbox = port_of(live.inbox_endpoint());
+    const std::string pub = std::to_string(port_of(live.pub_endpoint()));
+    std::vector<std::unique_ptr<ChildProcess>> publishers;
+    publishers.push_back(publish_by_hand("hand-" + token + "-" + live.id().short_string(), inbox,
+                                         {"v=1", "id=" + live.id().to_string(), "pub=" + pub,
+                                          "cluster=" + cluster, "pk1=" + live.public_key()}));
+    for (const Node* node : {&by_list, &by_pin}) {
+        ASSERT_TRUE(wait_until([&] { return is_alive(*node, live.name()); }, kAliveTimeout))
+            << node->name() << " did not reach the live node:\n"
+            << describe(node->peers());
+    }
+
+    // The rogue record takes the hand record's node name ("hand-<token>", the instance less its
+    // id suffix), with a key pair of its own, at a port where nothing answers.
+    const KeyPair rogue = generate_key_pair().value();
+    const NodeId rogue_id = node_id_of(rogue.public_key).value();
+    publishers.push_back(publish_by_hand("hand-" + token + "-" + rogue_id.short_string(), 9,
+                                         {"v=1", "id=" + rogue_id.to_string(), "pub=9",
+                                          "cluster=" + cluster, "pk1=" + rogue.public_key}));
+    EXPECT_TRUE(wait_until([&] { return by_list.stats().dropped["discovery.unauthorized"] >= 1; },
+                           kAliveTimeout))
+        << describe_drops(by_list.stats());
+    EXPECT_TRUE(
+        wait_until([&] { return by_pin.stats().dropped["auth.key_changed"] >= 1; }, kAliveTimeout))
+        << describe_drops(by_pin.stats());
+    for (const Node* node : {&by_list, &by_pin}) {
+        for (const auto& peer : node->peers()) {
+            EXPECT_NE(peer.id, rogue_id) << node->name() << " took the rogue record";
+        }
+        EXPECT_TRUE(is_alive(*node, live.name())) << describe(node->peers());
+    }
+    by_pin.close();
+    by_list.close();
+    live.close();
+}
+
 // --- avahi-browse lists a running node ----------------------------------------------------------
 
 TEST_P(NodeRecords, AvahiBrowseListsARunningNodeWithItsTxt) {

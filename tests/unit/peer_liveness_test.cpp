@@ -91,6 +91,19 @@ TEST_F(PeerLivenessTest, SilenceMakesAPeerSuspectThenDownAndHearingItBringsItBac
     EXPECT_TRUE(fx.consumers_changed);
 }
 
+// libzmq gives a link up for good when the other end refuses its handshake (a key it no longer
+// admits): a down peer that is kept gets fresh links every kRelinkDownPeer, not only once.
+TEST_F(PeerLivenessTest, ADownPeerThatIsKeptHasItsLinksOpenedAnewNowAndThen) {
+    Peer& peer = alive_peer(true);
+    auto down = tick(t0 + 3000ms);
+    ASSERT_EQ(peer.state, PeerState::down);
+    EXPECT_TRUE(has(down.reset, peer));
+    EXPECT_FALSE(has(tick(t0 + 3000ms + PeerLiveness::kRelinkDownPeer - 1ms).reset, peer));
+    EXPECT_TRUE(has(tick(t0 + 3000ms + PeerLiveness::kRelinkDownPeer).reset, peer));
+    EXPECT_FALSE(has(tick(t0 + 3000ms + PeerLiveness::kRelinkDownPeer + 1ms).reset, peer));
+    EXPECT_TRUE(has(tick(t0 + 3000ms + 2 * PeerLiveness::kRelinkDownPeer).reset, peer));
+}
+
 TEST_F(PeerLivenessTest, AQuietLinkGetsAHeartbeatEveryInterval) {
     Peer& peer = alive_peer();
     table.heard(peer, t0 + 900ms, 0, fx);

@@ -40,6 +40,7 @@ int run(const DoctorOptions& options) {
     if (!options.data_dir.empty()) {
         if (!options.json) std::printf("peermq doctor: journal in %s\n", options.data_dir.c_str());
         check_journal(report, options);
+        check_keys(report, options.data_dir);
         return finish(options, report, {});
     }
     if (!options.json) {

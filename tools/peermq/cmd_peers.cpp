@@ -40,14 +40,16 @@ std::string address(const std::string& endpoint) {
 }
 
 std::string render_table(const std::vector<PeerInfo>& peers) {
-    Table table({"NAME", "ID", "ADDRESS", "STATE", "QUEUES", "TOPICS", "LAST HEARD"});
+    Table table(
+        {"NAME", "ID", "KEY", "TRUST", "ADDRESS", "STATE", "QUEUES", "TOPICS", "LAST HEARD"});
     const std::int64_t now = now_ms();
     for (const auto& peer : peers) {
-        table.add({peer.name.empty() ? "?" : peer.name,
-                   peer.id.is_nil() ? "-" : peer.id.short_string(), address(peer.inbox_endpoint),
-                   std::string(to_string(peer.state)), join_names(peer.queues, peer.queues_omitted),
-                   join_names(peer.topics, peer.topics_omitted),
-                   format_age(peer.last_heard_ms, now)});
+        table.add(
+            {peer.name.empty() ? "?" : peer.name, peer.id.is_nil() ? "-" : peer.id.short_string(),
+             peer.public_key.empty() ? "-" : peer.public_key.substr(0, 8),
+             peer.trust.empty() ? "-" : peer.trust, address(peer.inbox_endpoint),
+             std::string(to_string(peer.state)), join_names(peer.queues, peer.queues_omitted),
+             join_names(peer.topics, peer.topics_omitted), format_age(peer.last_heard_ms, now)});
     }
     return table.render();
 }

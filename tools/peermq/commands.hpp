@@ -28,6 +28,7 @@ void add_dlq_command(CLI::App& app, Runner& selected);
 void add_stats_command(CLI::App& app, Runner& selected);
 void add_bench_command(CLI::App& app, Runner& selected);
 void add_doctor_command(CLI::App& app, Runner& selected);
-void add_keys_command(CLI::App& app, Runner& selected);  // keys generate, keys show
+void add_keys_command(CLI::App& app, Runner& selected);   // keys generate, keys show
+void add_trust_command(CLI::App& app, Runner& selected);  // trust add, remove, list
 
 }  // namespace peermq::cli

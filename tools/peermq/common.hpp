@@ -58,10 +58,12 @@ struct ClusterOptions {
     std::vector<std::string> peers;
     std::string data_dir;
     std::uint16_t port = 0;
+    std::string trust = "open";   // open | authorized | tofu
+    std::string authorized_keys;  // authorized: empty = <data_dir>/authorized_keys
 };
 
-// --name, --cluster, --interface, --discovery, --peer, --port and (when `with_data_dir`)
-// --data-dir, with their environment variables.
+// --name, --cluster, --interface, --discovery, --peer, --port, --trust, --authorized-keys and
+// (when `with_data_dir`) --data-dir, with their environment variables.
 void add_cluster_options(CLI::App& command, ClusterOptions& options, bool with_data_dir);
 
 // The tool's node, or a CliError naming the problem. It consumes and subscribes to nothing

@@ -182,6 +182,8 @@ Json to_json(const PeerInfo& peer) {
         {"frames_received", peer.frames_received},
         {"queues_omitted", peer.queues_omitted},
         {"topics_omitted", peer.topics_omitted},
+        {"public_key", peer.public_key.empty() ? Json(nullptr) : Json(peer.public_key)},
+        {"trust", peer.trust.empty() ? Json(nullptr) : Json(peer.trust)},
     };
 }
 

@@ -48,6 +48,17 @@ void add_cluster_options(CLI::App& command, ClusterOptions& options, bool with_d
     command.add_option("--port", options.port, "Inbox port of the tool's node (default ephemeral)")
         ->check(count_validator())
         ->type_name("PORT");
+    command
+        .add_option("--trust", options.trust,
+                    "Trust mode of the tool's node: open (any key), authorized (only the keys of "
+                    "--authorized-keys) or tofu (the first key seen for a name is pinned)")
+        ->check(CLI::IsMember({"open", "authorized", "tofu"}))
+        ->capture_default_str();
+    command
+        .add_option("--authorized-keys", options.authorized_keys,
+                    "With --trust authorized: the authorized_keys file (default: the data "
+                    "directory's)")
+        ->type_name("FILE");
     if (with_data_dir) {
         command
             .add_option("--data-dir", options.data_dir,
@@ -65,6 +76,10 @@ Node open_node(const ClusterOptions& cluster) {
     options.inbox_port = cluster.port;
     options.peers = cluster.peers;
     options.data_dir = cluster.data_dir;
+    options.trust = cluster.trust == "authorized" ? TrustMode::authorized
+                    : cluster.trust == "tofu"     ? TrustMode::tofu
+                                                  : TrustMode::open;
+    options.authorized_keys = cluster.authorized_keys;
     // mDNS only where the user pointed the node: never every interface behind their back.
     discovery::AvahiOptions avahi;
     const bool every_interface = cluster.interface == "*";

@@ -138,6 +138,11 @@ std::vector<PeerReport> browse_and_connect(Report& report, const DoctorOptions& 
 // The journal checks; with --accept-journal-loss, the acceptance first.
 void check_journal(Report& report, const DoctorOptions& options);
 
+// --- Keys (doctor_keys.cpp) -------------------------------------------------------------------
+
+// The data directory's mode, its node.key, authorized_keys and known_keys.
+void check_keys(Report& report, const std::string& dir);
+
 // --- Output (doctor_report.cpp) ---------------------------------------------------------------
 
 // Prints the summary (or the JSON); the exit code.

@@ -277,6 +277,33 @@ void report_ignored(Report& report, const std::map<std::string, std::uint64_t>& 
 
 }  // namespace
 
+namespace {
+
+// Nodes that announce no key run trust mode plain (or an older peermq): they and the nodes
+// that announce one cannot talk to each other (docs/security.md, "Which modes mix").
+void check_trust_modes(Report& report, const std::vector<ServiceRecord>& records) {
+    std::vector<std::string> plain;
+    std::vector<std::string> keyed;
+    for (const auto& record : records)
+        (record.public_key.empty() ? plain : keyed).push_back(quoted(record.name));
+    if (plain.empty() || keyed.empty()) {
+        if (!records.empty()) {
+            report.ok("trust", keyed.empty() ? "every node seen runs trust mode plain (no key)"
+                                             : "every node seen announces its key");
+        }
+        return;
+    }
+    report.problem("trust",
+                   std::to_string(plain.size()) + " node(s) announce no key (" + join(plain, ", ") +
+                       ": trust mode plain, or an older peermq) beside " +
+                       std::to_string(keyed.size()) + " that do (" + join(keyed, ", ") +
+                       "): the two groups cannot talk to each other",
+                   "run every node of the cluster in a mode with keys (the default, open), or "
+                   "every one in plain while older nodes remain");
+}
+
+}  // namespace
+
 std::vector<PeerReport> browse_and_connect(Report& report, const DoctorOptions& options,
                                            bool daemon_ok,
                                            const std::optional<DaemonInterfaces>& daemon_interfaces,
@@ -326,6 +353,7 @@ std::vector<PeerReport> browse_and_connect(Report& report, const DoctorOptions& 
         report.ok("browse", nodes);
     }
     report_ignored(report, result->ignored, options.cluster);
+    check_trust_modes(report, result->peers);
     std::vector<PeerReport> peers;
     for (auto& record : result->peers) {
         PeerReport peer{std::move(record), std::nullopt, std::nullopt};

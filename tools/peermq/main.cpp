@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
     add_bench_command(app, selected);
     add_doctor_command(app, selected);
     add_keys_command(app, selected);
+    add_trust_command(app, selected);
     app.add_subcommand("help", "The help of a command: peermq help send, peermq help dlq list");
 
     const std::optional<HelpRequest> help = help_request(app, argc, argv);

@@ -42,6 +42,13 @@ enum class TrustMode {
     // sender checked against the key of its connection: no node can speak as another. Any key
     // may connect.
     open,
+    // As open, and only the keys listed in the authorized_keys file may connect, each with what
+    // it may do (queues it may send to and consume, topic prefixes it may publish and subscribe
+    // to). The file is read again when it changes: a removed key's links are cut at once.
+    authorized,
+    // As open, and the first key seen under a node name is pinned (the data directory's
+    // known_keys): another key under that name is refused, loudly. Node names must be unique.
+    tofu,
     // No encryption, no authentication: anyone who reaches a port can speak as any node. Only
     // for comparison and for peers that cannot do CURVE; the node warns at start.
     plain,
@@ -86,6 +93,9 @@ struct NodeOptions {
     // first start, mode 0600), else a key for this run only. The node id derives from the key:
     // a node that keeps its key keeps its id.
     std::string secret_key{};
+    // TrustMode::authorized: the authorized_keys file (`peermq trust add` writes it). Empty: the
+    // data directory's authorized_keys.
+    std::string authorized_keys{};
     // Interface to bind and announce on: a name ("lo", "eth0") or "*" for all interfaces.
     std::string interface = "*";
     std::uint16_t inbox_port = 0;  // 0 = ephemeral

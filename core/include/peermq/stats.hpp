@@ -37,11 +37,22 @@ struct PeerInfo {
     // control reply lists at most 64 of each, docs/spec/control.md §5.5).
     std::uint64_t queues_omitted = 0;
     std::uint64_t topics_omitted = 0;
+    // Its CURVE public key in Z85 (docs/security.md); empty in trust mode plain, or while only
+    // its address is known.
+    std::string public_key;
+    // What this node's trust mode makes of that key: "open" (any key may connect), "authorized"
+    // (listed in authorized_keys), "pinned" (tofu: the key pinned for its name); empty in trust
+    // mode plain or without a key.
+    std::string trust;
 };
 
 struct PeerEvent {
     PeerInfo peer;
     PeerState previous = PeerState::connecting;
+    // Not empty: the node refuses this peer's key, and says why (docs/security.md):
+    // "revoked" (authorized: its key left authorized_keys; its links are cut) or "key_changed"
+    // (tofu: another key than the one pinned for its name). The peer's state is then down.
+    std::string refused{};
 };
 
 // Latency histogram with power-of-two microsecond buckets: bucket i counts values in

@@ -10,6 +10,10 @@
 #include <malloc.h>
 #endif
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -32,6 +36,7 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
       pub_(std::move(pub)),
       sub_(std::move(sub)),
       zap_(std::move(zap)),
+      trust_(*core.trust),
       // A link may hold data its peer's kernel has not acknowledged for less than peer_timeout:
       // it is given up before its messages are redirected.
       links_(
@@ -53,9 +58,18 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
             [&core] { core.post(CommitDoneCmd{}); });
     }
     dead_letters_ = std::make_unique<DeadLetterStore>(journal_.get());
+    inbox_port_ = core_.inbox_port;
+    pub_port_ = core_.pub_port;
+    inbox_connections_.set_limit(core_.connection_limit);
+    pub_connections_.set_limit(core_.connection_limit);
+    watch_connections(inbox_, inbox_monitor_, "inbox");
+    watch_connections(pub_, pub_monitor_, "pub");
     if (zap_) {
-        watch_handshakes(inbox_, inbox_monitor_, "inbox");
-        watch_handshakes(pub_, pub_monitor_, "pub");
+        zap_->set_policy([this](const CurveKey& key) {
+            if (trust_.admits(key)) return true;
+            drop(Drop::auth_unauthorized);
+            return false;
+        });
     }
     next_tick_ = clock_.steady_now();
     now_ = next_tick_;
@@ -65,12 +79,18 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
 
 Actor::~Actor() = default;
 
-void Actor::watch_handshakes(zmq::socket_t& socket, zmq::socket_t& monitor, const char* name) {
+void Actor::watch_connections(zmq::socket_t& socket, zmq::socket_t& monitor, const char* name) {
     const std::string endpoint = "inproc://peermq.monitor." + std::string(name);
-    const int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                       ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    // Handshakes fail for want of CurveZMQ only in the secure modes: a plain node counts
+    // malformed greetings as nothing more than the connections they end.
+    const int handshakes = zap_ ? ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                      ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                      ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                                : 0;
+    const int events = handshakes | ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CLOSED;
     if (zmq_socket_monitor(socket.handle(), endpoint.c_str(), events) != 0) {
-        PEERMQ_LOG(log_, LogLevel::warn, "node", "failed handshakes will not be counted",
+        PEERMQ_LOG(log_, LogLevel::warn, "node",
+                   "inbound connections will not be capped, nor failed handshakes counted",
                    {"socket", name}, {"error", zmq_strerror(zmq_errno())});
         return;
     }
@@ -79,18 +99,35 @@ void Actor::watch_handshakes(zmq::socket_t& socket, zmq::socket_t& monitor, cons
     monitor.connect(endpoint);
 }
 
-void Actor::read_monitor(zmq::socket_t& monitor) {
+void Actor::read_monitor(zmq::socket_t& monitor, InboundConnections& connections,
+                         std::uint16_t port) {
     zmq::message_t event;
     for (int n = 0; n < 256 && monitor.recv(event, zmq::recv_flags::dontwait); ++n) {
         zmq::message_t address;
         if (event.more()) (void)monitor.recv(address);
-        // A protocol failure (a wrong server key) or a refusal by the ZAP handler says someone
-        // tried a link it cannot have. Without detail, libzmq reports both a connection closed
-        // mid-handshake (a peer stopping: routine) and a client without CURVE: counted apart.
         std::uint16_t kind = 0;
-        if (event.size() >= sizeof kind) std::memcpy(&kind, event.data(), sizeof kind);
-        drop(kind == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL ? Drop::link_handshake_cut
-                                                          : Drop::auth_handshake_failed);
+        std::uint32_t value = 0;
+        if (event.size() >= sizeof kind + sizeof value) {
+            std::memcpy(&kind, event.data(), sizeof kind);
+            std::memcpy(&value, static_cast<const char*>(event.data()) + sizeof kind, sizeof value);
+        }
+        switch (kind) {
+            case ZMQ_EVENT_ACCEPTED: {
+                const auto admitted = connections.accepted(static_cast<int>(value), port,
+                                                           std::chrono::steady_clock::now());
+                for (std::size_t i = 0; i < admitted.idle_cut; ++i) drop(Drop::link_idle_cut);
+                if (admitted.refused) drop(Drop::link_connection_limit);
+                break;
+            }
+            case ZMQ_EVENT_DISCONNECTED:
+            case ZMQ_EVENT_CLOSED: connections.closed(static_cast<int>(value)); break;
+            // Without detail, libzmq reports both a connection closed mid-handshake (a peer
+            // stopping: routine) and a client without CURVE: counted apart from a protocol
+            // failure (a wrong server key) or a refusal by the ZAP handler, which say someone
+            // tried a link it cannot have.
+            case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL: drop(Drop::link_handshake_cut); break;
+            default: drop(Drop::auth_handshake_failed); break;
+        }
     }
 }
 
@@ -127,7 +164,11 @@ void Actor::turn() {
             poll_items_.push_back(
                 {monitor->handle(), -1, static_cast<short>(monitor->handle() ? ZMQ_POLLIN : 0), 0});
         }
+        const bool manual_pub = trust_.mode() == TrustMode::authorized;
+        poll_items_.push_back({manual_pub ? pub_.handle() : nullptr, -1,
+                               static_cast<short>(manual_pub ? ZMQ_POLLIN : 0), 0});
         links_.add_poll_items(peers_, poll_items_);
+        links_.add_sub_items(peers_, poll_items_);
         try {
             zmq::poll(poll_items_.data(), poll_items_.size(), poll_timeout(clock_.steady_now()));
         } catch (const zmq::error_t& e) {
@@ -137,12 +178,21 @@ void Actor::turn() {
 
         // Handshakes first: a connection waits for its answer before any frame can come.
         if (poll_items_[3].revents & ZMQ_POLLIN) zap_->serve();
-        if (poll_items_[4].revents & ZMQ_POLLIN) read_monitor(inbox_monitor_);
-        if (poll_items_[5].revents & ZMQ_POLLIN) read_monitor(pub_monitor_);
+        if (poll_items_[4].revents & ZMQ_POLLIN)
+            read_monitor(inbox_monitor_, inbox_connections_, inbox_port_);
+        if (poll_items_[5].revents & ZMQ_POLLIN)
+            read_monitor(pub_monitor_, pub_connections_, pub_port_);
+        if (poll_items_[6].revents & ZMQ_POLLIN) read_subscriptions();
         // Topic messages before anything that may disconnect the SUB socket: polling it fetches
         // the first part of a message ahead (libzmq's xsub), and a disconnect before that message
         // is read whole trips libzmq's atomicity assertion (fq.cpp) and aborts the process.
-        if (poll_items_[2].revents & ZMQ_POLLIN) read_sub();
+        if (poll_items_[2].revents & ZMQ_POLLIN) read_sub(sub_, nullptr);
+        links_.readable_subs(poll_items_, readable_subs_);
+        for (const NodeId& id : readable_subs_) {
+            if (Peer* peer = peers_.find(id); peer && peer->sub.handle() != nullptr) {
+                read_sub(peer->sub, peer);
+            }
+        }
         // Frames next: acks give credit back, so the next batches leave before this turn
         // takes on the sends (and handler outcomes) queued since the last one.
         if (poll_items_[1].revents & ZMQ_POLLIN) read_inbox();
@@ -171,6 +221,7 @@ void Actor::turn() {
         sender_.expire(fresh_now());
         const Steady now = now_;
         if (now >= next_tick_) {
+            check_trust();
             liveness_.tick(now, peer_effects_);
             apply_peer_effects();
             if (trim_memory_) {
@@ -410,7 +461,7 @@ void Actor::on_consume(ConsumeCmd& cmd) {
 }
 
 void Actor::on_subscribe(SubscribeCmd& cmd) {
-    sub_.set(zmq::sockopt::subscribe, cmd.prefix);
+    links_.subscribe(cmd.prefix, peers_);
     topics_.subscribe(cmd.prefix, cmd.slot, core_.dispatcher->load(cmd.slot));
     hello_dirty_ = true;
 }
@@ -476,7 +527,10 @@ NodeStats Actor::stats() {
 std::vector<PeerInfo> Actor::peers() const {
     std::vector<PeerInfo> out;
     out.reserve(peers_.size());
-    for (const auto& peer : peers_.all()) out.push_back(PeerLiveness::info(*peer));
+    for (const auto& peer : peers_.all()) {
+        out.push_back(PeerLiveness::info(*peer));
+        out.back().trust = trust_state(*peer);
+    }
     return out;
 }
 

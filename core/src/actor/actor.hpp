@@ -29,12 +29,14 @@
 #include "node/node_core.hpp"
 #include "observability/drops.hpp"
 #include "peermq/log.hpp"
+#include "platform/inbound_connections.hpp"
 #include "reliability/ack_batcher.hpp"
 #include "reliability/backoff.hpp"
 #include "reliability/receiver.hpp"
 #include "reliability/sender.hpp"
 #include "reliability/timer_wheel.hpp"
 #include "reliability/topics.hpp"
+#include "security/trust_policy.hpp"
 #include "security/zap_handler.hpp"
 #include "storage/dead_letter_store.hpp"
 #include "storage/journal_pipeline.hpp"
@@ -94,8 +96,11 @@ private:
 
     // Frames.
     void read_inbox();
-    void read_sub();
-    void on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::message_t& payload);
+    // Topic messages from the shared SUB (`from` null: any publisher) or a peer's own SUB
+    // (`from`: every message is that peer's, checked as such).
+    void read_sub(zmq::socket_t& socket, Peer* from);
+    void on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::message_t& payload,
+                        Peer* from);
     void on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame, bool has_payload);
     // `frame`, when given, holds exactly `payload` and may be adopted instead of copied;
     // `owner`, when given, keeps `payload` alive (a BATCH frame's entry) and is shared.
@@ -115,6 +120,15 @@ private:
     // Secure modes: whether the frame came over a connection whose key gives `sender` (its
     // User-Id, set by the ZAP handler); connection_key_ is then that key.
     bool sent_by_connection(zmq::message_t& frame, const NodeId& sender);
+    // authorized: whether connection_key_ is (still) listed; connection_entry_ is its line.
+    bool connection_authorized();
+    // What connection_key_ may do; null: everything.
+    const Permissions* connection_permissions() {
+        return connection_authorized() && connection_entry_ &&
+                       !connection_entry_->permissions.unrestricted()
+                   ? &connection_entry_->permissions
+                   : nullptr;
+    }
     bool make_room();
     void remove_peer(Peer* peer);
     // A frame from the peer: the table's liveness rules (PeerLiveness::heard), carried out.
@@ -183,12 +197,37 @@ private:
     zmq::socket_t pub_;
     zmq::socket_t sub_;
     std::unique_ptr<ZapHandler> zap_;
-    // Secure modes: the inbox's and pub's handshake events (libzmq refuses a failed CurveZMQ
+    // The inbox's and pub's connection events: each connection accepted and closed (capped,
+    // and cut on a revocation), and failed handshakes (libzmq refuses a failed CurveZMQ
     // handshake silently; these count it, `auth.handshake_failed`).
     zmq::socket_t inbox_monitor_;
     zmq::socket_t pub_monitor_;
-    void watch_handshakes(zmq::socket_t& socket, zmq::socket_t& monitor, const char* name);
-    void read_monitor(zmq::socket_t& monitor);
+    void watch_connections(zmq::socket_t& socket, zmq::socket_t& monitor, const char* name);
+    void read_monitor(zmq::socket_t& monitor, InboundConnections& connections, std::uint16_t port);
+    InboundConnections inbox_connections_;
+    InboundConnections pub_connections_;
+    std::uint16_t inbox_port_ = 0;
+    std::uint16_t pub_port_ = 0;
+
+    // Trust (trust_policy.hpp). The file is looked at every tick.
+    TrustPolicy& trust_;
+    void check_trust();
+    void on_trust_change(const TrustPolicy::Change& change);
+    // tofu: false (counted, logged, told) when `name` is pinned to another key.
+    bool pin_holds(const std::string& name, const CurveKey& key, const std::string& endpoint);
+    // PeerInfo::trust of a peer.
+    std::string trust_state(const Peer& peer) const;
+    // The queues a peer advertised that its key may consume, with their credit.
+    void set_queue_links(Peer& peer);
+    // authorized: the subscriptions the pub socket (an XPUB) was asked for, each admitted only
+    // if its connection's key may subscribe to it.
+    void read_subscriptions();
+    // authorized: whether the peer's publishing is restricted, so that its topics are read
+    // from a SUB socket of its own.
+    bool wants_own_sub(const Peer& peer) const;
+    std::vector<NodeId> readable_subs_;        // scratch: peers' own SUBs with messages this turn
+    std::uint64_t connection_generation_ = 0;  // trust_.generation() when connection_entry_ was
+    const AuthorizedKey* connection_entry_ = nullptr;
     // The last connection key checked, and the id it gives: frames come in runs from one peer.
     std::string connection_user_;
     CurveKey connection_key_{};

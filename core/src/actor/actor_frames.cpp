@@ -55,6 +55,11 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
         drop(Drop::auth_sender_mismatch);
         return;
     }
+    // authorized: a connection made before its key left authorized_keys, until it is cut.
+    if (!connection_authorized()) {
+        drop(Drop::auth_revoked);
+        return;
+    }
     Peer* peer = peers_.find(header_.sender);
     // A HELLO is counted and heard by on_hello, once it has filled in the peer's name, queues
     // and topics: the alive transition (and its PeerEvent) must carry them.
@@ -108,6 +113,7 @@ bool Actor::sent_by_connection(zmq::message_t& frame, const NodeId& sender) {
         connection_user_ = user;
         connection_key_ = *key;
         connection_id_ = node_id_of(*key);
+        connection_generation_ = 0;  // its trust is looked up again
     }
     return connection_id_ == sender;
 }
@@ -156,6 +162,16 @@ void Actor::on_batch(Peer* peer, zmq::message_t& body_frame) {
 
 void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* frame,
                     const std::shared_ptr<const void>* owner) {
+    if (const Permissions* allowed = connection_permissions();
+        allowed && !allowed->may_send(header_.channel)) {
+        // Rejected, not NACKed: its sender dead-letters it instead of retrying it for ever.
+        drop(Drop::auth_send_denied);
+        if (header_.flags & kFlagAckRequested) {
+            answer(header_.sender, Kind::reject, header_.id,
+                   "not authorized to send to queue " + header_.channel);
+        }
+        return;
+    }
     Job* job = receiver_.admit(header_, payload.size(), turn_now());
     if (!job) return;
     if (frame) {
@@ -168,27 +184,27 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
     }
 }
 
-void Actor::read_sub() {
+void Actor::read_sub(zmq::socket_t& socket, Peer* from) {
     zmq::message_t topic;
     zmq::message_t header;
     zmq::message_t payload;
     for (std::size_t n = 0; n < kReadBatch; ++n) {
-        if (!sub_.recv(topic, zmq::recv_flags::dontwait)) break;
+        if (!socket.recv(topic, zmq::recv_flags::dontwait)) break;
         std::size_t frames = 1;
         bool more = topic.more();
         if (more) {
-            (void)sub_.recv(header);
+            (void)socket.recv(header);
             ++frames;
             more = header.more();
         }
         if (more) {
-            (void)sub_.recv(payload);
+            (void)socket.recv(payload);
             ++frames;
             more = payload.more();
         }
         zmq::message_t extra;
         while (more) {
-            (void)sub_.recv(extra);
+            (void)socket.recv(extra);
             more = extra.more();
             ++frames;
         }
@@ -197,7 +213,7 @@ void Actor::read_sub() {
             continue;
         }
         try {
-            on_topic_frame(topic, header, payload);
+            on_topic_frame(topic, header, payload, from);
         } catch (const std::exception& e) {
             drops_.internal_error(Drop::internal_frame_error, e.what());
         } catch (...) {
@@ -208,16 +224,31 @@ void Actor::read_sub() {
     flush_jobs();
 }
 
-void Actor::on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::message_t& payload) {
+void Actor::on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::message_t& payload,
+                           Peer* from) {
     if (auto reason = topics_.check(topic.to_string_view(), header.to_string_view(), payload.size(),
                                     header_)) {
         drop(*reason);
         return;
     }
-    if (Peer* peer = peers_.find(header_.sender)) {
+    if (from) {
+        // Its own socket, connected with its key: the message is this peer's, and may say only
+        // that, under a prefix its key may publish to.
+        if (header_.sender != from->id) {
+            drop(Drop::auth_sender_mismatch);
+            return;
+        }
+        const Permissions* allowed = from->key ? trust_.permissions(*from->key) : nullptr;
+        if (allowed && !allowed->may_publish(header_.channel)) {
+            drop(Drop::auth_publish_denied);
+            return;
+        }
+        ++from->frames_received;
+        heard(from);
+    } else if (Peer* peer = peers_.find(header_.sender)) {
         ++peer->frames_received;
-        // The one SUB socket cannot tell which publisher's connection a message came on, so in
-        // the secure modes its `sender` is not checked against a key (docs/security.md): it
+        // The shared SUB socket cannot tell which publisher's connection a message came on, so
+        // in the secure modes its `sender` is not checked against a key (docs/security.md): it
         // must not keep a peer alive. Liveness comes from the inbox, whose frames are checked.
         if (!zap_) heard(peer);
     }

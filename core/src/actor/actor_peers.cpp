@@ -174,6 +174,7 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
     // Its key is its connection's (checked in on_frame): our links to it will ask for it.
     std::optional<CurveKey> key;
     if (zap_) key = connection_key_;
+    if (key && !pin_holds(hello.name, *key, endpoint)) return;
     // Only a HELLO that comes over its key's connection can speak for the node's lives: a plain
     // node's incarnations would be anyone's to forge (a huge one would silence the real node).
     const std::uint64_t incarnation = zap_ ? hello.incarnation : 0;
@@ -246,17 +247,11 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
     } else {
         peer->batch_max = std::min<std::size_t>(hello.batch_max, kMaxBatchEntries);
     }
+    peer->own_sub = wants_own_sub(*peer);
     links_.subscribe_to(*peer, PeerLinks::endpoint_of(host, hello.pub_port));
-    std::unordered_map<std::string, QueueLink> queues;
-    for (const auto& ad : hello.queues) {
-        QueueLink link;
-        link.prefetch = std::max<std::uint32_t>(ad.prefetch, 1);
-        if (auto old = peer->queues.find(ad.name); old != peer->queues.end()) {
-            link.unacked = old->second.unacked;
-        }
-        queues.emplace(ad.name, link);
-    }
-    peer->queues = std::move(queues);
+    peer->advertised.clear();
+    for (const auto& ad : hello.queues) peer->advertised.emplace_back(ad.name, ad.prefetch);
+    set_queue_links(*peer);  // what its key may consume of it
     peer->topics = std::move(hello.topics);
     peer->hello_seen = true;
     sender_.peers_changed();
@@ -301,6 +296,18 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
         key = decode_key(record.public_key);
         if (!key || (!record.id.is_nil() && record.id != node_id_of(*key))) {
             drop(Drop::discovery_bad_key);
+            return;
+        }
+        // A record is anyone's to publish: its key must be one this node would let in.
+        if (!trust_.admits(*key)) {
+            drop(Drop::discovery_unauthorized);
+            PEERMQ_LOG(log_, LogLevel::debug, "peer", "a record's key is not authorized",
+                       {"peer", record.name}, {"key", record.public_key},
+                       {"endpoint", PeerLinks::endpoint_of(record.host, record.inbox_port)});
+            return;
+        }
+        if (!record.name.empty() &&
+            !pin_holds(record.name, *key, PeerLinks::endpoint_of(record.host, record.inbox_port))) {
             return;
         }
     }

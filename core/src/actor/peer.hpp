@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <zmq.hpp>
@@ -41,12 +42,18 @@ struct Peer {
     std::uint16_t inbox_port = 0;
     std::uint16_t pub_port = 0;
     std::string inbox_endpoint;
-    std::string pub_endpoint;  // connected on the SUB socket when not empty
+    std::string pub_endpoint;  // connected (on the SUB socket, or `sub`) when not empty
+    // authorized, for a key whose publishing is restricted: a SUB socket of its own, so that
+    // every topic message read from it is known to be this peer's (the shared SUB cannot tell
+    // its publishers apart). Null otherwise.
+    bool own_sub = false;  // wanted: set before subscribe_to
+    zmq::socket_t sub;
     zmq::socket_t push;
     PeerState state = PeerState::connecting;
     Steady last_heard{};
     Steady last_sent{};
     Steady last_hello_reply{};
+    Steady relinked{};  // when its links were last opened anew (reset) while it was down
     std::int64_t last_heard_unix = 0;
     bool blocked = false;     // the PUSH refused a frame; polled for POLLOUT
     bool hello_owed = false;  // our HELLO still has to reach it
@@ -58,7 +65,10 @@ struct Peer {
     bool confirmed = false;
     bool hello_seen = false;    // its name, queues and topics are known: it may become alive
     std::size_t batch_max = 0;  // entries per BATCH frame it reads (its HELLO); 0: none
-    std::unordered_map<std::string, QueueLink> queues;
+    std::unordered_map<std::string, QueueLink> queues;  // what it may consume of what it asked
+    // Its HELLO's queues and prefetch as announced: `queues` is made from them again when the
+    // trust policy changes what its key may consume.
+    std::vector<std::pair<std::string, std::uint32_t>> advertised;
     std::vector<std::string> topics;
     std::uint64_t frames_sent = 0;
     std::uint64_t frames_received = 0;

@@ -9,6 +9,7 @@ constexpr int kPeerSendHwm = 20'000;
 constexpr auto kReconnect = std::chrono::milliseconds(100);
 constexpr auto kReconnectMax = std::chrono::milliseconds(250);
 constexpr auto kConnectTimeout = std::chrono::milliseconds(250);
+constexpr int kOwnSubHwm = 10'000;  // one publisher's messages waiting to be read
 
 }  // namespace
 
@@ -82,7 +83,11 @@ void PeerLinks::reset(Peer& peer) {
     peer.hello_owed = true;
     if (!peer.pub_endpoint.empty()) {
         try {
-            sub_.disconnect(peer.pub_endpoint);
+            if (peer.sub.handle() != nullptr) {
+                peer.sub.close();
+            } else {
+                sub_.disconnect(peer.pub_endpoint);
+            }
             connect_sub(peer, peer.pub_endpoint);
         } catch (const zmq::error_t&) {
         }
@@ -102,7 +107,21 @@ void PeerLinks::subscribe_to(Peer& peer, const std::string& endpoint) {
     }
 }
 
-void PeerLinks::connect_sub(const Peer& peer, const std::string& endpoint) {
+void PeerLinks::connect_sub(Peer& peer, const std::string& endpoint) {
+    if (peer.own_sub && identity_ && peer.key) {
+        zmq::socket_t sub(context_, zmq::socket_type::sub);
+        sub.set(zmq::sockopt::curve_serverkey,
+                zmq::const_buffer(peer.key->data(), peer.key->size()));
+        sub.set(zmq::sockopt::curve_publickey, identity_->public_key);
+        sub.set(zmq::sockopt::curve_secretkey, identity_->secret_key);
+        sub.set(zmq::sockopt::rcvhwm, kOwnSubHwm);
+        sub.set(zmq::sockopt::maxmsgsize, sub_.get(zmq::sockopt::maxmsgsize));
+        sub.set(zmq::sockopt::linger, 0);
+        for (const auto& prefix : prefixes_) sub.set(zmq::sockopt::subscribe, prefix);
+        sub.connect(endpoint);
+        peer.sub = std::move(sub);
+        return;
+    }
     if (identity_) {
         if (!peer.key) throw zmq::error_t();
         // Read by libzmq at connect(): each connection of the one SUB has its own server key.
@@ -114,11 +133,48 @@ void PeerLinks::connect_sub(const Peer& peer, const std::string& endpoint) {
 
 void PeerLinks::leave_pub(Peer& peer) {
     if (peer.pub_endpoint.empty()) return;
-    try {
-        sub_.disconnect(peer.pub_endpoint);
-    } catch (const zmq::error_t&) {
+    if (peer.sub.handle() != nullptr) {
+        peer.sub.close();
+    } else {
+        try {
+            sub_.disconnect(peer.pub_endpoint);
+        } catch (const zmq::error_t&) {
+        }
     }
     peer.pub_endpoint.clear();
+}
+
+void PeerLinks::resubscribe(Peer& peer) {
+    const std::string endpoint = peer.pub_endpoint;
+    if (endpoint.empty()) return;
+    leave_pub(peer);
+    subscribe_to(peer, endpoint);
+}
+
+void PeerLinks::subscribe(const std::string& prefix, const PeerDirectory& peers) {
+    prefixes_.push_back(prefix);
+    sub_.set(zmq::sockopt::subscribe, prefix);
+    for (const auto& peer : peers.all()) {
+        if (peer->sub.handle() != nullptr) peer->sub.set(zmq::sockopt::subscribe, prefix);
+    }
+}
+
+void PeerLinks::add_sub_items(const PeerDirectory& peers, std::vector<zmq::pollitem_t>& items) {
+    sub_polled_.clear();
+    first_sub_item_ = items.size();
+    for (const auto& peer : peers.all()) {
+        if (peer->sub.handle() == nullptr) continue;
+        items.push_back({peer->sub.handle(), 0, ZMQ_POLLIN, 0});
+        sub_polled_.push_back(peer->id);
+    }
+}
+
+void PeerLinks::readable_subs(const std::vector<zmq::pollitem_t>& items,
+                              std::vector<NodeId>& out) const {
+    out.clear();
+    for (std::size_t i = 0; i < sub_polled_.size(); ++i) {
+        if (items[first_sub_item_ + i].revents & ZMQ_POLLIN) out.push_back(sub_polled_[i]);
+    }
 }
 
 void PeerLinks::close(Peer& peer) {

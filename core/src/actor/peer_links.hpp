@@ -44,8 +44,14 @@ public:
     // peer is owed our HELLO on the new link.
     void reset(Peer& peer);
     // Connects the SUB socket to the peer's PUB at `endpoint`, leaving the one it had; out of
-    // descriptors, the peer's topics stay unheard until its next HELLO (logged).
+    // descriptors, the peer's topics stay unheard until its next HELLO (logged). A peer with
+    // `own_sub` gets a SUB socket of its own instead, subscribed to every prefix.
     void subscribe_to(Peer& peer, const std::string& endpoint);
+    // Leaves the peer's PUB and connects again, on its own SUB or the shared one as `own_sub`
+    // now says.
+    void resubscribe(Peer& peer);
+    // A prefix this node subscribes to: on the shared SUB and every peer's own.
+    void subscribe(const std::string& prefix, const PeerDirectory& peers);
     // Before the peer's record goes: its SUB connection closes (its PUSH goes with the record).
     void close(Peer& peer);
     // At shutdown: how long each PUSH may still spend sending what it holds.
@@ -73,11 +79,16 @@ public:
         return any;
     }
 
+    // Poll: appends a POLLIN item for each peer's own SUB; after the poll, readable_subs() lists
+    // the ids of those with messages (ids: reading may change the peer table).
+    void add_sub_items(const PeerDirectory& peers, std::vector<zmq::pollitem_t>& items);
+    void readable_subs(const std::vector<zmq::pollitem_t>& items, std::vector<NodeId>& out) const;
+
 private:
     zmq::socket_t make_push(const Peer& peer);
     void leave_pub(Peer& peer);
     // The SUB connects to `peer`'s PUB with its key as the CurveZMQ server key.
-    void connect_sub(const Peer& peer, const std::string& endpoint);
+    void connect_sub(Peer& peer, const std::string& endpoint);
 
     zmq::context_t& context_;
     zmq::socket_t& sub_;
@@ -86,6 +97,9 @@ private:
     const NodeIdentity* identity_;
     std::vector<Peer*> polled_;  // this turn's blocked peers, by poll item from first_item_
     std::size_t first_item_ = 0;
+    std::vector<NodeId> sub_polled_;  // this turn's own SUBs, by poll item from first_sub_item_
+    std::size_t first_sub_item_ = 0;
+    std::vector<std::string> prefixes_;  // what every SUB subscribes to
 };
 
 }  // namespace peermq::detail

@@ -15,6 +15,7 @@ void PeerLiveness::revive(Peer& peer, Steady now, Effects& out) {
 void PeerLiveness::said_bye(Peer& peer, Steady now, Effects& out) {
     if (peer.state == PeerState::down) return;
     set_state(peer, PeerState::down, "bye", now, out);
+    peer.relinked = now;
     out.down.push_back(&peer);
     out.consumers_changed = true;
 }
@@ -80,12 +81,17 @@ void PeerLiveness::tick(Steady now, Effects& out) {
             // backoff: when the link heals, a fresh one is up within a reconnect interval.
             out.down.push_back(&peer);
             out.reset.push_back(&peer);
+            peer.relinked = now;
             out.consumers_changed = true;
         }
+        if (peer.state != PeerState::down) continue;
         // A peer whose link never came up was never more than a claim: forgotten at once.
-        if (peer.state == PeerState::down && !peer.configured &&
+        if (!peer.configured &&
             (silent >= kForgetDownPeer || (!peer.confirmed && !peer.discovered))) {
             out.forget.push_back(&peer);
+        } else if (now - peer.relinked >= kRelinkDownPeer) {
+            peer.relinked = now;
+            out.reset.push_back(&peer);
         }
     }
 }
@@ -117,6 +123,7 @@ PeerInfo PeerLiveness::info(const Peer& peer) {
     out.last_heard_ms = peer.last_heard_unix;
     out.frames_sent = peer.frames_sent;
     out.frames_received = peer.frames_received;
+    if (peer.key) out.public_key = encode_key(*peer.key);
     return out;
 }
 

@@ -25,6 +25,10 @@ class PeerLiveness {
 public:
     using Steady = Clock::Steady;
     static constexpr auto kForgetDownPeer = std::chrono::seconds(60);
+    // A down peer that is kept has its links opened anew this often: libzmq gives up a link
+    // whose handshake the other end refused (a key not, or no longer, admitted there) and
+    // never retries it, so without this the peer would stay unreachable once it admits us.
+    static constexpr auto kRelinkDownPeer = std::chrono::seconds(2);
 
     struct Timing {
         std::chrono::milliseconds heartbeat_interval{};

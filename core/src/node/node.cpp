@@ -1,6 +1,7 @@
 #include <sys/resource.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <future>
 
 #include "actor/actor.hpp"
@@ -9,6 +10,7 @@
 #include "peermq/keys.hpp"
 #include "platform/data_dir_lock.hpp"
 #include "platform/interfaces.hpp"
+#include "security/trust_policy.hpp"
 #include "security/zap_handler.hpp"
 #include "storage/journal.hpp"
 
@@ -58,6 +60,7 @@ Status validate(const NodeOptions& o) {
     if (o.max_handler_queue == 0) return bad("max_handler_queue must be at least 1");
     if (o.max_handler_queue_bytes == 0) return bad("max_handler_queue_bytes must be positive");
     if (o.interface.empty()) return bad("interface must be a name like \"lo\", or \"*\"");
+    if (o.trust > TrustMode::plain) return bad("trust is not a TrustMode");
     if (o.log_level > LogLevel::off && o.log_level != LogLevel::unset) {
         return bad("log_level is not a LogLevel");
     }
@@ -131,6 +134,36 @@ Status NodeCore::start() {
     if (!resolved) return resolved.status();
     identity = std::move(resolved).value();
     id = identity.id;
+    {
+        namespace fs = std::filesystem;
+        TrustPolicy::Settings trust_settings;
+        trust_settings.mode = options.trust;
+        trust_settings.authorized_keys = options.authorized_keys;
+        if (trust_settings.authorized_keys.empty() && !options.data_dir.empty()) {
+            trust_settings.authorized_keys = fs::path(options.data_dir) / kAuthorizedKeysFileName;
+        }
+        if (!options.data_dir.empty()) {
+            trust_settings.known_keys = fs::path(options.data_dir) / kKnownKeysFileName;
+        }
+        auto loaded = TrustPolicy::load(std::move(trust_settings));
+        if (!loaded) return loaded.status();
+        trust = std::make_unique<TrustPolicy>(std::move(loaded).value());
+        if (options.trust == TrustMode::authorized) {
+            PEERMQ_LOG(log, LogLevel::info, "node", "trust mode authorized",
+                       {"authorized_keys", trust->settings().authorized_keys},
+                       {"keys", trust->authorized().keys.size()});
+            for (const auto& problem : trust->authorized().problems) {
+                PEERMQ_LOG(log, LogLevel::warn, "node", "authorized_keys: a line is skipped",
+                           {"file", trust->settings().authorized_keys}, {"line", problem.line},
+                           {"reason", problem.reason});
+            }
+        }
+        if (options.trust == TrustMode::tofu && options.data_dir.empty()) {
+            PEERMQ_LOG(log, LogLevel::warn, "node",
+                       "trust mode tofu without a data directory: keys are pinned for this run "
+                       "only");
+        }
+    }
     if (!secure()) {
         PEERMQ_LOG(log, LogLevel::warn, "node",
                    "trust mode plain: links are not encrypted and any host that reaches this "
@@ -158,8 +191,13 @@ Status NodeCore::start() {
                        {"open_files", soft});
         }
     }
+    // A peer costs one PUSH socket; in authorized mode a publisher with restricted prefixes costs
+    // an own SUB socket too.
+    connection_limit = peer_limit + kSpareConnections;
+    const std::size_t sockets_per_peer = options.trust == TrustMode::authorized ? 2 : 1;
     context.set(zmq::ctxopt::max_sockets,
-                static_cast<int>(std::min<std::size_t>(peer_limit + kReservedSockets, INT32_MAX)));
+                static_cast<int>(std::min<std::size_t>(
+                    peer_limit * sockets_per_peer + kReservedSockets, INT32_MAX)));
 
     const auto max_frame = static_cast<std::int64_t>(std::min<std::size_t>(
         options.max_payload_bytes + kMaxHeaderBytes, static_cast<std::size_t>(INT32_MAX)));
@@ -184,14 +222,20 @@ Status NodeCore::start() {
     auto inbox_bound = bind_socket(inbox, host, options.inbox_port, "inbox");
     if (!inbox_bound) return inbox_bound.status();
     inbox_endpoint = inbox_bound.value();
+    inbox_port = port_of(inbox_endpoint);
 
-    zmq::socket_t pub(context, zmq::socket_type::pub);
+    // authorized: an XPUB whose subscriptions the actor admits one by one (each checked against
+    // its connection's key's permissions) instead of a PUB that takes them all.
+    const bool manual_pub = options.trust == TrustMode::authorized;
+    zmq::socket_t pub(context, manual_pub ? zmq::socket_type::xpub : zmq::socket_type::pub);
+    if (manual_pub) pub.set(zmq::sockopt::xpub_manual, true);
     serve_curve(pub);
     pub.set(zmq::sockopt::sndhwm, 100'000);
     pub.set(zmq::sockopt::linger, 0);
     auto pub_bound = bind_socket(pub, host, options.pub_port, "pub");
     if (!pub_bound) return pub_bound.status();
     pub_endpoint = pub_bound.value();
+    pub_port = port_of(pub_endpoint);
 
     zmq::socket_t sub(context, zmq::socket_type::sub);
     if (secure()) {
@@ -306,7 +350,9 @@ Status NodeCore::start() {
                    {"inbox", inbox_endpoint},
                    {"pub", pub_endpoint},
                    {"discovery", backends.empty() ? std::string("none") : backends},
-                   {"data_dir", options.data_dir}});
+                   {"data_dir", options.data_dir},
+                   {"max_peers", peer_limit},
+                   {"max_connections", connection_limit}});
     }
     return {};
 }

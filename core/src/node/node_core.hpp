@@ -22,15 +22,19 @@
 #include "dispatch/mailbox.hpp"
 #include "peermq/node.hpp"
 #include "security/node_key.hpp"
+#include "security/trust_policy.hpp"
 #include "util/mutex.hpp"
 
 namespace peermq::detail {
 
 // NodeOptions::max_peers at most; what one peer costs in file descriptors (its PUSH socket's
-// signaler and connection, its connections to our inbox and from our SUB); what a node needs
-// besides its peers (its own sockets, the journal, the control and metrics servers, discovery).
+// signaler and connection, its connections to our inbox and pub, and from our SUB); what a node
+// needs besides its peers (its own sockets, the journal, the control and metrics servers,
+// discovery). The inbox and pub each accept at most a connection per peer and
+// kSpareConnections more (tools, peers restarting): past that, idle connections are cut.
 inline constexpr std::size_t kMaxPeersLimit = 65536;
-inline constexpr std::size_t kFdsPerPeer = 4;
+inline constexpr std::size_t kFdsPerPeer = 5;
+inline constexpr std::size_t kSpareConnections = 16;
 inline constexpr std::size_t kReservedFds = 64;
 inline constexpr std::size_t kReservedSockets = 32;
 
@@ -198,12 +202,18 @@ public:
     const NodeOptions options;
     NodeId id;  // derived from identity's public key, set by start()
     NodeIdentity identity;
+    // What the trust mode lets each key do; set by start(), then the actor's.
+    std::unique_ptr<TrustPolicy> trust;
     bool secure() const { return options.trust != TrustMode::plain; }
     std::string inbox_endpoint;
     std::string pub_endpoint;
     std::string advertised_host;  // empty when bound to every interface
     // NodeOptions::max_peers, lowered to what the open-file limit allows (set by start()).
     std::size_t peer_limit = 0;
+    // Connections the inbox, and the pub socket, keep at once (set by start()).
+    std::size_t connection_limit = 0;
+    std::uint16_t inbox_port = 0;
+    std::uint16_t pub_port = 0;
     JournalBacklog backlog;
 
     zmq::context_t context;

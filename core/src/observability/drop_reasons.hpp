@@ -43,10 +43,22 @@ namespace peermq::detail {
     X(discovery_other_cluster, "discovery.other_cluster",  false)                                 \
     X(discovery_no_key,        "discovery.no_key",         false)                                 \
     X(discovery_bad_key,       "discovery.bad_key",        true)                                  \
+    X(discovery_unauthorized,  "discovery.unauthorized",   true)                                  \
     /* Trust: frames that speak for a key they were not sent with (wire.md §13). */              \
     X(auth_sender_mismatch,    "auth.sender_mismatch",     true)                                  \
     X(auth_handshake_failed,   "auth.handshake_failed",    true)                                  \
     X(link_handshake_cut,      "link.handshake_cut",       false)                                 \
+    /* Inbound connections past the cap (wire.md §2): descriptors are not for anyone to hold. */ \
+    X(link_idle_cut,           "link.idle_cut",            true)                                  \
+    X(link_connection_limit,   "link.connection_limit",    true)                                  \
+    /* Trust modes authorized and tofu (wire.md §13). */                                         \
+    X(auth_unauthorized,       "auth.unauthorized",        true)                                  \
+    X(auth_revoked,            "auth.revoked",             true)                                  \
+    X(auth_send_denied,        "auth.send_denied",         true)                                  \
+    X(auth_consume_denied,     "auth.consume_denied",      true)                                  \
+    X(auth_subscribe_denied,   "auth.subscribe_denied",    true)                                  \
+    X(auth_publish_denied,     "auth.publish_denied",      true)                                  \
+    X(auth_key_changed,        "auth.key_changed",         true)                                  \
     /* The reliability layer (reliability.md §14). */                                            \
     X(data_no_consumer,        "data.no_consumer",         false)                                 \
     X(inbox_full,              "inbox.full",               true)                                  \

@@ -1,0 +1,70 @@
+#include "platform/inbound_connections.hpp"
+
+// <linux/tcp.h>, not <netinet/tcp.h>: glibc's tcp_info lacks tcpi_bytes_received.
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <vector>
+
+namespace peermq::detail {
+namespace {
+
+bool is_connection_to(int fd, std::uint16_t port) {
+    sockaddr_storage local{};
+    socklen_t size = sizeof local;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &size) != 0) return false;
+    if (local.ss_family == AF_INET)
+        return ntohs(reinterpret_cast<const sockaddr_in&>(local).sin_port) == port;
+    if (local.ss_family == AF_INET6)
+        return ntohs(reinterpret_cast<const sockaddr_in6&>(local).sin6_port) == port;
+    return false;
+}
+
+// Whether the peer has sent nothing at all (false when the kernel cannot say).
+bool silent(int fd) {
+    tcp_info info{};
+    socklen_t size = sizeof info;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0) return false;
+    if (size < offsetof(tcp_info, tcpi_bytes_received) + sizeof info.tcpi_bytes_received)
+        return false;
+    return info.tcpi_bytes_received == 0;
+}
+
+bool cut(int fd, std::uint16_t port) {
+    return is_connection_to(fd, port) && ::shutdown(fd, SHUT_RDWR) == 0;
+}
+
+}  // namespace
+
+InboundConnections::Admitted InboundConnections::accepted(int fd, std::uint16_t port, Time now) {
+    Admitted admitted;
+    accepted_[fd] = now;
+    if (accepted_.size() <= limit_) return admitted;
+    std::vector<int> idle;
+    for (const auto& [other, since] : accepted_) {
+        if (other != fd && now - since >= kIdleAfter && silent(other)) idle.push_back(other);
+    }
+    for (const int other : idle) {
+        if (cut(other, port)) ++admitted.idle_cut;
+        accepted_.erase(other);  // cut, or no longer ours: its CLOSED event finds nothing
+    }
+    if (accepted_.size() > limit_) {
+        admitted.refused = true;
+        (void)cut(fd, port);
+        accepted_.erase(fd);
+    }
+    return admitted;
+}
+
+std::size_t InboundConnections::cut_all(std::uint16_t port) {
+    std::size_t count = 0;
+    for (const auto& [fd, since] : accepted_) {
+        if (cut(fd, port)) ++count;
+    }
+    accepted_.clear();  // libzmq reports each one closed; their numbers may be reused
+    return count;
+}
+
+}  // namespace peermq::detail
