@@ -62,6 +62,20 @@ TEST_F(TrustCli, AddTakesTheKeyFromANodesAddress) {
     EXPECT_EQ(read_file(path_), a + " alpha\n" + b + " beta\n");
 }
 
+// '-' is a Z85 character: about one key in 85 begins with it, and an argument that begins with
+// it must still be read as the key, not as an option (this test failed on such keys first).
+TEST_F(TrustCli, AKeyThatBeginsWithADashIsAKeyNotAnOption) {
+    std::string key;
+    for (int i = 0; i < 20000 && !key.starts_with('-'); ++i) key = new_key();
+    ASSERT_TRUE(key.starts_with('-')) << "no key began with '-' in 20 000";
+    const auto added = on_file("add", {key, "dash", "--consume", "orders"});
+    ASSERT_EQ(added.exit_code, 0) << added;
+    EXPECT_EQ(read_file(path_), key + " dash consume=orders\n");
+    const auto removed = on_file("remove", {key});
+    ASSERT_EQ(removed.exit_code, 0) << removed;
+    EXPECT_EQ(read_file(path_), "");
+}
+
 TEST_F(TrustCli, AddWithADataDirWritesItsAuthorizedKeys) {
     const std::string key = new_key();
     const auto added = trust({"add", key, "billing", "--data-dir", dir_.path()});

@@ -43,8 +43,10 @@ std::string file_of(const TrustOptions& options) {
 
 // A public key as given: its Z85 text, or a node's address ending with it (host:port#KEY,
 // tcp://host:port#KEY, as nodes print it). The key is the last 40 characters after a '#', not
-// what follows the last '#': a Z85 key may hold '#' itself.
+// what follows the last '#': a Z85 key may hold '#' itself. A leading space is
+// protect_key_arguments()'s.
 std::optional<detail::CurveKey> key_of(std::string_view text) {
+    if (text.starts_with(' ')) text.remove_prefix(1);
     if (auto key = detail::decode_key(text)) return key;
     if (text.size() > kKeyTextSize && text[text.size() - kKeyTextSize - 1] == '#')
         return detail::decode_key(text.substr(text.size() - kKeyTextSize));
@@ -117,6 +119,7 @@ int run_add(const TrustOptions& options) {
 int run_remove(const TrustOptions& options) {
     const std::string path = file_of(options);
     std::string target = options.key_or_name;
+    if (target.starts_with(' ')) target.erase(0, 1);
     if (const auto key = key_of(target)) target = detail::encode_key(*key);
     // Read first only to say whom the removal took off; remove_authorized_key decides.
     const auto before = detail::read_authorized_keys(path);
@@ -187,6 +190,13 @@ void add_permission_option(CLI::App& command, const std::string& name,
 }
 
 }  // namespace
+
+void protect_key_arguments(std::vector<std::string>& args) {
+    if (args.size() < 2 || args[1] != "trust") return;
+    for (std::size_t i = 2; i < args.size(); ++i) {
+        if (args[i].starts_with('-') && key_of(args[i])) args[i].insert(0, 1, ' ');
+    }
+}
 
 void add_trust_command(CLI::App& app, Runner& selected) {
     auto* trust = app.add_subcommand(

@@ -7,6 +7,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -30,5 +31,9 @@ void add_bench_command(CLI::App& app, Runner& selected);
 void add_doctor_command(CLI::App& app, Runner& selected);
 void add_keys_command(CLI::App& app, Runner& selected);   // keys generate, keys show
 void add_trust_command(CLI::App& app, Runner& selected);  // trust add, remove, list
+// A Z85 key may begin with '-', which the parser would take for an option: the arguments of
+// `peermq trust` that are keys (or addresses ending with one) and begin with '-' get a leading
+// space, which makes them positional; cmd_trust.cpp strips it.
+void protect_key_arguments(std::vector<std::string>& args);
 
 }  // namespace peermq::cli

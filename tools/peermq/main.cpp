@@ -107,9 +107,13 @@ int main(int argc, char** argv) {
         for (const auto& arg : help->args) help_args.push_back(arg.c_str());
     }
 
+    std::vector<std::string> args(argv, argv + argc);
+    protect_key_arguments(args);
+    std::vector<const char*> arg_pointers;
+    for (const auto& arg : args) arg_pointers.push_back(arg.c_str());
     try {
         if (help_args.empty()) {
-            app.parse(argc, argv);
+            app.parse(static_cast<int>(arg_pointers.size()), arg_pointers.data());
         } else {
             app.parse(static_cast<int>(help_args.size()), help_args.data());
         }

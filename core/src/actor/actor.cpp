@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 
 namespace peermq::detail {
 namespace {
@@ -245,6 +246,7 @@ void Actor::turn() {
             journal_->publish_backlog(now);
         }
         flush_jobs();
+        if (std::exchange(pump_owed_, false)) sender_.pump_all(fresh_now());
         // Room for blocked send()s: one wake-up per turn, however many messages left.
         sender_.release_all();
     }

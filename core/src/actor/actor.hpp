@@ -138,6 +138,7 @@ private:
     }
     // Carries out what the peer table decided (peer_effects_), and clears it.
     void apply_peer_effects();
+    bool pump_owed_ = false;  // the consumers changed: the turn ends with a pump
     void send_hello(Peer* peer);
     void send_control(Peer* peer, Kind kind, std::vector<MessageId> ids = {},
                       std::string error = {});

@@ -73,7 +73,13 @@ void Actor::remove_peer(Peer* peer) {
 
 void Actor::apply_peer_effects() {
     PeerLiveness::Effects& fx = peer_effects_;
-    if (fx.consumers_changed) sender_.peers_changed();
+    if (fx.consumers_changed) {
+        sender_.peers_changed();
+        // A consumer back (suspect -> alive by a mere heartbeat) may be the only way on for a
+        // queue that waits: nothing else would wake it (best effort has no acks), so the turn
+        // ends with a pump.
+        pump_owed_ = true;
+    }
     for (Peer* peer : fx.hello) send_hello(peer);
     for (Peer* peer : fx.heartbeat) send_control(peer, Kind::heartbeat);
     for (Peer* peer : fx.down) sender_.redirect_from(peer->id, fresh_now());

@@ -18,6 +18,8 @@
 #include <filesystem>
 #include <unordered_map>
 
+#include "platform/private_file.hpp"
+
 namespace peermq::detail {
 namespace fs = std::filesystem;
 namespace {
@@ -284,23 +286,6 @@ Result<std::string> read_text(const std::string& path) {
     }
 }
 
-bool write_all(int fd, std::string_view text) {
-    while (!text.empty()) {
-        const ssize_t n = ::write(fd, text.data(), text.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        text.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
-}
-
-void sync_directory(const fs::path& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    (void)::fsync(fd);
-    ::close(fd);
-}
-
 // The file an edit replaces: a symbolic link's target, so that the link stays a link.
 fs::path edited_file(const std::string& path) {
     std::error_code error;
@@ -309,25 +294,9 @@ fs::path edited_file(const std::string& path) {
     return error ? fs::path(path) : target;
 }
 
-// Replaces the file with `text`, mode 0600: a temporary file beside it (a unique name, so that
-// two edits at once cannot write into one), synced, renamed over it; then its directory synced,
-// so that the rename outlives a crash.
+// Replaces the file with `text` (platform/private_file.hpp): a symbolic link's target.
 Status write_file(const std::string& path, std::string_view text) {
-    const fs::path file = edited_file(path);
-    std::string temporary = file.string() + ".XXXXXX";
-    const int fd = ::mkostemp(temporary.data(), O_CLOEXEC);
-    if (fd < 0) return io_error("cannot create a temporary file beside", file.string());
-    bool ok = ::fchmod(fd, 0600) == 0 && write_all(fd, text) && ::fsync(fd) == 0;
-    ok = ::close(fd) == 0 && ok;
-    ok = ok && ::rename(temporary.c_str(), file.c_str()) == 0;
-    if (!ok) {
-        Status status = io_error("cannot write", file.string());
-        ::unlink(temporary.c_str());
-        return status;
-    }
-    const fs::path dir = file.parent_path();
-    sync_directory(dir.empty() ? fs::path(".") : dir);
-    return {};
+    return replace_private_file(edited_file(path), text);
 }
 
 // --- Edits ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@
 #include <filesystem>
 
 #include "peermq/keys.hpp"
+#include "platform/private_file.hpp"
 
 namespace peermq::detail {
 namespace fs = std::filesystem;
@@ -49,43 +50,6 @@ std::optional<std::string> read_small_file(const std::string& path, mode_t& mode
     }
     ::close(fd);
     return text;
-}
-
-void sync_dir(const std::string& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    (void)::fsync(fd);
-    ::close(fd);
-}
-
-// Writes `text` as `path`, mode 0600: a temporary file, synced, renamed over it.
-Status write_private_file(const std::string& dir, const std::string& path,
-                          const std::string& text) {
-    const std::string temporary = path + ".tmp";
-    ::unlink(temporary.c_str());
-    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) return io_error("cannot create", temporary);
-    bool ok = ::fchmod(fd, 0600) == 0;  // whatever the umask
-    std::size_t written = 0;
-    while (ok && written < text.size()) {
-        const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0)
-            ok = false;
-        else
-            written += static_cast<std::size_t>(n);
-    }
-    ok = ok && ::fsync(fd) == 0;
-    const int error = errno;
-    ::close(fd);
-    if (!ok || ::rename(temporary.c_str(), path.c_str()) != 0) {
-        errno = ok ? errno : error;
-        Status status = io_error("cannot write", path);
-        ::unlink(temporary.c_str());
-        return status;
-    }
-    sync_dir(dir);
-    return {};
 }
 
 Result<NodeIdentity> identity_of(const std::string& secret_key, std::string source) {
@@ -133,8 +97,7 @@ Result<std::uint64_t> next_incarnation(const std::string& data_dir, std::int64_t
     }
     const std::uint64_t next = std::max<std::uint64_t>(
         previous + 1, static_cast<std::uint64_t>(std::max<std::int64_t>(unix_ms, 0)));
-    if (Status written = write_private_file(data_dir, path, std::to_string(next) + "\n");
-        !written.ok()) {
+    if (Status written = replace_private_file(path, std::to_string(next) + "\n"); !written.ok()) {
         return written;
     }
     return next;
@@ -180,8 +143,7 @@ Result<NodeIdentity> read_key_file(const std::string& data_dir, bool create) {
         if (!pair) return pair.status();
         auto identity = identity_of(pair->secret_key, "data_dir");
         if (!identity) return identity.status();
-        if (Status written = write_private_file(data_dir, path, key_file_text(*identity));
-            !written.ok()) {
+        if (Status written = replace_private_file(path, key_file_text(*identity)); !written.ok()) {
             return written;
         }
         return identity;

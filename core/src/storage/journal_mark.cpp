@@ -23,14 +23,6 @@ namespace fs = std::filesystem;
 
 namespace journal_rows {
 
-// Makes a new file's directory entry durable; SQLite syncs the directory only for its journals.
-void sync_directory(const fs::path& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    (void)::fsync(fd);
-    ::close(fd);
-}
-
 namespace {
 
 // Flushes what any process wrote to `path` (nothing when it does not exist).

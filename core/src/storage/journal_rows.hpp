@@ -19,6 +19,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "platform/private_file.hpp"
 #include "storage/journal.hpp"
 
 namespace peermq::detail::journal_rows {
@@ -233,8 +234,9 @@ inline std::string filter_where(unsigned shape) {
 
 // --- Shared by journal.cpp and journal_mark.cpp -----------------------------------------------
 
-// Makes a new file's directory entry durable; SQLite syncs the directory only for its journals.
-void sync_directory(const std::filesystem::path& dir);
+// Makes a new file's directory entry durable (SQLite syncs the directory only for its journals):
+// platform/private_file.hpp's.
+using detail::sync_directory;
 
 // corrupt_journal for a journal that holds less than its mark records, saying `why`.
 Status lost_commits(const std::string& path, const JournalMark& mark, const JournalCounts& held,
