@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -24,9 +25,47 @@ namespace peermq {
 namespace {
 
 constexpr std::string_view kDefaultAddress = "127.0.0.1";
-// A scrape is one small request every few seconds: two workers are plenty, and connections are
-// not kept alive so that stop() never waits for an idle scraper to go away.
-constexpr std::size_t kWorkerThreads = 2;
+// Connections served at once, each on a thread of its own (ConnectionThreads). Connections are
+// not kept alive, so that stop() never waits for an idle scraper to go away.
+constexpr std::size_t kMaxConnections = 32;
+
+// httplib's task queue, one thread per connection up to kMaxConnections. httplib's own pool
+// gives each connection a worker until its request is read, up to the read timeout per byte: a
+// few clients that connect and send nothing (or a byte at a time) held both workers of a pool of
+// two, and a scrape waited behind them (measured: 4 such clients delayed one to 27 s). Here a
+// slow client holds only its own thread; past the cap, the accept loop waits for a connection
+// to end (the kernel's backlog keeps the rest).
+class ConnectionThreads final : public httplib::TaskQueue {
+public:
+    void enqueue(std::function<void()> serve) override {
+        detail::MutexLock lock(mutex_);
+        changed_.wait(lock,
+                      [this]() PEERMQ_REQUIRES(mutex_) { return running_ < kMaxConnections; });
+        ++running_;
+        // Detached: shutdown() waits for the count, and a thread touches nothing of this object
+        // after it has counted itself out.
+        std::thread([this, serve = std::move(serve)] {
+            try {
+                serve();
+            } catch (...) {
+                // httplib answers what a handler throws; nothing else is expected here.
+            }
+            detail::MutexLock done(mutex_);
+            --running_;
+            changed_.notify_all();
+        }).detach();
+    }
+
+    void shutdown() override {
+        detail::MutexLock lock(mutex_);
+        changed_.wait(lock, [this]() PEERMQ_REQUIRES(mutex_) { return running_ == 0; });
+    }
+
+private:
+    detail::Mutex mutex_;
+    detail::CondVar changed_;
+    std::size_t running_ PEERMQ_GUARDED_BY(mutex_) = 0;
+};
 
 std::string_view trim(std::string_view text) {
     while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
@@ -287,7 +326,7 @@ Result<MetricsServer> MetricsServer::start(std::function<NodeStats()> source,
         const int yes = 1;
         ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
     });
-    server.new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
+    server.new_task_queue = [] { return new ConnectionThreads(); };
     server.set_keep_alive_max_count(1);
     server.set_read_timeout(5, 0);
     server.set_write_timeout(5, 0);
