@@ -54,7 +54,7 @@ TEST(SuspectResumeTest, ABlockedBestEffortQueueMovesOnWhenItsSuspectConsumerIsHe
 // The benchmark's case: a flood fills the link to the consumer (its PUSH at the high-water
 // mark: blocked), the consumer turns suspect, its link becomes writable again while it is still
 // suspect (so nothing is sent then), and then a mere heartbeat makes it alive. Nothing then woke
-// the queue: the benchmark's best-effort flood at 64 B stayed full for 10 s in 6 of 10 runs
+// the queue: the benchmark's best-effort flood at 64 B stayed full for 10 s in 8 of 17 runs
 // before the node pumped its queues after every change of its consumers, 0 of 8 after. This test
 // drives the same sequence three times; it passed before the fix as well (the race is narrow),
 // but a flood that stalls here fails it.
