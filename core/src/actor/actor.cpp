@@ -37,6 +37,8 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
       pub_(std::move(pub)),
       sub_(std::move(sub)),
       zap_(std::move(zap)),
+      inbox_connections_(core.inbox_port, core.connection_limit),
+      pub_connections_(core.pub_port, core.connection_limit),
       trust_(*core.trust),
       // A link may hold data its peer's kernel has not acknowledged for less than peer_timeout:
       // it is given up before its messages are redirected.
@@ -59,10 +61,6 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
             [&core] { core.post(CommitDoneCmd{}); });
     }
     dead_letters_ = std::make_unique<DeadLetterStore>(journal_.get());
-    inbox_port_ = core_.inbox_port;
-    pub_port_ = core_.pub_port;
-    inbox_connections_.set_limit(core_.connection_limit);
-    pub_connections_.set_limit(core_.connection_limit);
     watch_connections(inbox_, inbox_monitor_, "inbox");
     watch_connections(pub_, pub_monitor_, "pub");
     if (zap_) {
@@ -100,8 +98,7 @@ void Actor::watch_connections(zmq::socket_t& socket, zmq::socket_t& monitor, con
     monitor.connect(endpoint);
 }
 
-void Actor::read_monitor(zmq::socket_t& monitor, InboundConnections& connections,
-                         std::uint16_t port) {
+void Actor::read_monitor(zmq::socket_t& monitor, InboundConnections& connections) {
     zmq::message_t event;
     for (int n = 0; n < 256 && monitor.recv(event, zmq::recv_flags::dontwait); ++n) {
         zmq::message_t address;
@@ -114,8 +111,7 @@ void Actor::read_monitor(zmq::socket_t& monitor, InboundConnections& connections
         }
         switch (kind) {
             case ZMQ_EVENT_ACCEPTED: {
-                const auto admitted = connections.accepted(static_cast<int>(value), port,
-                                                           std::chrono::steady_clock::now());
+                const auto admitted = connections.accepted(static_cast<int>(value), now_);
                 for (std::size_t i = 0; i < admitted.idle_cut; ++i) drop(Drop::link_idle_cut);
                 if (admitted.refused) drop(Drop::link_connection_limit);
                 break;
@@ -179,10 +175,8 @@ void Actor::turn() {
 
         // Handshakes first: a connection waits for its answer before any frame can come.
         if (poll_items_[3].revents & ZMQ_POLLIN) zap_->serve();
-        if (poll_items_[4].revents & ZMQ_POLLIN)
-            read_monitor(inbox_monitor_, inbox_connections_, inbox_port_);
-        if (poll_items_[5].revents & ZMQ_POLLIN)
-            read_monitor(pub_monitor_, pub_connections_, pub_port_);
+        if (poll_items_[4].revents & ZMQ_POLLIN) read_monitor(inbox_monitor_, inbox_connections_);
+        if (poll_items_[5].revents & ZMQ_POLLIN) read_monitor(pub_monitor_, pub_connections_);
         if (poll_items_[6].revents & ZMQ_POLLIN) read_subscriptions();
         // Topic messages before anything that may disconnect the SUB socket: polling it fetches
         // the first part of a message ahead (libzmq's xsub), and a disconnect before that message

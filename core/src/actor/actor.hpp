@@ -138,6 +138,8 @@ private:
     }
     // Carries out what the peer table decided (peer_effects_), and clears it.
     void apply_peer_effects();
+    // To the application's on_peer_event handler, on the dispatcher (none set: dropped).
+    void post_peer_event(PeerEvent event);
     bool pump_owed_ = false;  // the consumers changed: the turn ends with a pump
     void send_hello(Peer* peer);
     void send_control(Peer* peer, Kind kind, std::vector<MessageId> ids = {},
@@ -204,11 +206,9 @@ private:
     zmq::socket_t inbox_monitor_;
     zmq::socket_t pub_monitor_;
     void watch_connections(zmq::socket_t& socket, zmq::socket_t& monitor, const char* name);
-    void read_monitor(zmq::socket_t& monitor, InboundConnections& connections, std::uint16_t port);
+    void read_monitor(zmq::socket_t& monitor, InboundConnections& connections);
     InboundConnections inbox_connections_;
     InboundConnections pub_connections_;
-    std::uint16_t inbox_port_ = 0;
-    std::uint16_t pub_port_ = 0;
 
     // Trust (trust_policy.hpp). The file is looked at every tick.
     TrustPolicy& trust_;

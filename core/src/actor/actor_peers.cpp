@@ -71,6 +71,11 @@ void Actor::remove_peer(Peer* peer) {
     trim_memory_ = true;
 }
 
+void Actor::post_peer_event(PeerEvent event) {
+    if (!peer_handler_) return;
+    core_.dispatcher->post([handler = peer_handler_, event = std::move(event)] { handler(event); });
+}
+
 void Actor::apply_peer_effects() {
     PeerLiveness::Effects& fx = peer_effects_;
     if (fx.consumers_changed) {
@@ -84,12 +89,7 @@ void Actor::apply_peer_effects() {
     for (Peer* peer : fx.heartbeat) send_control(peer, Kind::heartbeat);
     for (Peer* peer : fx.down) sender_.redirect_from(peer->id, fresh_now());
     for (Peer* peer : fx.reset) links_.reset(*peer);
-    if (peer_handler_) {
-        for (auto& event : fx.events) {
-            core_.dispatcher->post(
-                [handler = peer_handler_, event = std::move(event)] { handler(event); });
-        }
-    }
+    for (auto& event : fx.events) post_peer_event(std::move(event));
     for (Peer* peer : fx.forget) {
         PEERMQ_LOG(log_, LogLevel::debug, "peer", "peer forgotten", {"peer", peer->name},
                    {"id", peer->id});

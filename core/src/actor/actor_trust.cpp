@@ -44,12 +44,9 @@ void Actor::on_trust_change(const TrustPolicy::Change& change) {
                    {"key", encode_key(key)}, {"id", node_id_of(key)},
                    {"peer", peer ? peer->name : std::string()});
         if (!peer) continue;
-        if (peer_handler_) {
-            PeerEvent event{PeerLiveness::info(*peer), peer->state, "revoked"};
-            event.peer.state = PeerState::down;
-            core_.dispatcher->post(
-                [handler = peer_handler_, event = std::move(event)] { handler(event); });
-        }
+        PeerEvent event{PeerLiveness::info(*peer), peer->state, "revoked"};
+        event.peer.state = PeerState::down;
+        post_peer_event(std::move(event));
         if (peer->state == PeerState::alive || peer->state == PeerState::suspect) {
             sender_.redirect_from(peer->id, fresh_now());
         }
@@ -68,12 +65,12 @@ void Actor::on_trust_change(const TrustPolicy::Change& change) {
     }
     sender_.peers_changed();
     if (!change.revoked.empty()) {
-        const std::size_t inbox = inbox_connections_.cut_all(inbox_port_);
-        const std::size_t pub = pub_connections_.cut_all(pub_port_);
+        const std::size_t inbox = inbox_connections_.cut_all();
+        const std::size_t pub = pub_connections_.cut_all();
         PEERMQ_LOG(log_, LogLevel::info, "node", "connections cut after a revocation",
                    {"inbox", inbox}, {"pub", pub});
     } else if (!change.changed.empty()) {
-        (void)pub_connections_.cut_all(pub_port_);
+        (void)pub_connections_.cut_all();
     }
     sender_.pump_all(fresh_now());
 }
@@ -138,16 +135,13 @@ bool Actor::pin_holds(const std::string& name, const CurveKey& key, const std::s
                {"peer", name}, {"key", encode_key(key)},
                {"pinned", pinned ? encode_key(*pinned) : std::string()}, {"endpoint", endpoint},
                {"known_keys", trust_.settings().known_keys});
-    if (peer_handler_) {
-        PeerEvent event;
-        event.peer.id = node_id_of(key);
-        event.peer.name = name;
-        event.peer.inbox_endpoint = endpoint;
-        event.peer.state = PeerState::down;
-        event.refused = "key_changed";
-        core_.dispatcher->post(
-            [handler = peer_handler_, event = std::move(event)] { handler(event); });
-    }
+    PeerEvent event;
+    event.peer.id = node_id_of(key);
+    event.peer.name = name;
+    event.peer.inbox_endpoint = endpoint;
+    event.peer.state = PeerState::down;
+    event.refused = "key_changed";
+    post_peer_event(std::move(event));
     return false;
 }
 

@@ -46,8 +46,8 @@ struct Peer {
     // authorized, for a key whose publishing is restricted: a SUB socket of its own, so that
     // every topic message read from it is known to be this peer's (the shared SUB cannot tell
     // its publishers apart). Null otherwise.
-    bool own_sub = false;  // wanted: set before subscribe_to
     zmq::socket_t sub;
+    bool own_sub = false;  // `sub` is wanted: set before subscribe_to
     zmq::socket_t push;
     PeerState state = PeerState::connecting;
     Steady last_heard{};

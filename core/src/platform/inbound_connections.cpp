@@ -38,7 +38,7 @@ bool cut(int fd, std::uint16_t port) {
 
 }  // namespace
 
-InboundConnections::Admitted InboundConnections::accepted(int fd, std::uint16_t port, Time now) {
+InboundConnections::Admitted InboundConnections::accepted(int fd, Time now) {
     Admitted admitted;
     accepted_[fd] = now;
     if (accepted_.size() <= limit_) return admitted;
@@ -47,21 +47,21 @@ InboundConnections::Admitted InboundConnections::accepted(int fd, std::uint16_t 
         if (other != fd && now - since >= kIdleAfter && silent(other)) idle.push_back(other);
     }
     for (const int other : idle) {
-        if (cut(other, port)) ++admitted.idle_cut;
+        if (cut(other, port_)) ++admitted.idle_cut;
         accepted_.erase(other);  // cut, or no longer ours: its CLOSED event finds nothing
     }
     if (accepted_.size() > limit_) {
         admitted.refused = true;
-        (void)cut(fd, port);
+        (void)cut(fd, port_);
         accepted_.erase(fd);
     }
     return admitted;
 }
 
-std::size_t InboundConnections::cut_all(std::uint16_t port) {
+std::size_t InboundConnections::cut_all() {
     std::size_t count = 0;
     for (const auto& [fd, since] : accepted_) {
-        if (cut(fd, port)) ++count;
+        if (cut(fd, port_)) ++count;
     }
     accepted_.clear();  // libzmq reports each one closed; their numbers may be reused
     return count;

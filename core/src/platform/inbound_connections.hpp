@@ -13,7 +13,6 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <unordered_map>
 
 namespace peermq::detail {
@@ -30,19 +29,21 @@ public:
         bool refused = false;      // the new one cut: every other one is in use
     };
 
-    void set_limit(std::size_t limit) { limit_ = limit; }
-    std::size_t limit() const { return limit_; }
+    // The connections of the socket bound on `port`, at most `limit` at once.
+    InboundConnections(std::uint16_t port, std::size_t limit) : port_(port), limit_(limit) {}
+
     std::size_t size() const { return accepted_.size(); }
 
-    // A connection accepted on `port` at `now`. Over the limit, cuts idle ones, or this one.
-    Admitted accepted(int fd, std::uint16_t port, Time now);
+    // A connection accepted at `now`. Over the limit, cuts idle ones, or this one.
+    Admitted accepted(int fd, Time now);
     void closed(int fd) { accepted_.erase(fd); }
-    // Cuts every connection to `port`; how many were cut.
-    std::size_t cut_all(std::uint16_t port);
+    // Cuts every connection; how many were cut.
+    std::size_t cut_all();
 
 private:
+    const std::uint16_t port_;
+    const std::size_t limit_;
     std::unordered_map<int, Time> accepted_;  // descriptor -> when accepted
-    std::size_t limit_ = std::numeric_limits<std::size_t>::max();
 };
 
 }  // namespace peermq::detail

@@ -48,6 +48,7 @@ struct Permissions {
     bool may_subscribe(std::string_view prefix) const;
 
     bool unrestricted() const { return !send && !consume && !publish && !subscribe; }
+    bool operator==(const Permissions&) const = default;
 };
 
 struct AuthorizedKey {

@@ -4,18 +4,11 @@
 
 #include <sys/stat.h>
 
-#include <algorithm>
-
 namespace peermq::detail {
 namespace {
 
 std::string key_bytes(const CurveKey& key) {
     return std::string(reinterpret_cast<const char*>(key.data()), key.size());
-}
-
-bool same_permissions(const Permissions& a, const Permissions& b) {
-    return a.send == b.send && a.consume == b.consume && a.publish == b.publish &&
-           a.subscribe == b.subscribe;
 }
 
 }  // namespace
@@ -102,11 +95,10 @@ TrustPolicy::Change TrustPolicy::reload_if_changed() {
     }
     AuthorizedKeys next = std::move(read).value();
     for (const auto& old : authorized_.keys) {
-        const auto match = std::find_if(next.keys.begin(), next.keys.end(),
-                                        [&](const AuthorizedKey& k) { return k.key == old.key; });
-        if (match == next.keys.end()) {
+        const AuthorizedKey* match = next.find(old.key);
+        if (!match) {
             change.revoked.push_back(old.key);
-        } else if (!same_permissions(match->permissions, old.permissions)) {
+        } else if (match->permissions != old.permissions) {
             change.changed.push_back(old.key);
         }
     }
