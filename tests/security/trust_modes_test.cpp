@@ -249,9 +249,10 @@ TEST_F(TrustModes, APublisherOutsideItsPrefixesIsNotDelivered) {
 TEST_F(TrustModes, RevokingAndAddingAKeyInARunningCluster) {
     Member producer_member{"producer"}, stays{"stays"}, goes{"goes"};
     write_keys(keys_file, {line(stays), line(goes)});
-    Node producer = make_node(authorized(producer_member));
+    // Before the node: its handler may still run while the node closes.
     std::mutex events_mutex;
     std::vector<PeerEvent> events;
+    Node producer = make_node(authorized(producer_member));
     producer.on_peer_event([&](const PeerEvent& event) {
         std::lock_guard lock(events_mutex);
         events.push_back(event);
@@ -326,6 +327,9 @@ TEST_F(TrustModes, TofuRefusesAnotherKeyUnderAPinnedName) {
     NodeOptions tofu = options(cluster, producer_member);
     tofu.trust = TrustMode::tofu;
     tofu.data_dir = dir.file("producer");
+    // Before the node: its handler may still run while the node closes.
+    std::mutex events_mutex;
+    std::vector<PeerEvent> events;
     auto producer = std::make_unique<Node>(make_node(tofu));
     {
         Consumer original(options(cluster, first, {producer->address()}), "work");
@@ -341,8 +345,10 @@ TEST_F(TrustModes, TofuRefusesAnotherKeyUnderAPinnedName) {
             producer.reset();
             producer = std::make_unique<Node>(make_node(tofu));
         }
-        std::mutex events_mutex;
-        std::vector<PeerEvent> events;
+        {
+            std::lock_guard lock(events_mutex);
+            events.clear();
+        }
         producer->on_peer_event([&](const PeerEvent& event) {
             std::lock_guard lock(events_mutex);
             events.push_back(event);
