@@ -1,10 +1,17 @@
 #include "avahi_backend.hpp"
 
+#include "platform/interfaces.hpp"
+
 namespace peermq::detail {
 
 AvahiBackend::AvahiBackend(discovery::AvahiOptions options)
     : options_(std::move(options)),
       protocol_(options_.ipv6 ? AVAHI_PROTO_UNSPEC : AVAHI_PROTO_INET) {}
+
+std::vector<std::string> AvahiBackend::interfaces() const {
+    if (!options_.interfaces.empty()) return options_.interfaces;
+    return mdns_joined_devices();
+}
 
 void AvahiBackend::stop() {
     if (!started_ || stopping_) return;

@@ -29,6 +29,9 @@ public:
     void stop() final;
 
     std::map<std::string, std::uint64_t> ignored() const final { return relay_.ignored(); }
+    // The allow-list when there is one; else (a daemon serving all its interfaces) those on which
+    // this host's mDNS group is joined: the daemon's.
+    std::vector<std::string> interfaces() const final;
 
 protected:
     explicit AvahiBackend(discovery::AvahiOptions options);

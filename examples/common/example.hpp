@@ -146,7 +146,9 @@ inline peermq::NodeOptions node_options(Args& args, const std::string& default_n
 
     // mDNS only on the chosen interface; "*" lets the avahi-daemon use all of its interfaces.
     peermq::discovery::AvahiOptions mdns;
-    if (options.interface != "*") mdns.interfaces = {options.interface};
+    if (!options.interface.empty() && options.interface != "*") {
+        mdns.interfaces = {options.interface};
+    }
     const std::string mode = args.get("discovery", "auto");
     if (mode == "auto") {
         options.discovery = peermq::discovery::automatic(mdns);

@@ -133,7 +133,8 @@ inline std::string listening_endpoint(CliProcess& process) {
 // One `peermq_driver node` process with the test nodes' liveness (testing::kHeartbeat and
 // kPeerTimeout). Killed (SIGKILL) when destroyed.
 struct TestNode : peermq::testing::TestNode {
-    explicit TestNode(Args args) : peermq::testing::TestNode(std::move(args) + liveness_args()) {}
+    explicit TestNode(Args args, Args extra_env = {})
+        : peermq::testing::TestNode(std::move(args) + liveness_args(), std::move(extra_env)) {}
 };
 
 // What a user gets wrong: one line "peermq: ..." on stderr mentioning `mentions`, nothing on

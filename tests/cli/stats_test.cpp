@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 #include <zmq.hpp>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <set>
@@ -15,6 +17,7 @@
 #include "support/free_port.hpp"
 #include "support/nodes.hpp"
 #include "support/raw_frames.hpp"
+#include "support/temp_dir.hpp"
 #include "wire/envelope.hpp"
 
 namespace peermq::cli_test {
@@ -70,16 +73,38 @@ struct FakePeer {
     detail::Hello hello;
 };
 
+// A node's tcp control endpoint and the key `peermq stats` proves on it: the node's own (the node
+// takes it from PEERMQ_SECRET_KEY, the tool from a --key-file).
+struct TcpControl {
+    TcpControl() {
+        std::ofstream(key_file()) << "secret " << key.secret_key << "\n";
+        std::filesystem::permissions(
+            key_file(), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+    }
+    std::string key_file() const { return dir.file("admin.key"); }
+    // `stats` and its target.
+    Args stats_args() const {
+        return {"stats", "--control", endpoint + "#" + key.public_key, "--key-file", key_file()};
+    }
+    Args node_env() const { return {"PEERMQ_SECRET_KEY=" + key.secret_key}; }
+
+    peermq::testing::TempDir dir;
+    const peermq::KeyPair key = peermq::generate_key_pair().value();
+    const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(peermq::testing::free_port());
+};
+
 // Runs `peermq stats --control <control> --json` until its object satisfies `done` (30 s at
 // most), calling `before_each` (if any) before every run; the last object read, for the failure
 // message.
 template <typename Done>
-bool wait_for_stats(const std::string& control, Json& stats, Done&& done,
+bool wait_for_stats(const TcpControl& control, Json& stats, Done&& done,
                     const std::function<void()>& before_each = {}) {
     return wait_until(
         [&] {
             if (before_each) before_each();
-            const CliResult json = run_cli(Args{"stats", "--control", control, "--json"});
+            Args args = control.stats_args();
+            args.push_back("--json");
+            const CliResult json = run_cli(args);
             if (json.exit_code != 0) return false;
             stats = Json::parse(json.out, nullptr, false);
             return stats.is_object() && done(stats);
@@ -88,8 +113,9 @@ bool wait_for_stats(const std::string& control, Json& stats, Done&& done,
 }
 
 TEST(CliStatsTest, ATableOfManyPeersSaysHowManyMoreThereAre) {
-    const std::string control = "tcp://127.0.0.1:" + std::to_string(peermq::testing::free_port());
-    TestNode node(Args{"--name", "crowded", "--interface", "lo", "--control", control});
+    const TcpControl control;
+    TestNode node(Args{"--name", "crowded", "--interface", "lo", "--control", control.endpoint},
+                  control.node_env());
     ASSERT_TRUE(node.ready());
 
     // The node's address, "tcp://127.0.0.1:port#KEY": where the fake peers connect, and the key
@@ -128,7 +154,7 @@ TEST(CliStatsTest, ATableOfManyPeersSaysHowManyMoreThereAre) {
 
     speak();
     const auto start = Clock::now();
-    const CliResult table = run_cli(Args{"stats", "--control", control});
+    const CliResult table = run_cli(control.stats_args());
     EXPECT_LT(Clock::now() - start, 5s);
     ASSERT_EQ(table.exit_code, 0) << table.err;
     EXPECT_NE(table.out.find("and " + std::to_string(kPeers - listed) + " more peers"),
@@ -144,9 +170,10 @@ TEST(CliStatsTest, ATableOfManyPeersSaysHowManyMoreThereAre) {
 // stats_fields.hpp), and each queue one per channel field (a histogram summarised as <name>_us):
 // a field added to the table reaches the JSON without a change to the tool.
 TEST(CliStatsTest, TheJsonHasEveryFieldOfTheStatsTable) {
-    const std::string control = "tcp://127.0.0.1:" + std::to_string(peermq::testing::free_port());
-    TestNode node(
-        Args{"--name", "fields", "--interface", "lo", "--control", control, "--consume", "orders"});
+    const TcpControl control;
+    TestNode node(Args{"--name", "fields", "--interface", "lo", "--control", control.endpoint,
+                       "--consume", "orders"},
+                  control.node_env());
     ASSERT_TRUE(node.ready());
 
     Json stats;

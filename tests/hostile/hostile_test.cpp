@@ -61,7 +61,8 @@ protected:
                                          "--log",  log_path(), "--control", control_};
         args.insert(args.end(), trust_args().begin(), trust_args().end());
         args.insert(args.end(), extra_target_args_.begin(), extra_target_args_.end());
-        target_ = std::make_unique<TestNode>(args);
+        // The target's key, which its tcp control endpoint admits: this test's client proves it.
+        target_ = std::make_unique<TestNode>(args, Args{"PEERMQ_SECRET_KEY=" + admin_.secret_key});
         ASSERT_TRUE(target_->ready());
         connect_attacker(attacker_, attacker_identity_);
     }
@@ -141,7 +142,8 @@ protected:
     // The target's stats through its control endpoint, as `peermq stats` reads them; nullopt
     // when no answer came within 1 s.
     std::optional<NodeStats> stats_within_1s() {
-        auto client = ControlClient::connect(control_, kAnswerWithin);
+        auto client = ControlClient::connect(control_ + "#" + admin_.public_key, kAnswerWithin,
+                                             admin_.secret_key);
         if (!client) return std::nullopt;
         const auto start = std::chrono::steady_clock::now();
         auto stats = client->stats();
@@ -204,6 +206,7 @@ protected:
     std::uint64_t baseline_rss_ = 0;
     TempDir dir_{"peermq-hostile"};
     std::string control_;
+    const peermq::KeyPair admin_ = peermq::generate_key_pair().value();
     std::unique_ptr<TestNode> target_;
     std::unique_ptr<TestNode> producer_;
     zmq::context_t context_;

@@ -26,10 +26,15 @@ namespace detail = peermq::detail;
 namespace {
 
 // One request on a raw DEALER socket: the reply frame, or an empty string after 10 s.
-std::string raw_request(const std::string& endpoint, const detail::ControlRequest& request) {
+// A tcp control endpoint speaks CurveZMQ: `key` is the node's own pair, which it admits.
+std::string raw_request(const std::string& endpoint, const peermq::KeyPair& key,
+                        const detail::ControlRequest& request) {
     zmq::context_t context;
     zmq::socket_t socket(context, zmq::socket_type::dealer);
     socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::curve_serverkey, key.public_key);
+    socket.set(zmq::sockopt::curve_publickey, key.public_key);
+    socket.set(zmq::sockopt::curve_secretkey, key.secret_key);
     socket.connect(endpoint);
     msgpack::sbuffer body;
     detail::encode_request(request, body);
@@ -90,7 +95,9 @@ TEST(ControlBounds, ManyPeersAnnouncingManyNamesGetABoundedStatsReplyInSeconds) 
     // The fake peers speak once: with the default peer_timeout (3 s) the first would be down, and
     // those whose links had not come up forgotten, before a slow build (ASan, a busy machine) has
     // read the last HELLO. The test is about the reply's bounds, not liveness.
+    const peermq::KeyPair key = peermq::generate_key_pair().value();  // also the admin's
     auto node = peermq::Node::create({.name = "crowded",
+                                      .secret_key = key.secret_key,
                                       .interface = "lo",
                                       .peer_timeout = 120s,
                                       .control_endpoint = control})
@@ -111,7 +118,8 @@ TEST(ControlBounds, ManyPeersAnnouncingManyNamesGetABoundedStatsReplyInSeconds) 
         fakes.push_back(std::make_unique<FakePeer>(context, node));
         ASSERT_TRUE(fakes.back()->say_hello(hello)) << "fake peer " << i << " never connected";
     }
-    auto client = peermq::ControlClient::connect(control, 5s).value();
+    auto client =
+        peermq::ControlClient::connect(node.control_endpoint(), 5s, key.secret_key).value();
     peermq::NodeStats stats;
     ASSERT_TRUE(wait_until(
         [&] {
@@ -126,7 +134,7 @@ TEST(ControlBounds, ManyPeersAnnouncingManyNamesGetABoundedStatsReplyInSeconds) 
 
     for (int round = 0; round < 3; ++round) {
         const auto start = std::chrono::steady_clock::now();
-        const std::string reply = raw_request(control, detail::StatsRequest{});
+        const std::string reply = raw_request(control, key, detail::StatsRequest{});
         const auto took = std::chrono::steady_clock::now() - start;
         ASSERT_FALSE(reply.empty());
         EXPECT_LE(reply.size(), detail::kMaxReplyBytes);
@@ -143,7 +151,7 @@ TEST(ControlBounds, ManyPeersAnnouncingManyNamesGetABoundedStatsReplyInSeconds) 
             EXPECT_EQ(peer.topics.size() + peer.topics_omitted, std::size_t{kNames});
         }
         const auto peers_start = std::chrono::steady_clock::now();
-        const std::string peers_reply = raw_request(control, detail::PeersRequest{});
+        const std::string peers_reply = raw_request(control, key, detail::PeersRequest{});
         EXPECT_LT(std::chrono::steady_clock::now() - peers_start, 5s);
         EXPECT_FALSE(peers_reply.empty());
         EXPECT_LE(peers_reply.size(), detail::kMaxReplyBytes);

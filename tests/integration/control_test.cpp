@@ -51,9 +51,17 @@ peermq::NodeOptions options(const std::string& name, std::string data_dir = {}) 
             .data_dir = std::move(data_dir)};
 }
 
+// The key an admin proves on a tcp control endpoint: the node's own in these tests (a test
+// gives its node this key and connects with it).
+const peermq::KeyPair& admin_key() {
+    static const peermq::KeyPair pair = peermq::generate_key_pair().value();
+    return pair;
+}
+
 peermq::ControlClient client_for(const std::string& endpoint,
-                                 std::chrono::milliseconds timeout = 5s) {
-    auto client = peermq::ControlClient::connect(endpoint, timeout);
+                                 std::chrono::milliseconds timeout = 5s,
+                                 std::string secret_key = admin_key().secret_key) {
+    auto client = peermq::ControlClient::connect(endpoint, timeout, std::move(secret_key));
     if (!client) throw std::runtime_error(client.status().to_string());
     return std::move(client).value();
 }
@@ -284,7 +292,9 @@ TEST(ControlTest, NobodyAnsweringIsUnavailableWithinTheTimeout) {
     const std::string silent_endpoint = "ipc://" + dir.file("silent.sock");
     silent.bind(silent_endpoint);
     for (const std::string& endpoint :
-         {"ipc://" + stale, "tcp://127.0.0.1:" + std::to_string(free_port()), silent_endpoint}) {
+         {"ipc://" + stale,
+          "tcp://127.0.0.1:" + std::to_string(free_port()) + "#" + admin_key().public_key,
+          silent_endpoint}) {
         auto dead = client_for(endpoint, 300ms);
         for (int attempt = 0; attempt < 2; ++attempt) {
             start = std::chrono::steady_clock::now();
@@ -459,8 +469,10 @@ TEST(ControlTest, ControlEndpointOptionsAreValidated) {
     {
         auto o = options("tcp");
         o.control_endpoint = "tcp://127.0.0.1:" + std::to_string(free_port());
+        o.secret_key = admin_key().secret_key;
         auto node = make_node(o);
-        EXPECT_EQ(client_for(o.control_endpoint).stats()->name, "tcp");
+        EXPECT_EQ(node.control_endpoint(), o.control_endpoint + "#" + admin_key().public_key);
+        EXPECT_EQ(client_for(node.control_endpoint()).stats()->name, "tcp");
         // The port is taken while it runs.
         auto again = options("tcp-again");
         again.control_endpoint = o.control_endpoint;
@@ -545,9 +557,10 @@ TEST(ControlTest, AKilledNodesLockFileStaysButItsLockGoes) {
 
 TEST(ControlTest, AChildNodeServesAnExplicitLoopbackTcpEndpoint) {
     const std::string endpoint = "tcp://127.0.0.1:" + std::to_string(free_port());
-    TestNode child({"--name", "tcp-child", "--interface", "lo", "--control", endpoint});
+    TestNode child({"--name", "tcp-child", "--interface", "lo", "--control", endpoint},
+                   {"PEERMQ_SECRET_KEY=" + admin_key().secret_key});
     ASSERT_TRUE(child.ready()) << child.output();
-    auto client = client_for(endpoint);
+    auto client = client_for(endpoint + "#" + admin_key().public_key);
     auto stats = client.stats();
     ASSERT_TRUE(stats.ok()) << stats.status().to_string();
     EXPECT_EQ(stats->name, "tcp-child");

@@ -41,6 +41,12 @@ private:
 
 std::string tcp_endpoint() { return "tcp://127.0.0.1:" + std::to_string(free_port()); }
 
+// The nodes' key, which their tcp control endpoints admit (the client proves it).
+const peermq::KeyPair& own_key() {
+    static const peermq::KeyPair pair = peermq::generate_key_pair().value();
+    return pair;
+}
+
 }  // namespace
 
 TEST(ThreadFailures, AControlRequestThatThrowsIsAnsweredWithAnErrorAndTheServerKeepsServing) {
@@ -50,8 +56,10 @@ TEST(ThreadFailures, AControlRequestThatThrowsIsAnsweredWithAnErrorAndTheServerK
     options.discovery = [armed]() -> peermq::Result<std::unique_ptr<peermq::Discovery>> {
         return std::unique_ptr<peermq::Discovery>(std::make_unique<ThrowingDiscovery>(armed));
     };
+    options.secret_key = own_key().secret_key;
     auto node = peermq::Node::create(options).value();
-    auto client = peermq::ControlClient::connect(options.control_endpoint, 5s).value();
+    auto client =
+        peermq::ControlClient::connect(node.control_endpoint(), 5s, own_key().secret_key).value();
 
     armed->store(true);
     auto failed = client.stats();
@@ -73,6 +81,7 @@ TEST(ThreadFailures, APeerEventHandlerThatThrowsIsCountedAndEventsKeepComing) {
     options.heartbeat_interval = 100ms;
     options.peer_timeout = 500ms;
     options.control_endpoint = tcp_endpoint();
+    options.secret_key = own_key().secret_key;
     auto watcher = peermq::Node::create(options).value();
     std::atomic<int> events{0};
     watcher.on_peer_event([&](const peermq::PeerEvent&) {
@@ -89,7 +98,9 @@ TEST(ThreadFailures, APeerEventHandlerThatThrowsIsCountedAndEventsKeepComing) {
         ASSERT_TRUE(wait_until([&] { return events >= 1; }));
     }  // closed: a BYE, another event
     ASSERT_TRUE(wait_until([&] { return events >= 2; }));
-    auto client = peermq::ControlClient::connect(options.control_endpoint, 5s).value();
+    auto client =
+        peermq::ControlClient::connect(watcher.control_endpoint(), 5s, own_key().secret_key)
+            .value();
     std::uint64_t counted = 0;
     EXPECT_TRUE(wait_until([&] {
         auto stats = client.stats();

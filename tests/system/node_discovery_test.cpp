@@ -134,6 +134,21 @@ TEST(NodeDiscovery, DaemonBackendNodesWithNoEndpointsShareAWorkQueue) {
     expect_mdns_on_lo_only();
 }
 
+// A node told nothing of interfaces listens where the daemon runs (lo only, here), never on every
+// interface (0.0.0.0 would show in its endpoint).
+TEST(NodeDiscovery, ANodeToldNoInterfaceListensWhereTheDaemonRuns) {
+    forget_static_peers_from_environment();
+    NodeOptions options;
+    options.name = "unpinned-" + unique_token();
+    options.cluster = "nu-" + unique_token();
+    options.discovery = discovery::avahi_daemon({});  // the daemon's own interfaces
+    Node node = make_node(options);
+    EXPECT_TRUE(node.inbox_endpoint().starts_with("tcp://127.0.0.1:")) << node.inbox_endpoint();
+    EXPECT_TRUE(node.pub_endpoint().starts_with("tcp://127.0.0.1:")) << node.pub_endpoint();
+    node.close();
+    expect_mdns_on_lo_only();
+}
+
 // --- (b) embedded backend, no daemon: three processes in a private network namespace ---------
 
 // A network namespace with only lo (up), held by `cat` until the test closes its stdin. Every

@@ -53,7 +53,7 @@ Command<Options> add_command(CLI::App& parent, Runner& selected, const std::stri
 struct ClusterOptions {
     std::string name;  // empty = peermq-cli-<pid>
     std::string cluster = "default";
-    std::string interface = "*";
+    std::string interface;           // "": where the avahi-daemon runs; "*": every interface
     std::string discovery = "auto";  // auto | avahi | embedded | static
     std::vector<std::string> peers;
     std::string data_dir;
@@ -78,6 +78,9 @@ Node open_node(const ClusterOptions& options);
 struct NodeTarget {
     std::string data_dir;
     std::string control;
+    // A tcp endpoint's admin key: a file holding the secret key (a node.key, or the Z85 key
+    // alone); empty: PEERMQ_SECRET_KEY.
+    std::string key_file;
 };
 void add_target_options(CLI::App& command, NodeTarget& target);
 // Checks that exactly one of the two was given (a usage error otherwise) and that a data

@@ -2,9 +2,11 @@
 // open_node(), the --data-dir / --control options and connect_control().
 #include "common.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -25,10 +27,10 @@ void add_cluster_options(CLI::App& command, ClusterOptions& options, bool with_d
         ->capture_default_str();
     command
         .add_option("--interface", options.interface,
-                    "Interface to bind and discover on (a name such as lo or eth0, or * for all)")
+                    "Interface to bind and discover on (a name such as lo or eth0; default: "
+                    "where the avahi-daemon runs; * for every interface)")
         ->type_name("IFACE")
-        ->envname("PEERMQ_INTERFACE")
-        ->capture_default_str();
+        ->envname("PEERMQ_INTERFACE");
     command
         .add_option("--discovery", options.discovery,
                     "Peer discovery: auto (the avahi-daemon if it answers, else the embedded "
@@ -82,7 +84,7 @@ Node open_node(const ClusterOptions& cluster) {
     options.authorized_keys = cluster.authorized_keys;
     // mDNS only where the user pointed the node: never every interface behind their back.
     discovery::AvahiOptions avahi;
-    const bool every_interface = cluster.interface == "*";
+    const bool every_interface = cluster.interface.empty() || cluster.interface == "*";
     if (!every_interface) avahi.interfaces = {cluster.interface};
     if (cluster.discovery == "embedded" && every_interface) {
         throw CliError(
@@ -125,9 +127,38 @@ void add_target_options(CLI::App& command, NodeTarget& target) {
         ->type_name("DIR");
     command
         .add_option("--control", target.control,
-                    "Control endpoint of a running node (ipc://PATH or tcp://127.0.0.1:PORT)")
+                    "Control endpoint of a running node (ipc://PATH, or tcp://127.0.0.1:PORT#KEY "
+                    "with the node's public key)")
         ->type_name("ENDPOINT");
+    command
+        .add_option("--key-file", target.key_file,
+                    "With a tcp --control: the file of the admin key to prove (a node.key, or a "
+                    "Z85 secret key alone; mode 0600); default PEERMQ_SECRET_KEY")
+        ->type_name("FILE");
 }
+
+namespace {
+
+// The secret key of a --key-file: its "secret KEY" line, or its only word.
+std::string read_admin_key(const std::string& path) {
+    struct stat info {};
+    if (::stat(path.c_str(), &info) != 0) throw CliError("cannot read the key file " + path);
+    if ((info.st_mode & 0077) != 0) {
+        throw CliError("the key file " + path + " may be read by others: chmod 600 it");
+    }
+    std::ifstream in(path);
+    std::string line;
+    std::string key;
+    while (std::getline(in, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line.starts_with("secret ")) return line.substr(7);
+        if (!line.empty() && !line.starts_with("#") && key.empty()) key = line;
+    }
+    if (key.empty()) throw CliError("no secret key in " + path);
+    return key;
+}
+
+}  // namespace
 
 void check_target(const NodeTarget& target) {
     if (target.data_dir.empty() == target.control.empty())
@@ -149,7 +180,11 @@ ControlClient connect_control(const NodeTarget& target) {
             throw CliError("no node is running on " + target.data_dir);
         endpoint = control_endpoint_for_data_dir(target.data_dir);
     }
-    auto client = ControlClient::connect(endpoint);
+    if (!target.key_file.empty() && !endpoint.starts_with("tcp://")) {
+        throw CliError("--key-file is for a tcp --control endpoint", 2);
+    }
+    const std::string key = target.key_file.empty() ? "" : read_admin_key(target.key_file);
+    auto client = ControlClient::connect(endpoint, std::chrono::seconds(2), key);
     if (!client) {
         throw CliError("cannot reach the control endpoint " + endpoint + ": " +
                        client.status().to_string());

@@ -259,30 +259,10 @@ std::optional<DaemonConfig> read_daemon_config() {
     return result;
 }
 
-// The devices on which the mDNS group 224.0.0.251 is joined (/proc/net/igmp, where the group
-// shows as FB0000E0): where some mDNS stack of this host listens.
-std::vector<std::string> mdns_joined_devices() {
-    std::vector<std::string> devices;
-    std::ifstream in("/proc/net/igmp");
-    std::string device;
-    for (std::string line; std::getline(in, line);) {
-        std::istringstream words(line);
-        std::string first;
-        if (!(words >> first)) continue;
-        if (std::isdigit(static_cast<unsigned char>(line[0]))) {
-            words >> device;
-        } else if (first == "FB0000E0" && !device.empty() &&
-                   std::find(devices.begin(), devices.end(), device) == devices.end()) {
-            devices.push_back(device);
-        }
-    }
-    return devices;
-}
-
 }  // namespace
 
 DaemonInterfaces check_daemon_interfaces(Report& report, const std::string& interface) {
-    DaemonInterfaces result{mdns_joined_devices(), read_daemon_config()};
+    DaemonInterfaces result{detail::mdns_joined_devices(), read_daemon_config()};
     std::string detail = result.joined.empty()
                              ? std::string("the mDNS group 224.0.0.251 is joined on no interface")
                              : "the mDNS group 224.0.0.251 is joined on " +

@@ -4,7 +4,8 @@
 // ipc://<data_dir>/control.sock when it has a data directory, none otherwise). Requests are
 // answered by the node from the same state Node::stats(), Node::peers() and
 // Node::dead_letters() give in process. The endpoint is for this host's operators: an ipc socket
-// takes the permissions of its directory, and a tcp endpoint must be on a loopback address.
+// is made 0600, and a tcp endpoint must be on a loopback address and speaks CurveZMQ, admitting
+// only the node's own key and its control keys (NodeOptions::control_keys).
 //
 // The `peermq` tool uses ControlClient for `stats` and for `dlq` against a running node; a
 // stopped node's dead letters are reached with DeadLetterJournal (dead_letters.hpp).
@@ -33,10 +34,18 @@ bool data_dir_in_use(const std::string& data_dir);
 
 class ControlClient {
 public:
-    // Prepares a client for `endpoint` ("ipc://..." or "tcp://127.0.0.1:port"); nothing is sent
-    // yet. Each request waits at most `timeout`, then fails with `unavailable` (no node answers).
+    // Prepares a client for `endpoint` ("ipc://PATH", or "tcp://127.0.0.1:PORT#KEY" with the
+    // node's public key, as Node::control_endpoint() gives it); nothing is sent yet. Each
+    // request waits at most `timeout`, then fails with `unavailable` (no node answers).
+    //
+    // A tcp endpoint speaks CurveZMQ: the client proves `secret_key` (Z85; empty: the
+    // PEERMQ_SECRET_KEY environment variable), whose public half must be the node's own or be
+    // listed in its control_keys (NodeOptions::control_keys); a node that refuses it makes
+    // every request fail with `permission_denied`. A tcp endpoint without a key, or without a
+    // secret key to prove, is invalid_argument.
     static Result<ControlClient> connect(
-        std::string endpoint, std::chrono::milliseconds timeout = std::chrono::seconds(2));
+        std::string endpoint, std::chrono::milliseconds timeout = std::chrono::seconds(2),
+        std::string secret_key = {});
 
     ControlClient(ControlClient&&) noexcept;
     ControlClient& operator=(ControlClient&&) noexcept;

@@ -54,6 +54,9 @@ public:
     virtual void stop() = 0;
     // Records seen and ignored, by reason ("txt.missing_id", "txt.bad_port", ...).
     virtual std::map<std::string, std::uint64_t> ignored() const { return {}; }
+    // The interfaces it announces and browses on, by name; empty when it cannot tell. Asked
+    // before start(): a node whose NodeOptions::interface is "" listens on these.
+    virtual std::vector<std::string> interfaces() const { return {}; }
 };
 
 using DiscoveryFactory = std::function<Result<std::unique_ptr<Discovery>>()>;

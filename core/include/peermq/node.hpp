@@ -112,6 +112,9 @@ public:
     const std::string& public_key() const noexcept;
     // What another node takes as a static peer to reach this one: "tcp://host:port#KEY".
     std::string address() const;
+    // What ControlClient::connect takes to reach this node's control endpoint: "ipc://PATH",
+    // "tcp://127.0.0.1:PORT#KEY" (the node's public key), or "" when it serves none.
+    std::string control_endpoint() const;
 
     // Work queues: load-balanced over every node consuming `queue` (this one included).
     Status consume(std::string queue, ConsumeHandler handler, ConsumeOptions options = {});

@@ -96,8 +96,12 @@ struct NodeOptions {
     // TrustMode::authorized: the authorized_keys file (`peermq trust add` writes it). Empty: the
     // data directory's authorized_keys.
     std::string authorized_keys{};
-    // Interface to bind and announce on: a name ("lo", "eth0") or "*" for all interfaces.
-    std::string interface = "*";
+    // Where the node listens and announces itself: an interface's name ("lo", "eth0": its IPv4
+    // address); "" (default) = the interfaces its discovery runs on (the embedded stack's or an
+    // avahi-daemon's allow-list, else the interfaces where this host's avahi-daemon has joined
+    // the mDNS group), or every interface when that cannot be told (static peers only); "*" =
+    // every interface (0.0.0.0). The `node started` log line says where (`listens`).
+    std::string interface {};
     std::uint16_t inbox_port = 0;  // 0 = ephemeral
     std::uint16_t pub_port = 0;    // 0 = ephemeral
     // Static peers: their inbox and public key, "host:port#KEY" (Node::address() gives it;
@@ -137,6 +141,12 @@ struct NodeOptions {
     // when data_dir is set, else none; "off" = none; or "ipc://PATH" / "tcp://127.0.0.1:PORT"
     // (loopback only).
     std::string control_endpoint{};
+    // Who may use a tcp control endpoint, which always speaks CurveZMQ with the node's key:
+    // the node's own key, and the public keys this file lists (authorized_keys' format, one
+    // "<key> <name>" a line; `peermq trust add --file` edits it). Read at every connection, so
+    // a key added or removed counts from the next one. Empty: the data directory's
+    // control_keys. An ipc endpoint is guarded by its file's permissions instead.
+    std::string control_keys{};
 
     // Receivers ack after this many messages (but at most half a consumer's prefetch) or this
     // long, whichever comes first; at once when their handlers have nothing left to do.

@@ -29,6 +29,7 @@ enum class ErrorCode {
     not_found,          // no such message, peer or record
     unavailable,        // a service (avahi-daemon, D-Bus) does not answer
     in_use,             // a data directory is held by another running node
+    permission_denied,  // the peer refused this key (a control client's key not admitted)
     internal,
 };
 

@@ -3,6 +3,9 @@
 // that never answers can never wedge the client (ZMQ_LINGER 0 drops what is unsent at close).
 #include <sys/stat.h>
 
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <utility>
 
@@ -12,11 +15,33 @@
 #include "admin/control_codec.hpp"
 #include "admin/control_server.hpp"
 #include "peermq/control.hpp"
+#include "peermq/keys.hpp"
+#include "security/node_key.hpp"
 
 namespace peermq {
 
+namespace {
+
+// The handshake events a tcp client watches: a refusal says so at once instead of timing out.
+constexpr int kHandshakeEvents = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+
+// The event number of a monitor message (its first frame: u16 event, u32 value).
+int monitor_event(const zmq::message_t& frame) {
+    std::uint16_t event = 0;
+    if (frame.size() >= sizeof event) std::memcpy(&event, frame.data(), sizeof event);
+    return event;
+}
+
+}  // namespace
+
 struct ControlClient::Impl {
-    std::string endpoint;
+    std::string endpoint;    // as given, with its key
+    std::string address;     // what the socket connects to: the endpoint without "#KEY"
+    std::string server_key;  // tcp: the node's public key (Z85); empty for ipc
+    std::string public_key;
+    std::string secret_key;
     std::chrono::milliseconds timeout;
     zmq::context_t context{1};
 
@@ -28,9 +53,9 @@ struct ControlClient::Impl {
     // Sends one request and returns the reply frame.
     Result<zmq::message_t> exchange(const detail::ControlRequest& request) {
         // An ipc endpoint without its socket file has no node behind it: say so at once.
-        if (endpoint.starts_with("ipc://") && endpoint.size() > 6 && endpoint[6] != '@') {
+        if (address.starts_with("ipc://") && address.size() > 6 && address[6] != '@') {
             std::error_code ec;
-            const auto status = std::filesystem::symlink_status(endpoint.substr(6), ec);
+            const auto status = std::filesystem::symlink_status(address.substr(6), ec);
             if (!std::filesystem::is_socket(status)) return no_answer("no socket file");
         }
         msgpack::sbuffer buffer;
@@ -39,7 +64,21 @@ struct ControlClient::Impl {
         try {
             zmq::socket_t socket(context, zmq::socket_type::dealer);
             socket.set(zmq::sockopt::linger, 0);
-            socket.connect(endpoint);
+            zmq::socket_t monitor;
+            if (!server_key.empty()) {
+                socket.set(zmq::sockopt::curve_serverkey, server_key);
+                socket.set(zmq::sockopt::curve_publickey, public_key);
+                socket.set(zmq::sockopt::curve_secretkey, secret_key);
+                static std::atomic<std::uint64_t> monitors{0};
+                const std::string watch =
+                    "inproc://peermq.control-client." + std::to_string(++monitors);
+                if (zmq_socket_monitor(socket.handle(), watch.c_str(), kHandshakeEvents) == 0) {
+                    monitor = zmq::socket_t(context, zmq::socket_type::pair);
+                    monitor.set(zmq::sockopt::linger, 0);
+                    monitor.connect(watch);
+                }
+            }
+            socket.connect(address);
             // The empty delimiter makes the envelope a REQ socket's, which the server answers
             // in kind. A DEALER with a pipe queues the message even before it connects.
             if (!socket.send(zmq::message_t(),
@@ -49,19 +88,42 @@ struct ControlClient::Impl {
                 return no_answer("cannot queue the request");
             }
             std::vector<zmq::message_t> frames;
+            bool handshake_failed = false;
             for (;;) {
                 const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                     deadline - std::chrono::steady_clock::now());
                 if (left.count() <= 0) {
-                    return no_answer("no reply within " + std::to_string(timeout.count()) + " ms");
+                    return no_answer("no reply within " + std::to_string(timeout.count()) + " ms" +
+                                     (handshake_failed ? "; the CurveZMQ handshake failed: is " +
+                                                             server_key + " the node's public key?"
+                                                       : ""));
                 }
-                zmq_pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-                const int ready = ::zmq_poll(&item, 1, static_cast<long>(left.count()));
+                zmq_pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
+                                          {monitor.handle(), 0, ZMQ_POLLIN, 0}};
+                const int ready =
+                    ::zmq_poll(items, monitor ? 2 : 1, static_cast<long>(left.count()));
                 if (ready < 0 && zmq_errno() != EINTR) {
                     return make_error(ErrorCode::io_error,
                                       std::string("control client: ") + zmq_strerror(zmq_errno()));
                 }
                 if (ready <= 0) continue;
+                if (monitor && items[1].revents != 0) {
+                    std::vector<zmq::message_t> event;
+                    if (zmq::recv_multipart(monitor, std::back_inserter(event),
+                                            zmq::recv_flags::dontwait) &&
+                        !event.empty()) {
+                        if (monitor_event(event[0]) == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) {
+                            return make_error(
+                                ErrorCode::permission_denied,
+                                "the node on " + address + " refused this client's key " +
+                                    public_key +
+                                    ": it admits its own key and those of its control_keys "
+                                    "(peermq trust add --file <data_dir>/control_keys KEY NAME)");
+                        }
+                        handshake_failed = true;
+                    }
+                }
+                if (items[0].revents == 0) continue;
                 frames.clear();
                 if (!zmq::recv_multipart(socket, std::back_inserter(frames),
                                          zmq::recv_flags::dontwait)) {
@@ -87,14 +149,51 @@ struct ControlClient::Impl {
 };
 
 Result<ControlClient> ControlClient::connect(std::string endpoint,
-                                             std::chrono::milliseconds timeout) {
-    if (Status valid = detail::validate_control_endpoint(endpoint, false); !valid.ok()) {
+                                             std::chrono::milliseconds timeout,
+                                             std::string secret_key) {
+    auto impl = std::make_unique<Impl>();
+    // Only a tcp endpoint carries a key: '#' may be part of an ipc path. "#KEY" is the last 41
+    // characters (a Z85 key may itself hold '#' and ':').
+    const bool tcp = endpoint.starts_with("tcp://");
+    const auto hash =
+        tcp && endpoint.size() > kKeyTextSize && endpoint[endpoint.size() - kKeyTextSize - 1] == '#'
+            ? endpoint.size() - kKeyTextSize - 1
+            : std::string::npos;
+    impl->address = endpoint.substr(0, hash);
+    if (Status valid = detail::validate_control_endpoint(impl->address, false); !valid.ok()) {
         return valid;
     }
     if (timeout.count() <= 0) {
         return make_error(ErrorCode::invalid_argument, "control client timeout must be positive");
     }
-    auto impl = std::make_unique<Impl>();
+    if (tcp) {
+        if (hash == std::string::npos || !detail::decode_key(endpoint.substr(hash + 1))) {
+            return make_error(ErrorCode::invalid_argument,
+                              "control endpoint '" + endpoint +
+                                  "': a tcp endpoint needs the node's public key, "
+                                  "tcp://127.0.0.1:PORT#KEY (Node::control_endpoint() and the "
+                                  "node's `node started` log line give it)");
+        }
+        impl->server_key = endpoint.substr(hash + 1);
+        if (secret_key.empty()) {
+            if (const char* env = std::getenv("PEERMQ_SECRET_KEY"); env != nullptr) {
+                secret_key = env;
+            }
+        }
+        if (secret_key.empty()) {
+            return make_error(ErrorCode::invalid_argument,
+                              "control endpoint " + endpoint +
+                                  ": a tcp control endpoint needs a key to prove (the node's own, "
+                                  "or one in its control_keys): set PEERMQ_SECRET_KEY");
+        }
+        auto public_key = public_key_of(secret_key);
+        if (!public_key) {
+            return make_error(ErrorCode::invalid_argument,
+                              "the control client's secret key is not a Z85 secret key");
+        }
+        impl->public_key = std::move(public_key).value();
+        impl->secret_key = std::move(secret_key);
+    }
     impl->endpoint = std::move(endpoint);
     impl->timeout = timeout;
     return ControlClient(std::move(impl));

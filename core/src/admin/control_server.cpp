@@ -18,6 +18,7 @@
 #include "actor/actor.hpp"
 #include "node/node_core.hpp"
 #include "peermq/control.hpp"
+#include "security/authorized_keys.hpp"
 
 namespace peermq {
 namespace detail {
@@ -128,6 +129,12 @@ Status validate_control_endpoint(const std::string& endpoint, bool allow_none) {
     return {};
 }
 
+std::string control_keys_of(const NodeOptions& options) {
+    if (!options.control_keys.empty()) return options.control_keys;
+    if (options.data_dir.empty()) return {};
+    return (fs::path(options.data_dir) / kControlKeysFileName).string();
+}
+
 std::string control_endpoint_of(const NodeOptions& options) {
     if (options.control_endpoint == "off") return {};
     if (!options.control_endpoint.empty()) return options.control_endpoint;
@@ -147,11 +154,23 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(NodeCore& core, std:
         return make_error(ErrorCode::io_error,
                           std::string("control endpoint: eventfd: ") + std::strerror(errno));
     }
+    const bool tcp = path.empty() && std::string_view(server->endpoint_).starts_with(kTcp);
     try {
+        if (tcp) {
+            // Bound before the ROUTER: a handshake that finds no handler is let through.
+            server->control_keys_ = control_keys_of(core.options);
+            server->zap_ = std::make_unique<ZapHandler>(server->context_);
+            server->zap_->set_policy(
+                [s = server.get()](const CurveKey& key) { return s->admits(key); });
+        }
         server->socket_ = zmq::socket_t(server->context_, zmq::socket_type::router);
         server->socket_.set(zmq::sockopt::linger, 0);
         server->socket_.set(zmq::sockopt::maxmsgsize,
                             static_cast<std::int64_t>(kMaxControlRequestBytes));
+        if (tcp) {
+            server->socket_.set(zmq::sockopt::curve_server, true);
+            server->socket_.set(zmq::sockopt::curve_secretkey, core.identity.secret_key);
+        }
         server->socket_.bind(server->endpoint_);
         // Whoever can connect can purge and replay dead letters: the node's user only, whatever
         // the umask (libzmq creates the socket file with the process's).
@@ -182,6 +201,7 @@ void ControlServer::stop() {
         thread_.join();
     }
     socket_.close();
+    zap_.reset();
     // Waits for libzmq's I/O thread to finish with the listener, which unlinks the ipc file:
     // after this, nothing of ours touches the path again.
     context_.close();
@@ -224,6 +244,26 @@ void ControlServer::count(std::string_view reason) {
     if (auto known = drop_named(reason)) count(*known);
 }
 
+bool ControlServer::admits(const CurveKey& key) {
+    const std::string text = encode_key(key);
+    if (text == core_.identity.public_key) return true;
+    if (!control_keys_.empty()) {
+        auto keys = read_authorized_keys(control_keys_);
+        if (keys) {
+            if (keys->find(key) != nullptr) return true;
+        } else if (keys.status().code() != ErrorCode::not_found) {
+            PEERMQ_LOG(core_.log, LogLevel::error, "control",
+                       "cannot read the control keys: only the node's own key is admitted",
+                       {"file", control_keys_}, {"error", keys.status().message()});
+        }
+    }
+    count(Drop::control_unauthorized);
+    PEERMQ_LOG(core_.log, LogLevel::warn, "control",
+               "control client refused: its key is not the node's and not in the control keys",
+               {"key", text}, {"control_keys", control_keys_.empty() ? "none" : control_keys_});
+    return false;
+}
+
 void ControlServer::run() {
     try {
         receive();
@@ -236,14 +276,17 @@ void ControlServer::receive() {
     zmq_pollitem_t items[] = {
         {socket_.handle(), 0, ZMQ_POLLIN, 0},
         {nullptr, wake_fd_, ZMQ_POLLIN, 0},
+        {zap_ ? zap_->socket().handle() : nullptr, 0, ZMQ_POLLIN, 0},
     };
+    const int polled = zap_ ? 3 : 2;
     std::vector<zmq::message_t> frames;
     for (;;) {
-        if (::zmq_poll(items, 2, -1) < 0) {
+        if (::zmq_poll(items, polled, -1) < 0) {
             if (zmq_errno() == EINTR) continue;
             return;  // ETERM or EFAULT: nothing more can be served
         }
         if (items[1].revents != 0) return;
+        if (zap_ && items[2].revents != 0) zap_->serve();
         // Drain what is readable, then poll again (and see a stop request between requests).
         for (;;) {
             frames.clear();

@@ -6,6 +6,11 @@
 // at the end of NodeCore::start and stopped first by NodeCore::close; the NodeCore owns it and
 // outlives it. stop(), add_dropped() and add_thread_errors() are thread-safe.
 //
+// A tcp endpoint is a CurveZMQ server with the node's key pair, and a ZAP handler in the server's
+// context admits the node's own key and the keys of the control_keys file (read at every
+// handshake): anyone else who reaches the loopback port is refused before a request is read,
+// and counted (`control.unauthorized`). An ipc endpoint's socket file is 0600 instead.
+//
 // No exception ends the server's thread: one thrown while answering a request (of any type) is
 // answered with an `internal` error reply, logged at error and counted ("control" in
 // NodeStats::thread_errors); one that escapes the receive loop itself is logged and counted,
@@ -28,6 +33,7 @@
 #include "observability/drop_reasons.hpp"
 #include "peermq/options.hpp"
 #include "peermq/status.hpp"
+#include "security/zap_handler.hpp"
 
 namespace peermq::detail {
 
@@ -39,6 +45,9 @@ Status validate_control_endpoint(const std::string& endpoint, bool allow_none);
 
 // The endpoint a node with these (valid) options serves; "" = none.
 std::string control_endpoint_of(const NodeOptions& options);
+// The file of the keys a tcp control endpoint admits besides the node's own; "" = none.
+std::string control_keys_of(const NodeOptions& options);
+inline constexpr const char* kControlKeysFileName = "control_keys";
 
 class ControlServer {
 public:
@@ -71,12 +80,16 @@ private:
     Result<ControlReplyBody> answer(const ControlRequest& request);
     void count(Drop reason);
     void count(std::string_view reason);  // a drop reason by name (the codec's errors)
+    // The ZAP policy of a tcp endpoint: the node's key, or one control_keys lists.
+    bool admits(const CurveKey& key);
 
     NodeCore& core_;
     const std::string endpoint_;
     zmq::context_t context_;
-    zmq::socket_t socket_;  // the server thread's alone once it runs
-    int wake_fd_ = -1;      // eventfd: stop() wakes the thread with it
+    zmq::socket_t socket_;             // the server thread's alone once it runs
+    std::unique_ptr<ZapHandler> zap_;  // tcp only; bound before socket_, then the thread's
+    std::string control_keys_;         // the file admits() reads; "" = none
+    int wake_fd_ = -1;                 // eventfd: stop() wakes the thread with it
     std::thread thread_;
     std::atomic<bool> stopped_{false};
     std::array<std::atomic<std::uint64_t>, kDropCount> dropped_{};  // by Drop (control.*)

@@ -1,5 +1,6 @@
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
@@ -59,7 +60,6 @@ Status validate(const NodeOptions& o) {
     if (o.max_commit_lag.count() <= 0) return bad("max_commit_lag must be positive");
     if (o.max_handler_queue == 0) return bad("max_handler_queue must be at least 1");
     if (o.max_handler_queue_bytes == 0) return bad("max_handler_queue_bytes must be positive");
-    if (o.interface.empty()) return bad("interface must be a name like \"lo\", or \"*\"");
     if (o.trust > TrustMode::plain) return bad("trust is not a TrustMode");
     if (o.log_level > LogLevel::off && o.log_level != LogLevel::unset) {
         return bad("log_level is not a LogLevel");
@@ -94,25 +94,79 @@ std::uint16_t port_of(const std::string& endpoint) {
 }
 
 // Binds `socket` on host:port (port 0: ephemeral) and returns the endpoint bound.
-Result<std::string> bind_socket(zmq::socket_t& socket, const std::string& host, std::uint16_t port,
-                                const char* what) {
-    const std::string endpoint =
-        "tcp://" + host + ":" + (port == 0 ? std::string("*") : std::to_string(port));
-    try {
-        socket.bind(endpoint);
-    } catch (const zmq::error_t& e) {
-        if (e.num() == EADDRINUSE) {
-            return make_error(
-                ErrorCode::address_in_use,
-                std::string(what) + " port " + std::to_string(port) + " on " + host + " is in use");
+// Binds `socket` on every host (IPv4 literals, or "*" alone) at one port: `port`, or the one the
+// first bind chose. The first endpoint bound.
+Result<std::string> bind_socket(zmq::socket_t& socket, const std::vector<std::string>& hosts,
+                                std::uint16_t port, const char* what) {
+    std::string first;
+    for (const auto& host : hosts) {
+        const std::string endpoint =
+            "tcp://" + host + ":" + (port == 0 ? std::string("*") : std::to_string(port));
+        try {
+            socket.bind(endpoint);
+        } catch (const zmq::error_t& e) {
+            if (e.num() == EADDRINUSE) {
+                return make_error(ErrorCode::address_in_use, std::string(what) + " port " +
+                                                                 std::to_string(port) + " on " +
+                                                                 host + " is in use");
+            }
+            return make_error(ErrorCode::io_error, std::string("cannot bind ") + what + " on " +
+                                                       endpoint + ": " + e.what());
         }
-        return make_error(ErrorCode::io_error,
-                          std::string("cannot bind ") + what + " on " + endpoint + ": " + e.what());
+        if (first.empty()) {
+            first = socket.get(zmq::sockopt::last_endpoint);
+            port = port_of(first);
+        }
     }
-    return socket.get(zmq::sockopt::last_endpoint);
+    return first;
+}
+
+std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
+    return out;
 }
 
 }  // namespace
+
+// Where the node listens (NodeOptions::interface): the IPv4 address of the interface named; "*"
+// for every interface; by default those of the interfaces `discovery` runs on, or every
+// interface when it cannot tell (static peers only, a daemon whose interfaces are unknown).
+Result<std::vector<std::string>> NodeCore::listen_hosts(const Discovery* discovery) {
+    if (options.interface == "*") return std::vector<std::string>{"*"};
+    if (!options.interface.empty()) {
+        auto address = interface_ipv4(options.interface);
+        if (!address) return address.status();
+        return std::vector<std::string>{address.value()};
+    }
+    const std::vector<std::string> names =
+        discovery != nullptr ? discovery->interfaces() : std::vector<std::string>{};
+    std::vector<std::string> hosts;
+    std::vector<std::string> without_ipv4;
+    for (const auto& name : names) {
+        auto address = interface_ipv4(name);
+        if (!address) {
+            without_ipv4.push_back(name);
+        } else if (std::find(hosts.begin(), hosts.end(), address.value()) == hosts.end()) {
+            hosts.push_back(address.value());
+        }
+    }
+    if (!without_ipv4.empty()) {
+        PEERMQ_LOG(log, LogLevel::warn, "node",
+                   "discovery runs on interfaces without an IPv4 address: not listening there",
+                   {"interfaces", join(without_ipv4)});
+    }
+    if (hosts.empty()) {
+        PEERMQ_LOG(log, LogLevel::info, "node",
+                   discovery != nullptr
+                       ? "listening on every interface: the discovery backend does not say "
+                         "where it runs (set NodeOptions::interface to choose)"
+                       : "listening on every interface: no mDNS discovery to follow (set "
+                         "NodeOptions::interface to choose)");
+        return std::vector<std::string>{"*"};
+    }
+    return hosts;
+}
 
 NodeCore::NodeCore(NodeOptions opts, NodeId node_id)
     : options(std::move(opts)),
@@ -170,12 +224,19 @@ Status NodeCore::start() {
                    "node can speak as any node",
                    {"id", id});
     }
-    std::string host = "*";
-    if (options.interface != "*") {
-        auto address = interface_ipv4(options.interface);
-        if (!address) return address.status();
-        host = advertised_host = address.value();
+    // Discovery is made before the sockets (started after them): by default the node listens
+    // where its discovery runs.
+    std::unique_ptr<Discovery> discovery;
+    if (options.discovery) {
+        auto created = options.discovery();
+        if (!created) return created.status();
+        discovery = std::move(created).value();
     }
+    auto hosts = listen_hosts(discovery.get());
+    if (!hosts) return hosts.status();
+    if (hosts->size() == 1 && hosts->front() != "*") advertised_host = hosts->front();
+    const std::string listening =
+        hosts->front() == "*" ? std::string("every interface") : join(hosts.value());
     // Every peer costs sockets and file descriptors: bound both before any socket exists, so
     // that a flood of peers is refused by the peer table, never by a failing socket call.
     peer_limit = options.max_peers;
@@ -219,7 +280,7 @@ Status NodeCore::start() {
     inbox.set(zmq::sockopt::rcvhwm, 100'000);
     inbox.set(zmq::sockopt::maxmsgsize, max_frame);
     inbox.set(zmq::sockopt::linger, 0);
-    auto inbox_bound = bind_socket(inbox, host, options.inbox_port, "inbox");
+    auto inbox_bound = bind_socket(inbox, hosts.value(), options.inbox_port, "inbox");
     if (!inbox_bound) return inbox_bound.status();
     inbox_endpoint = inbox_bound.value();
     inbox_port = port_of(inbox_endpoint);
@@ -232,7 +293,7 @@ Status NodeCore::start() {
     serve_curve(pub);
     pub.set(zmq::sockopt::sndhwm, 100'000);
     pub.set(zmq::sockopt::linger, 0);
-    auto pub_bound = bind_socket(pub, host, options.pub_port, "pub");
+    auto pub_bound = bind_socket(pub, hosts.value(), options.pub_port, "pub");
     if (!pub_bound) return pub_bound.status();
     pub_endpoint = pub_bound.value();
     pub_port = port_of(pub_endpoint);
@@ -303,12 +364,7 @@ Status NodeCore::start() {
     for (auto& record : records)
         post(DiscoveryCmd{DiscoveryEvent{DiscoveryEvent::Kind::found, record}, true});
 
-    if (options.discovery) {
-        auto created = options.discovery();
-        if (!created) {
-            close();
-            return created.status();
-        }
+    if (discovery) {
         ServiceRecord self;
         self.id = id;
         self.name = options.name;
@@ -318,7 +374,6 @@ Status NodeCore::start() {
         self.pub_port = port_of(pub_endpoint);
         self.interface = options.interface == "*" ? std::string() : options.interface;
         if (secure()) self.public_key = identity.public_key;
-        auto discovery = std::move(created).value();
         const bool configured = discovery->backend() == "static";
         Status started = discovery->start(self, [this, configured](DiscoveryEvent event) {
             post(DiscoveryCmd{std::move(event), configured});
@@ -349,12 +404,21 @@ Status NodeCore::start() {
                    {"cluster", options.cluster},
                    {"inbox", inbox_endpoint},
                    {"pub", pub_endpoint},
+                   {"listens", listening},
                    {"discovery", backends.empty() ? std::string("none") : backends},
                    {"data_dir", options.data_dir},
+                   {"control", control_address()},
                    {"max_peers", peer_limit},
                    {"max_connections", connection_limit}});
     }
     return {};
+}
+
+std::string NodeCore::control_address() const {
+    if (!control) return {};
+    const std::string& endpoint = control->endpoint();
+    if (!endpoint.starts_with("tcp://")) return endpoint;
+    return endpoint + "#" + identity.public_key;  // a tcp client needs the server's key
 }
 
 Status NodeCore::close_flushing(std::chrono::milliseconds flush_timeout) {
@@ -548,6 +612,8 @@ const std::string& Node::public_key() const noexcept { return core_->identity.pu
 std::string Node::address() const {
     return peer_address(core_->inbox_endpoint, core_->identity.public_key);
 }
+
+std::string Node::control_endpoint() const { return core_->control_address(); }
 
 Status Node::consume(std::string queue, ConsumeHandler handler, ConsumeOptions options) {
     if (Status status = detail::serving(core_); !status.ok()) return status;

@@ -225,6 +225,11 @@ public:
     // The control endpoint's server (control_server.hpp); null when there is none. Stopped by
     // close(), destroyed with the core, so stats() may read its counters at any time.
     std::unique_ptr<ControlServer> control;
+    // What ControlClient::connect takes for it (Node::control_endpoint()); "" = none.
+    std::string control_address() const;
+    // The IPv4 addresses the node binds ("*" alone: every interface), by NodeOptions::interface
+    // and, by default, where `discovery` (null: none) runs.
+    Result<std::vector<std::string>> listen_hosts(const Discovery* discovery);
 
 private:
     friend class Actor;

@@ -19,6 +19,7 @@ std::string_view to_string(ErrorCode code) noexcept {
         case ErrorCode::not_found: return "not_found";
         case ErrorCode::unavailable: return "unavailable";
         case ErrorCode::in_use: return "in_use";
+        case ErrorCode::permission_denied: return "permission_denied";
         case ErrorCode::internal: return "internal";
     }
     return "unknown";

@@ -81,7 +81,8 @@ namespace peermq::detail {
     X(control_bad_version,     "control.bad_version",      false)                                 \
     X(control_unknown_verb,    "control.unknown_verb",     false)                                 \
     X(control_bad_request,     "control.bad_request",      false)                                 \
-    X(control_bad_envelope,    "control.bad_envelope",     false)
+    X(control_bad_envelope,    "control.bad_envelope",     false)                                 \
+    X(control_unauthorized,    "control.unauthorized",     false)
 // clang-format on
 
 enum class Drop : std::uint8_t {

@@ -8,9 +8,12 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <sstream>
 
 namespace peermq::detail {
 
@@ -85,6 +88,25 @@ Result<std::string> interface_ipv4(const std::string& name) {
                           "interface '" + name + "' has no IPv4 address");
     }
     return address;
+}
+
+std::vector<std::string> mdns_joined_devices() {
+    // The group shows as FB0000E0 (224.0.0.251, little-endian hex) under its device's line.
+    std::vector<std::string> devices;
+    std::ifstream in("/proc/net/igmp");
+    std::string device;
+    for (std::string line; std::getline(in, line);) {
+        std::istringstream words(line);
+        std::string first;
+        if (!(words >> first)) continue;
+        if (std::isdigit(static_cast<unsigned char>(line[0]))) {
+            words >> device;
+        } else if (first == "FB0000E0" && !device.empty() &&
+                   std::find(devices.begin(), devices.end(), device) == devices.end()) {
+            devices.push_back(device);
+        }
+    }
+    return devices;
 }
 
 Result<std::string> resolve_ipv4(const std::string& host) {

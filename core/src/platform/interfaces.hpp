@@ -43,6 +43,11 @@ Result<std::vector<NetworkInterface>> network_interfaces();
 // exist or has no IPv4 address.
 Result<std::string> interface_ipv4(const std::string& name);
 
+// The devices on which the mDNS group 224.0.0.251 is joined in this network namespace
+// (/proc/net/igmp): where an mDNS stack of this host (an avahi-daemon, the embedded stack)
+// listens. Empty when none, or when the file cannot be read.
+std::vector<std::string> mdns_joined_devices();
+
 // Resolves a host name or literal to an IPv4 literal ("localhost" → "127.0.0.1").
 Result<std::string> resolve_ipv4(const std::string& host);
 
