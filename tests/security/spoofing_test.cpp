@@ -6,11 +6,15 @@
 //
 // PEERMQ_TEST_TRUST=plain runs the same attacks against plain nodes, where they succeed (what
 // every node was before keys); the assertions then fail, which is the point of running it.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <zmq.hpp>
@@ -261,6 +265,90 @@ TEST(Spoofing, APlainConnectionToASecureNodeIsNeverHeard) {
     auto stats = node.stats();
     EXPECT_EQ(stats.bad_frames, stats.dropped["auth.handshake_failed"]) << describe_drops(stats);
     EXPECT_TRUE(node.peers().empty());
+}
+
+// A publisher the subscriber follows puts another node's id on its topic messages: each message
+// is read from a SUB socket connected to that publisher alone, with its key as the server key,
+// so a message claiming another sender is dropped (`auth.sender_mismatch`) and never delivered
+// as the other node's. The publisher's own messages still arrive.
+TEST(Spoofing, ATopicMessageClaimingAnotherNodesIdIsNeverDeliveredAsItsOwn) {
+    const bool secure = trust_under_test() != TrustMode::plain;
+    const std::string cluster = "spoof-" + unique_token();
+    auto with_cluster = [&](NodeOptions o) {
+        o.cluster = cluster;
+        return o;
+    };
+    Node victim = make_node(with_cluster(options("victim")));
+    Node subscriber = make_node(with_cluster(options("subscriber")));
+    std::mutex mutex;
+    std::vector<std::pair<NodeId, std::string>> received;  // sender, payload
+    ASSERT_TRUE(subscriber
+                    .subscribe("alerts",
+                               [&](const Message& message) {
+                                   std::lock_guard lock(mutex);
+                                   received.emplace_back(message.sender,
+                                                         message.payload.as<std::string>());
+                               })
+                    .ok());
+
+    // The publisher: a key of its own, a PUB (an XPUB, to see the subscription arrive) and an
+    // inbox, and a HELLO to the subscriber that names them.
+    zmq::context_t context;
+    const FakeIdentity publisher = fake_identity();
+    zmq::socket_t pub(context, zmq::socket_type::xpub);
+    curve_server(pub, publisher, secure);
+    const std::uint16_t pub_port = bind_loopback(pub);
+    zmq::socket_t inbox(context, zmq::socket_type::pull);
+    curve_server(inbox, publisher, secure);
+    const std::uint16_t inbox_port = bind_loopback(inbox);
+    zmq::socket_t out(context, zmq::socket_type::push);
+    out.set(zmq::sockopt::linger, 0);
+    curve_client(out, secure ? subscriber.public_key() : std::string(), publisher);
+    out.connect(subscriber.inbox_endpoint());
+    detail::Hello hello;
+    hello.name = "publisher";
+    hello.cluster = cluster;
+    hello.host = "127.0.0.1";
+    hello.inbox_port = inbox_port;
+    hello.pub_port = pub_port;
+    // Said until the subscription comes: the first HELLO may wait for the handshake.
+    zmq::message_t subscription;
+    ASSERT_TRUE(wait_until([&] {
+        send_hello(out, hello, publisher.id);
+        zmq_pollitem_t item{pub.handle(), 0, ZMQ_POLLIN, 0};
+        if (zmq::poll(&item, 1, 100ms) <= 0) return false;
+        return pub.recv(subscription, zmq::recv_flags::dontwait).has_value() &&
+               subscription.to_string_view() == std::string_view(
+                                                    "\x01"
+                                                    "alerts",
+                                                    7);
+    })) << "the subscriber never subscribed to the publisher: "
+        << describe(subscriber.peers()) << describe_drops(subscriber.stats());
+
+    auto publish = [&](const NodeId& sender, const std::string& text) {
+        detail::Header header;
+        header.kind = Kind::data;
+        header.sender = sender;
+        header.id = MessageId::generate();
+        header.channel = "alerts";
+        const Payload payload = Payload::encode(text);
+        send_frames(pub,
+                    {"alerts", header_frame(header),
+                     std::string(reinterpret_cast<const char*>(payload.data()), payload.size())});
+    };
+    publish(victim.id(), "forged: the victim says the building is on fire");
+    publish(publisher.id, "honest");
+    ASSERT_TRUE(wait_until([&] {
+        std::lock_guard lock(mutex);
+        return std::any_of(received.begin(), received.end(),
+                           [](const auto& r) { return r.second == "honest"; });
+    })) << "the publisher's own message never arrived";
+    std::lock_guard lock(mutex);
+    for (const auto& [sender, text] : received) {
+        EXPECT_NE(sender, victim.id()) << "delivered as the victim's: " << text;
+        EXPECT_EQ(sender, publisher.id) << text;
+    }
+    EXPECT_GE(mismatches(subscriber), 1u);
 }
 
 }  // namespace

@@ -223,8 +223,9 @@ private:
     // authorized: the subscriptions the pub socket (an XPUB) was asked for, each admitted only
     // if its connection's key may subscribe to it.
     void read_subscriptions();
-    // authorized: whether the peer's publishing is restricted, so that its topics are read
-    // from a SUB socket of its own.
+    // Whether the peer's topics are read from a SUB socket of its own, where each message's
+    // sender and topic can be checked against the peer's key: every keyed peer in the secure
+    // modes; none in plain mode (the shared SUB).
     bool wants_own_sub(const Peer& peer) const;
     std::vector<NodeId> readable_subs_;        // scratch: peers' own SUBs with messages this turn
     std::uint64_t connection_generation_ = 0;  // trust_.generation() when connection_entry_ was

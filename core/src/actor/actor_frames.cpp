@@ -246,10 +246,11 @@ void Actor::on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::m
         ++from->frames_received;
         heard(from);
     } else if (Peer* peer = peers_.find(header_.sender)) {
+        // The shared SUB, plain mode's (in the secure modes every keyed publisher is read on its
+        // own, and nothing connects the shared one): it cannot tell which publisher's connection
+        // a message came on, so nothing it reads is checked, nor keeps a peer alive in a secure
+        // mode.
         ++peer->frames_received;
-        // The shared SUB socket cannot tell which publisher's connection a message came on, so
-        // in the secure modes its `sender` is not checked against a key (docs/security.md): it
-        // must not keep a peer alive. Liveness comes from the inbox, whose frames are checked.
         if (!zap_) heard(peer);
     }
     receiver_.deliver_topic(topics_.received(header_, payload_of(payload)),

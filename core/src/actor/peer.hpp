@@ -43,9 +43,9 @@ struct Peer {
     std::uint16_t pub_port = 0;
     std::string inbox_endpoint;
     std::string pub_endpoint;  // connected (on the SUB socket, or `sub`) when not empty
-    // authorized, for a key whose publishing is restricted: a SUB socket of its own, so that
-    // every topic message read from it is known to be this peer's (the shared SUB cannot tell
-    // its publishers apart). Null otherwise.
+    // In the secure modes: a SUB socket of its own, connected with the peer's key as the server
+    // key, so that every topic message read from it is known to be this peer's (the shared SUB
+    // cannot tell its publishers apart). Null in plain mode.
     zmq::socket_t sub;
     bool own_sub = false;  // `sub` is wanted: set before subscribe_to
     zmq::socket_t push;

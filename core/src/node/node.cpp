@@ -243,7 +243,8 @@ Status NodeCore::start() {
     rlimit files{};
     if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
         const std::size_t soft = files.rlim_cur;
-        const std::size_t allowed = soft > kReservedFds ? (soft - kReservedFds) / kFdsPerPeer : 1;
+        const std::size_t per_peer = secure() ? kFdsPerSecurePeer : kFdsPerPeer;
+        const std::size_t allowed = soft > kReservedFds ? (soft - kReservedFds) / per_peer : 1;
         if (allowed < peer_limit) {
             peer_limit = std::max<std::size_t>(allowed, 1);
             PEERMQ_LOG(log, LogLevel::warn, "node",
@@ -252,10 +253,10 @@ Status NodeCore::start() {
                        {"open_files", soft});
         }
     }
-    // A peer costs one PUSH socket; in authorized mode a publisher with restricted prefixes costs
-    // an own SUB socket too.
+    // A peer costs one PUSH socket; in the secure modes an own SUB socket too (its topics are
+    // read there, so that their sender is known).
     connection_limit = peer_limit + kSpareConnections;
-    const std::size_t sockets_per_peer = options.trust == TrustMode::authorized ? 2 : 1;
+    const std::size_t sockets_per_peer = secure() ? 2 : 1;
     context.set(zmq::ctxopt::max_sockets,
                 static_cast<int>(std::min<std::size_t>(
                     peer_limit * sockets_per_peer + kReservedSockets, INT32_MAX)));

@@ -28,12 +28,14 @@
 namespace peermq::detail {
 
 // NodeOptions::max_peers at most; what one peer costs in file descriptors (its PUSH socket's
-// signaler and connection, its connections to our inbox and pub, and from our SUB); what a node
+// signaler and connection, its connections to our inbox and pub, and from our SUB; in the
+// secure modes that SUB is its own, with a signaler of its own: one more); what a node
 // needs besides its peers (its own sockets, the journal, the control and metrics servers,
 // discovery). The inbox and pub each accept at most a connection per peer and
 // kSpareConnections more (tools, peers restarting): past that, idle connections are cut.
 inline constexpr std::size_t kMaxPeersLimit = 65536;
 inline constexpr std::size_t kFdsPerPeer = 5;
+inline constexpr std::size_t kFdsPerSecurePeer = 6;
 inline constexpr std::size_t kSpareConnections = 16;
 inline constexpr std::size_t kReservedFds = 64;
 inline constexpr std::size_t kReservedSockets = 32;
