@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -20,10 +21,12 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <zmq.hpp>
 
 #include "peermq/peermq.hpp"
 #include "support/driver.hpp"
 #include "support/nodes.hpp"
+#include "support/raw_frames.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait.hpp"
 
@@ -173,6 +176,49 @@ TEST(ConnectionLimit, ANodeAtTheDefaultFdLimitDeliversWhile1200IdleConnectionsAr
     const auto cut = worker.stat("dropped.link.idle_cut");
     ASSERT_TRUE(cut.has_value());
     EXPECT_GT(*cut, 0u);
+}
+
+// A stranger with keys of its own fills the inbox's connection cap with connections that complete
+// the CurveZMQ handshake (so they are not idle: they sent bytes) and then say nothing. Every live
+// peer heartbeats on its link, so once such a connection has been silent for the peer timeout it
+// is cut when a new one needs room (`link.quiet_cut`), and a new peer gets in.
+TEST(ConnectionLimit, ANewPeerGetsInWhileAuthenticatedSilentConnectionsFillTheInbox) {
+    constexpr int kSilent = 40;  // over the cap below
+    NodeOptions o;
+    o.name = "worker";
+    o.cluster = "quiet-" + unique_token();
+    o.interface = "lo";
+    o.heartbeat_interval = 200ms;
+    o.peer_timeout = 1000ms;
+    o.max_peers = 8;  // 24 inbound connections a socket
+    Node worker = make_node(o);
+    std::atomic<int> handled{0};
+    ASSERT_TRUE(worker.consume("work", [&](Delivery&) { ++handled; }).ok());
+
+    zmq::context_t context;
+    std::vector<zmq::socket_t> silent;
+    for (int i = 0; i < kSilent; ++i) {
+        const FakeIdentity stranger = fake_identity();
+        zmq::socket_t& push = silent.emplace_back(context, zmq::socket_type::push);
+        push.set(zmq::sockopt::linger, 0);
+        curve_client(push, worker.public_key(), stranger);
+        push.connect(worker.inbox_endpoint());
+    }
+    // The cap is reached: connections past it are cut.
+    ASSERT_TRUE(wait_until([&] { return worker.stats().dropped["link.connection_limit"] >= 1; }))
+        << describe_drops(worker.stats());
+
+    NodeOptions p = o;
+    p.name = "producer";
+    p.max_peers = 1024;
+    p.peers = {worker.address()};
+    Node producer = make_node(p);
+    auto queue = producer.queue("work").value();
+    constexpr int kMessages = 100;
+    for (int i = 0; i < kMessages; ++i) ASSERT_TRUE(queue.send(i).ok());
+    ASSERT_TRUE(wait_until([&] { return handled.load() == kMessages; }, 20s))
+        << handled.load() << " of " << kMessages << " handled; " << describe_drops(worker.stats());
+    EXPECT_GT(worker.stats().dropped["link.quiet_cut"], 0u) << describe_drops(worker.stats());
 }
 
 }  // namespace

@@ -37,7 +37,9 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
       pub_(std::move(pub)),
       sub_(std::move(sub)),
       zap_(std::move(zap)),
-      inbox_connections_(core.inbox_port, core.connection_limit),
+      // Every live peer heartbeats on its inbox connection: one silent past the peer timeout
+      // is from a peer that is down by now, or that never said anything after its handshake.
+      inbox_connections_(core.inbox_port, core.connection_limit, core.options.peer_timeout),
       pub_connections_(core.pub_port, core.connection_limit),
       trust_(*core.trust),
       // A link may hold data its peer's kernel has not acknowledged for less than peer_timeout:
@@ -113,6 +115,7 @@ void Actor::read_monitor(zmq::socket_t& monitor, InboundConnections& connections
             case ZMQ_EVENT_ACCEPTED: {
                 const auto admitted = connections.accepted(static_cast<int>(value), now_);
                 for (std::size_t i = 0; i < admitted.idle_cut; ++i) drop(Drop::link_idle_cut);
+                for (std::size_t i = 0; i < admitted.quiet_cut; ++i) drop(Drop::link_quiet_cut);
                 if (admitted.refused) drop(Drop::link_connection_limit);
                 break;
             }
@@ -217,6 +220,7 @@ void Actor::turn() {
         const Steady now = now_;
         if (now >= next_tick_) {
             check_trust();
+            inbox_connections_.sample(now);
             liveness_.tick(now, peer_effects_);
             apply_peer_effects();
             if (trim_memory_) {

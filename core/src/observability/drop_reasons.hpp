@@ -51,6 +51,7 @@ namespace peermq::detail {
     /* Inbound connections past the cap (wire.md §2): descriptors are not for anyone to hold. */ \
     X(link_idle_cut,           "link.idle_cut",            true)                                  \
     X(link_connection_limit,   "link.connection_limit",    true)                                  \
+    X(link_quiet_cut,          "link.quiet_cut",           true)                                  \
     /* Trust modes authorized and tofu (wire.md §13). */                                         \
     X(auth_unauthorized,       "auth.unauthorized",        true)                                  \
     X(auth_revoked,            "auth.revoked",             true)                                  \
