@@ -133,7 +133,11 @@ TEST_P(ProducerResendTest, HandledButUnackedMessagesAreResentAfterRestart) {
     ASSERT_TRUE(consumer
                     .consume(kQueue,
                              [&](Delivery& d) {
-                                 std::this_thread::sleep_for(100us);  // work: the stream lasts
+                                 // Work, slower than the producer sends even on a loaded
+                                 // machine: the consumer must still hold messages when the
+                                 // producer freezes (at 100 us, a CI run under load drained
+                                 // all it held first).
+                                 std::this_thread::sleep_for(400us);
                                  std::lock_guard lock(mutex);
                                  ++handled[d.as<long long>()];
                                  order.push_back(d.as<long long>());
