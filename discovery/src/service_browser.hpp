@@ -1,5 +1,5 @@
 // ServiceBrowser: the browse/resolve half of both Avahi backends. It browses one DNS-SD service
-// type, keeps one resolver per instance found, and turns what they report into PeerTable changes
+// type, resolves each instance found once, and turns what they report into PeerTable changes
 // through the backend's EventRelay: resolved → PeerTable::resolved(); removed by the browser, or
 // no longer resolvable → PeerTable::removed() (docs/spec/discovery.md §6). `Owner` is the root
 // object of the backend's API, AvahiClient (avahi-daemon) or AvahiServer (embedded); the calls
@@ -77,8 +77,12 @@ public:
     }
 
 private:
-    // One browse result being resolved. The resolver stays alive until the browser removes the
-    // instance: it reports again when the instance's records change.
+    // One browse result, and its resolver until that answers. A resolver left open keeps its
+    // SRV, TXT and address queries going for as long as it lives: one per instance on every
+    // node made the LAN's daemons answer N² queries, and 32 hosts took 10-12 s to see each
+    // other (4-7 s with each resolver freed once it has answered; docs/spec/discovery.md §8).
+    // A node that comes back on another port is learnt from its HELLO (a higher incarnation
+    // moves its link) or from the browser reporting its instance anew.
     struct Instance {
         ServiceBrowser* browser = nullptr;
         InstanceKey key;
@@ -172,6 +176,12 @@ private:
             resolution.port = port;
             resolution.txt = to_strings(txt);
             self->relay_.apply([&](PeerTable& table) { return table.resolved(key, resolution); });
+            // Answered: no more queries for it (Avahi's own examples free a resolver in its
+            // callback, with either API).
+            if (instance->resolver != nullptr) {
+                free_lookup(instance->resolver);
+                instance->resolver = nullptr;
+            }
         });
     }
 
