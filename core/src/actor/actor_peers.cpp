@@ -218,6 +218,10 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
             }
         }
         if (!peer && !restarted) {
+            // Learnt from its HELLO before any record of it: discovery's phases, per peer, are
+            // told by this line, "peer record found" and "peer alive" (docs/spec/discovery.md §8).
+            PEERMQ_LOG(log_, LogLevel::debug, "peer", "peer greeted first", {"peer", hello.name},
+                       {"id", header_.sender}, {"endpoint", endpoint});
             peer = add_peer(header_.sender, key, host, hello.inbox_port, Drop::peer_table_full);
         }
     } else if (incarnation != 0 && incarnation < peer->incarnation) {
@@ -325,6 +329,9 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
             if (candidate->inbox_endpoint == endpoint) peer = candidate.get();
         }
     }
+    PEERMQ_LOG(log_, LogLevel::debug, "peer", "peer record found", {"peer", record.name},
+               {"id", record.id}, {"endpoint", endpoint},
+               {"known", peer == nullptr ? "no" : to_string(peer->state)});
     const bool configured = cmd.configured;
     if (peer && key && peer->key && *peer->key != *key) {
         // Another key at this endpoint: a different node now (restarted with a new key), whose
