@@ -92,15 +92,6 @@ Result<std::vector<int>> interface_indexes(const std::vector<std::string>& names
     return indexes;
 }
 
-std::string join(const std::vector<std::string>& items, std::string_view separator) {
-    std::string text;
-    for (const auto& item : items) {
-        if (!text.empty()) text += separator;
-        text += item;
-    }
-    return text;
-}
-
 std::string alternative_service_name(const std::string& name) {
     const std::unique_ptr<char, decltype(&avahi_free)> alternative(
         avahi_alternative_service_name(name.c_str()), &avahi_free);

@@ -26,6 +26,7 @@
 #include "peermq/log.hpp"
 #include "peermq/status.hpp"
 #include "util/mutex.hpp"
+#include "util/strings.hpp"
 
 namespace peermq::detail {
 
@@ -96,8 +97,6 @@ std::string interface_name(int index);
 
 // Checks that every named interface exists; their indexes, in the given order.
 Result<std::vector<int>> interface_indexes(const std::vector<std::string>& names);
-
-std::string join(const std::vector<std::string>& items, std::string_view separator);
 
 // avahi_alternative_service_name() / avahi_alternative_host_name(): "name" → "name #2" → ...
 std::string alternative_service_name(const std::string& name);

@@ -101,7 +101,7 @@ struct NodeOptions {
     // avahi-daemon's allow-list, else the interfaces where this host's avahi-daemon has joined
     // the mDNS group), or every interface when that cannot be told (static peers only); "*" =
     // every interface (0.0.0.0). The `node started` log line says where (`listens`).
-    std::string interface {};
+    std::string interface;
     std::uint16_t inbox_port = 0;  // 0 = ephemeral
     std::uint16_t pub_port = 0;    // 0 = ephemeral
     // Static peers: their inbox and public key, "host:port#KEY" (Node::address() gives it;

@@ -152,14 +152,11 @@ Result<ControlClient> ControlClient::connect(std::string endpoint,
                                              std::chrono::milliseconds timeout,
                                              std::string secret_key) {
     auto impl = std::make_unique<Impl>();
-    // Only a tcp endpoint carries a key: '#' may be part of an ipc path. "#KEY" is the last 41
-    // characters (a Z85 key may itself hold '#' and ':').
+    // Only a tcp endpoint carries a key: '#' may be part of an ipc path.
     const bool tcp = endpoint.starts_with("tcp://");
-    const auto hash =
-        tcp && endpoint.size() > kKeyTextSize && endpoint[endpoint.size() - kKeyTextSize - 1] == '#'
-            ? endpoint.size() - kKeyTextSize - 1
-            : std::string::npos;
-    impl->address = endpoint.substr(0, hash);
+    const auto [address, key] =
+        tcp ? detail::split_key_suffix(endpoint) : detail::KeySuffix{endpoint, {}};
+    impl->address = std::string(address);
     if (Status valid = detail::validate_control_endpoint(impl->address, false); !valid.ok()) {
         return valid;
     }
@@ -167,14 +164,14 @@ Result<ControlClient> ControlClient::connect(std::string endpoint,
         return make_error(ErrorCode::invalid_argument, "control client timeout must be positive");
     }
     if (tcp) {
-        if (hash == std::string::npos || !detail::decode_key(endpoint.substr(hash + 1))) {
+        if (!detail::decode_key(key)) {
             return make_error(ErrorCode::invalid_argument,
                               "control endpoint '" + endpoint +
                                   "': a tcp endpoint needs the node's public key, "
                                   "tcp://127.0.0.1:PORT#KEY (Node::control_endpoint() and the "
                                   "node's `node started` log line give it)");
         }
-        impl->server_key = endpoint.substr(hash + 1);
+        impl->server_key = std::string(key);
         if (secret_key.empty()) {
             if (const char* env = std::getenv("PEERMQ_SECRET_KEY"); env != nullptr) {
                 secret_key = env;

@@ -257,10 +257,18 @@ bool ControlServer::admits(const CurveKey& key) {
                        {"file", control_keys_}, {"error", keys.status().message()});
         }
     }
-    count(Drop::control_unauthorized);
-    PEERMQ_LOG(core_.log, LogLevel::warn, "control",
-               "control client refused: its key is not the node's and not in the control keys",
-               {"key", text}, {"control_keys", control_keys_.empty() ? "none" : control_keys_});
+    const std::uint64_t refused =
+        dropped_[index(Drop::control_unauthorized)].fetch_add(1, std::memory_order_relaxed) + 1;
+    // Told at the first refusal and at every power of ten after it: libzmq retries a refused
+    // client's handshake, and a client in a loop must not flood the log.
+    std::uint64_t told = 1;
+    while (told < refused) told *= 10;
+    if (told == refused) {
+        PEERMQ_LOG(core_.log, LogLevel::warn, "control",
+                   "control client refused: its key is not the node's and not in the control keys",
+                   {"key", text}, {"refused", refused},
+                   {"control_keys", control_keys_.empty() ? "none" : control_keys_});
+    }
     return false;
 }
 

@@ -14,6 +14,7 @@
 #include "security/trust_policy.hpp"
 #include "security/zap_handler.hpp"
 #include "storage/journal.hpp"
+#include "util/strings.hpp"
 
 namespace peermq {
 namespace detail {
@@ -93,7 +94,6 @@ std::uint16_t port_of(const std::string& endpoint) {
     return static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
 }
 
-// Binds `socket` on host:port (port 0: ephemeral) and returns the endpoint bound.
 // Binds `socket` on every host (IPv4 literals, or "*" alone) at one port: `port`, or the one the
 // first bind chose. The first endpoint bound.
 Result<std::string> bind_socket(zmq::socket_t& socket, const std::vector<std::string>& hosts,
@@ -119,12 +119,6 @@ Result<std::string> bind_socket(zmq::socket_t& socket, const std::vector<std::st
         }
     }
     return first;
-}
-
-std::string join(const std::vector<std::string>& items) {
-    std::string out;
-    for (const auto& item : items) out += (out.empty() ? "" : ",") + item;
-    return out;
 }
 
 }  // namespace
@@ -154,7 +148,7 @@ Result<std::vector<std::string>> NodeCore::listen_hosts(const Discovery* discove
     if (!without_ipv4.empty()) {
         PEERMQ_LOG(log, LogLevel::warn, "node",
                    "discovery runs on interfaces without an IPv4 address: not listening there",
-                   {"interfaces", join(without_ipv4)});
+                   {"interfaces", join(without_ipv4, ",")});
     }
     if (hosts.empty()) {
         PEERMQ_LOG(log, LogLevel::info, "node",
@@ -236,7 +230,7 @@ Status NodeCore::start() {
     if (!hosts) return hosts.status();
     if (hosts->size() == 1 && hosts->front() != "*") advertised_host = hosts->front();
     const std::string listening =
-        hosts->front() == "*" ? std::string("every interface") : join(hosts.value());
+        hosts->front() == "*" ? std::string("every interface") : join(hosts.value(), ",");
     // Every peer costs sockets and file descriptors: bound both before any socket exists, so
     // that a flood of peers is refused by the peer table, never by a failing socket call.
     peer_limit = options.max_peers;
@@ -419,7 +413,7 @@ std::string NodeCore::control_address() const {
     if (!control) return {};
     const std::string& endpoint = control->endpoint();
     if (!endpoint.starts_with("tcp://")) return endpoint;
-    return endpoint + "#" + identity.public_key;  // a tcp client needs the server's key
+    return peer_address(endpoint, identity.public_key);  // a tcp client needs the server's key
 }
 
 Status NodeCore::close_flushing(std::chrono::milliseconds flush_timeout) {

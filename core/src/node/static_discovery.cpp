@@ -3,6 +3,7 @@
 
 #include "peermq/discovery.hpp"
 #include "peermq/keys.hpp"
+#include "security/node_key.hpp"
 
 namespace peermq {
 namespace {
@@ -30,12 +31,9 @@ private:
 Result<ServiceRecord> parse_endpoint(std::string_view endpoint) {
     const std::string original(endpoint);
     if (endpoint.starts_with("tcp://")) endpoint.remove_prefix(6);
-    // "#KEY" is the last 41 characters (a Z85 key may itself hold '#' and ':').
-    std::string_view key;
-    if (endpoint.size() > kKeyTextSize && endpoint[endpoint.size() - kKeyTextSize - 1] == '#') {
-        key = endpoint.substr(endpoint.size() - kKeyTextSize);
-        endpoint.remove_suffix(kKeyTextSize + 1);
-    } else if (endpoint.find('#') != std::string_view::npos) {
+    const auto [address, key] = detail::split_key_suffix(endpoint);
+    endpoint = address;
+    if (key.empty() && endpoint.find('#') != std::string_view::npos) {
         return make_error(ErrorCode::invalid_argument,
                           "peer endpoint '" + original +
                               "' has a bad key: host:port#KEY takes a 40-character Z85 key");

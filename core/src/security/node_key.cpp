@@ -105,6 +105,14 @@ Result<std::uint64_t> next_incarnation(const std::string& data_dir, std::int64_t
 
 }  // namespace
 
+KeySuffix split_key_suffix(std::string_view text) {
+    if (text.size() <= kKeyTextSize || text[text.size() - kKeyTextSize - 1] != '#') {
+        return {text, {}};
+    }
+    return {text.substr(0, text.size() - kKeyTextSize - 1),
+            text.substr(text.size() - kKeyTextSize)};
+}
+
 std::optional<CurveKey> decode_key(std::string_view text) {
     if (text.size() != kKeyTextSize) return std::nullopt;
     static constexpr std::string_view kAlphabet =

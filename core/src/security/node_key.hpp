@@ -16,6 +16,15 @@ namespace peermq::detail {
 
 using CurveKey = std::array<std::uint8_t, 32>;
 
+// "ENDPOINT#KEY" split at the '#' before its last 40 characters (a Z85 key may itself hold '#'
+// and ':', so the key is found by its length, never by searching); `key` is empty when the text
+// does not end so, and `endpoint` is then the whole text.
+struct KeySuffix {
+    std::string_view endpoint;
+    std::string_view key;
+};
+KeySuffix split_key_suffix(std::string_view text);
+
 // Z85 text (40 characters) to the key's 32 bytes; nullopt for anything else.
 std::optional<CurveKey> decode_key(std::string_view text);
 std::string encode_key(const CurveKey& key);
