@@ -3,9 +3,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -161,6 +163,51 @@ TEST(Node, HeadersAndRawPayloadArrive) {
     EXPECT_EQ(received->attempt, 1u);
     EXPECT_EQ(received->payload.view(), bytes);
     EXPECT_EQ(received->headers.at("traceparent"), "00-abc-def-01");
+}
+
+// Established TCP connections from this host to `port`, read from the kernel (/proc/net/tcp):
+// the connecting ends, whose remote port is `port`.
+int connections_to(std::uint16_t port) {
+    std::ifstream in("/proc/net/tcp");
+    std::string line;
+    std::getline(in, line);  // the header
+    int count = 0;
+    while (std::getline(in, line)) {
+        std::istringstream words(line);
+        std::string slot, local, remote, state;
+        words >> slot >> local >> remote >> state;
+        const auto colon = remote.find(':');
+        if (state != "01" || colon == std::string::npos) continue;  // TCP_ESTABLISHED
+        if (std::stoul(remote.substr(colon + 1), nullptr, 16) == port) ++count;
+    }
+    return count;
+}
+
+TEST(Node, NoConnectionToAPeersPubUntilTheNodeSubscribesToATopic) {
+    auto consumer = make_node("consumer");
+    auto producer = make_node("producer", {consumer.address()});
+    std::atomic<int> got{0};
+    ASSERT_TRUE(consumer.consume("jobs", [&](peermq::Delivery&) { ++got; }).ok());
+    ASSERT_TRUE(wait_until([&] { return sees(producer, {"consumer"}, "jobs"); }));
+    ASSERT_TRUE(wait_until([&] { return sees(consumer, {"producer"}); }));
+    auto jobs = producer.queue("jobs").value();
+    ASSERT_TRUE(jobs.send(std::string("one")).ok());
+    ASSERT_TRUE(wait_until([&] { return producer.stats().queues["jobs"].acked == 1; }));
+    // Work and acks went both ways over the inbox links; neither node wants a topic, so neither
+    // holds a connection (and paid a CurveZMQ handshake) to the other's PUB.
+    const auto producer_pub = peermq::testing::port_of(producer.pub_endpoint());
+    EXPECT_EQ(connections_to(producer_pub), 0);
+    EXPECT_EQ(connections_to(peermq::testing::port_of(consumer.pub_endpoint())), 0);
+    EXPECT_EQ(connections_to(peermq::testing::port_of(producer.inbox_endpoint())), 1);
+
+    // The first subscription connects to the PUB of every peer already known.
+    std::atomic<int> heard{0};
+    ASSERT_TRUE(consumer.subscribe("alerts.", [&](const peermq::Message&) { ++heard; }).ok());
+    ASSERT_TRUE(wait_until([&] {
+        EXPECT_TRUE(producer.publish("alerts.disk", std::string("full")).ok());
+        return heard > 0;
+    }));
+    EXPECT_EQ(connections_to(producer_pub), 1);
 }
 
 TEST(Node, LocalConsumerGetsItsOwnNodesWork) {

@@ -1,7 +1,8 @@
 // A node's links to its peers (actor/peer_links.hpp), with real ZeroMQ sockets over loopback and
 // no node: a link that is not up refuses a frame and blocks its peer, the poll reports it
 // writable once a peer listens, and then frames reach that peer's inbox and confirm it; a reset
-// gives a fresh link that owes a HELLO; endpoints are written for IPv4 and IPv6 literals.
+// gives a fresh link that owes a HELLO; a peer's PUB is joined only once the node subscribes to
+// a topic; endpoints are written for IPv4 and IPv6 literals.
 #include "actor/peer_links.hpp"
 
 #include <chrono>
@@ -152,10 +153,11 @@ TEST_F(PeerLinksTest, APeersPubIsJoinedOnTheSubSocketAndLeftWhenItMovesOrCloses)
     zmq::socket_t pub(context, zmq::socket_type::pub);
     pub.bind("tcp://127.0.0.1:*");
     const std::string endpoint = pub.get(zmq::sockopt::last_endpoint);
-    sub.set(zmq::sockopt::subscribe, "");
+    links.subscribe("", peers);
     Peer& peer = add_peer(testing::free_port());
     links.subscribe_to(peer, endpoint);
     EXPECT_EQ(peer.pub_endpoint, endpoint);
+    EXPECT_TRUE(peer.pub_linked);
     // Subscriptions travel once the connection is up: publish until one arrives.
     sub.set(zmq::sockopt::rcvtimeo, 20);
     zmq::message_t got;
@@ -166,9 +168,35 @@ TEST_F(PeerLinksTest, APeersPubIsJoinedOnTheSubSocketAndLeftWhenItMovesOrCloses)
     }
     EXPECT_TRUE(heard);
     links.close(peer);
-    EXPECT_TRUE(peer.pub_endpoint.empty());
+    EXPECT_FALSE(peer.pub_linked);
     // A second close, or a record that never had a PUB, is harmless.
     links.close(peer);
+}
+
+TEST_F(PeerLinksTest, NoSubConnectionUntilTheFirstSubscriptionWhichJoinsEveryKnownPub) {
+    // An XPUB hears each subscription a connection brings: the proof that the SUB connected.
+    zmq::socket_t pub(context, zmq::socket_type::xpub);
+    pub.bind("tcp://127.0.0.1:*");
+    const std::string endpoint = pub.get(zmq::sockopt::last_endpoint);
+    Peer& peer = add_peer(testing::free_port());
+    links.subscribe_to(peer, endpoint);
+    // Its PUB is known, but a node that wants no topic keeps no connection to it.
+    EXPECT_EQ(peer.pub_endpoint, endpoint);
+    EXPECT_FALSE(peer.pub_linked);
+    links.resubscribe(peer);
+    links.reset(peer);
+    EXPECT_FALSE(peer.pub_linked);
+
+    links.subscribe("alerts", peers);
+    EXPECT_TRUE(peer.pub_linked);
+    pub.set(zmq::sockopt::rcvtimeo, 10'000);
+    zmq::message_t got;
+    ASSERT_TRUE(pub.recv(got));
+    EXPECT_EQ(got.to_string(), std::string("\x01") + "alerts");
+    // A later prefix travels on the same connection.
+    links.subscribe("metrics", peers);
+    ASSERT_TRUE(pub.recv(got));
+    EXPECT_EQ(got.to_string(), std::string("\x01") + "metrics");
 }
 
 TEST(PeerLinksEndpoint, IPv6LiteralsAreBracketed) {

@@ -42,7 +42,10 @@ struct Peer {
     std::uint16_t inbox_port = 0;
     std::uint16_t pub_port = 0;
     std::string inbox_endpoint;
-    std::string pub_endpoint;  // connected (on the SUB socket, or `sub`) when not empty
+    std::string pub_endpoint;  // its PUB, as its HELLO gives it (empty before)
+    // Connected to pub_endpoint (on the shared SUB socket, or `sub`): only while this node
+    // subscribes to some topic, so that a node that wants none makes no SUB connection at all.
+    bool pub_linked = false;
     // In the secure modes: a SUB socket of its own, connected with the peer's key as the server
     // key, so that every topic message read from it is known to be this peer's (the shared SUB
     // cannot tell its publishers apart). Null in plain mode.

@@ -81,16 +81,9 @@ void PeerLinks::reset(Peer& peer) {
     }
     peer.blocked = false;
     peer.hello_owed = true;
-    if (!peer.pub_endpoint.empty()) {
-        try {
-            if (peer.sub.handle() != nullptr) {
-                peer.sub.close();
-            } else {
-                sub_.disconnect(peer.pub_endpoint);
-            }
-            connect_sub(peer, peer.pub_endpoint);
-        } catch (const zmq::error_t&) {
-        }
+    if (peer.pub_linked) {
+        leave_pub(peer);
+        link_pub(peer);
     }
 }
 
@@ -98,12 +91,20 @@ void PeerLinks::subscribe_to(Peer& peer, const std::string& endpoint) {
     if (peer.pub_endpoint == endpoint) return;
     leave_pub(peer);
     peer.pub_endpoint = endpoint;
+    link_pub(peer);
+}
+
+void PeerLinks::link_pub(Peer& peer) {
+    // No topic wanted: no connection, so no CurveZMQ handshake and no descriptor. A worker pool
+    // of N nodes that only use queues forms its mesh with half the connections.
+    if (prefixes_.empty() || peer.pub_endpoint.empty() || peer.pub_linked) return;
     try {
-        connect_sub(peer, endpoint);
+        connect_sub(peer, peer.pub_endpoint);
+        peer.pub_linked = true;
     } catch (const zmq::error_t& e) {
+        // Out of descriptors: its topics stay unheard until its next HELLO moves it, or a reset.
         PEERMQ_LOG(log_, LogLevel::warn, "peer", "cannot subscribe to a peer",
-                   {"endpoint", endpoint}, {"error", e.what()});
-        peer.pub_endpoint.clear();
+                   {"endpoint", peer.pub_endpoint}, {"error", e.what()});
     }
 }
 
@@ -132,30 +133,34 @@ void PeerLinks::connect_sub(Peer& peer, const std::string& endpoint) {
 }
 
 void PeerLinks::leave_pub(Peer& peer) {
-    if (peer.pub_endpoint.empty()) return;
+    if (!peer.pub_linked) return;
+    peer.pub_linked = false;
     if (peer.sub.handle() != nullptr) {
         peer.sub.close();
-    } else {
-        try {
-            sub_.disconnect(peer.pub_endpoint);
-        } catch (const zmq::error_t&) {
-        }
+        return;
     }
-    peer.pub_endpoint.clear();
+    try {
+        sub_.disconnect(peer.pub_endpoint);
+    } catch (const zmq::error_t&) {
+    }
 }
 
 void PeerLinks::resubscribe(Peer& peer) {
-    const std::string endpoint = peer.pub_endpoint;
-    if (endpoint.empty()) return;
+    if (!peer.pub_linked) return;
     leave_pub(peer);
-    subscribe_to(peer, endpoint);
+    link_pub(peer);
 }
 
 void PeerLinks::subscribe(const std::string& prefix, const PeerDirectory& peers) {
+    const bool first = prefixes_.empty();
     prefixes_.push_back(prefix);
     sub_.set(zmq::sockopt::subscribe, prefix);
     for (const auto& peer : peers.all()) {
-        if (peer->sub.handle() != nullptr) peer->sub.set(zmq::sockopt::subscribe, prefix);
+        if (first) {
+            link_pub(*peer);  // subscribed to every prefix, this one included
+        } else if (peer->sub.handle() != nullptr) {
+            peer->sub.set(zmq::sockopt::subscribe, prefix);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 // PeerLinks: the sockets a node keeps for its peers, and what goes out on them. Each peer has a
-// PUSH to its inbox (ZMQ_IMMEDIATE: a frame is queued only on a connection that is up) and a
-// connection of the node's one SUB socket to its PUB. A link that refuses a frame (not up yet,
+// PUSH to its inbox (ZMQ_IMMEDIATE: a frame is queued only on a connection that is up) and, once
+// this node subscribes to any topic, a connection of the node's one SUB socket (or, in the secure
+// modes, of a SUB of the peer's own) to its PUB. A link that refuses a frame (not up yet,
 // or its buffer full) marks its peer `blocked`: the sender passes it over, and the actor's poll
 // watches its PUSH for POLLOUT until it takes frames again. A frame that reaches a link also
 // confirms the peer (its address is real). Which peers exist, and when a link is opened, reset
@@ -43,14 +44,16 @@ public:
     // connection stuck in TCP retransmission is not waited out) and the SUB reconnected. The
     // peer is owed our HELLO on the new link.
     void reset(Peer& peer);
-    // Connects the SUB socket to the peer's PUB at `endpoint`, leaving the one it had; out of
-    // descriptors, the peer's topics stay unheard until its next HELLO (logged). A peer with
-    // `own_sub` gets a SUB socket of its own instead, subscribed to every prefix.
+    // The peer's PUB is at `endpoint` (its HELLO says): the SUB socket leaves the one it had and,
+    // if this node subscribes to anything, connects there; out of descriptors, the peer's topics
+    // stay unheard until its next HELLO (logged). A peer with `own_sub` gets a SUB socket of its
+    // own instead, subscribed to every prefix.
     void subscribe_to(Peer& peer, const std::string& endpoint);
     // Leaves the peer's PUB and connects again, on its own SUB or the shared one as `own_sub`
-    // now says.
+    // now says (nothing when not connected).
     void resubscribe(Peer& peer);
-    // A prefix this node subscribes to: on the shared SUB and every peer's own.
+    // A prefix this node subscribes to: on the shared SUB and every peer's own. The first one
+    // connects this node to every known peer's PUB.
     void subscribe(const std::string& prefix, const PeerDirectory& peers);
     // Before the peer's record goes: its SUB connection closes (its PUSH goes with the record).
     void close(Peer& peer);
@@ -87,6 +90,8 @@ public:
 private:
     zmq::socket_t make_push(const Peer& peer);
     void leave_pub(Peer& peer);
+    // Connects to the peer's pub_endpoint when this node wants a topic and is not connected.
+    void link_pub(Peer& peer);
     // The SUB connects to `peer`'s PUB with its key as the CurveZMQ server key.
     void connect_sub(Peer& peer, const std::string& endpoint);
 

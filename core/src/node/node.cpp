@@ -247,8 +247,8 @@ Status NodeCore::start() {
                        {"open_files", soft});
         }
     }
-    // A peer costs one PUSH socket; in the secure modes an own SUB socket too (its topics are
-    // read there, so that their sender is known).
+    // A peer costs one PUSH socket; in the secure modes, once this node subscribes to a topic,
+    // an own SUB socket too (its topics are read there, so that their sender is known).
     connection_limit = peer_limit + kSpareConnections;
     const std::size_t sockets_per_peer = secure() ? 2 : 1;
     context.set(zmq::ctxopt::max_sockets,
