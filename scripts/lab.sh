@@ -1,5 +1,5 @@
 #!/bin/bash
-# lab.sh up N | down | exec I CMD... | cut I | heal I | status
+# lab.sh up N | down | exec I CMD... | env I | cut I | heal I | status
 #
 # A simulated LAN made of network namespaces, for multi-host peermq tests on one machine:
 #   pmqlan            holds only the bridge br0 (no address, no STP, no multicast snooping)
@@ -20,6 +20,8 @@
 #   down        tear everything down
 #   exec I CMD  run CMD in host I, talking to host I's avahi-daemon; also sets
 #               PEERMQ_LAB_HOST=I PEERMQ_LAB_ADDRESS=10.77.0.I PEERMQ_LAB_INTERFACE=lan0
+#   env I       print the variables `exec I` sets, one NAME=VALUE a line (for a caller that
+#               starts many processes and runs `ip netns exec pmqI env ...` itself)
 #   cut I/heal I  take host I's bridge port down / up (the host stays up, its link is cut)
 #   status      namespaces, daemons, links
 # State, configs and logs: $PEERMQ_LAB (default /tmp/peermq-netlab).
@@ -186,6 +188,13 @@ do_down() {
     return 0
 }
 
+host_env() {  # I: the environment of host I's processes, one NAME=VALUE a line
+    echo "DBUS_SYSTEM_BUS_ADDRESS=$(bus_address "$1")"
+    echo "PEERMQ_LAB_HOST=$1"
+    echo "PEERMQ_LAB_ADDRESS=10.77.0.$1"
+    echo "PEERMQ_LAB_INTERFACE=lan0"
+}
+
 do_exec() {
     local i=${1:-}
     case "$i" in '' | *[!0-9]*) die "usage: lab.sh exec I CMD..." ;; esac
@@ -193,8 +202,9 @@ do_exec() {
     [ $# -gt 0 ] || die "usage: lab.sh exec I CMD..."
     local ns; ns=$(host_ns "$i")
     ns_exists "$ns" || die "host $i does not exist (lab.sh up N first)"
-    exec ip netns exec "$ns" env DBUS_SYSTEM_BUS_ADDRESS="$(bus_address "$i")" \
-        PEERMQ_LAB_HOST="$i" PEERMQ_LAB_ADDRESS="10.77.0.$i" PEERMQ_LAB_INTERFACE=lan0 "$@"
+    local environment
+    mapfile -t environment < <(host_env "$i")
+    exec ip netns exec "$ns" env "${environment[@]}" "$@"
 }
 
 do_link() {  # up|down I
@@ -225,8 +235,12 @@ case "${1:-}" in
     up) do_up "${2:-}" ;;
     down) do_down ;;
     exec) shift; do_exec "$@" ;;
+    env)
+        case "${2:-}" in '' | *[!0-9]*) die "usage: lab.sh env I" ;; esac
+        host_env "$2"
+        ;;
     cut) do_link down "${2:-}" ;;
     heal) do_link up "${2:-}" ;;
     status) do_status ;;
-    *) echo "usage: $0 up N | down | exec I CMD... | cut I | heal I | status" >&2; exit 2 ;;
+    *) echo "usage: $0 up N | down | exec I CMD... | env I | cut I | heal I | status" >&2; exit 2 ;;
 esac

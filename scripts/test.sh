@@ -6,7 +6,8 @@
 # unit, integration, hostile and security tests again under AddressSanitizer and
 # UndefinedBehaviorSanitizer (the `asan` preset, with LeakSanitizer) and runs them there too.
 # Arguments go to ctest, and a run with arguments skips both passes:
-#   scripts/test.sh              everything, then the thread-safety and sanitizer passes
+#   scripts/test.sh              everything but the `scale` label (the 32-host lab: ctest -L scale),
+#                                then the thread-safety and sanitizer passes
 #   scripts/test.sh -L unit      one label
 #   scripts/test.sh -R Journal   by name
 # PEERMQ_BUILD_DIR overrides the build directory (default: build/ci), PEERMQ_ASAN_BUILD_DIR the
@@ -27,7 +28,9 @@ scripts/setup.sh
 cmake --preset ci -B "$build"
 cmake --build "$build" -j2
 status=0
-ctest --test-dir "$build" --output-on-failure --no-tests=error -j2 "$@" || status=$?
+selection=("$@")
+(($# == 0)) && selection=(-LE scale)
+ctest --test-dir "$build" --output-on-failure --no-tests=error -j2 "${selection[@]}" || status=$?
 
 if [[ $tsa == 1 ]]; then
     # A compile-time check: the tests hold no annotated lock, so only the library code is built.
