@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages peermq needs to build, test and run its demo. Idempotent: when
 # every package is already installed it changes nothing and needs neither root nor the network.
-# Runs as root, or through sudo otherwise. Usage: scripts/setup.sh
+# Runs as root, or through sudo otherwise.
+#   scripts/setup.sh [--enable-avahi-at-boot]
+# It says what it changes: the packages it installs (those asked for and their dependencies) and
+# the installed ones it upgrades, from apt's own plan; apt's output goes to a log
+# ($TMPDIR/peermq-setup-apt.log), shown when apt fails. avahi-daemon's package enables the daemon
+# at boot, on every interface: when this script installed it, it disables that again (systemd)
+# unless --enable-avahi-at-boot; peermq's tests and demo start their own daemon, on lo only.
 set -euo pipefail
+
+enable_avahi=0
+case "${1:-}" in
+    '') ;;
+    --enable-avahi-at-boot) enable_avahi=1 ;;
+    *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+esac
 
 packages=(
     build-essential cmake pkg-config git clang
@@ -25,6 +38,10 @@ avahi_daemon_pid() {
     return 0
 }
 
+count() {  # N NOUN: "1 package", "3 packages", "2 dependencies"
+    if (($1 == 1)); then echo "1 $2"; elif [[ $2 == *y ]]; then echo "$1 ${2%y}ies"; else echo "$1 ${2}s"; fi
+}
+
 summary() {
     echo "setup: cmake $(cmake --version | head -1 | awk '{print $3}')," \
         "g++ $(g++ -dumpfullversion), clang++ $(clang++ -dumpversion), libzmq $(pkg-config --modversion libzmq)," \
@@ -42,7 +59,7 @@ if ((${#missing[@]} == 0)); then
     exit 0
 fi
 
-echo "setup: installing ${#missing[@]} of ${#packages[@]} packages: ${missing[*]}"
+echo "setup: ${#missing[@]} of ${#packages[@]} packages missing: ${missing[*]}"
 sudo=()
 if ((EUID != 0)); then
     command -v sudo >/dev/null || { echo "setup: not root and no sudo; run as root" >&2; exit 1; }
@@ -50,11 +67,33 @@ if ((EUID != 0)); then
 fi
 apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -y -q
     -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+log=${TMPDIR:-/tmp}/peermq-setup-apt.log
+: >"$log"
+run_apt() {  # apt-get ARGS...: output to $log, its end shown if apt fails
+    if ! "${apt[@]}" "$@" >>"$log" 2>&1; then
+        echo "setup: apt-get $1 failed; the end of $log:" >&2
+        tail -n 25 "$log" >&2
+        exit 1
+    fi
+}
 
 avahi_before=$(avahi_daemon_pid)
+echo "setup: apt-get update (apt's output: $log)"
+run_apt update
 # No recommends: avahi-daemon would pull in libnss-mdns, which changes host name resolution.
-"${apt[@]}" update
-"${apt[@]}" install --no-install-recommends "${missing[@]}"
+# apt's plan first, so that what changes is said before it changes: "Inst NAME (VERSION ...)" for
+# a new package, "Inst NAME [OLD] (NEW ...)" for an upgrade.
+run_apt install --no-install-recommends --simulate "${missing[@]}"
+plan=$(sed -n '/^Inst /p' "$log")
+mapfile -t new < <(awk '$1 == "Inst" && $3 !~ /^\[/ { print $2 }' <<<"$plan")
+mapfile -t upgraded < <(awk '$1 == "Inst" && $3 ~ /^\[/ { print $2 }' <<<"$plan")
+echo "setup: installing $(count ${#new[@]} package): the missing and" \
+    "$(count $((${#new[@]} - ${#missing[@]})) dependency) (listed in $log)"
+if ((${#upgraded[@]} > 0)); then
+    echo "setup: upgrading $(count ${#upgraded[@]} installed package) they need newer:" \
+        "${upgraded[*]}"
+fi
+run_apt install --no-install-recommends "${missing[@]}"
 
 # An avahi-daemon started by the package install announces on every interface (eth0 included);
 # peermq's tests run their own, restricted to loopback. Stop one the install started.
@@ -69,6 +108,25 @@ if [[ -z $avahi_before && -n $avahi_after ]]; then
     done
     if [[ -d /proc/$avahi_after ]]; then
         echo "setup: WARNING: avahi-daemon $avahi_after is still running" >&2
+    fi
+fi
+
+# The package enables avahi-daemon at boot (systemd units), where it would announce on every
+# interface: undone unless asked, and said either way.
+if [[ " ${missing[*]} " == *" avahi-daemon "* ]]; then
+    if ((enable_avahi == 1)); then
+        echo "setup: avahi-daemon stays enabled at boot (--enable-avahi-at-boot)"
+    elif command -v systemctl >/dev/null &&
+        systemctl is-enabled --quiet avahi-daemon.service avahi-daemon.socket 2>/dev/null; then
+        if "${sudo[@]}" systemctl disable --quiet avahi-daemon.service avahi-daemon.socket 2>>"$log"; then
+            echo "setup: avahi-daemon's package enabled it at boot; disabled it again" \
+                "(scripts/setup.sh --enable-avahi-at-boot keeps it)"
+        else
+            echo "setup: WARNING: avahi-daemon is enabled at boot and could not be disabled:" \
+                "systemctl disable avahi-daemon.service avahi-daemon.socket (see $log)" >&2
+        fi
+    else
+        echo "setup: avahi-daemon installed; not enabled at boot as far as systemctl tells"
     fi
 fi
 
