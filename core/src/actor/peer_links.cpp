@@ -81,17 +81,15 @@ void PeerLinks::reset(Peer& peer) {
     }
     peer.blocked = false;
     peer.hello_owed = true;
-    if (peer.pub_linked) {
-        leave_pub(peer);
-        link_pub(peer);
-    }
+    resubscribe(peer);
 }
 
 void PeerLinks::subscribe_to(Peer& peer, const std::string& endpoint) {
-    if (peer.pub_endpoint == endpoint) return;
-    leave_pub(peer);
-    peer.pub_endpoint = endpoint;
-    link_pub(peer);
+    if (peer.pub_endpoint != endpoint) {
+        leave_pub(peer);
+        peer.pub_endpoint = endpoint;
+    }
+    link_pub(peer);  // nothing when connected or no topic is wanted; else tries (again)
 }
 
 void PeerLinks::link_pub(Peer& peer) {
@@ -102,7 +100,7 @@ void PeerLinks::link_pub(Peer& peer) {
         connect_sub(peer, peer.pub_endpoint);
         peer.pub_linked = true;
     } catch (const zmq::error_t& e) {
-        // Out of descriptors: its topics stay unheard until its next HELLO moves it, or a reset.
+        // Out of descriptors: its topics stay unheard until its next HELLO tries again.
         PEERMQ_LOG(log_, LogLevel::warn, "peer", "cannot subscribe to a peer",
                    {"endpoint", peer.pub_endpoint}, {"error", e.what()});
     }
