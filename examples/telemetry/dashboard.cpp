@@ -2,10 +2,12 @@
 // ("sensors." = every site; "sensors.berlin." = one site; "sensors.berlin.temperature" = one
 // sensor), from every sensor it finds, and on exit a line per sensor.
 //
-//   peermq_telemetry_dashboard [--prefix sensors.] [--count N] [common flags]
+//   peermq_telemetry_dashboard [--prefix sensors.] [--history N] [--count N] [common flags]
 //
-// Start one late, while the sensors run: it gets only what is published after it joined. Topics
-// are live streams; nothing is kept for later subscribers (use a queue when every message counts).
+// By default it subscribes best effort: started late, it gets only what is published after it
+// joined, and what the network loses is gone. With --history N it subscribes reliably: first the
+// last N readings of each sensor (marked "history"), then every later one in order, a gap
+// repaired from the sensor's history or reported ("lost").
 // Runs until Ctrl-C, or until it has N readings.
 #include <atomic>
 #include <map>
@@ -26,8 +28,11 @@ struct Seen {
 
 int main(int argc, char** argv) {
     examples::StopSignal stop;  // first: the node's threads must not take SIGINT/SIGTERM
-    examples::Args args(argc, argv, "[--prefix sensors.] [--count N]");
+    examples::Args args(argc, argv, "[--prefix sensors.] [--history N] [--count N]");
     const std::string prefix = args.get("prefix", "sensors.");
+    // Given (even 0): a reliable subscription with that much history; not given: best effort.
+    const bool reliable = !args.get("history", "").empty();
+    const long history = reliable ? args.get_int("history", 0) : 0;
     const long count = args.get_int("count", 0);  // 0 = until Ctrl-C
     peermq::NodeOptions options = examples::node_options(args, "dashboard", "telemetry");
     args.done();
@@ -50,14 +55,34 @@ int main(int argc, char** argv) {
         Seen& seen = topics[message.channel];
         if (seen.readings++ == 0) seen.first = reading.seq;
         seen.last = reading.seq;
-        examples::say("%s: %s #%llu = %.1f %s", name.c_str(), message.channel.c_str(),
+        examples::say("%s: %s #%llu = %.1f %s%s", name.c_str(), message.channel.c_str(),
                       static_cast<unsigned long long>(reading.seq), reading.value,
-                      reading.unit.c_str());
+                      reading.unit.c_str(), message.history ? " (history)" : "");
         if (++received == count) stop.request();
     };
-    examples::check(node.subscribe(prefix, on_reading), "subscribe");
-    examples::say("%s: up at %s; subscribed to \"%s*\": readings published from now on will show",
-                  name.c_str(), node.address().c_str(), prefix.c_str());
+    peermq::SubscribeOptions subscribe;
+    if (reliable) {
+        subscribe.reliability = peermq::TopicReliability::reliable;
+        subscribe.history = static_cast<std::uint32_t>(history);
+        subscribe.on_lost = [&](const peermq::SampleLost& lost) {
+            examples::say("%s: %s: lost readings %llu..%llu of %s (%s)", name.c_str(),
+                          lost.topic.c_str(), static_cast<unsigned long long>(lost.first),
+                          static_cast<unsigned long long>(lost.last), lost.publisher_name.c_str(),
+                          lost.reason.c_str());
+        };
+    }
+    examples::check(node.subscribe(prefix, on_reading, std::move(subscribe)), "subscribe");
+    if (reliable) {
+        examples::say(
+            "%s: up at %s; subscribed reliably to \"%s*\": the last %ld readings of "
+            "each sensor, then every one in order",
+            name.c_str(), node.address().c_str(), prefix.c_str(), history);
+    } else {
+        examples::say(
+            "%s: up at %s; subscribed to \"%s*\": readings published from now on will "
+            "show",
+            name.c_str(), node.address().c_str(), prefix.c_str());
+    }
 
     stop.wait();
     node.close();  // no handler runs after this

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_support.hpp"
+#include "support/nodes.hpp"
 
 namespace peermq::cli_test {
 namespace {
@@ -164,6 +165,42 @@ TEST(CliMessagesTest, PublishWithoutSubscribersFailsAtItsTimeout) {
     EXPECT_EQ(result.exit_code, 1) << result;
     ASSERT_EQ(result.err_lines().size(), 1u) << result;
     EXPECT_EQ(result.err_lines()[0].rfind("peermq: 0 of 1 subscribers of 'prices.eur'", 0), 0u);
+}
+
+TEST(CliMessagesTest, TapReliableWithHistoryPrintsTheLastMessagesInOrderThenLiveOnes) {
+    auto publisher = peermq::testing::make_node({.name = "feed", .interface = "lo"});
+    for (int i = 1; i <= 10; ++i) ASSERT_TRUE(publisher.publish("prices.eur", i).ok());
+    CliProcess tap(Args{"tap", "prices.", "--reliable", "--history", "3", "--count", "5"} +
+                   on_lo({publisher.address()}));
+    // The last three, numbered and marked as history, come first and in order.
+    for (int expected = 8; expected <= 10; ++expected) {
+        const auto line = tap.wait_out("{", 20s);
+        ASSERT_TRUE(line) << "the tap printed no history";
+        const Json message = Json::parse(*line);
+        EXPECT_EQ(message.at("seq"), expected) << *line;
+        EXPECT_EQ(message.at("payload"), expected) << *line;
+        EXPECT_EQ(message.value("history", false), true) << *line;
+    }
+    // Then what is published next, not marked.
+    ASSERT_TRUE(publisher.publish("prices.eur", 11).ok());
+    ASSERT_TRUE(publisher.publish("prices.eur", 12).ok());
+    for (int expected = 11; expected <= 12; ++expected) {
+        const auto line = tap.wait_out("{", 20s);
+        ASSERT_TRUE(line) << "the tap printed no live message";
+        const Json message = Json::parse(*line);
+        EXPECT_EQ(message.at("seq"), expected) << *line;
+        EXPECT_FALSE(message.contains("history")) << *line;
+    }
+    const CliResult tapped = tap.finish(20s);
+    EXPECT_EQ(tapped.exit_code, 0) << tapped;
+    EXPECT_NE(tapped.err.find("(reliable, the last 3 of each topic first)"), std::string::npos)
+        << tapped;
+}
+
+TEST(CliMessagesTest, TapHistoryWithoutReliableIsAUsageError) {
+    const CliResult result = run_cli(Args{"tap", "prices.", "--history", "3"} + on_lo());
+    EXPECT_EQ(result.exit_code, 2) << result;
+    EXPECT_NE(result.err.find("--reliable"), std::string::npos) << result;
 }
 
 }  // namespace

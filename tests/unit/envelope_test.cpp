@@ -106,11 +106,29 @@ TEST(Envelope, DataHeaderEncoderMatchesTheGeneralOne) {
 TEST(Envelope, UnknownTrailingFieldsAreSkipped) {
     const auto h = full_header();
     detail::Header out;
-    const auto reason =
-        decode(with_trailing(h, std::string("future"), std::vector<int>{1, 2}), out);
+    // Element 13 is a topic publisher's epoch (wire.md §14); what a later revision appends after
+    // it is skipped.
+    const auto reason = decode(with_trailing(h, 7u, std::vector<std::string>{"future"}), out);
     ASSERT_FALSE(reason.has_value()) << *reason;
     EXPECT_EQ(out.id, h.id);
     EXPECT_EQ(out.error, h.error);
+    EXPECT_EQ(out.epoch, 7u);
+}
+
+TEST(Envelope, AnEpochIsWrittenOnlyWhenSetAndReadBack) {
+    auto h = full_header();
+    msgpack::sbuffer plain;
+    detail::encode_header(h, plain);
+    EXPECT_EQ(static_cast<std::uint8_t>(plain.data()[0]), 0x9d);  // 13 elements, as before
+    h.epoch = 1'700'000'000'123;
+    msgpack::sbuffer with_epoch;
+    detail::encode_header(h, with_epoch);
+    EXPECT_EQ(static_cast<std::uint8_t>(with_epoch.data()[0]), 0x9e);
+    detail::Header out;
+    ASSERT_EQ(detail::decode_header(with_epoch.data(), with_epoch.size(), out), std::nullopt);
+    EXPECT_EQ(out.epoch, h.epoch);
+    ASSERT_EQ(detail::decode_header(plain.data(), plain.size(), out), std::nullopt);
+    EXPECT_EQ(out.epoch, 0u);
 }
 
 TEST(Envelope, MissingTrailingFieldsTakeTheirDefaults) {

@@ -203,10 +203,10 @@ TEST_F(ReceiverTest, AFullAckBatchAsksToBeFlushedAtOnce) {
 TEST_F(ReceiverTest, TopicMessagesGoToEveryMatchingSubscriptionWithRoom) {
     SlotLoad prices_load;
     SlotLoad all_load;
-    Topics topics(self, options.max_payload_bytes);
-    topics.subscribe("prices.", 1, prices_load);
-    topics.subscribe("", 2, all_load);
-    topics.subscribe("news.", 3, all_load);
+    Topics topics(self, options.max_payload_bytes, 1, TopicHistory::Limits{});
+    topics.subscribe({"prices.", 1, &prices_load});
+    topics.subscribe({"", 2, &all_load});
+    topics.subscribe({"news.", 3, &all_load});
     ChannelStats stats;
     TopicMessage m{Message{}, &stats};
     m.message.channel = "prices.eurusd";

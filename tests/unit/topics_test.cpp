@@ -30,7 +30,7 @@ protected:
 
     NodeId self = NodeId::generate();
     NodeId remote = NodeId::generate();
-    Topics topics{self, 1024};
+    Topics topics{self, 1024, 1, TopicHistory::Limits{}};
     Header scratch;
 };
 
@@ -38,7 +38,7 @@ TEST_F(TopicsTest, APublishIsADataHeaderOfThisNodeCountedSent) {
     msgpack::sbuffer header;
     const MessageId id = MessageId::generate();
     const TopicMessage published =
-        topics.publish(id, "prices.eur", 42, {{"h", "1"}}, Payload::copy_of("abc", 3), header);
+        topics.publish(id, "prices.eur", 42, {{"h", "1"}}, Payload::copy_of("abc", 3), header, {});
     ASSERT_EQ(decode_header(header.data(), header.size(), scratch), std::nullopt);
     EXPECT_EQ(scratch.kind, Kind::data);
     EXPECT_EQ(scratch.sender, self);
@@ -88,20 +88,21 @@ TEST_F(TopicsTest, EachBadMessageIsDroppedUnderItsReason) {
 TEST_F(TopicsTest, StatisticsAreBoundedPastThatManyTopicsTheRestShareOneEntry) {
     msgpack::sbuffer header;
     for (std::size_t i = 0; i < Topics::kMaxTopicStats + 10; ++i) {
-        topics.publish(MessageId::generate(), "t." + std::to_string(i), 0, {}, Payload{}, header);
+        topics.publish(MessageId::generate(), "t." + std::to_string(i), 0, {}, Payload{}, header,
+                       {});
     }
     EXPECT_EQ(topics.stats().size(), Topics::kMaxTopicStats + 1);
     EXPECT_EQ(topics.stats().at("*").sent, 10u);
     EXPECT_EQ(topics.stats().at("t.0").sent, 1u);
     // A topic that has its own entry keeps it.
-    topics.publish(MessageId::generate(), "t.0", 0, {}, Payload{}, header);
+    topics.publish(MessageId::generate(), "t.0", 0, {}, Payload{}, header, {});
     EXPECT_EQ(topics.stats().at("t.0").sent, 2u);
 }
 
 TEST_F(TopicsTest, SubscriptionsAreKeptInTheOrderMade) {
     SlotLoad load;
-    topics.subscribe("prices.", 1, load);
-    topics.subscribe("", 2, load);
+    topics.subscribe({"prices.", 1, &load});
+    topics.subscribe({"", 2, &load});
     ASSERT_EQ(topics.subscriptions().size(), 2u);
     EXPECT_EQ(topics.subscriptions()[0].prefix, "prices.");
     EXPECT_EQ(topics.subscriptions()[1].slot, 2u);

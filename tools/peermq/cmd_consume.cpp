@@ -32,6 +32,8 @@ Json message_json(const Message& message, bool queue) {
         {"payload_encoding", std::string(to_string(payload.kind))},
     };
     if (queue) out["attempt"] = message.attempt;
+    if (!queue && message.seq != 0) out["seq"] = message.seq;
+    if (!queue && message.history) out["history"] = true;
     return out;
 }
 
@@ -145,6 +147,9 @@ struct TapOptions {
     std::uint64_t count = 0;
     std::string timeout = "0";
     bool payload_only = false;
+    bool reliable = false;
+    std::uint32_t history = 0;
+    std::string history_age = "0";
 };
 
 int run_tap(const TapOptions& options) {
@@ -166,9 +171,27 @@ int run_tap(const TapOptions& options) {
         }
         reception.wakeup.notify();
     };
-    if (Status status = node.subscribe(options.prefix, handler); !status.ok())
+    SubscribeOptions subscribe_options;
+    if (options.reliable) {
+        subscribe_options.reliability = TopicReliability::reliable;
+        subscribe_options.history = options.history;
+        subscribe_options.history_age = duration_or_throw(options.history_age);
+        // What will never come is said where a person reads it, not among the messages.
+        subscribe_options.on_lost = [](const SampleLost& lost) {
+            note("lost " + std::to_string(lost.last - lost.first + 1) + " message(s) of '" +
+                 lost.topic + "' from " + lost.publisher_name + " (" + std::to_string(lost.first) +
+                 ".." + std::to_string(lost.last) + "): " + lost.reason);
+        };
+    }
+    if (Status status = node.subscribe(options.prefix, handler, std::move(subscribe_options));
+        !status.ok())
         throw CliError(status.to_string());
     note("tapping '" + options.prefix + "' as " + node.name() + " on " + node.address() +
+         (options.reliable ? " (reliable" + (options.history > 0
+                                                 ? ", the last " + std::to_string(options.history) +
+                                                       " of each topic first)"
+                                                 : std::string(")"))
+                           : std::string()) +
          "; Ctrl-C to stop");
     return finish_reception(node, reception, interrupts, timeout, options.timeout, "tapping",
                             "tapped '" + options.prefix + "'");
@@ -213,6 +236,19 @@ void add_consume_commands(CLI::App& app, Runner& selected) {
                             "(0 = never)");
         command->add_flag("--payload-only", options->payload_only,
                           "Print only each payload's JSON, not the message around it");
+        auto* reliable =
+            command->add_flag("--reliable", options->reliable,
+                              "Each publisher's messages in order, gaps repaired from its "
+                              "history; what cannot be is reported on stderr");
+        command
+            ->add_option("--history", options->history,
+                         "With --reliable: first the last N messages of each topic")
+            ->check(count_validator())
+            ->needs(reliable);
+        add_duration_option(*command, "--history-age", options->history_age,
+                            "With --reliable: history no older than DUR (0 = any the publisher "
+                            "keeps)")
+            ->needs(reliable);
         add_cluster_options(*command, options->cluster, false);
     }
 }

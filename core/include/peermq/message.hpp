@@ -25,6 +25,12 @@ struct Message {
     std::int64_t deadline_ms = 0;  // Unix ms after which the message is expired; 0 = never
     Headers headers;
     Payload payload;
+    // Topics: the publisher's sequence number of this message on its topic (1, 2, ... per
+    // publisher, topic and epoch); 0 for queues and for publishers that do not number theirs.
+    std::uint64_t seq = 0;
+    // Topics, reliable subscriptions: the message is from the publisher's history (it was
+    // published before this subscription joined), not from the live stream.
+    bool history = false;
 
     // payload.as<T>(): throws DecodeError when the payload is not a T (for MessagePack, from
     // <peermq/msgpack.hpp>: or exceeds MsgpackCodec::decode_limits).
@@ -63,5 +69,21 @@ private:
 
 using ConsumeHandler = std::function<void(Delivery&)>;
 using SubscribeHandler = std::function<void(const Message&)>;
+
+// A reliable subscription's report of topic messages it will never receive: the publisher no
+// longer held them when they were asked for again (its history is bounded), or it restarted,
+// or it did not answer. Messages first..last (inclusive) of `topic` from `publisher`.
+struct SampleLost {
+    NodeId publisher;
+    std::string publisher_name;
+    std::string topic;
+    std::uint64_t epoch = 0;  // the publisher's epoch (its incarnation) they belonged to
+    std::uint64_t first = 0;
+    std::uint64_t last = 0;
+    // "not_held" (past the publisher's history), "publisher_restarted", "publisher_gone"
+    // (forgotten: down for a minute), "unanswered" (asked again and again with no answer).
+    std::string reason;
+};
+using SampleLostHandler = std::function<void(const SampleLost&)>;
 
 }  // namespace peermq

@@ -121,13 +121,15 @@ public:
     Result<Queue> queue(std::string name, QueueOptions options = {});
 
     // Topics: every subscriber whose prefix matches the topic gets the message (this node's
-    // subscribers included). Best effort: a peer not yet connected misses it.
+    // subscribers included). A best_effort subscription (the default) gets what arrives: a
+    // subscriber not yet connected misses it. A reliable one gets every publisher's messages in
+    // order, repaired from the publisher's history, or reported lost (SubscribeOptions).
     template <typename T>
     Status publish(std::string_view topic, const T& value, Headers headers = {}) {
         return publish_payload(topic, Payload::encode(value), std::move(headers));
     }
     Status publish_payload(std::string_view topic, Payload payload, Headers headers = {});
-    Status subscribe(std::string prefix, SubscribeHandler handler);
+    Status subscribe(std::string prefix, SubscribeHandler handler, SubscribeOptions options = {});
 
     // Adds a peer by address ("host:port#KEY" or "tcp://host:port#KEY"; no key in plain mode).
     Status add_peer(std::string endpoint);

@@ -13,6 +13,7 @@
 #include "peermq/clock.hpp"
 #include "peermq/discovery.hpp"
 #include "peermq/log.hpp"
+#include "peermq/message.hpp"
 
 namespace peermq {
 
@@ -84,6 +85,28 @@ struct ConsumeOptions {
     std::uint32_t concurrency = 1;
 };
 
+// Topics: what a subscription is promised (docs/guarantees.md).
+enum class TopicReliability {
+    // Today's topics: what arrives is delivered; what the network or a full buffer lost is
+    // gone, silently. Costs nothing.
+    best_effort,
+    // Each publisher's messages of a topic are delivered in order, once: a gap is asked again
+    // from the publisher's history and repaired, or reported (SampleLost) when it cannot be.
+    reliable,
+};
+
+struct SubscribeOptions {
+    TopicReliability reliability = TopicReliability::best_effort;
+    // reliable: on joining a publisher, first the last `history` messages of each matching
+    // topic it still holds (no older than history_age; 0 = any age), in order, then the live
+    // stream, with no gap and no duplicate between the two.
+    std::uint32_t history = 0;
+    std::chrono::milliseconds history_age = 0ms;
+    // reliable: called on a dispatcher thread for every range of messages that could not be
+    // repaired (each is counted too: the topic's `lost`, drop reason `topic.lost`).
+    SampleLostHandler on_lost{};
+};
+
 struct NodeOptions {
     std::string name{};               // required; [A-Za-z0-9._-], at most 48 characters
     std::string cluster = "default";  // nodes only talk to nodes of the same cluster
@@ -137,6 +160,13 @@ struct NodeOptions {
     // queues under it (prefetch per sender); keep it above prefetch × the senders you expect.
     std::size_t max_handler_queue = 100'000;
     std::size_t max_handler_queue_bytes = 64u << 20;
+    // The history each publisher keeps of its topics, from which it repairs reliable
+    // subscribers' gaps and serves late joiners: per topic at most topic_history messages, in
+    // all at most topic_history_bytes of payload, none older than topic_history_age. 0 keeps
+    // none (reliable subscribers then learn of every gap as lost).
+    std::size_t topic_history = 1024;
+    std::size_t topic_history_bytes = 16u << 20;
+    std::chrono::milliseconds topic_history_age = 10min;
     // Local administration endpoint (peermq/control.hpp): "" = ipc://<data_dir>/control.sock
     // when data_dir is set, else none; "off" = none; or "ipc://PATH" / "tcp://127.0.0.1:PORT"
     // (loopback only).

@@ -79,8 +79,16 @@ struct ChannelStats {
     std::uint64_t expired = 0;
     std::uint64_t dead_lettered = 0;
     std::uint64_t duplicates = 0;  // dropped by the dedupe window
-    std::uint64_t in_flight = 0;   // gauge
-    std::uint64_t depth = 0;       // gauge: waiting for a consumer or credit
+    // Reliable topics (docs/spec/wire.md §14). A subscriber's: messages that came again to
+    // close a gap, messages it will never get and the reports (SampleLost) that said so. A
+    // publisher's: messages sent again to close a subscriber's gap, and sent as history.
+    std::uint64_t repaired = 0;
+    std::uint64_t lost = 0;
+    std::uint64_t lost_ranges = 0;
+    std::uint64_t resent = 0;
+    std::uint64_t history_served = 0;
+    std::uint64_t in_flight = 0;  // gauge
+    std::uint64_t depth = 0;      // gauge: waiting for a consumer or credit
     LatencyHistogram ack_latency;
 };
 

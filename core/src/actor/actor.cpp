@@ -53,7 +53,11 @@ Actor::Actor(NodeCore& core, zmq::socket_t inbox, zmq::socket_t pub, zmq::socket
       sender_(core.id, core.log, peers_, *this,
               Now{core.clock->steady_now(), core.clock->unix_ms()}),
       receiver_(core.id, options_, core.log, *this),
-      topics_(core.id, options_.max_payload_bytes),
+      topics_(core.id, options_.max_payload_bytes,
+              std::max<std::uint64_t>(1, core.identity.incarnation),
+              TopicHistory::Limits{options_.topic_history, options_.topic_history_bytes,
+                                   options_.topic_history_age}),
+      streams_(TopicStreams::Config{}),
       drops_(core.log) {
     if (journal) {
         journal_ = std::make_unique<JournalPipeline>(
@@ -213,6 +217,7 @@ void Actor::turn() {
         }
         const bool writable = links_.writable(poll_items_, [this](Peer& peer) {
             if (peer.hello_owed) send_hello(&peer);
+            if (peer.start_owed) send_start(peer);
         });
         if (writable) sender_.pump_all(fresh_now());
 
@@ -235,6 +240,7 @@ void Actor::turn() {
             drops_.summarize(now);
             next_tick_ = liveness_.next_check(now);
         }
+        if (now >= next_topic_tick_) topic_tick(now);
         if (hello_dirty_) broadcast_hello();
         // Batch acks only while the handlers are busy: once the dispatcher has nothing left,
         // no more outcomes are coming soon, and waiting out the interval would only add latency.
@@ -243,6 +249,7 @@ void Actor::turn() {
             journal_->maybe_commit(now, journal_->has_waiters(), core_.storage_error());
             journal_->publish_backlog(now);
         }
+        if (streams_.has_ready()) deliver_streams();
         flush_jobs();
         if (std::exchange(pump_owed_, false)) sender_.pump_all(fresh_now());
         // Room for blocked send()s: one wake-up per turn, however many messages left.
@@ -282,6 +289,9 @@ void Actor::run_failed() {
 
 std::chrono::milliseconds Actor::poll_timeout(Steady now) const {
     Steady due = next_tick_;
+    // Reliable topics' timers run only while there is something to ask or to tell.
+    if (streams_.waiting() || topics_.history().has_changed())
+        due = std::min(due, next_topic_tick_);
     if (auto next = sender_.next_due(); next && *next < due) due = *next;
     if (auto acks = receiver_.acks().next_due()) due = std::min(due, *acks);
     if (journal_) {
@@ -458,27 +468,6 @@ void Actor::on_consume(ConsumeCmd& cmd) {
     sender_.peers_changed();
     hello_dirty_ = true;
     sender_.pump_all(fresh_now());
-}
-
-void Actor::on_subscribe(SubscribeCmd& cmd) {
-    links_.subscribe(cmd.prefix, peers_);
-    topics_.subscribe(cmd.prefix, cmd.slot, core_.dispatcher->load(cmd.slot));
-    hello_dirty_ = true;
-}
-
-void Actor::on_publish(PublishCmd& cmd) {
-    const TopicMessage published =
-        topics_.publish(cmd.id, std::move(cmd.topic), cmd.created_ms, std::move(cmd.headers),
-                        std::move(cmd.payload), encode_buffer_);
-    const std::string& topic_name = published.message.channel;
-    zmq::message_t topic(topic_name.data(), topic_name.size());
-    zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
-    zmq::message_t payload = payload_frame(published.message.payload);
-    // PUB never blocks: past its high-water mark ZeroMQ drops for slow subscribers.
-    pub_.send(topic, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    pub_.send(header, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-    pub_.send(payload, zmq::send_flags::dontwait);
-    receiver_.deliver_topic(published, topics_.subscriptions());
 }
 
 void Actor::on_outcomes(OutcomesCmd& /*cmd*/) {

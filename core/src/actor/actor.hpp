@@ -35,6 +35,7 @@
 #include "reliability/receiver.hpp"
 #include "reliability/sender.hpp"
 #include "reliability/timer_wheel.hpp"
+#include "reliability/topic_streams.hpp"
 #include "reliability/topics.hpp"
 #include "security/trust_policy.hpp"
 #include "security/zap_handler.hpp"
@@ -101,6 +102,24 @@ private:
     void read_sub(zmq::socket_t& socket, Peer* from);
     void on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::message_t& payload,
                         Peer* from);
+
+    // Reliable topics (actor_topics.cpp; docs/spec/wire.md §14).
+    // A topic message (live from a SUB, or a REPAIR) to the best-effort subscriptions and the
+    // streams of the reliable ones.
+    void take_topic_message(TopicMessage topic, std::uint64_t epoch, bool repair);
+    void on_repair(Peer* peer, zmq::message_t& payload_frame);
+    void on_sync(Peer* peer, zmq::message_t& body);
+    void on_resend(Peer* peer, zmq::message_t& body);
+    // A follower's starting RESEND: where each topic it follows stands, then its history.
+    void answer_start(Peer& peer);
+    void send_ranges(Peer& peer, Kind kind, bool start, const std::vector<TopicRange>& ranges);
+    void send_start(Peer& peer);
+    bool send_repair(Peer& peer, const Message& message);
+    void topic_tick(Steady now);
+    void apply_stream_effects();
+    void deliver_streams();
+    void report_lost(const SampleLost& lost);
+    static constexpr std::chrono::milliseconds kTopicTick{100};
     void on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame, bool has_payload);
     // `frame`, when given, holds exactly `payload` and may be adopted instead of copied;
     // `owner`, when given, keeps `payload` alive (a BATCH frame's entry) and is shared.
@@ -130,7 +149,9 @@ private:
                    : nullptr;
     }
     bool make_room();
-    void remove_peer(Peer* peer);
+    // `replaced`: the same node comes back in a new record (a restart): its topic streams wait
+    // for its new epoch instead of ending as gone.
+    void remove_peer(Peer* peer, bool replaced = false);
     // A frame from the peer: the table's liveness rules (PeerLiveness::heard), carried out.
     void heard(Peer* peer) {
         liveness_.heard(*peer, now_, now_unix_ms_, peer_effects_);
@@ -254,6 +275,11 @@ private:
     Receiver receiver_;
 
     Topics topics_;
+    TopicStreams streams_;
+    TopicStreams::Effects stream_fx_;
+    std::vector<TopicRange> sync_ranges_;  // decode scratch
+    std::uint64_t sync_epoch_ = 0;         // the epoch a RESEND being sent asks about
+    Steady next_topic_tick_{};
 
     std::unordered_map<std::string, ChannelStats> queue_stats_;
     Drops drops_;

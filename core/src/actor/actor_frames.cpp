@@ -101,6 +101,17 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
                 apply_peer_effects();
             }
             break;
+        case Kind::sync:
+        case Kind::resend:
+        case Kind::repair:
+            if (!has_payload) {
+                drop(Drop::frame_truncated);
+                return;
+            }
+            if (header_.kind == Kind::sync) on_sync(peer, payload_frame);
+            if (header_.kind == Kind::resend) on_resend(peer, payload_frame);
+            if (header_.kind == Kind::repair) on_repair(peer, payload_frame);
+            break;
     }
 }
 
@@ -253,8 +264,8 @@ void Actor::on_topic_frame(zmq::message_t& topic, zmq::message_t& header, zmq::m
         ++peer->frames_received;
         if (!zap_) heard(peer);
     }
-    receiver_.deliver_topic(topics_.received(header_, payload_of(payload)),
-                            topics_.subscriptions());
+    const std::uint64_t epoch = header_.epoch;
+    take_topic_message(topics_.received(header_, payload_of(payload)), epoch, false);
 }
 
 void Actor::on_ack_frame(Peer* /*peer*/) {

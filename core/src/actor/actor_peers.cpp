@@ -61,7 +61,8 @@ Peer* Actor::add_peer(const NodeId& id, const std::optional<CurveKey>& key, cons
     return raw;
 }
 
-void Actor::remove_peer(Peer* peer) {
+void Actor::remove_peer(Peer* peer, bool replaced) {
+    if (!replaced && !peer->id.is_nil()) streams_.publisher_gone(peer->id);
     links_.close(*peer);
     if (!peer->id.is_nil()) {
         receiver_.acks().forget(peer->id);
@@ -89,7 +90,15 @@ void Actor::apply_peer_effects() {
     for (Peer* peer : fx.heartbeat) send_control(peer, Kind::heartbeat);
     for (Peer* peer : fx.down) sender_.redirect_from(peer->id, fresh_now());
     for (Peer* peer : fx.reset) links_.reset(*peer);
-    for (auto& event : fx.events) post_peer_event(std::move(event));
+    for (auto& event : fx.events) {
+        // A publisher this node follows is back from down: where its topics stand is asked
+        // again (what it said meanwhile was lost with the link).
+        if (event.previous == PeerState::down && event.peer.state == PeerState::alive &&
+            !streams_.prefixes().empty() && streams_.numbered(event.peer.id)) {
+            if (Peer* peer = peers_.find(event.peer.id)) send_start(*peer);
+        }
+        post_peer_event(std::move(event));
+    }
     for (Peer* peer : fx.forget) {
         PEERMQ_LOG(log_, LogLevel::debug, "peer", "peer forgotten", {"peer", peer->name},
                    {"id", peer->id});
@@ -134,6 +143,7 @@ void Actor::send_hello(Peer* peer) {
         hello.batch = true;
         hello.batch_max = static_cast<std::uint32_t>(kMaxBatchEntries);
         hello.incarnation = core_.identity.incarnation;
+        hello.reliable_topics = true;
         hello_body_.clear();
         encode_hello(hello, hello_body_);
     }
@@ -189,7 +199,7 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
     auto replace = [&](Peer* old) {
         const bool configured = old->configured;
         const bool discovered = old->discovered;
-        remove_peer(old);
+        remove_peer(old, old->id == header_.sender);
         Peer* fresh = add_peer(header_.sender, key, host, hello.inbox_port, Drop::peer_table_full);
         if (fresh) {
             fresh->configured = configured;
@@ -263,6 +273,11 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
     for (const auto& ad : hello.queues) peer->advertised.emplace_back(ad.name, ad.prefetch);
     set_queue_links(*peer);  // what its key may consume of it
     peer->topics = std::move(hello.topics);
+    peer->reliable_topics = hello.reliable_topics;
+    if (hello.reliable_topics) {
+        streams_.publisher_seen(peer->id, peer->name, peer->incarnation, now_, stream_fx_);
+        apply_stream_effects();
+    }
     peer->hello_seen = true;
     sender_.peers_changed();
 

@@ -301,7 +301,11 @@ std::optional<HandlerOutcome> Dispatcher::execute(std::uint32_t index, Slot& slo
         } catch (...) {
             slot.errors.fetch_add(1, std::memory_order_relaxed);
         }
-        return std::nullopt;
+        // A reliable topic stream may wait for this handler's room: its outcome wakes the actor.
+        if (!job.report) return std::nullopt;
+        HandlerOutcome done;
+        done.slot = index;
+        return done;
     }
     HandlerOutcome outcome;
     outcome.slot = index;

@@ -47,7 +47,8 @@ struct Job {
     std::uint32_t flags = 0;
     // The actor needs the handler's outcome (to ack, nack or settle the message). A remote
     // best-effort message has nothing to settle: its handler calls are only counted, and only
-    // a failure is reported (for the log).
+    // a failure is reported (for the log). A subscription's job reports only its end, when a
+    // reliable topic stream waits for room in its handler.
     bool report = true;
     std::function<void()> task;  // set for plain tasks (peer events)
 };

@@ -61,6 +61,7 @@ Status validate(const NodeOptions& o) {
     if (o.max_commit_lag.count() <= 0) return bad("max_commit_lag must be positive");
     if (o.max_handler_queue == 0) return bad("max_handler_queue must be at least 1");
     if (o.max_handler_queue_bytes == 0) return bad("max_handler_queue_bytes must be positive");
+    if (o.topic_history_age.count() <= 0) return bad("topic_history_age must be positive");
     if (o.trust > TrustMode::plain) return bad("trust is not a TrustMode");
     if (o.log_level > LogLevel::off && o.log_level != LogLevel::unset) {
         return bad("log_level is not a LogLevel");
@@ -651,14 +652,30 @@ Status Node::publish_payload(std::string_view topic, Payload payload, Headers he
     return {};
 }
 
-Status Node::subscribe(std::string prefix, SubscribeHandler handler) {
+Status Node::subscribe(std::string prefix, SubscribeHandler handler, SubscribeOptions options) {
     if (Status status = detail::serving(core_); !status.ok()) return status;
     if (prefix.size() > detail::kMaxChannelBytes) {
         return make_error(ErrorCode::invalid_argument, "topic prefix must be at most 255 bytes");
     }
     if (!handler) return make_error(ErrorCode::invalid_argument, "subscribe needs a handler");
+    const bool reliable = options.reliability == TopicReliability::reliable;
+    if (!reliable &&
+        (options.history != 0 || options.history_age.count() != 0 || options.on_lost)) {
+        return make_error(ErrorCode::invalid_argument,
+                          "history, history_age and on_lost need reliability reliable");
+    }
+    if (options.history_age.count() < 0) {
+        return make_error(ErrorCode::invalid_argument, "history_age must not be negative");
+    }
+    if (reliable && core_->reliable_subscriptions.fetch_add(1) >= detail::kMaxReliablePrefixes) {
+        core_->reliable_subscriptions.fetch_sub(1);
+        return make_error(ErrorCode::invalid_argument,
+                          "at most " + std::to_string(detail::kMaxReliablePrefixes) +
+                              " reliable subscriptions per node");
+    }
     const std::uint32_t slot = core_->dispatcher->add_subscriber(std::move(handler));
-    core_->post(detail::SubscribeCmd{std::move(prefix), slot});
+    core_->post(detail::SubscribeCmd{std::move(prefix), slot, reliable, options.history,
+                                     options.history_age, std::move(options.on_lost)});
     return {};
 }
 

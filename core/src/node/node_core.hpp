@@ -122,6 +122,10 @@ struct ConsumeCmd {
 struct SubscribeCmd {
     std::string prefix;
     std::uint32_t slot = 0;
+    bool reliable = false;
+    std::uint32_t history = 0;
+    std::chrono::milliseconds history_age{0};
+    SampleLostHandler on_lost;
 };
 struct PublishCmd {
     std::string topic;
@@ -157,6 +161,9 @@ class NodeCore {
 public:
     NodeCore(NodeOptions options, NodeId id);
     ~NodeCore();
+
+    // Reliable subscriptions made (Node::subscribe bounds them: kMaxReliablePrefixes).
+    std::atomic<std::size_t> reliable_subscriptions{0};
 
     // Binds sockets, opens the journal, starts the actor, dispatcher and discovery.
     Status start();

@@ -28,6 +28,7 @@ namespace peermq::detail {
     X(frame_topic_mismatch,    "frame.topic_mismatch",     true)                                  \
     X(frame_unknown_sender,    "frame.unknown_sender",     true)                                  \
     X(frame_oversized_payload, "frame.oversized_payload",  true)                                  \
+    X(frame_bad_sync,          "frame.bad_sync",           true)                                  \
     X(hello_bad,               "hello.bad",                true)                                  \
     X(hello_bad_host,          "hello.bad_host",           true)                                  \
     X(hello_oversized,         "hello.oversized",          true)                                  \
@@ -74,6 +75,11 @@ namespace peermq::detail {
     X(queue_dropped_oldest,    "queue.dropped_oldest",     false)                                 \
     X(queue_no_consumer,       "queue.no_consumer",        false)                                 \
     X(dlq_memory_full,         "dlq.memory_full",          true)                                  \
+    /* Reliable topics (wire.md §14). */                                                         \
+    X(topic_duplicate,         "topic.duplicate",          false)                                 \
+    X(topic_stale_epoch,       "topic.stale_epoch",        false)                                 \
+    X(topic_held_full,         "topic.held_full",          false)                                 \
+    X(topic_lost,              "topic.lost",               true)                                  \
     /* Defects of this node, caught where they happened (wire.md §9). */                          \
     X(internal_frame_error,    "internal.frame_error",     true)                                  \
     X(internal_command_error,  "internal.command_error",   true)                                  \

@@ -3,8 +3,22 @@
 namespace peermq::detail {
 namespace {
 
-// Every warn-worthy reason is about a frame, except the in-memory dead letters' overflow.
-bool about_frames(Drop reason) { return reason != Drop::dlq_memory_full; }
+// The first warn-worthy drop of a reason: where and what. Every one is about a frame, except the
+// in-memory dead letters' overflow and reliable topic messages lost.
+struct Warning {
+    const char* component;
+    const char* first;    // the first of them
+    const char* summary;  // the ones since, every kSummaryInterval
+};
+Warning warning_of(Drop reason) {
+    constexpr const char* kDlq = "in-memory dead letters full: dropped the oldest";
+    constexpr const char* kTopic = "reliable topic messages lost (reported to their subscriptions)";
+    switch (reason) {
+        case Drop::dlq_memory_full: return {"dlq", kDlq, kDlq};
+        case Drop::topic_lost: return {"topic", kTopic, kTopic};
+        default: return {"frame", "dropped a bad frame", "dropped bad frames"};
+    }
+}
 
 }  // namespace
 
@@ -28,9 +42,8 @@ void Drops::log(Drop reason, std::uint64_t n, Steady now) {
     warned_[i] = true;
     any_warned_ = true;
     logged_[i] = counts_[i];
-    const bool frame = about_frames(reason);
-    log_.write(LogLevel::warn, frame ? "frame" : "dlq",
-               frame ? "dropped a bad frame" : "in-memory dead letters full: dropped the oldest",
+    const Warning warning = warning_of(reason);
+    log_.write(LogLevel::warn, warning.component, warning.first,
                {{"reason", name(reason)},
                 {"count", n},
                 {"summary_every_s", static_cast<std::int64_t>(kSummaryInterval.count())}});
@@ -43,9 +56,8 @@ void Drops::summarize(Steady now) {
     for (std::size_t i = 0; i < kDropCount; ++i) {
         if (!warned_[i] || counts_[i] == logged_[i]) continue;
         const auto reason = static_cast<Drop>(i);
-        const bool frame = about_frames(reason);
-        PEERMQ_LOG(log_, LogLevel::warn, frame ? "frame" : "dlq",
-                   frame ? "dropped bad frames" : "in-memory dead letters full: dropped the oldest",
+        const Warning warning = warning_of(reason);
+        PEERMQ_LOG(log_, LogLevel::warn, warning.component, warning.summary,
                    {"reason", name(reason)}, {"count", counts_[i] - logged_[i]},
                    {"total", counts_[i]},
                    {"interval_s", static_cast<std::int64_t>(kSummaryInterval.count())});

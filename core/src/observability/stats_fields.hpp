@@ -119,6 +119,34 @@ inline constexpr auto kChannelStatsFields = std::tuple{
                  .kind = StatsKind::histogram,
                  .metric = "ack_latency_seconds",
                  .help = "Time from a message's last send to its ack."}),
+    // Reliable topics: appended, so that the keys before them keep their order on the control
+    // protocol's wire.
+    stats_field(
+        &ChannelStats::repaired,
+        {.name = "repaired",
+         .kind = StatsKind::counter,
+         .metric = "repaired",
+         .help = "Reliable topic messages received as REPAIR: to close a gap, or as history."}),
+    stats_field(&ChannelStats::lost,
+                {.name = "lost",
+                 .kind = StatsKind::counter,
+                 .metric = "lost",
+                 .help = "Reliable topic messages reported lost (never to be delivered)."}),
+    stats_field(&ChannelStats::lost_ranges,
+                {.name = "lost_ranges",
+                 .kind = StatsKind::counter,
+                 .metric = "lost_ranges",
+                 .help = "Reports of lost reliable topic messages (SampleLost), one per range."}),
+    stats_field(&ChannelStats::resent,
+                {.name = "resent",
+                 .kind = StatsKind::counter,
+                 .metric = "resent",
+                 .help = "Topic messages this publisher sent again to close a gap."}),
+    stats_field(&ChannelStats::history_served,
+                {.name = "history_served",
+                 .kind = StatsKind::counter,
+                 .metric = "history_served",
+                 .help = "Topic messages this publisher sent as history to a joining subscriber."}),
 };
 
 inline constexpr auto kNodeStatsFields = std::tuple{

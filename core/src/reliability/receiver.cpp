@@ -118,19 +118,45 @@ void Receiver::deliver_local(const std::string& queue, std::uint32_t flags, Mess
 }
 
 void Receiver::deliver_topic(const TopicMessage& topic,
-                             const std::vector<Subscription>& subscriptions) {
+                             const std::vector<Subscription>& subscriptions, Audience audience) {
     const Message& message = topic.message;
     for (const auto& subscription : subscriptions) {
+        if (audience == Audience::best_effort && subscription.reliable) continue;
+        if (audience == Audience::reliable && !subscription.reliable) continue;
         if (!message.channel.starts_with(subscription.prefix)) continue;
         if (!handler_room(subscription.slot, *subscription.load, message.payload.size())) {
             port_.count_drop(Drop::inbox_full);
             continue;
         }
         Job job;
+        job.report = false;  // nothing to settle, nothing waits for it
         job.message = message;
         jobs_.emplace_back(subscription.slot, std::move(job));
         ++topic.stats->delivered;
     }
+}
+
+bool Receiver::deliver_reliable(const Message& message, ChannelStats& stats,
+                                const std::vector<Subscription>& subscriptions) {
+    const auto matches = [&](const Subscription& s) {
+        return s.reliable && message.channel.starts_with(s.prefix);
+    };
+    for (const auto& subscription : subscriptions) {
+        if (matches(subscription) &&
+            !has_room(subscription.slot, *subscription.load, message.payload.size())) {
+            return false;
+        }
+    }
+    for (const auto& subscription : subscriptions) {
+        if (!matches(subscription)) continue;
+        (void)handler_room(subscription.slot, *subscription.load, message.payload.size());
+        Job job;
+        job.report = true;  // its end may let the stream go on (Dispatcher::execute)
+        job.message = message;
+        jobs_.emplace_back(subscription.slot, std::move(job));
+        ++stats.delivered;
+    }
+    return true;
 }
 
 LocalConsumer* Receiver::settle(const HandlerOutcome& outcome, Now now) {
@@ -171,7 +197,7 @@ void Receiver::queue_ack(const NodeId& sender, const MessageId& id, const LocalC
     if (acks_.add(sender, id, limit, now)) port_.flush_acks_now();
 }
 
-bool Receiver::handler_room(std::uint32_t slot, const SlotLoad& load, std::size_t bytes) {
+bool Receiver::has_room(std::uint32_t slot, const SlotLoad& load, std::size_t bytes) {
     if (slot >= unsubmitted_.size()) unsubmitted_.resize(slot + 1);
     Unsubmitted& held = unsubmitted_[slot];
     if (!held.read) {
@@ -180,10 +206,13 @@ bool Receiver::handler_room(std::uint32_t slot, const SlotLoad& load, std::size_
         held.bytes = load.bytes.load(std::memory_order_relaxed);
     }
     // One message larger than the byte bound still goes to an idle handler.
-    if (held.jobs >= options_.max_handler_queue ||
-        (held.jobs > 0 && held.bytes + bytes > options_.max_handler_queue_bytes)) {
-        return false;
-    }
+    return held.jobs < options_.max_handler_queue &&
+           (held.jobs == 0 || held.bytes + bytes <= options_.max_handler_queue_bytes);
+}
+
+bool Receiver::handler_room(std::uint32_t slot, const SlotLoad& load, std::size_t bytes) {
+    if (!has_room(slot, load, bytes)) return false;
+    Unsubmitted& held = unsubmitted_[slot];
     ++held.jobs;
     held.bytes += bytes;
     return true;

@@ -72,7 +72,15 @@ public:
     void deliver_local(const std::string& queue, std::uint32_t flags, Message message);
     // A topic message to every subscription (Topics) whose prefix matches, as far as each
     // handler has room; counts the deliveries in its topic's statistics.
-    void deliver_topic(const TopicMessage& topic, const std::vector<Subscription>& subscriptions);
+    // `audience`: all of them, or only the best-effort ones (a reliable subscription takes
+    // a numbered publisher's messages in order, from TopicStreams).
+    enum class Audience { all, best_effort, reliable };
+    void deliver_topic(const TopicMessage& topic, const std::vector<Subscription>& subscriptions,
+                       Audience audience = Audience::all);
+    // A message of a reliable stream to every reliable subscription that matches, or to none
+    // (false) when one of them has no room now: the stream then waits, in order.
+    bool deliver_reliable(const Message& message, ChannelStats& stats,
+                          const std::vector<Subscription>& subscriptions);
 
     // A handler's outcome: the dedupe window, then the answer to a remote sender. Returns the
     // consumer it came from (null: unknown slot).
@@ -90,6 +98,8 @@ private:
     // Room for one more job of `bytes` for a handler, counting what the dispatcher holds and the
     // jobs not yet submitted; if so, counts it.
     bool handler_room(std::uint32_t slot, const SlotLoad& load, std::size_t bytes);
+    // The same question, without counting the job.
+    bool has_room(std::uint32_t slot, const SlotLoad& load, std::size_t bytes);
     void queue_ack(const NodeId& sender, const MessageId& id, const LocalConsumer& consumer,
                    Clock::Steady now);
     void refuse(const Header& header, Drop reason, const char* error);

@@ -1,12 +1,12 @@
 #include "reliability/topics.hpp"
 
+#include <algorithm>
+
 namespace peermq::detail {
 
 TopicMessage Topics::publish(const MessageId& id, std::string topic, std::int64_t created_ms,
-                             Headers headers, Payload payload, msgpack::sbuffer& header) {
-    // A topic message is sent once and never answered: no flags, attempt 1, no deadline.
-    header.clear();
-    encode_data_header(DataHeaderRef{self_, id, topic, 0, 1, created_ms, 0, 0, headers}, header);
+                             Headers headers, Payload payload, msgpack::sbuffer& header,
+                             TopicHistory::Steady now) {
     ChannelStats& stats = stats_of(topic);
     ++stats.sent;
     Message message;
@@ -16,7 +16,51 @@ TopicMessage Topics::publish(const MessageId& id, std::string topic, std::int64_
     message.created_ms = created_ms;
     message.headers = std::move(headers);
     message.payload = std::move(payload);
+    const std::uint64_t seq = history_.record(message, now);
+    // A topic message is sent once and never answered: no flags, attempt 1, no deadline. Its
+    // number and the epoch let reliable subscribers find gaps (wire.md §14).
+    header.clear();
+    encode_data_header(DataHeaderRef{self_, id, message.channel, 0, 1, created_ms, 0, seq,
+                                     message.headers, seq != 0 ? epoch_ : 0},
+                       header);
     return {std::move(message), &stats};
+}
+
+void Topics::encode_repair(const Message& message, msgpack::sbuffer& header) const {
+    header.clear();
+    Header h;
+    h.kind = Kind::repair;
+    h.sender = self_;
+    h.id = message.id;
+    h.channel = message.channel;
+    h.created_ms = message.created_ms;
+    h.seq = message.seq;
+    h.headers = message.headers;
+    h.epoch = epoch_;
+    encode_header(h, header);
+}
+
+std::vector<ReliablePrefix> Topics::reliable_prefixes() const {
+    std::vector<ReliablePrefix> out;
+    for (const auto& s : subscriptions_) {
+        if (!s.reliable) continue;
+        auto it = std::find_if(out.begin(), out.end(),
+                               [&](const ReliablePrefix& p) { return p.prefix == s.prefix; });
+        const auto age = static_cast<std::uint64_t>(s.history_age.count());
+        if (it == out.end()) {
+            out.push_back(ReliablePrefix{s.prefix, s.history, age});
+        } else {
+            it->history = std::max(it->history, s.history);
+            it->max_age_ms = it->max_age_ms == 0 || age == 0 ? 0 : std::max(it->max_age_ms, age);
+        }
+    }
+    return out;
+}
+
+bool Topics::any_reliable(const std::string& topic) const {
+    return std::any_of(subscriptions_.begin(), subscriptions_.end(), [&](const Subscription& s) {
+        return s.reliable && topic.starts_with(s.prefix);
+    });
 }
 
 std::optional<Drop> Topics::check(std::string_view topic, std::string_view header,
@@ -40,6 +84,7 @@ TopicMessage Topics::received(Header& header, Payload payload) {
     message.created_ms = header.created_ms;
     message.headers = std::move(header.headers);
     message.payload = std::move(payload);
+    message.seq = header.seq;
     return {std::move(message), &stats};
 }
 

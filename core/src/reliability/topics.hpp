@@ -7,6 +7,7 @@
 // No socket here: the actor puts the frames on PUB and reads SUB. Owned by the actor's thread.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -20,7 +21,9 @@
 #include "dispatch/dispatcher.hpp"
 #include "observability/drop_reasons.hpp"
 #include "peermq/stats.hpp"
+#include "reliability/topic_history.hpp"
 #include "wire/envelope.hpp"
+#include "wire/topic_sync.hpp"
 
 namespace peermq::detail {
 
@@ -28,6 +31,10 @@ struct Subscription {
     std::string prefix;
     std::uint32_t slot = 0;
     const SlotLoad* load = nullptr;
+    bool reliable = false;
+    std::uint32_t history = 0;
+    std::chrono::milliseconds history_age{0};
+    SampleLostHandler on_lost;
 };
 
 // A topic message and its topic's statistics entry, which its delivery counts.
@@ -40,19 +47,28 @@ class Topics {
 public:
     static constexpr std::size_t kMaxTopicStats = 1024;
 
-    Topics(const NodeId& self, std::size_t max_payload_bytes)
-        : self_(self), max_payload_bytes_(max_payload_bytes) {}
+    // `epoch`: the node's incarnation, which numbers its topics' messages anew at each start.
+    Topics(const NodeId& self, std::size_t max_payload_bytes, std::uint64_t epoch,
+           TopicHistory::Limits history)
+        : self_(self), max_payload_bytes_(max_payload_bytes), epoch_(epoch), history_(history) {}
 
-    void subscribe(std::string prefix, std::uint32_t slot, const SlotLoad& load) {
-        subscriptions_.push_back(Subscription{std::move(prefix), slot, &load});
-    }
+    void subscribe(Subscription subscription) { subscriptions_.push_back(std::move(subscription)); }
     const std::vector<Subscription>& subscriptions() const { return subscriptions_; }
+    // The reliable subscriptions' prefixes, each with the most history one of them wants.
+    std::vector<ReliablePrefix> reliable_prefixes() const;
+    bool any_reliable(const std::string& topic) const;
 
-    // A publish of this node: its DATA header is encoded into `header` (cleared first), the
-    // frame between the topic and the payload on the PUB socket. Counts it sent and returns
-    // the message for this node's own subscribers.
+    // A publish of this node: numbered and kept in the history, its DATA header encoded into
+    // `header` (cleared first), the frame between the topic and the payload on the PUB socket.
+    // Counts it sent and returns the message for this node's own subscribers.
     TopicMessage publish(const MessageId& id, std::string topic, std::int64_t created_ms,
-                         Headers headers, Payload payload, msgpack::sbuffer& header);
+                         Headers headers, Payload payload, msgpack::sbuffer& header,
+                         TopicHistory::Steady now);
+    // A kept message sent again (REPAIR, on a peer's inbox): its header into `header`.
+    void encode_repair(const Message& message, msgpack::sbuffer& header) const;
+    std::uint64_t epoch() const { return epoch_; }
+    TopicHistory& history() { return history_; }
+    const TopicHistory& history() const { return history_; }
 
     // A message read from the SUB socket, its frames `topic` and `header` and its payload's
     // size: decodes the header into `out` and returns the reason to drop it, if any.
@@ -68,6 +84,8 @@ public:
 private:
     const NodeId self_;
     const std::size_t max_payload_bytes_;
+    const std::uint64_t epoch_;
+    TopicHistory history_;
     std::vector<Subscription> subscriptions_;
     std::unordered_map<std::string, ChannelStats> stats_;
 };

@@ -209,6 +209,9 @@ std::string_view to_string(Kind kind) noexcept {
         case Kind::bye: return "BYE";
         case Kind::reject: return "REJECT";
         case Kind::batch: return "BATCH";
+        case Kind::sync: return "SYNC";
+        case Kind::resend: return "RESEND";
+        case Kind::repair: return "REPAIR";
     }
     return "?";
 }
@@ -330,7 +333,7 @@ void write_header(const DataHeaderRef& h, std::uint32_t version, Kind kind,
         buffer = large.get();
     }
     HeaderWriter w(buffer);
-    w.array(kHeaderFields);
+    w.array(h.epoch != 0 ? kHeaderFields + 1 : kHeaderFields);
     w.uint(version);
     w.uint(static_cast<std::uint8_t>(kind));
     w.uuid(h.sender);
@@ -349,6 +352,7 @@ void write_header(const DataHeaderRef& h, std::uint32_t version, Kind kind,
     w.array(ids.size());
     for (const auto& id : ids) w.uuid(id);
     w.str(error);
+    if (h.epoch != 0) w.uint(h.epoch);
     out.write(buffer, w.written(buffer));
 }
 
@@ -361,7 +365,7 @@ void encode_data_header(const DataHeaderRef& h, msgpack::sbuffer& out) {
 
 void encode_header(const Header& h, msgpack::sbuffer& out) {
     write_header(DataHeaderRef{h.sender, h.id, h.channel, h.flags, h.attempt, h.created_ms,
-                               h.deadline_ms, h.seq, h.headers},
+                               h.deadline_ms, h.seq, h.headers, h.epoch},
                  h.version, h.kind, h.ids, h.error, out);
 }
 
@@ -404,7 +408,7 @@ std::optional<Drop> decode_fields(HeaderReader& r, Header& out) {
 
     std::uint64_t kind = 0;
     PEERMQ_FIELD_CHECK(item_uint(field(), kind), Drop::frame_bad_field);
-    PEERMQ_FIELD_CHECK(kind >= 1 && kind <= 8, Drop::frame_unknown_kind);
+    PEERMQ_FIELD_CHECK(kind >= 1 && kind <= kMaxKind, Drop::frame_unknown_kind);
     out.kind = static_cast<Kind>(kind);
     PEERMQ_FIELD_CHECK(item_uuid(field(), out.sender), Drop::frame_bad_field);
     PEERMQ_FIELD_CHECK(item_uuid(field(), out.id), Drop::frame_bad_field);
@@ -427,6 +431,7 @@ std::optional<Drop> decode_tail(HeaderReader& r, std::uint64_t fields, Header& o
     out.headers.clear();
     out.ids.clear();
     out.error.clear();
+    out.epoch = 0;
     if (fields > 5) PEERMQ_FIELD_CHECK(item_u32(field(), out.flags), Drop::frame_bad_field);
     if (fields > 6) PEERMQ_FIELD_CHECK(item_u32(field(), out.attempt), Drop::frame_bad_field);
     if (fields > 7) PEERMQ_FIELD_CHECK(item_int(field(), out.created_ms), Drop::frame_bad_field);
@@ -451,9 +456,10 @@ std::optional<Drop> decode_tail(HeaderReader& r, std::uint64_t fields, Header& o
         for (auto& id : out.ids) PEERMQ_FIELD_CHECK(item_uuid(field(), id), Drop::frame_bad_field);
     }
     if (fields > 12) PEERMQ_FIELD_CHECK(item_str(field(), out.error, 16384), Drop::frame_bad_field);
+    if (fields > 13) PEERMQ_FIELD_CHECK(item_uint(field(), out.epoch), Drop::frame_bad_field);
 #undef PEERMQ_FIELD_CHECK
     // Elements of later revisions are skipped, but must be well-formed too.
-    for (std::uint64_t i = 13; i < fields; ++i) {
+    for (std::uint64_t i = 14; i < fields; ++i) {
         if (!r.skip_value(2)) return kGarbage;
     }
     if (!r.at_end()) return kGarbage;

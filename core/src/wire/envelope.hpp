@@ -50,11 +50,17 @@ enum class Kind : std::uint8_t {
     bye = 6,
     reject = 7,
     batch = 8,
+    // Reliable topics (docs/spec/wire.md §14), sent only to peers whose HELLO has `rtopics`.
+    sync = 9,     // publisher -> subscriber: where its topics stand
+    resend = 10,  // subscriber -> publisher: start me, or send these ranges again
+    repair = 11,  // publisher -> subscriber: a topic message sent again, on the inbox
 };
+inline constexpr std::uint64_t kMaxKind = 11;
 
 enum HeaderFlag : std::uint32_t {
     kFlagAckRequested = 1u << 0,  // at_least_once / effectively_once
     kFlagDedupe = 1u << 1,        // effectively_once
+    kFlagStart = 1u << 0,         // SYNC and RESEND: the start of a reliable subscription
 };
 
 struct Header {
@@ -71,6 +77,9 @@ struct Header {
     Headers headers;
     std::vector<MessageId> ids;
     std::string error;
+    // Element 13: a topic publisher's epoch (its incarnation) on topic DATA, SYNC, RESEND and
+    // REPAIR; 0 (and not written) on every other frame.
+    std::uint64_t epoch = 0;
 };
 
 // Appends the MessagePack encoding of `header` to `out` (clear it first to reuse it).
@@ -87,6 +96,7 @@ struct DataHeaderRef {
     std::int64_t deadline_ms;
     std::uint64_t seq;
     const Headers& headers;
+    std::uint64_t epoch = 0;  // written as element 13 when not 0
 };
 void encode_data_header(const DataHeaderRef& header, msgpack::sbuffer& out);
 
@@ -145,6 +155,8 @@ struct Hello {
     // How many times the node with this key has started; 0 = not said. A HELLO of a lower
     // incarnation than the one known is stale; a higher one is the node restarted.
     std::uint64_t incarnation = 0;
+    // It sequences its topic messages, keeps their history and answers RESEND (wire.md §14).
+    bool reliable_topics = false;
 };
 
 // True for an IPv4 or IPv6 address literal (no brackets, no name, no port): what a HELLO's

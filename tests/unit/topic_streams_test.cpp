@@ -1,0 +1,316 @@
+// Reliable topics' parts alone (docs/spec/wire.md §14): a publisher's history (TopicHistory),
+// a subscriber's streams (TopicStreams) driven by hand with a fake time, and the SYNC/RESEND
+// bodies. No socket: what a part decides is read from its Effects and what it delivers.
+#include "reliability/topic_streams.hpp"
+#include "reliability/topic_history.hpp"
+#include "wire/topic_sync.hpp"
+
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace peermq::detail {
+namespace {
+
+using namespace std::chrono_literals;
+using Steady = TopicStreams::Steady;
+
+Message message_of(const NodeId& sender, const std::string& topic, std::uint64_t seq) {
+    Message m;
+    m.id = MessageId::generate();
+    m.sender = sender;
+    m.channel = topic;
+    m.seq = seq;
+    m.payload = Payload::copy_of(&seq, sizeof seq);
+    return m;
+}
+
+TEST(TopicHistoryTest, NumbersEachTopicFromOneAndKeepsTheLatestPerTopic) {
+    TopicHistory history({.per_topic = 3, .bytes = 1 << 20, .age = 60s});
+    const Steady t0{};
+    for (int i = 0; i < 5; ++i) {
+        Message a = message_of(NodeId{}, "a", 0);
+        EXPECT_EQ(history.record(a, t0), static_cast<std::uint64_t>(i + 1));
+        EXPECT_EQ(a.seq, static_cast<std::uint64_t>(i + 1));
+    }
+    Message b = message_of(NodeId{}, "b", 0);
+    EXPECT_EQ(history.record(b, t0), 1u);  // its own numbers
+    EXPECT_EQ(history.range_of("a", t0), (TopicRange{"a", 3, 5}));
+    EXPECT_EQ(history.range_of("b", t0), (TopicRange{"b", 1, 1}));
+    EXPECT_EQ(history.range_of("never", t0), (TopicRange{"never", 1, 0}));
+    const auto kept = history.messages("a", 1, 4);  // 1 and 2 are gone
+    ASSERT_EQ(kept.size(), 2u);
+    EXPECT_EQ(kept[0]->seq, 3u);
+    EXPECT_EQ(kept[1]->seq, 4u);
+    EXPECT_EQ(history.kept(), 4u);
+}
+
+TEST(TopicHistoryTest, BytesAndAgeBoundWhatIsKeptButNeverTheNumbering) {
+    TopicHistory history({.per_topic = 100, .bytes = 3 * sizeof(std::uint64_t), .age = 10s});
+    const Steady t0{};
+    for (int i = 0; i < 5; ++i) {
+        Message m = message_of(NodeId{}, i % 2 ? "odd" : "even", 0);
+        history.record(m, t0 + std::chrono::seconds(i));
+    }
+    EXPECT_EQ(history.kept(), 3u);  // the oldest two went for the byte bound
+    EXPECT_EQ(history.range_of("even", t0 + 4s), (TopicRange{"even", 2, 3}));
+    EXPECT_EQ(history.range_of("odd", t0 + 4s), (TopicRange{"odd", 2, 2}));
+    history.expire(t0 + 13s + 500ms);  // older than 10 s: what was recorded at 0-3 s
+    EXPECT_EQ(history.kept(), 1u);
+    EXPECT_EQ(history.range_of("odd", t0 + 14s), (TopicRange{"odd", 3, 2}));  // none kept
+    Message next = message_of(NodeId{}, "odd", 0);
+    EXPECT_EQ(history.record(next, t0 + 14s), 3u);
+    // A shorter age asked for: only what is younger.
+    EXPECT_EQ(history.range_of("even", t0 + 14s, 1s), (TopicRange{"even", 4, 3}));
+}
+
+TEST(TopicHistoryTest, ChangedTopicsAreTakenOnce) {
+    TopicHistory history({});
+    Message a = message_of(NodeId{}, "a", 0);
+    history.record(a, Steady{});
+    history.record(a, Steady{});
+    EXPECT_EQ(history.take_changed(), std::vector<std::string>{"a"});
+    EXPECT_TRUE(history.take_changed().empty());
+    EXPECT_FALSE(history.has_changed());
+}
+
+TEST(TopicSyncBodyTest, RangesAndPrefixesRoundTripAndBadBodiesAreDropped) {
+    const std::vector<TopicRange> ranges{{"a", 1, 5}, {"b.c", 7, 6}};
+    msgpack::sbuffer out;
+    encode_ranges(ranges, out);
+    std::vector<TopicRange> decoded;
+    ASSERT_EQ(decode_ranges(out.data(), out.size(), decoded), std::nullopt);
+    EXPECT_EQ(decoded, ranges);
+
+    const std::vector<ReliablePrefix> prefixes{{"sensors.", 10, 5000}, {"", 0, 0}};
+    msgpack::sbuffer p;
+    encode_prefixes(prefixes, p);
+    std::vector<ReliablePrefix> back;
+    ASSERT_EQ(decode_prefixes(p.data(), p.size(), back), std::nullopt);
+    EXPECT_EQ(back, prefixes);
+
+    // first > last + 1, a zero first, an empty topic, not an array, garbage.
+    for (const std::vector<TopicRange>& bad :
+         std::vector<std::vector<TopicRange>>{{{"a", 9, 5}}, {{"a", 0, 5}}, {{"", 1, 1}}}) {
+        msgpack::sbuffer b;
+        encode_ranges(bad, b);
+        EXPECT_EQ(decode_ranges(b.data(), b.size(), decoded), Drop::frame_bad_sync);
+    }
+    const char junk[] = {'\x93', '\x01'};
+    EXPECT_EQ(decode_ranges(junk, sizeof junk, decoded), Drop::frame_bad_sync);
+    // A history past 32 bits.
+    msgpack::sbuffer wide;
+    encode_ranges({{"a", 1ull << 33, 1ull << 33}}, wide);
+    EXPECT_EQ(decode_prefixes(wide.data(), wide.size(), back), Drop::frame_bad_sync);
+}
+
+class TopicStreamsTest : public ::testing::Test {
+protected:
+    TopicStreamsTest() {
+        streams.set_prefixes({{"s.", 0, 0}}, now, fx);
+        streams.publisher_seen(pub, "pub", 7, now, fx);
+    }
+
+    // The publisher's starting SYNC of epoch `epoch`.
+    void started(std::vector<TopicRange> ranges = {}, std::uint64_t epoch = 1) {
+        streams.on_sync(pub, epoch, true, ranges, now, fx);
+    }
+    void live(std::uint64_t seq, std::uint64_t epoch = 1, const std::string& topic = "s.t") {
+        Message m = message_of(pub, topic, seq);
+        EXPECT_TRUE(streams.on_message(m, epoch, now, fx));
+    }
+    // Takes what is ready: numbers delivered, and "lost a-b" for reports.
+    std::vector<std::string> drain() {
+        std::vector<std::string> out;
+        streams.deliver([&](const TopicStreams::Out& o) {
+            if (o.lost) {
+                out.push_back("lost " + std::to_string(o.lost->first) + "-" +
+                              std::to_string(o.lost->last) + " " + o.lost->reason);
+            } else {
+                out.push_back(std::to_string(o.message->seq) + (o.message->history ? "h" : ""));
+            }
+            return true;
+        });
+        return out;
+    }
+    // The ranges of the last RESEND asked, as "first-last".
+    std::vector<std::string> asked() {
+        std::vector<std::string> out;
+        if (fx.resend.empty()) return out;
+        for (const auto& r : fx.resend.back().ranges) {
+            out.push_back(std::to_string(r.first) + "-" + std::to_string(r.last));
+        }
+        return out;
+    }
+    std::function<bool(const NodeId&)> alive = [](const NodeId&) { return true; };
+
+    NodeId pub = NodeId::generate();
+    Steady now{};
+    TopicStreams streams{TopicStreams::Config{.max_held = 100, .retry = 400ms, .attempts = 3}};
+    TopicStreams::Effects fx;
+};
+
+TEST_F(TopicStreamsTest, AFollowedPublisherIsStartedAndMessagesWaitForItsStart) {
+    ASSERT_EQ(fx.start.size(), 1u);
+    EXPECT_EQ(fx.start[0], pub);
+    live(5);  // live before the start: held
+    EXPECT_TRUE(drain().empty());
+    started({{"s.t", 5, 4}});  // its stream begins after 4: no history asked
+    EXPECT_EQ(drain(), (std::vector<std::string>{"5"}));
+    live(6);
+    EXPECT_EQ(drain(), (std::vector<std::string>{"6"}));
+    EXPECT_TRUE(fx.resend.empty());
+}
+
+TEST_F(TopicStreamsTest, HistoryThenLiveWithNoGapAndNoDuplicate) {
+    live(9);
+    live(10);
+    started({{"s.t", 6, 8}});  // history 6..8 follows as REPAIRs; live 9, 10 already here
+    EXPECT_TRUE(drain().empty());
+    for (std::uint64_t seq : {6, 7, 8, 9}) live(seq);  // 9 again: a duplicate
+    EXPECT_EQ(fx.duplicates, 1u);
+    EXPECT_EQ(drain(), (std::vector<std::string>{"6h", "7h", "8h", "9", "10"}));
+}
+
+TEST_F(TopicStreamsTest, AGapIsAskedAgainAndClosedInOrder) {
+    started({{"s.t", 1, 0}});
+    live(1);
+    live(4);
+    live(6);
+    EXPECT_EQ(asked(), (std::vector<std::string>{"2-3"}));  // asked at 4; 5 still unknown then
+    EXPECT_EQ(drain(), (std::vector<std::string>{"1"}));
+    fx.clear();
+    now += 500ms;
+    streams.tick(now, alive, fx);  // late: asked again, all holes now
+    EXPECT_EQ(asked(), (std::vector<std::string>{"2-3", "5-5"}));
+    live(2);
+    live(3);
+    live(5);
+    EXPECT_EQ(drain(), (std::vector<std::string>{"2", "3", "4", "5", "6"}));
+    fx.clear();
+    now += 1s;
+    streams.tick(now, alive, fx);
+    EXPECT_TRUE(fx.resend.empty());
+}
+
+TEST_F(TopicStreamsTest, WhatThePublisherNoLongerHoldsIsReportedLostInOrder) {
+    started({{"s.t", 1, 0}});
+    live(1);
+    live(10);
+    // Its answer: it holds 7..10 only.
+    streams.on_sync(pub, 1, false, {{"s.t", 7, 10}}, now, fx);
+    live(8);
+    live(7);
+    live(9);
+    EXPECT_EQ(drain(), (std::vector<std::string>{"1", "lost 2-6 not_held", "7", "8", "9", "10"}));
+}
+
+TEST_F(TopicStreamsTest, AMessageOfARangeAlreadyReportedLostIsNotDeliveredLate) {
+    started({{"s.t", 1, 0}});
+    live(1);
+    live(10);
+    streams.on_sync(pub, 1, false, {{"s.t", 7, 10}}, now, fx);  // 2..6 lost
+    live(4);                                                    // an older answer's REPAIR, late
+    live(7);
+    live(8);
+    live(9);
+    EXPECT_EQ(fx.duplicates, 1u);
+    EXPECT_EQ(drain(), (std::vector<std::string>{"1", "lost 2-6 not_held", "7", "8", "9", "10"}));
+    EXPECT_EQ(streams.held(), 0u);
+}
+
+TEST_F(TopicStreamsTest, TheTailIsFoundByTheSyncState) {
+    started({{"s.t", 1, 0}});
+    live(1);
+    EXPECT_EQ(drain(), (std::vector<std::string>{"1"}));
+    streams.on_sync(pub, 1, false, {{"s.t", 1, 3}}, now, fx);  // 2 and 3 never came
+    EXPECT_EQ(asked(), (std::vector<std::string>{"2-3"}));
+}
+
+TEST_F(TopicStreamsTest, AnUnansweredGapIsGivenUpOnlyAfterItsAttemptsWhileThePublisherLives) {
+    started({{"s.t", 1, 0}});
+    live(3);
+    bool up = false;
+    const auto is_up = [&](const NodeId&) { return up; };
+    for (int i = 0; i < 10; ++i) {  // down: nothing is counted against the gap
+        now += 1s;
+        streams.tick(now, is_up, fx);
+    }
+    EXPECT_TRUE(drain().empty());
+    up = true;
+    for (int i = 0; i < 3; ++i) {
+        now += 1s;
+        streams.tick(now, is_up, fx);
+    }
+    EXPECT_EQ(drain(), (std::vector<std::string>{"lost 1-2 unanswered", "3"}));
+}
+
+TEST_F(TopicStreamsTest, ARestartedPublishersNewEpochStartsAgainWithoutAFalseGap) {
+    started({{"s.t", 1, 0}});
+    live(1);
+    live(2);
+    live(4);  // 3 missing when it restarts
+    EXPECT_EQ(drain(), (std::vector<std::string>{"1", "2"}));
+    fx.clear();
+    live(1, 2);  // epoch 2's first message: held, a start asked for
+    ASSERT_EQ(fx.start.size(), 1u);
+    started({{"s.t", 1, 1}}, 2);
+    live(2, 2);
+    EXPECT_EQ(drain(), (std::vector<std::string>{"lost 3-3 publisher_restarted", "4", "1", "2"}));
+    live(1, 1);  // a straggler of epoch 1
+    EXPECT_EQ(fx.stale, 1u);
+}
+
+TEST_F(TopicStreamsTest, AGonePublisherLeavesItsGapsLostAndWhatCameDelivered) {
+    started({{"s.t", 1, 0}});
+    live(2);
+    streams.publisher_gone(pub);
+    EXPECT_EQ(drain(), (std::vector<std::string>{"lost 1-1 publisher_gone", "2"}));
+    EXPECT_FALSE(streams.numbered(pub));
+}
+
+TEST_F(TopicStreamsTest, AStreamWaitsInOrderWhenItsSubscriberHasNoRoom) {
+    started({{"s.t", 1, 0}});
+    live(1);
+    live(2);
+    int room = 1;
+    std::vector<std::uint64_t> got;
+    const auto take = [&](const TopicStreams::Out& o) {
+        if (room == 0) return false;
+        --room;
+        got.push_back(o.message->seq);
+        return true;
+    };
+    streams.deliver(take);
+    EXPECT_EQ(got, (std::vector<std::uint64_t>{1}));
+    EXPECT_TRUE(streams.has_ready());
+    room = 5;
+    streams.deliver(take);
+    EXPECT_EQ(got, (std::vector<std::uint64_t>{1, 2}));
+    EXPECT_FALSE(streams.has_ready());
+}
+
+TEST_F(TopicStreamsTest, HeldMessagesAreBoundedAndTheNewestWaitAtThePublisher) {
+    started({{"s.t", 1, 0}});
+    for (std::uint64_t seq = 2; seq <= 150; ++seq) live(seq);  // 1 is missing
+    EXPECT_EQ(streams.held(), 100u);
+    EXPECT_EQ(fx.held_full, 49u);
+    live(1);
+    const auto out = drain();
+    ASSERT_EQ(out.size(), 101u);  // 1..101; 102..150 are asked again
+    EXPECT_EQ(out.back(), "101");
+    fx.clear();
+    now += 500ms;
+    streams.tick(now, alive, fx);
+    EXPECT_EQ(asked(), (std::vector<std::string>{"102-150"}));
+}
+
+TEST_F(TopicStreamsTest, TopicsOfAnUnfollowedPrefixOrUnnumberedPublishersAreNotStreams) {
+    EXPECT_TRUE(streams.follows("s.x"));
+    EXPECT_FALSE(streams.follows("other"));
+    EXPECT_FALSE(streams.numbered(NodeId::generate()));
+}
+
+}  // namespace
+}  // namespace peermq::detail
