@@ -4,7 +4,8 @@
 //
 //   peermq_bench [--quick] [--scenario NAME[,NAME...]] [--runs N] [--seconds S] [--size B,...]
 //                [--trust open|plain]
-//   NAME: raw, best_effort, memory, group_commit, latency (these five by default), secure, all
+//   NAME: raw, best_effort, memory, group_commit, latency (these five by default), secure,
+//         topic, all
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,8 +44,9 @@ constexpr std::size_t kLatencyWarmup = 200;
 // Run when no --scenario is given.
 const std::vector<std::string> kScenarios = {"raw", "best_effort", "memory", "group_commit",
                                              "latency"};
-// Only when asked for (or "all"): the security comparison runs four links per figure.
-const std::vector<std::string> kExtraScenarios = {"secure"};
+// Only when asked for (or "all"): the security comparison runs four links per figure; topics
+// three (best effort, reliable, reliable beside a dead follower).
+const std::vector<std::string> kExtraScenarios = {"secure", "topic"};
 
 struct Settings {
     int runs = 5;
@@ -60,25 +62,28 @@ struct Settings {
 };
 
 void usage(std::FILE* out) {
-    std::fprintf(out,
-                 "usage: peermq_bench [--quick] [--scenario NAME[,NAME...]] [--runs N] "
-                 "[--seconds S] [--size B[,B]] [--trust open|plain]\n"
-                 "  --quick        3 runs of ~0.3 s per figure, 1000 round trips per latency run\n"
-                 "  --scenario     raw, best_effort, memory, group_commit, latency (these five by\n"
-                 "                 default), secure, or all (repeatable). secure: best_effort and\n"
-                 "                 at_least_once with peermq in trust mode open and plain beside\n"
-                 "                 raw ZeroMQ with and without CURVE, their runs in turn\n"
-                 "  --runs N       runs per figure (median shown; default 5)\n"
-                 "  --seconds S    target length of one throughput run (default 0.6)\n"
-                 "  --size B[,B]   throughput payload sizes in bytes (default 64,1024)\n"
-                 "  --max-length N QueueOptions::max_length of the throughput queues (default: "
-                 "the library's, 100000;\n"
-                 "                 the producer outruns the pipeline, so send() blocks at it)\n"
-                 "  --prefetch N   ConsumeOptions::prefetch of the consumer (default 1024)\n"
-                 "  --trust MODE   NodeOptions::trust of the peermq nodes, open (CurveZMQ, the\n"
-                 "                 default) or plain; scenario secure always measures both\n"
-                 "  --no-raw       throughput: peermq runs only, no ratios (for profiling peermq)\n"
-                 "  --verbose      every run's message count and rate on stderr\n");
+    std::fprintf(
+        out,
+        "usage: peermq_bench [--quick] [--scenario NAME[,NAME...]] [--runs N] "
+        "[--seconds S] [--size B[,B]] [--trust open|plain]\n"
+        "  --quick        3 runs of ~0.3 s per figure, 1000 round trips per latency run\n"
+        "  --scenario     raw, best_effort, memory, group_commit, latency (these five by\n"
+        "                 default), secure, topic, or all (repeatable). secure: best_effort\n"
+        "                 and at_least_once with peermq in trust mode open and plain\n"
+        "                 beside raw ZeroMQ with and without CURVE, their runs in turn;\n"
+        "                 topic: best_effort and reliable subscriptions, and reliable\n"
+        "                 with a second follower SIGKILLed, beside raw PUB->SUB\n"
+        "  --runs N       runs per figure (median shown; default 5)\n"
+        "  --seconds S    target length of one throughput run (default 0.6)\n"
+        "  --size B[,B]   throughput payload sizes in bytes (default 64,1024)\n"
+        "  --max-length N QueueOptions::max_length of the throughput queues (default: "
+        "the library's, 100000;\n"
+        "                 the producer outruns the pipeline, so send() blocks at it)\n"
+        "  --prefetch N   ConsumeOptions::prefetch of the consumer (default 1024)\n"
+        "  --trust MODE   NodeOptions::trust of the peermq nodes, open (CurveZMQ, the\n"
+        "                 default) or plain; scenario secure always measures both\n"
+        "  --no-raw       throughput: peermq runs only, no ratios (for profiling peermq)\n"
+        "  --verbose      every run's message count and rate on stderr\n");
 }
 
 std::optional<Settings> parse(int argc, char** argv) {
@@ -226,6 +231,42 @@ struct ThroughputFigure {
     std::vector<double> peermq;
     std::vector<double> raw;
 };
+
+// Topics: raw PUB -> SUB interleaved with a peermq topic link of `context` (best effort,
+// reliable, or reliable with a dead follower).
+Result<ThroughputFigure> measure_topic(const BenchContext& context, const Settings& settings,
+                                       std::size_t size) {
+    std::unique_ptr<ThroughputLink> raw;
+    if (!settings.no_raw) {
+        auto started = start_raw_pub(context, size);
+        if (!started) return started.status();
+        raw = std::move(started).value();
+    }
+    auto started = start_peermq_topic(context, size);
+    if (!started) return started.status();
+    std::unique_ptr<ThroughputLink> peermq = std::move(started).value();
+    std::size_t raw_n = 0;
+    if (raw) {
+        auto n = calibrate(*raw, 50'000, settings, "raw");
+        if (!n) return n.status();
+        raw_n = n.value();
+    }
+    auto peermq_n = calibrate(*peermq, 20'000, settings, "peermq");
+    if (!peermq_n) return peermq_n.status();
+    auto samples = alternate_runs(raw.get(), peermq.get(), raw_n, peermq_n.value(), settings.runs);
+    if (!samples) return samples.status();
+    if (settings.verbose) {
+        std::fprintf(stderr, "  topic: peermq lost %llu, raw lost %llu\n",
+                     static_cast<unsigned long long>(peermq->lost()),
+                     static_cast<unsigned long long>(raw ? raw->lost() : 0));
+    }
+    ThroughputFigure figure{std::move(samples->peermq), std::move(samples->raw)};
+    if (raw) {
+        if (Status stopped = raw->stop(); !stopped.ok()) return stopped;
+    }
+    if (Status stopped = peermq->stop(); !stopped.ok()) return stopped;
+    return figure;
+}
 
 // Raw ZeroMQ runs interleaved with peermq runs (when `mode` is set), so that both see the same
 // machine load.
@@ -562,6 +603,39 @@ int bench_main(int argc, char** argv) {
                 print_security_row(scenario.label, size, figure,
                                    size == 64 ? scenario.goals_64 : std::vector<SecurityGoal>{},
                                    tally);
+            }
+        }
+    }
+
+    if (selected("topic")) {
+        std::printf(
+            "\nTopics, msg/s received by the subscriber; raw = ZeroMQ PUB->SUB of the same size "
+            "in the same run\n");
+        print_throughput_header();
+        for (std::size_t size : settings.sizes) {
+            BenchContext plain = context;
+            BenchContext reliable = context;
+            reliable.reliable_topic = true;
+            BenchContext dead = reliable;
+            dead.dead_follower = true;
+            auto best =
+                guarded<ThroughputFigure>([&] { return measure_topic(plain, settings, size); });
+            print_throughput_row("6. topic best_effort", size, best, std::nullopt, tally);
+            auto sure =
+                guarded<ThroughputFigure>([&] { return measure_topic(reliable, settings, size); });
+            print_throughput_row("6. topic reliable", size, sure, std::nullopt, tally);
+            auto with_dead =
+                guarded<ThroughputFigure>([&] { return measure_topic(dead, settings, size); });
+            print_throughput_row("6. topic reliable, a dead follower", size, with_dead,
+                                 std::nullopt, tally);
+            if (sure && with_dead && !sure->peermq.empty() && !with_dead->peermq.empty()) {
+                // Each against its own raw runs: the machine's load moves between the two links.
+                const double alone = median(sure->peermq) / std::max(1.0, median(sure->raw));
+                const double beside =
+                    median(with_dead->peermq) / std::max(1.0, median(with_dead->raw));
+                const double ratio = alone > 0 ? beside / alone : 0;
+                std::printf("   a dead follower / none (each vs its raw): %.2f  %s\n", ratio,
+                            judge(Goal{0.9}, ratio, tally).c_str());
             }
         }
     }

@@ -1,5 +1,5 @@
 #!/bin/bash
-# lab.sh up N | down | exec I CMD... | env I | cut I | heal I | status
+# lab.sh up N | down | exec I CMD... | env I | cut I | heal I | loss I PCT | status
 #
 # A simulated LAN made of network namespaces, for multi-host peermq tests on one machine:
 #   pmqlan            holds only the bridge br0 (no address, no STP, no multicast snooping)
@@ -23,6 +23,8 @@
 #   env I       print the variables `exec I` sets, one NAME=VALUE a line (for a caller that
 #               starts many processes and runs `ip netns exec pmqI env ...` itself)
 #   cut I/heal I  take host I's bridge port down / up (the host stays up, its link is cut)
+#   loss I PCT  host I drops PCT % of the packets it receives on lan0, at random (an nftables
+#               table `pmqloss` in its namespace; needs nft); `loss I 0` removes it
 #   status      namespaces, daemons, links
 # State, configs and logs: $PEERMQ_LAB (default /tmp/peermq-netlab).
 set -u
@@ -215,6 +217,27 @@ do_link() {  # up|down I
     log "host $i link $1"
 }
 
+do_loss() {  # I PCT
+    local i=${1:-} pct=${2:-}
+    case "$i$pct" in '' | *[!0-9]*) die "usage: lab.sh loss I PCT" ;; esac
+    [ -n "$pct" ] && [ "$pct" -le 100 ] || die "usage: lab.sh loss I PCT (0-100)"
+    local ns; ns=$(host_ns "$i")
+    ns_exists "$ns" || die "host $i does not exist (lab.sh up N first)"
+    command -v nft >/dev/null || die "nft is not installed (apt-get install nftables)"
+    $T ip netns exec "$ns" nft delete table inet pmqloss 2>/dev/null
+    if [ "$pct" -gt 0 ]; then
+        $T ip netns exec "$ns" nft -f - <<EOF_NFT || die "nft failed in $ns"
+table inet pmqloss {
+    chain input {
+        type filter hook input priority 0; policy accept;
+        iifname "lan0" numgen random mod 100 < $pct drop
+    }
+}
+EOF_NFT
+    fi
+    log "host $i drops $pct % of what it receives"
+}
+
 do_status() {
     local ns
     echo "guard route: $(ip route show "$SUBNET" | grep '^unreachable' || echo none)"
@@ -241,6 +264,7 @@ case "${1:-}" in
         ;;
     cut) do_link down "${2:-}" ;;
     heal) do_link up "${2:-}" ;;
+    loss) do_loss "${2:-}" "${3:-}" ;;
     status) do_status ;;
-    *) echo "usage: $0 up N | down | exec I CMD... | env I | cut I | heal I | status" >&2; exit 2 ;;
+    *) echo "usage: $0 up N | down | exec I CMD... | env I | cut I | heal I | loss I PCT | status" >&2; exit 2 ;;
 esac

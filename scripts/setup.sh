@@ -23,7 +23,7 @@ packages=(
     libavahi-client-dev libavahi-core-dev avahi-daemon avahi-utils dbus
     libgtest-dev libgmock-dev libbenchmark-dev
     libcli11-dev nlohmann-json3-dev libcpp-httplib-dev doxygen
-    iproute2 procps python3 python3-prometheus-client curl
+    iproute2 nftables procps python3 python3-prometheus-client curl
 )
 
 is_installed() {

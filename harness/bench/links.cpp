@@ -1,6 +1,7 @@
 #include "links.hpp"
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
@@ -158,14 +159,15 @@ Status await_consumer(const Node& producer) {
                 : make_error(ErrorCode::timed_out, "the consumer did not appear as alive");
 }
 
-// Waits until the publisher sees the subscriber alive and subscribed to "bench".
-Status await_subscriber(const Node& publisher) {
+// Waits until the publisher sees `count` subscribers alive and subscribed to "bench".
+Status await_subscriber(const Node& publisher, std::size_t count = 1) {
     const bool seen = wait_until(
         [&] {
+            std::size_t n = 0;
             for (const auto& peer : publisher.peers()) {
-                if (peer.state == PeerState::alive && has(peer.topics, kBenchTopic)) return true;
+                if (peer.state == PeerState::alive && has(peer.topics, kBenchTopic)) ++n;
             }
-            return false;
+            return n >= count;
         },
         kReplyTimeout);
     return seen ? Status{}
@@ -414,8 +416,12 @@ private:
 
 class PeermqTopic final : public TopicLink {
 public:
-    PeermqTopic(PeerProcess peer, Node publisher, std::size_t size)
-        : TopicLink(std::move(peer)), publisher_(std::move(publisher)), payload_(size, 'x') {}
+    PeermqTopic(PeerProcess peer, Node publisher, std::size_t size,
+                std::optional<PeerProcess> dead = std::nullopt)
+        : TopicLink(std::move(peer)),
+          dead_(std::move(dead)),
+          publisher_(std::move(publisher)),
+          payload_(size, 'x') {}
 
 private:
     Status publish_data() override {
@@ -428,6 +434,7 @@ private:
     }
     void close_sender() override { publisher_.close(); }
 
+    std::optional<PeerProcess> dead_;  // a follower killed before the runs (reaped at the end)
     Node publisher_;
     std::string payload_;
 };
@@ -620,15 +627,35 @@ Result<std::unique_ptr<ThroughputLink>> start_raw_pub(const BenchContext& contex
 
 Result<std::unique_ptr<ThroughputLink>> start_peermq_topic(const BenchContext& context,
                                                            std::size_t payload_size) {
-    auto peer = start_peer(context, {"--role", kRolePeermqSubscriber, "--cluster", context.cluster,
-                                     "--trust", trust_name(context.trust)});
+    std::vector<std::string> role = {"--role",    kRolePeermqSubscriber,
+                                     "--cluster", context.cluster,
+                                     "--trust",   trust_name(context.trust)};
+    if (context.reliable_topic || context.dead_follower) role.push_back("--reliable");
+    auto peer = start_peer(context, role);
     if (!peer) return peer.status();
     auto& [process, port, key] = peer.value();
-    auto publisher = Node::create(producer_options(context, port, key));
+    NodeOptions options = producer_options(context, port, key);
+    std::optional<PeerProcess> dead;
+    if (context.dead_follower) {
+        auto follower = start_peer(context, role);
+        if (!follower) return follower.status();
+        auto& [dead_process, dead_port, dead_key] = follower.value();
+        options.peers.push_back(peer_address("127.0.0.1:" + std::to_string(dead_port), dead_key));
+        dead = std::move(dead_process);
+    }
+    auto publisher = Node::create(options);
     if (!publisher) return publisher.status();
-    if (Status seen = await_subscriber(publisher.value()); !seen.ok()) return seen;
+    if (Status seen = await_subscriber(publisher.value(), context.dead_follower ? 2 : 1);
+        !seen.ok()) {
+        return seen;
+    }
+    if (dead) {
+        // It followed the publisher (its subscription and its start reached it): now it dies
+        // without a word, and stays a follower until the publisher marks it down.
+        ::kill(dead->pid(), SIGKILL);
+    }
     auto link = std::make_unique<PeermqTopic>(std::move(process), std::move(publisher).value(),
-                                              payload_size);
+                                              payload_size, std::move(dead));
     if (Status synced = link->sync(); !synced.ok()) return synced;
     return std::unique_ptr<ThroughputLink>(std::move(link));
 }

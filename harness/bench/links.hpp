@@ -30,6 +30,11 @@ struct BenchContext {
     // NodeOptions::trust of both peermq nodes of a link (the sender here and the peer process):
     // open (CurveZMQ, the library's default) or plain.
     TrustMode trust = NodeOptions{}.trust;
+    // Topic links: the subscriber's subscription is TopicReliability::reliable; and a second
+    // reliable subscriber is started, followed by the publisher, then SIGKILLed before the runs
+    // (what a dead follower costs the publisher).
+    bool reliable_topic = false;
+    bool dead_follower = false;
 };
 
 // "open" or "plain": the word the roles take after --trust.

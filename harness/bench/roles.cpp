@@ -248,26 +248,34 @@ int peermq_subscriber(const std::vector<std::string>& args) {
     }
     Node node = std::move(created).value();
     TopicProgress progress;
-    const Status subscribed = node.subscribe(kBenchTopic, [&progress](const Message& message) {
-        const auto now = nanos(Clock::now().time_since_epoch());
-        if (message.channel == kBenchTopic) {
-            const std::uint64_t n = progress.received.fetch_add(1, std::memory_order_relaxed) + 1;
-            if (n == progress.begin.load(std::memory_order_relaxed) + 1) {
-                progress.first_ns.store(now, std::memory_order_relaxed);
+    SubscribeOptions subscribe_options;
+    if (std::find(args.begin(), args.end(), "--reliable") != args.end()) {
+        subscribe_options.reliability = TopicReliability::reliable;
+    }
+    const Status subscribed = node.subscribe(
+        kBenchTopic,
+        [&progress](const Message& message) {
+            const auto now = nanos(Clock::now().time_since_epoch());
+            if (message.channel == kBenchTopic) {
+                const std::uint64_t n =
+                    progress.received.fetch_add(1, std::memory_order_relaxed) + 1;
+                if (n == progress.begin.load(std::memory_order_relaxed) + 1) {
+                    progress.first_ns.store(now, std::memory_order_relaxed);
+                }
+                if (n != progress.end.load(std::memory_order_relaxed)) return;
+                std::lock_guard lock(progress.mutex);
+                progress.last_ns = now;
+                progress.changed.notify_all();
+                return;
             }
-            if (n != progress.end.load(std::memory_order_relaxed)) return;
             std::lock_guard lock(progress.mutex);
-            progress.last_ns = now;
+            ++progress.messages;
+            if (is_end_marker(message.payload.view(), progress.run) && progress.last_ns == 0) {
+                progress.last_ns = now;
+            }
             progress.changed.notify_all();
-            return;
-        }
-        std::lock_guard lock(progress.mutex);
-        ++progress.messages;
-        if (is_end_marker(message.payload.view(), progress.run) && progress.last_ns == 0) {
-            progress.last_ns = now;
-        }
-        progress.changed.notify_all();
-    });
+        },
+        std::move(subscribe_options));
     if (!subscribed.ok()) {
         std::fprintf(stderr, "bench role: %s\n", subscribed.to_string().c_str());
         return 1;

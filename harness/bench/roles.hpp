@@ -32,7 +32,8 @@ inline constexpr const char* kRoleZmqRep = "zmq-rep";  // raw REP echo; N = roun
 // A peermq node consuming queue "bench"; flags --cluster C --prefetch N --ack-interval-us U
 // --trust open|plain (NodeOptions::trust; default open).
 inline constexpr const char* kRolePeermqConsumer = "peermq-consumer";
-// A peermq node subscribed to topic prefix "bench"; flags --cluster C --trust open|plain.
+// A peermq node subscribed to topic prefix "bench"; flags --cluster C --trust open|plain
+// --reliable (TopicReliability::reliable).
 inline constexpr const char* kRolePeermqSubscriber = "peermq-subscriber";
 
 // Topic senders mark their control messages so that receivers tell them from data. Raw ZeroMQ:

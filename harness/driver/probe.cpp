@@ -5,14 +5,20 @@
 // sends on command and reports peer events.
 //
 //   peermq_driver probe [node flags (flags.hpp)] [--commands FIFO]
+//                       [--reliable PREFIX [--history N]] [--topic-history N]
 //
 // --guarantee and the other queue flags apply to `send` and `stream`; --consume QUEUE makes it
-// print a GOT line per message handled.
+// print a GOT line per message handled; --reliable PREFIX subscribes reliably (with N messages
+// of history) and prints a TOPIC line per message and a LOST line per range reported lost;
+// --topic-history N is NodeOptions::topic_history.
 // Output, one flushed line each:
 //   READY id=<uuid> inbox=<endpoint> pub=<endpoint> discovery=<backend>
 //   PEER t_ns=<CLOCK_MONOTONIC ns> name=<n> id=<uuid> state=<s> previous=<s> queues=<a,b>
 //   GOT <payload>                      one per message handled by the --consume handler (the
 //                                      integer, or the id a `stream` payload carries)
+//   TOPIC <topic> <seq> <value> <h|l>  one per message of the --reliable subscription: its
+//                                      number, its integer payload, from history or live
+//   LOST <topic> <first> <last> <reason>  one per range the --reliable subscription lost
 // Commands, one per line, from stdin and from --commands (a FIFO the test writes to, because its
 // process helper keeps the child's stdin only to close it). Each is answered by one line that
 // starts with the command in capitals, then "ok" or "failed":
@@ -25,6 +31,11 @@
 //                                      in the background, as 64-byte payloads; answers "STREAM ok
 //                                      started" at once, and "STREAMED ok <count> t_ns=<ns>" (or
 //                                      "STREAMED failed <status>") once all are sent and flushed
+//   publish TOPIC COUNT RATE           publishes the integers 1..COUNT on TOPIC at RATE a second
+//                                      in the background; "PUBLISH ok started" at once, then
+//                                      "PUBLISHED ok <count> t_ns=<ns>" (or "PUBLISHED failed")
+//   topic-stats TOPIC                  "TOPIC-STATS ok received= delivered= repaired= lost=
+//                                      resent= history_served=" (Node::stats() of TOPIC)
 //   stats QUEUE                        "STATS ok t_ns=<ns> streamed=<ids handed to send() by the
 //                                      stream, read just before the stats> sent= acked=
 //                                      in_flight= depth= redelivered= retried= duplicates="
@@ -49,6 +60,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -129,6 +141,26 @@ long long message_id(const Delivery& delivery) {
     return object.as<long long>();
 }
 
+// Calls send(i) for i = 0, 1, ... count - 1, about `rate` a second, until one returns false or
+// `stopping` is set; returns how many were sent.
+template <typename Send>
+long long paced(long long count, double rate, const std::atomic<bool>& stopping, Send&& send) {
+    const auto began = Clock::now();
+    long long i = 0;
+    while (i < count && !stopping) {
+        const double elapsed = std::chrono::duration<double>(Clock::now() - began).count();
+        const long long due = std::min(count, static_cast<long long>(elapsed * rate) + 1);
+        if (i >= due) {
+            std::this_thread::sleep_for(200us);  // pacing: the next one is not due yet
+            continue;
+        }
+        for (; i < due; ++i) {
+            if (!send(i)) return i;
+        }
+    }
+    return i;
+}
+
 // Sends a paced run of ids in the background (`stream`), so that the node can be asked for its
 // stats and watched while it sends. One run at a time.
 class Streamer {
@@ -156,27 +188,20 @@ public:
 
 private:
     void run(Queue& queue, long long count, long long first, double rate) {
-        const auto began = Clock::now();
-        long long i = 0;
-        while (i < count) {
-            if (stopping_) {
-                say("STREAMED failed stopped after " + std::to_string(i));
-                return;
+        std::string failure;
+        const long long sent = paced(count, rate, stopping_, [&](long long i) {
+            auto sent = queue.send_payload(stream_payload(first + i));
+            if (!sent) {
+                failure = sent.status().to_string();
+                return false;
             }
-            const double elapsed = std::chrono::duration<double>(Clock::now() - began).count();
-            const long long due = std::min(count, static_cast<long long>(elapsed * rate) + 1);
-            if (i >= due) {
-                std::this_thread::sleep_for(200us);  // pacing: the next send is not due yet
-                continue;
-            }
-            for (; i < due; ++i) {
-                auto sent = queue.send_payload(stream_payload(first + i));
-                if (!sent) {
-                    say("STREAMED failed " + sent.status().to_string());
-                    return;
-                }
-                streamed_ = i + 1;
-            }
+            streamed_ = i + 1;
+            return true;
+        });
+        if (!failure.empty() || sent < count) {
+            say("STREAMED failed " +
+                (failure.empty() ? "stopped after " + std::to_string(sent) : failure));
+            return;
         }
         const Status flushed = queue.flush();
         say(flushed.ok()
@@ -190,11 +215,50 @@ private:
     std::atomic<long long> streamed_{0};
 };
 
+// Publishes a paced run of integers on a topic in the background (`publish`). One at a time.
+class Publisher {
+public:
+    ~Publisher() { stop(); }
+
+    bool start(Node& node, std::string topic, long long count, double rate) {
+        if (thread_.joinable()) {
+            if (!finished_) return false;
+            thread_.join();
+        }
+        finished_ = false;
+        thread_ = std::thread([this, &node, topic = std::move(topic), count, rate] {
+            std::string failure;
+            const long long sent = paced(count, rate, stopping_, [&](long long i) {
+                const Status status = node.publish(topic, i + 1);
+                if (!status.ok()) failure = status.to_string();
+                return status.ok();
+            });
+            say(failure.empty() && sent == count
+                    ? "PUBLISHED ok " + std::to_string(count) +
+                          " t_ns=" + std::to_string(monotonic_ns())
+                    : "PUBLISHED failed " +
+                          (failure.empty() ? "stopped after " + std::to_string(sent) : failure));
+            finished_ = true;
+        });
+        return true;
+    }
+    void stop() {
+        stopping_ = true;
+        if (thread_.joinable()) thread_.join();
+    }
+
+private:
+    std::thread thread_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<bool> finished_{false};
+};
+
 // What the commands share: the options of the queues this probe sends to, its stream.
 struct Probe {
     Node& node;
     QueueOptions queue_options;
     Streamer streamer;
+    Publisher publisher;
 };
 
 std::string stats_answer(const Probe& probe, const std::string& queue) {
@@ -287,6 +351,28 @@ bool run_command(Probe& probe, const std::string& line) {
         } else {
             say("STREAM ok started");
         }
+    } else if (command == "publish") {
+        std::string topic;
+        long long count = 0;
+        double rate = 0;
+        words >> topic >> count >> rate;
+        if (count <= 0 || rate <= 0) {
+            say("PUBLISH failed needs COUNT > 0 and RATE > 0");
+        } else if (!probe.publisher.start(node, topic, count, rate)) {
+            say("PUBLISH failed a run is still going");
+        } else {
+            say("PUBLISH ok started");
+        }
+    } else if (command == "topic-stats") {
+        std::string topic;
+        words >> topic;
+        const auto stats = node.stats();
+        const auto it = stats.topics.find(topic);
+        const ChannelStats t = it == stats.topics.end() ? ChannelStats{} : it->second;
+        say("TOPIC-STATS ok received=" + std::to_string(t.received) + " delivered=" +
+            std::to_string(t.delivered) + " repaired=" + std::to_string(t.repaired) +
+            " lost=" + std::to_string(t.lost) + " resent=" + std::to_string(t.resent) +
+            " history_served=" + std::to_string(t.history_served));
     } else if (command == "stats") {
         std::string queue;
         words >> queue;
@@ -322,12 +408,28 @@ int run_probe(const std::vector<std::string>& args) {
     Flags flags("probe", args);
     NodeFlags node_flags;
     std::string commands_path;
+    std::string reliable_prefix;
+    bool reliable = false;
+    std::uint32_t history = 0;
+    std::optional<std::size_t> topic_history;
     while (flags.next()) {
         if (node_flags.take(flags)) continue;
-        if (!flags.is("--commands")) flags.unknown();
-        commands_path = flags.value();
+        if (flags.is("--commands")) {
+            commands_path = flags.value();
+        } else if (flags.is("--reliable")) {
+            reliable_prefix = flags.value();
+            reliable = true;
+        } else if (flags.is("--history")) {
+            history = static_cast<std::uint32_t>(flags.number());
+        } else if (flags.is("--topic-history")) {
+            topic_history = static_cast<std::size_t>(flags.number());
+        } else {
+            flags.unknown();
+        }
     }
-    auto created = Node::create(node_flags.node_options(flags));
+    NodeOptions options = node_flags.node_options(flags);
+    if (topic_history) options.topic_history = *topic_history;
+    auto created = Node::create(std::move(options));
     if (!created) {
         say("ERROR " + created.status().to_string());
         return 1;
@@ -353,6 +455,23 @@ int run_probe(const std::vector<std::string>& args) {
             node_flags.consume,
             [](Delivery& delivery) { say("GOT " + std::to_string(message_id(delivery))); },
             node_flags.consume_options);
+        if (!status.ok()) flags.fail(status.to_string());
+    }
+    if (reliable) {
+        SubscribeOptions subscribe;
+        subscribe.reliability = TopicReliability::reliable;
+        subscribe.history = history;
+        subscribe.on_lost = [](const SampleLost& lost) {
+            say("LOST " + lost.topic + " " + std::to_string(lost.first) + " " +
+                std::to_string(lost.last) + " " + lost.reason);
+        };
+        const Status status = node.subscribe(
+            reliable_prefix,
+            [](const Message& message) {
+                say("TOPIC " + message.channel + " " + std::to_string(message.seq) + " " +
+                    std::to_string(message.as<long long>()) + (message.history ? " h" : " l"));
+            },
+            std::move(subscribe));
         if (!status.ok()) flags.fail(status.to_string());
     }
     int commands_fd = -1;
@@ -383,6 +502,7 @@ int run_probe(const std::vector<std::string>& args) {
         }
     }
     probe.streamer.stop();
+    probe.publisher.stop();
     node.close();
     if (commands_fd >= 0) close(commands_fd);
     say("CLOSED");

@@ -37,6 +37,7 @@
 #include "support/temp_dir.hpp"
 #include "support/wait.hpp"
 #include "system/support/event_log.hpp"
+#include "system/support/lab_nodes.hpp"
 #include "system/support/system_env.hpp"
 
 namespace peermq::test {
@@ -74,21 +75,6 @@ constexpr auto kCutHold = 8s;
 
 double ms_since(std::int64_t from_ns, std::int64_t to_ns) {
     return static_cast<double>(to_ns - from_ns) / 1e6;
-}
-
-// A `peermq_driver probe` on one lab host, with static peers only (nothing from the test's
-// environment) and the secret key `secret_key` (its peers are given the public half).
-std::unique_ptr<ProbeNode> lab_node(const std::string& dir, int host, const std::string& name,
-                                    const Args& args, const std::string& secret_key) {
-    return std::make_unique<ProbeNode>(dir, name, args,
-                                       Args{lab_script(), "exec", std::to_string(host)},
-                                       Args{kNoStaticPeers, "PEERMQ_SECRET_KEY=" + secret_key});
-}
-
-bool lab(const std::string& action, int host) {
-    const auto result = run_process({lab_script(), action, std::to_string(host)}, 20s);
-    EXPECT_EQ(result.exit_code, 0) << "lab.sh " << action << " " << host << ":\n" << result.output;
-    return result.exit_code == 0;
 }
 
 // `ss -tin` on a lab host: its TCP connections with their queues and retransmission state.

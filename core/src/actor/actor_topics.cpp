@@ -48,8 +48,10 @@ void Actor::on_publish(PublishCmd& cmd) {
 
 void Actor::take_topic_message(TopicMessage topic, std::uint64_t epoch, bool repair) {
     const Message& message = topic.message;
-    const bool streamed = message.seq != 0 && streams_.numbered(message.sender) &&
-                          topics_.any_reliable(message.channel);
+    // Cheapest first: most nodes follow nothing reliably.
+    const bool streamed = message.seq != 0 && !streams_.prefixes().empty() &&
+                          topics_.any_reliable(message.channel) &&
+                          streams_.numbered(message.sender);
     if (!repair) {
         receiver_.deliver_topic(
             topic, topics_.subscriptions(),

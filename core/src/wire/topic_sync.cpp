@@ -54,41 +54,43 @@ void encode_prefixes(const std::vector<ReliablePrefix>& prefixes, msgpack::sbuff
     }
 }
 
-std::optional<Drop> decode_ranges(const void* data, std::size_t size,
-                                  std::vector<TopicRange>& out) {
+namespace {
+
+// Decodes a body of entries of three into `out` (cleared first): read(fields, entry) fills one
+// entry from its three fields, false when they are wrong.
+template <typename Entry, typename Read>
+std::optional<Drop> decode_entries(const void* data, std::size_t size, std::vector<Entry>& out,
+                                   Read&& read) {
     out.clear();
     msgpack::object_handle handle;
     const msgpack::object* root = entries_of(data, size, handle);
     if (!root) return Drop::frame_bad_sync;
     for (std::uint32_t i = 0; i < root->via.array.size; ++i) {
-        const msgpack::object* fields = root->via.array.ptr[i].via.array.ptr;
-        TopicRange range;
-        if (!read_str(fields[0], range.topic, kMaxChannelBytes) || range.topic.empty() ||
-            !read_uint(fields[1], range.first) || !read_uint(fields[2], range.last) ||
-            range.first == 0 || range.first > range.last + 1) {
-            return Drop::frame_bad_sync;
-        }
-        out.push_back(std::move(range));
+        Entry entry;
+        if (!read(root->via.array.ptr[i].via.array.ptr, entry)) return Drop::frame_bad_sync;
+        out.push_back(std::move(entry));
     }
     return std::nullopt;
 }
 
+}  // namespace
+
+std::optional<Drop> decode_ranges(const void* data, std::size_t size,
+                                  std::vector<TopicRange>& out) {
+    return decode_entries(data, size, out, [](const msgpack::object* fields, TopicRange& range) {
+        return read_str(fields[0], range.topic, kMaxChannelBytes) && !range.topic.empty() &&
+               read_uint(fields[1], range.first) && read_uint(fields[2], range.last) &&
+               range.first != 0 && range.first <= range.last + 1;
+    });
+}
+
 std::optional<Drop> decode_prefixes(const void* data, std::size_t size,
                                     std::vector<ReliablePrefix>& out) {
-    out.clear();
-    msgpack::object_handle handle;
-    const msgpack::object* root = entries_of(data, size, handle);
-    if (!root) return Drop::frame_bad_sync;
-    for (std::uint32_t i = 0; i < root->via.array.size; ++i) {
-        const msgpack::object* fields = root->via.array.ptr[i].via.array.ptr;
-        ReliablePrefix prefix;
-        if (!read_str(fields[0], prefix.prefix, kMaxChannelBytes) ||
-            !read_u32(fields[1], prefix.history) || !read_uint(fields[2], prefix.max_age_ms)) {
-            return Drop::frame_bad_sync;
-        }
-        out.push_back(std::move(prefix));
-    }
-    return std::nullopt;
+    return decode_entries(
+        data, size, out, [](const msgpack::object* fields, ReliablePrefix& prefix) {
+            return read_str(fields[0], prefix.prefix, kMaxChannelBytes) &&
+                   read_u32(fields[1], prefix.history) && read_uint(fields[2], prefix.max_age_ms);
+        });
 }
 
 }  // namespace peermq::detail
