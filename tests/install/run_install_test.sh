@@ -4,11 +4,14 @@
 #   run_install_test.sh install              cmake --install the build tree into a scratch prefix
 #   run_install_test.sh cmake-consumer       build + run consumer/ via find_package(peermq)
 #   run_install_test.sh pkg-config-consumer  build + run consumer/main.cpp via pkg-config
+#   run_install_test.sh debs                 cpack the Debian packages, check what each holds and
+#                                            that apt can install them, unpack them into a scratch
+#                                            root and build + run the README's first program there
 #
 # Works offline; writes only below PEERMQ_WORK_DIR.
 set -euo pipefail
 
-step=${1:?usage: run_install_test.sh install|cmake-consumer|pkg-config-consumer}
+step=${1:?usage: run_install_test.sh install|cmake-consumer|pkg-config-consumer|debs}
 for var in PEERMQ_SOURCE_DIR PEERMQ_BUILD_DIR PEERMQ_WORK_DIR PEERMQ_CONSUMER_DIR PEERMQ_VERSION \
     PEERMQ_LIBDIR PEERMQ_INCLUDEDIR PEERMQ_CMAKE PEERMQ_CXX; do
     [[ -n ${!var:-} ]] || { echo "install test: $var is not set" >&2; exit 2; }
@@ -118,6 +121,65 @@ pkg-config-consumer)
         "${cxxflags[@]}" "$PEERMQ_CONSUMER_DIR/main.cpp" \
         -o "$build/install_check" "${pc_flags[@]}" "${ldflags[@]}"
     run "$build/install_check"
+    ;;
+
+debs)
+    debs=$PEERMQ_WORK_DIR/debs
+    root=$PEERMQ_WORK_DIR/deb-root
+    rm -rf "$debs" "$root"
+    mkdir -p "$debs" "$root"
+    cpack_bin=$(dirname "$PEERMQ_CMAKE")/cpack
+    run "$cpack_bin" --config "$PEERMQ_BUILD_DIR/CPackConfig.cmake" -B "$debs" ${config:+-C "$config"} ||
+        fail "cpack failed (is the whole build tree built?)"
+    dev=$(compgen -G "$debs/peermq-dev_${PEERMQ_VERSION}_*.deb") || fail "no peermq-dev package"
+    tools=$(compgen -G "$debs/peermq-tools_${PEERMQ_VERSION}_*.deb") || fail "no peermq-tools package"
+    for deb in "$dev" "$tools"; do run dpkg-deb --info "$deb"; done
+
+    # What each holds: the tool in peermq-tools; libraries, headers and package files in -dev.
+    contents() { dpkg-deb --contents "$1" | awk '{print $6}'; }
+    [[ $(contents "$tools" | grep -c '^\./usr/bin/peermq$') == 1 ]] || fail "peermq-tools has no /usr/bin/peermq"
+    for file in ./usr/include/peermq/peermq.hpp ./usr/lib/libpeermq_core.a \
+        ./usr/lib/cmake/peermq/peermqConfig.cmake ./usr/lib/pkgconfig/peermq.pc; do
+        contents "$dev" | grep -qx "$file" || fail "peermq-dev has no $file"
+    done
+    # apt would install them here: every dependency they declare is satisfiable (a dry run).
+    run apt-get install --simulate --no-install-recommends "$dev" "$tools" >"$debs/apt.log" 2>&1 ||
+        fail "apt-get install --simulate refused the packages: $(tail -20 "$debs/apt.log")"
+    grep -q '^Inst peermq-dev ' "$debs/apt.log" || fail "apt would not install peermq-dev: $(cat "$debs/apt.log")"
+    grep -q '^Inst peermq-tools ' "$debs/apt.log" || fail "apt would not install peermq-tools"
+
+    # Unpacked into a scratch root (what dpkg puts on disk, without touching this system).
+    for deb in "$dev" "$tools"; do run dpkg-deb -x "$deb" "$root"; done
+    run "$root/usr/bin/peermq" --version
+
+    # The README's first program, built against the unpacked peermq-dev only, and run.
+    program=$PEERMQ_BUILD_DIR/tests/docs/readme_first_program.cpp
+    [[ -f $program ]] || fail "no $program (the docs tests generate it)"
+    src=$PEERMQ_WORK_DIR/deb-consumer
+    build=$PEERMQ_WORK_DIR/deb-consumer-build
+    rm -rf "$src" "$build"
+    mkdir -p "$src"
+    cp "$program" "$src/readme_first_program.cpp"
+    cat >"$src/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.25)
+project(readme_first_program LANGUAGES CXX)
+set(CMAKE_CXX_STANDARD 20)
+find_package(peermq 0.1 REQUIRED)
+find_package(Threads REQUIRED)
+add_executable(first_program readme_first_program.cpp)
+target_link_libraries(first_program PRIVATE peermq::peermq Threads::Threads)
+CMAKE
+    run "$PEERMQ_CMAKE" -S "$src" -B "$build" -G "${PEERMQ_GENERATOR:-Unix Makefiles}" \
+        -DCMAKE_CXX_COMPILER="$PEERMQ_CXX" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCMAKE_PREFIX_PATH="$root/usr" -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF \
+        -DCMAKE_FIND_USE_SYSTEM_PACKAGE_REGISTRY=OFF
+    found_dir=$(sed -n 's/^peermq_DIR:PATH=//p' "$build/CMakeCache.txt")
+    [[ $(realpath "$found_dir") == "$(realpath "$root/usr/lib/cmake/peermq")" ]] ||
+        fail "find_package(peermq) used $found_dir, not the unpacked package"
+    run "$PEERMQ_CMAKE" --build "$build"
+    run "$PEERMQ_CMAKE" -DPROGRAM="$build/first_program" \
+        -P "$PEERMQ_SOURCE_DIR/tests/docs/check_first_program.cmake"
+    echo "packages: $(basename "$dev") $(du -h "$dev" | cut -f1), $(basename "$tools") $(du -h "$tools" | cut -f1)"
     ;;
 
 *)
