@@ -22,7 +22,7 @@ packages=(
     libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libsqlite3-dev sqlite3 libxxhash-dev
     libavahi-client-dev libavahi-core-dev avahi-daemon avahi-utils dbus
     libgtest-dev libgmock-dev libbenchmark-dev
-    libcli11-dev nlohmann-json3-dev libcpp-httplib-dev doxygen
+    libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libsystemd-dev doxygen
     iproute2 nftables procps python3 python3-prometheus-client curl
 )
 

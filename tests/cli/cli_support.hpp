@@ -60,8 +60,10 @@ inline std::ostream& operator<<(std::ostream& os, const CliResult& r) {
 // destroyed before it exited.
 class CliProcess {
 public:
-    explicit CliProcess(Args args)
-        : child_(Args{PEERMQ_CLI} + std::move(args), {}, ChildProcess::Stderr::separate) {}
+    // `env`: NAME=VALUE entries added to its environment.
+    explicit CliProcess(Args args, Args env = {})
+        : child_(Args{PEERMQ_CLI} + std::move(args), std::move(env),
+                 ChildProcess::Stderr::separate) {}
 
     void write_stdin(const std::string& text) { (void)child_.write_stdin(text); }
     void close_stdin() { child_.close_stdin(); }

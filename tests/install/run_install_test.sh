@@ -138,6 +138,8 @@ debs)
     # What each holds: the tool in peermq-tools; libraries, headers and package files in -dev.
     contents() { dpkg-deb --contents "$1" | awk '{print $6}'; }
     [[ $(contents "$tools" | grep -c '^\./usr/bin/peermq$') == 1 ]] || fail "peermq-tools has no /usr/bin/peermq"
+    contents "$tools" | grep -qx './usr/lib/systemd/system/peermq-consume@.service' ||
+        fail "peermq-tools has no systemd unit"
     for file in ./usr/include/peermq/peermq.hpp ./usr/lib/libpeermq_core.a \
         ./usr/lib/cmake/peermq/peermqConfig.cmake ./usr/lib/pkgconfig/peermq.pc; do
         contents "$dev" | grep -qx "$file" || fail "peermq-dev has no $file"
@@ -151,6 +153,17 @@ debs)
     # Unpacked into a scratch root (what dpkg puts on disk, without touching this system).
     for deb in "$dev" "$tools"; do run dpkg-deb -x "$deb" "$root"; done
     run "$root/usr/bin/peermq" --version
+    # The unit as systemd reads it, pointed at the unpacked tool (where systemd-analyze exists).
+    if command -v systemd-analyze >/dev/null; then
+        unit=$PEERMQ_WORK_DIR/peermq-consume@check.service
+        sed "s|/usr/bin/peermq|$root/usr/bin/peermq|" \
+            "$root/usr/lib/systemd/system/peermq-consume@.service" >"$unit"
+        verified=$(systemd-analyze verify "$unit" 2>&1) || fail "systemd-analyze verify: $verified"
+        [[ -z $verified ]] || fail "systemd-analyze verify: $verified"
+        echo "systemd-analyze verify: the unit is clean"
+    else
+        echo "systemd-analyze is not installed: the unit is not verified"
+    fi
 
     # The README's first program, built against the unpacked peermq-dev only, and run.
     program=$PEERMQ_BUILD_DIR/tests/docs/readme_first_program.cpp

@@ -72,10 +72,12 @@ int finish_reception(Node& node, Reception& reception, Interrupts& interrupts,
                      std::chrono::milliseconds timeout, const std::string& timeout_text,
                      const std::string& progress_label, const std::string& summary) {
     Progress progress(progress_label, reception.limit);
+    notify_ready(progress_label + " as " + node.name());
     const auto start = Clock::now();
     const int code = wait_reception(reception, interrupts, timeout, progress);
     const auto elapsed = Clock::now() - start;
     reception.done = true;
+    notify_stopping();
     node.close();
     progress.finish();
     // Concurrent handlers may pass the count by a few: they are not counted.

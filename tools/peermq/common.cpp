@@ -4,6 +4,8 @@
 // common_json.cpp.
 #include "common.hpp"
 
+#include <systemd/sd-daemon.h>
+
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -184,6 +186,12 @@ void print_text(const std::string& text) {
 }
 
 void print_line(const std::string& line) { print_text(line + "\n"); }
+
+void notify_ready(const std::string& status) {
+    (void)sd_notifyf(0, "READY=1\nSTATUS=%s", status.c_str());
+}
+
+void notify_stopping() { (void)sd_notify(0, "STOPPING=1"); }
 
 void note(const std::string& text, bool prefixed) {
     std::fprintf(stderr, "%s%s\n", prefixed ? "peermq: " : "", text.c_str());

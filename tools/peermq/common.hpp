@@ -241,4 +241,10 @@ void print_line(const std::string& line);
 // Writes one line to stderr ("peermq: " + text when `prefixed`).
 void note(const std::string& text, bool prefixed = false);
 
+// systemd readiness (sd_notify(3)), for the commands that run until stopped (consume, tap):
+// "READY=1" with `status` once the node listens, "STOPPING=1" when it closes. Nothing when the
+// tool does not run under a Type=notify unit (no NOTIFY_SOCKET).
+void notify_ready(const std::string& status);
+void notify_stopping();
+
 }  // namespace peermq::cli
