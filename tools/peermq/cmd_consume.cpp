@@ -2,10 +2,12 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "peermq/metrics.hpp"
 #include "util/mutex.hpp"
 
 namespace peermq::cli {
@@ -65,12 +67,25 @@ int wait_reception(Reception& reception, Interrupts& interrupts, std::chrono::mi
     }
 }
 
+// PEERMQ_METRICS=[address:]port: the node's metrics, served while it consumes or taps
+// (docs/metrics.md); nothing when unset.
+std::optional<MetricsServer> serve_metrics(Node& node) {
+    auto options = metrics_options_from_env();
+    if (!options) throw CliError(options.status().message());
+    if (!options.value()) return std::nullopt;
+    auto server = MetricsServer::start(node, *options.value());
+    if (!server) throw CliError("PEERMQ_METRICS: " + server.status().message());
+    note("serving metrics at " + server.value().url());
+    return std::move(server).value();
+}
+
 // Waits for the count, Ctrl-C or the timeout (`timeout_text` as given) with a progress bar,
 // closes the node and prints "<summary>: N messages in ..."; returns the exit code, or throws
 // when the timeout came before the count.
 int finish_reception(Node& node, Reception& reception, Interrupts& interrupts,
                      std::chrono::milliseconds timeout, const std::string& timeout_text,
                      const std::string& progress_label, const std::string& summary) {
+    std::optional<MetricsServer> metrics = serve_metrics(node);
     Progress progress(progress_label, reception.limit);
     notify_ready(progress_label + " as " + node.name());
     const auto start = Clock::now();
@@ -78,6 +93,7 @@ int finish_reception(Node& node, Reception& reception, Interrupts& interrupts,
     const auto elapsed = Clock::now() - start;
     reception.done = true;
     notify_stopping();
+    if (metrics) metrics->stop();  // it reads the node: stopped first
     node.close();
     progress.finish();
     // Concurrent handlers may pass the count by a few: they are not counted.
