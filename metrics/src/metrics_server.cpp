@@ -330,20 +330,21 @@ Result<MetricsServer> MetricsServer::start(std::function<NodeStats()> source,
     server.set_keep_alive_max_count(1);
     server.set_read_timeout(5, 0);
     server.set_write_timeout(5, 0);
-    server.Get(regex_literal(options.path),
-               [s](const httplib::Request& req, httplib::Response& res) {
-                   const MetricsFormat format =
-                       detail::negotiate_metrics_format(req.get_header_value("Accept"));
-                   try {
-                       res.set_content(render_metrics(s->source(), format),
-                                       std::string(metrics_content_type(format)));
-                   } catch (...) {
-                       res.status = 500;
-                       res.set_content("metrics: reading the stats failed: " +
-                                           s->scrape_failed(std::current_exception()) + "\n",
-                                       "text/plain; charset=utf-8");
-                   }
-               });
+    server.Get(
+        regex_literal(options.path), [s](const httplib::Request& req, httplib::Response& res) {
+            const MetricsFormat format =
+                detail::negotiate_metrics_format(req.get_header_value("Accept"));
+            try {
+                const auto process = read_process_stats();
+                res.set_content(render_metrics(s->source(), format, process ? &*process : nullptr),
+                                std::string(metrics_content_type(format)));
+            } catch (...) {
+                res.status = 500;
+                res.set_content("metrics: reading the stats failed: " +
+                                    s->scrape_failed(std::current_exception()) + "\n",
+                                "text/plain; charset=utf-8");
+            }
+        });
     // Anything else that escapes a request (httplib answers it with a 500).
     server.set_exception_handler([s](const httplib::Request&, httplib::Response& res,
                                      std::exception_ptr error) {

@@ -16,6 +16,14 @@
 #include "observability/stats_fields.hpp"
 #include "peermq/metrics.hpp"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
 namespace peermq {
 namespace {
 
@@ -324,7 +332,8 @@ std::string_view metrics_content_type(MetricsFormat format) noexcept {
     return "text/plain; version=0.0.4; charset=utf-8";
 }
 
-std::string render_metrics(const NodeStats& stats, MetricsFormat format) {
+std::string render_metrics(const NodeStats& stats, MetricsFormat format,
+                           const ProcessStats* process) {
     Writer w(format);
     const std::string node_id = stats.id.is_nil() ? std::string() : stats.id.to_string();
     const std::string_view node = stats.name;
@@ -354,7 +363,60 @@ std::string render_metrics(const NodeStats& stats, MetricsFormat format) {
             write_node_field(w, node, field, stats.*field.member);
         });
     }
+    if (process != nullptr) {
+        // The names of Prometheus' process collector, so that its dashboards and alerts apply.
+        w.family("process_cpu_seconds", "counter", "Total user and system CPU time spent.",
+                 "seconds");
+        w.sample_double("process_cpu_seconds", "_total", {{"node", node}}, process->cpu_seconds);
+        w.family("process_resident_memory_bytes", "gauge", "Resident memory size.", "bytes");
+        w.sample("process_resident_memory_bytes", "", {{"node", node}}, process->resident_bytes);
+        w.family("process_virtual_memory_bytes", "gauge", "Virtual memory size.", "bytes");
+        w.sample("process_virtual_memory_bytes", "", {{"node", node}}, process->virtual_bytes);
+        w.family("process_open_fds", "gauge", "Open file descriptors.");
+        w.sample("process_open_fds", "", {{"node", node}}, process->open_fds);
+        w.family("process_max_fds", "gauge", "The most file descriptors the process may open.");
+        w.sample("process_max_fds", "", {{"node", node}}, process->max_fds);
+        w.family("process_start_time_seconds", "gauge",
+                 "Start time of the process, in seconds since the Unix epoch.", "seconds");
+        w.sample_double("process_start_time_seconds", "", {{"node", node}},
+                        process->start_time_seconds);
+    }
     return w.finish();
+}
+
+std::optional<ProcessStats> read_process_stats() {
+    ProcessStats out;
+    // /proc/self/stat: fields after the command (which may hold spaces and parentheses).
+    std::ifstream stat_file("/proc/self/stat");
+    std::string stat((std::istreambuf_iterator<char>(stat_file)), std::istreambuf_iterator<char>());
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos) return std::nullopt;
+    std::istringstream fields(stat.substr(close + 2));
+    std::vector<std::string> f;
+    for (std::string word; fields >> word;) f.push_back(word);
+    // f[0] is field 3 (state): utime 14, stime 15, starttime 22, vsize 23, rss 24.
+    if (f.size() < 22) return std::nullopt;
+    const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+    out.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / ticks;
+    out.virtual_bytes = std::stoull(f[20]);
+    out.resident_bytes = static_cast<std::uint64_t>(std::stod(f[21]) * page);
+    // Boot time (/proc/stat btime) + start ticks.
+    std::ifstream proc_stat("/proc/stat");
+    for (std::string line; std::getline(proc_stat, line);) {
+        if (line.rfind("btime ", 0) == 0) {
+            out.start_time_seconds = std::stod(line.substr(6)) + std::stod(f[19]) / ticks;
+            break;
+        }
+    }
+    std::error_code error;
+    for (auto it = std::filesystem::directory_iterator("/proc/self/fd", error);
+         !error && it != std::filesystem::directory_iterator(); it.increment(error)) {
+        ++out.open_fds;
+    }
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) == 0) out.max_fds = limit.rlim_cur;
+    return out;
 }
 
 namespace detail {

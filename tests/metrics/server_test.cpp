@@ -4,9 +4,11 @@
 
 #include <arpa/inet.h>
 #include <httplib.h>
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <ctime>
 
 #include <atomic>
 #include <chrono>
@@ -202,6 +204,36 @@ TEST_F(MetricsServerTest, HttplibClientScrapesOpenMetricsThatMatchStats) {
     auto missing = client.Get("/nope");
     ASSERT_TRUE(missing);
     EXPECT_EQ(missing->status, 404);
+}
+
+// The process collector's families, labelled with the node, with values this process has: the
+// scrape's own connection is one of its open descriptors, and it has run for less than a day.
+TEST_F(MetricsServerTest, AScrapeHasTheProcessFamiliesWithThisProcesssFigures) {
+    auto server = peermq::MetricsServer::start(*producer_);
+    ASSERT_TRUE(server.ok()) << server.status().to_string();
+    httplib::Client client("127.0.0.1", server->port());
+    client.set_connection_timeout(5);
+    client.set_read_timeout(5);
+    auto res = client.Get("/metrics");  // Prometheus text
+    ASSERT_TRUE(res) << httplib::to_string(res.error());
+    const auto samples = samples_of(res->body);
+    const std::string node = R"({node="producer"})";
+    const auto number = [&](const std::string& name) {
+        const auto it = samples.find(name + node);
+        EXPECT_NE(it, samples.end()) << name << " missing in:\n" << res->body;
+        return it == samples.end() ? -1.0 : std::stod(it->second);
+    };
+    EXPECT_NE(res->body.find("# TYPE process_cpu_seconds_total counter\n"), std::string::npos);
+    EXPECT_GT(number("process_cpu_seconds_total"), 0.0);
+    EXPECT_GT(number("process_resident_memory_bytes"), 1e6);
+    EXPECT_GE(number("process_virtual_memory_bytes"), number("process_resident_memory_bytes"));
+    const double open = number("process_open_fds");
+    EXPECT_GT(open, 3.0);
+    EXPECT_GE(number("process_max_fds"), open);
+    const double started = number("process_start_time_seconds");
+    const double now = static_cast<double>(std::time(nullptr));
+    EXPECT_LE(started, now + 1);
+    EXPECT_GT(started, now - 86400);
 }
 
 TEST_F(MetricsServerTest, CurlScrapesBothFormatsAndGets404Elsewhere) {

@@ -28,10 +28,24 @@ enum class MetricsFormat {
 // charset=utf-8".
 std::string_view metrics_content_type(MetricsFormat format) noexcept;
 
-// Renders a stats snapshot. Pure: the same stats give the same text. Label values are escaped and
-// invalid UTF-8 in them (a topic name from the wire) is replaced by U+FFFD.
+// The process a node runs in, as Prometheus' process collector names it (process_*): read from
+// /proc/self and getrlimit by read_process_stats(); nullopt where /proc is not readable.
+struct ProcessStats {
+    double cpu_seconds = 0;            // user + system
+    std::uint64_t resident_bytes = 0;  // resident set
+    std::uint64_t virtual_bytes = 0;
+    std::uint64_t open_fds = 0;
+    std::uint64_t max_fds = 0;      // RLIMIT_NOFILE, soft
+    double start_time_seconds = 0;  // Unix time the process started
+};
+std::optional<ProcessStats> read_process_stats();
+
+// Renders a stats snapshot, and with `process` the process_* families too (labelled with the
+// node's name like every other series). Pure: the same stats give the same text. Label values
+// are escaped and invalid UTF-8 in them (a topic name from the wire) is replaced by U+FFFD.
 std::string render_metrics(const NodeStats& stats,
-                           MetricsFormat format = MetricsFormat::openmetrics);
+                           MetricsFormat format = MetricsFormat::openmetrics,
+                           const ProcessStats* process = nullptr);
 
 struct MetricsOptions {
     // Where to listen. Loopback by default; any other address (or "0.0.0.0") exposes the node's
