@@ -29,7 +29,10 @@
 #include <utility>
 #include <vector>
 
+#include <optional>
+
 #include <peermq/discovery/avahi.hpp>
+#include <peermq/metrics.hpp>
 #include <peermq/peermq.hpp>
 
 namespace examples {
@@ -172,6 +175,38 @@ inline peermq::Node create_node(peermq::NodeOptions options) {
     }
     return std::move(node).value();
 }
+
+// PEERMQ_METRICS=[address:]port: the node's metrics served for as long as this object lives
+// (docs/metrics.md); nothing when unset, exit 1 when malformed. Declare it right after the node:
+// it is destroyed, and stops reading the node, first.
+class MetricsFromEnv {
+public:
+    explicit MetricsFromEnv(peermq::Node& node) {
+        auto options = peermq::metrics_options_from_env();
+        if (!options) {
+            std::fprintf(stderr, "%s: %s\n", node.name().c_str(),
+                         options.status().to_string().c_str());
+            std::exit(1);
+        }
+        if (!options.value()) return;
+        auto server = peermq::MetricsServer::start(node, *options.value());
+        if (!server) {
+            std::fprintf(stderr, "%s: PEERMQ_METRICS: %s\n", node.name().c_str(),
+                         server.status().to_string().c_str());
+            std::exit(1);
+        }
+        server_.emplace(std::move(server).value());
+        say("%s: serving metrics at %s", node.name().c_str(), server_->url().c_str());
+    }
+    ~MetricsFromEnv() {
+        if (server_) server_->stop();
+    }
+    MetricsFromEnv(const MetricsFromEnv&) = delete;
+    MetricsFromEnv& operator=(const MetricsFromEnv&) = delete;
+
+private:
+    std::optional<peermq::MetricsServer> server_;
+};
 
 // Exits with the error on one line unless `status` is ok.
 inline void check(const peermq::Status& status, const std::string& what) {

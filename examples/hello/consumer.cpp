@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
     peermq::NodeOptions options = examples::node_options(args, "hello-consumer", "hello");
     args.done();
     peermq::Node node = examples::create_node(std::move(options));
+    examples::MetricsFromEnv metrics(node);  // PEERMQ_METRICS
     const std::string name = node.name();
 
     // The handler runs on the node's dispatcher threads. Returning acknowledges the greeting;

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     peermq::NodeOptions options = examples::node_options(args, "hello-producer", "hello");
     args.done();
     peermq::Node node = examples::create_node(std::move(options));
+    examples::MetricsFromEnv metrics(node);  // PEERMQ_METRICS
     const std::string name = node.name();
 
     peermq::Queue greetings =

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
     peermq::NodeOptions options = examples::node_options(args, "inventory", "shop");
     args.done();
     peermq::Node node = examples::create_node(std::move(options));
+    examples::MetricsFromEnv metrics(node);  // PEERMQ_METRICS
 
     std::mutex mutex;
     std::map<std::string, int> stock = {{"widget", 100}, {"gadget", 100}, {"gizmo", 100}};

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
     const std::string data_dir = options.data_dir;
     args.done();
     peermq::Node node = examples::create_node(std::move(options));
+    examples::MetricsFromEnv metrics(node);  // PEERMQ_METRICS
     examples::say("orders: up at %s, journal in %s", node.address().c_str(), data_dir.c_str());
 
     // Three attempts, 100 ms apart at first: a payment that failed twice is not coming back.

@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
     if (options.data_dir.empty()) args.fail("--data-dir is required: the outbox lives there");
     args.done();
     peermq::Node node = examples::create_node(std::move(options));
+    examples::MetricsFromEnv metrics(node);  // PEERMQ_METRICS
 
     std::string accepted;
     for (const auto& currency : currencies) accepted += (accepted.empty() ? "" : ", ") + currency;

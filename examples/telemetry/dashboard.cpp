@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
     peermq::NodeOptions options = examples::node_options(args, "dashboard", "telemetry");
     args.done();
     peermq::Node node = examples::create_node(std::move(options));
+    examples::MetricsFromEnv metrics(node);  // PEERMQ_METRICS
     const std::string name = node.name();
 
     std::mutex mutex;

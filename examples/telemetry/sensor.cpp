@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
     peermq::NodeOptions options = examples::node_options(args, "sensor-" + site, "telemetry");
     args.done();
     peermq::Node node = examples::create_node(std::move(options));
+    examples::MetricsFromEnv metrics(node);  // PEERMQ_METRICS
     examples::say("sensor %s: up at %s; publishing on sensors.%s.*", site.c_str(),
                   node.address().c_str(), site.c_str());
 

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
     worker_pool::fast_failover(options);
     args.done();
     peermq::Node node = examples::create_node(std::move(options));
+    examples::MetricsFromEnv metrics(node);  // PEERMQ_METRICS
 
     Tally tally;
     auto on_result = [&](peermq::Delivery& delivery) {

@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
     worker_pool::fast_failover(options);
     args.done();
     peermq::Node node = examples::create_node(std::move(options));
+    examples::MetricsFromEnv metrics(node);  // PEERMQ_METRICS
     examples::say("ventilator: up at %s; waiting for %zu workers", node.address().c_str(), workers);
 
     // Polling the peer table under a deadline (a PeerEvent would not say when a peer starts

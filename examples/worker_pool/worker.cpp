@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
     worker_pool::fast_failover(options);
     args.done();
     peermq::Node node = examples::create_node(std::move(options));
+    examples::MetricsFromEnv metrics(node);  // PEERMQ_METRICS
     const std::string name = node.name();
 
     peermq::Queue results = node.queue("results").value();

@@ -41,9 +41,9 @@ inline std::string new_cluster(const std::string& prefix) {
 }
 
 // One example program (a target name under examples/), killed (SIGKILL) when destroyed.
-inline std::unique_ptr<ChildProcess> start(const std::string& program, Args args) {
+inline std::unique_ptr<ChildProcess> start(const std::string& program, Args args, Args env = {}) {
     args.insert(args.begin(), std::string(PEERMQ_EXAMPLES_DIR) + "/" + program);
-    return std::make_unique<ChildProcess>(std::move(args));
+    return std::make_unique<ChildProcess>(std::move(args), std::move(env));
 }
 
 // The "host:port" a program prints in its "... up at tcp://host:port" line; empty when it does
