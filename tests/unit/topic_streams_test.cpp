@@ -101,7 +101,7 @@ TEST(TopicSyncBodyTest, RangesAndPrefixesRoundTripAndBadBodiesAreDropped) {
     EXPECT_EQ(decode_ranges(junk, sizeof junk, decoded), Drop::frame_bad_sync);
     // A history past 32 bits.
     msgpack::sbuffer wide;
-    encode_ranges({{"a", 1ull << 33, 1ull << 33}}, wide);
+    encode_ranges(std::vector<TopicRange>{{"a", 1ull << 33, 1ull << 33}}, wide);
     EXPECT_EQ(decode_prefixes(wide.data(), wide.size(), back), Drop::frame_bad_sync);
 }
 

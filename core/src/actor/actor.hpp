@@ -112,7 +112,12 @@ private:
     void on_resend(Peer* peer, zmq::message_t& body);
     // A follower's starting RESEND: where each topic it follows stands, then its history.
     void answer_start(Peer& peer);
-    void send_ranges(Peer& peer, Kind kind, bool start, const std::vector<TopicRange>& ranges);
+    // `epoch`: a SYNC's is this node's; a RESEND's, the epoch it asks about.
+    void send_ranges(Peer& peer, Kind kind, bool start, std::uint64_t epoch,
+                     const std::vector<TopicRange>& ranges);
+    // A SYNC or RESEND frame: the header, then `body`. False when the link refused it.
+    bool send_body(Peer& peer, Kind kind, std::uint32_t flags, std::uint64_t epoch,
+                   const msgpack::sbuffer& body);
     void send_start(Peer& peer);
     bool send_repair(Peer& peer, const Message& message);
     void topic_tick(Steady now);
@@ -278,7 +283,6 @@ private:
     TopicStreams streams_;
     TopicStreams::Effects stream_fx_;
     std::vector<TopicRange> sync_ranges_;  // decode scratch
-    std::uint64_t sync_epoch_ = 0;         // the epoch a RESEND being sent asks about
     Steady next_topic_tick_{};
 
     std::unordered_map<std::string, ChannelStats> queue_stats_;

@@ -273,7 +273,6 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
     for (const auto& ad : hello.queues) peer->advertised.emplace_back(ad.name, ad.prefetch);
     set_queue_links(*peer);  // what its key may consume of it
     peer->topics = std::move(hello.topics);
-    peer->reliable_topics = hello.reliable_topics;
     if (hello.reliable_topics) {
         streams_.publisher_seen(peer->id, peer->name, peer->incarnation, now_, stream_fx_);
         apply_stream_effects();

@@ -141,7 +141,7 @@ void Actor::on_resend(Peer* peer, zmq::message_t& body) {
     }
     // Where each topic stands first (what it no longer holds is lost to the asker), then what
     // it holds of the ranges, unless they were asked of an earlier life of this node.
-    send_ranges(*peer, Kind::sync, false, state);
+    send_ranges(*peer, Kind::sync, false, topics_.epoch(), state);
     if (header_.epoch != topics_.epoch()) return;
     std::size_t sent = 0;
     for (const TopicRange& asked : sync_ranges_) {
@@ -179,7 +179,7 @@ void Actor::answer_start(Peer& peer) {
         range.first = std::max(range.first, from);
         state.push_back(std::move(range));
     }
-    send_ranges(peer, Kind::sync, true, state);
+    send_ranges(peer, Kind::sync, true, topics_.epoch(), state);
     for (const TopicRange& range : state) {
         for (const TopicHistory::Kept* kept :
              history.messages(range.topic, range.first, range.last)) {
@@ -189,7 +189,8 @@ void Actor::answer_start(Peer& peer) {
     }
 }
 
-void Actor::send_ranges(Peer& peer, Kind kind, bool start, const std::vector<TopicRange>& ranges) {
+void Actor::send_ranges(Peer& peer, Kind kind, bool start, std::uint64_t epoch,
+                        const std::vector<TopicRange>& ranges) {
     // An empty starting SYNC still says "started"; other frames only carry ranges. A long list
     // goes in several bodies, each within kMaxSyncEntries and kMaxSyncBodyBytes; a starting SYNC
     // says in each but the last that more follows.
@@ -203,39 +204,36 @@ void Actor::send_ranges(Peer& peer, Kind kind, bool start, const std::vector<Top
             bytes += entry;
             ++n;
         }
-        const std::vector<TopicRange> part(ranges.begin() + static_cast<std::ptrdiff_t>(at),
-                                           ranges.begin() + static_cast<std::ptrdiff_t>(at + n));
-        if (part.empty() && !(start && kind == Kind::sync)) return;
+        if (n == 0 && !(start && kind == Kind::sync)) return;
         const bool more = at + n < ranges.size();
-        Header h;
-        h.kind = kind;
-        h.sender = core_.id;
-        h.flags = (start ? std::uint32_t{kFlagStart} : 0u) | (start && more ? kFlagMore : 0u);
-        h.epoch = kind == Kind::sync ? topics_.epoch() : sync_epoch_;
-        encode_buffer_.clear();
-        encode_header(h, encode_buffer_);
-        zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
-        msgpack::sbuffer body_buffer;
-        encode_ranges(part, body_buffer);
-        zmq::message_t body(body_buffer.data(), body_buffer.size());
-        if (!links_.send(peer, header, &body, now_)) return;
+        msgpack::sbuffer body;
+        encode_ranges(std::span<const TopicRange>(ranges).subspan(at, n), body);
+        const std::uint32_t flags =
+            (start ? std::uint32_t{kFlagStart} : 0u) | (start && more ? kFlagMore : 0u);
+        if (!send_body(peer, kind, flags, epoch, body)) return;
         at += n;
     } while (at < ranges.size());
 }
 
 void Actor::send_start(Peer& peer) {
+    msgpack::sbuffer body;
+    encode_prefixes(streams_.prefixes(), body);
+    // Not sent (a new link not connected yet): sent the moment it is, like an owed HELLO.
+    peer.start_owed = !send_body(peer, Kind::resend, kFlagStart, 0, body);
+}
+
+bool Actor::send_body(Peer& peer, Kind kind, std::uint32_t flags, std::uint64_t epoch,
+                      const msgpack::sbuffer& body) {
     Header h;
-    h.kind = Kind::resend;
+    h.kind = kind;
     h.sender = core_.id;
-    h.flags = kFlagStart;
+    h.flags = flags;
+    h.epoch = epoch;
     encode_buffer_.clear();
     encode_header(h, encode_buffer_);
     zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
-    msgpack::sbuffer body_buffer;
-    encode_prefixes(streams_.prefixes(), body_buffer);
-    zmq::message_t body(body_buffer.data(), body_buffer.size());
-    // Not sent (a new link not connected yet): sent the moment it is, like an owed HELLO.
-    peer.start_owed = !links_.send(peer, header, &body, now_);
+    zmq::message_t frame(body.data(), body.size());
+    return links_.send(peer, header, &frame, now_);
 }
 
 bool Actor::send_repair(Peer& peer, const Message& message) {
@@ -260,7 +258,7 @@ void Actor::topic_tick(Steady now) {
             for (const std::string& topic : changed) {
                 if (follows(peer.follows, topic)) state.push_back(history.range_of(topic, now));
             }
-            send_ranges(peer, Kind::sync, false, state);
+            send_ranges(peer, Kind::sync, false, topics_.epoch(), state);
         }
     }
     streams_.tick(
@@ -280,8 +278,7 @@ void Actor::apply_stream_effects() {
     }
     for (auto& resend : fx.resend) {
         if (Peer* peer = peers_.find(resend.publisher)) {
-            sync_epoch_ = resend.epoch;
-            send_ranges(*peer, Kind::resend, false, resend.ranges);
+            send_ranges(*peer, Kind::resend, false, resend.epoch, resend.ranges);
         }
     }
     if (fx.duplicates) drop(Drop::topic_duplicate, fx.duplicates);

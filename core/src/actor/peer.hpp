@@ -74,9 +74,8 @@ struct Peer {
     // trust policy changes what its key may consume.
     std::vector<std::pair<std::string, std::uint32_t>> advertised;
     std::vector<std::string> topics;
-    // Reliable topics (wire.md §14): it numbers its topics and answers RESEND (its HELLO); the
-    // prefixes it follows reliably here, with the history each wants (its starting RESEND).
-    bool reliable_topics = false;
+    // Reliable topics (wire.md §14): the prefixes it follows reliably here, with the history each
+    // wants (its starting RESEND). Whether it numbers its own topics is TopicStreams::numbered.
     bool start_owed = false;  // our starting RESEND waits for its link, as hello_owed
     std::vector<ReliablePrefix> follows;
     std::uint64_t frames_sent = 0;

@@ -32,7 +32,7 @@ const msgpack::object* entries_of(const void* data, std::size_t size,
 
 }  // namespace
 
-void encode_ranges(const std::vector<TopicRange>& ranges, msgpack::sbuffer& out) {
+void encode_ranges(std::span<const TopicRange> ranges, msgpack::sbuffer& out) {
     msgpack::packer<msgpack::sbuffer> pk(out);
     pk.pack_array(static_cast<std::uint32_t>(ranges.size()));
     for (const auto& range : ranges) {

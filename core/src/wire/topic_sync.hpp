@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -43,7 +44,7 @@ struct ReliablePrefix {
     bool operator==(const ReliablePrefix&) const = default;
 };
 
-void encode_ranges(const std::vector<TopicRange>& ranges, msgpack::sbuffer& out);
+void encode_ranges(std::span<const TopicRange> ranges, msgpack::sbuffer& out);
 void encode_prefixes(const std::vector<ReliablePrefix>& prefixes, msgpack::sbuffer& out);
 // Drop::frame_bad_sync when the body is not such a list (or first > last + 1 in a range).
 std::optional<Drop> decode_ranges(const void* data, std::size_t size, std::vector<TopicRange>& out);
