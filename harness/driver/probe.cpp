@@ -44,6 +44,7 @@
 //                                      else "WAIT-ACKED failed <n>"
 //   peers                              "PEERS ok <name>:<state>:<id>:queues=<a,b> ..."
 //   ignored                            "IGNORED ok <reason>=<count> ..." (discovery)
+//   dropped                            "DROPPED ok <reason>=<count> ..." (NodeStats::dropped)
 //   quit, or stdin closing             closes the node (BYE to its peers); "CLOSED", exit 0
 // SIGKILL and SIGTERM end it without a BYE, which is what the liveness tests want.
 // Exit codes: 0 after quit/EOF, 1 when the node cannot be created ("ERROR <status>"), 2 for bad
@@ -388,6 +389,12 @@ bool run_command(Probe& probe, const std::string& line) {
             std::to_string(acked(node, queue)));
     } else if (command == "peers") {
         say("PEERS ok" + describe_peers(node.peers()));
+    } else if (command == "dropped") {
+        std::string out = "DROPPED ok";
+        for (const auto& [reason, count] : node.stats().dropped) {
+            out += " " + reason + "=" + std::to_string(count);
+        }
+        say(out);
     } else if (command == "ignored") {
         std::string out = "IGNORED ok";
         for (const auto& [reason, count] : node.stats().discovery_ignored) {

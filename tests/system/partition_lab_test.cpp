@@ -276,8 +276,13 @@ void run_partition(const std::string& guarantee) {
     std::fflush(stdout);
     EXPECT_TRUE(complete) << "not every id was handled";
     EXPECT_EQ(lost, 0);
-    EXPECT_EQ(dup_after, 0) << "ids sent after the link went down were handled twice: work was "
-                               "given to the cut consumer and handled again after the heal";
+    EXPECT_EQ(dup_after, 0)
+        << "ids sent after the link went down were handled twice: work was given to the cut "
+           "consumer and handled again after the heal (or acks were dropped after it, "
+           "ack.no_route)\nproducer: "
+        << producer.ask("dropped", 5s).value_or("no answer")
+        << "\nA: " << a.ask("dropped", 5s).value_or("no answer")
+        << "\nB: " << b.ask("dropped", 5s).value_or("no answer");
     EXPECT_LE(duplicates, inflight_at_cut)
         << "a cut must cost at most what was in flight when it began";
     cluster.quit();

@@ -168,7 +168,9 @@ private:
     void post_peer_event(PeerEvent event);
     bool pump_owed_ = false;  // the consumers changed: the turn ends with a pump
     void send_hello(Peer* peer);
-    void send_control(Peer* peer, Kind kind, std::vector<MessageId> ids = {},
+    // A control frame (ACK, NACK, REJECT, HEARTBEAT, BYE); false when the link took nothing
+    // (counted, but for heartbeats and for acks, which wait in their batch).
+    bool send_control(Peer* peer, Kind kind, std::vector<MessageId> ids = {},
                       std::string error = {});
     void broadcast_hello();
 

@@ -107,7 +107,7 @@ void Actor::apply_peer_effects() {
     fx.clear();
 }
 
-void Actor::send_control(Peer* peer, Kind kind, std::vector<MessageId> ids, std::string error) {
+bool Actor::send_control(Peer* peer, Kind kind, std::vector<MessageId> ids, std::string error) {
     Header h;
     h.kind = kind;
     h.sender = core_.id;
@@ -116,11 +116,13 @@ void Actor::send_control(Peer* peer, Kind kind, std::vector<MessageId> ids, std:
     encode_buffer_.clear();
     encode_header(h, encode_buffer_);
     zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
-    if (!links_.send(*peer, header, nullptr, now_) && kind != Kind::heartbeat) {
-        // The sender retries what it hears nothing about; count what we could not say.
-        drop(kind == Kind::bye ? Drop::bye_no_route : Drop::ack_no_route,
-             kind == Kind::ack ? h.ids.size() : 1);
+    if (links_.send(*peer, header, nullptr, now_)) return true;
+    if (kind != Kind::heartbeat && kind != Kind::ack) {
+        // The sender retries what it hears nothing about; count what we could not say. (Acks
+        // wait in their batch for the link: flush_acks.)
+        drop(kind == Kind::bye ? Drop::bye_no_route : Drop::ack_no_route, 1);
     }
+    return false;
 }
 
 void Actor::send_hello(Peer* peer) {
@@ -374,12 +376,14 @@ void Actor::on_discovery(DiscoveryCmd& cmd) {
 }
 
 void Actor::flush_acks(Steady now, bool force) {
-    const std::size_t unrouted = receiver_.acks().flush(
+    const std::size_t dropped = receiver_.acks().flush(
         now, force, [this](const NodeId& sender) { return peers_.find(sender); },
         [this](Peer* peer, std::span<const MessageId> ids) {
-            send_control(peer, Kind::ack, std::vector<MessageId>(ids.begin(), ids.end()));
+            // A blocked link is polled for POLLOUT: the turn it takes frames again ends here.
+            return !peer->blocked &&
+                   send_control(peer, Kind::ack, std::vector<MessageId>(ids.begin(), ids.end()));
         });
-    if (unrouted > 0) drop(Drop::ack_no_route, unrouted);
+    if (dropped > 0) drop(Drop::ack_no_route, dropped);
 }
 
 }  // namespace peermq::detail
