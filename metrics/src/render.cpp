@@ -304,6 +304,23 @@ void write_reasons(Writer& w, std::string_view node, std::string_view name, std:
     }
 }
 
+// The letters in the node's dead-letter store now, a sample per queue and reason. Not in the
+// stats field table (a map of maps it has no kind for): written after the table's families.
+void write_dead_letters(
+    Writer& w, std::string_view node,
+    const std::map<std::string, std::map<std::string, std::uint64_t>>& dead_letters) {
+    if (dead_letters.empty()) return;
+    constexpr std::string_view kName = "peermq_dead_letters";
+    w.family(kName, "gauge",
+             "Letters in the dead-letter store now, by queue and reason (replay and purge take "
+             "them out).");
+    for (const auto& [queue, by_reason] : dead_letters) {
+        for (const auto& [reason, count] : by_reason) {
+            w.sample(kName, "", {{"node", node}, {"queue", queue}, {"reason", reason}}, count);
+        }
+    }
+}
+
 template <typename Field>
 void write_node_field(Writer& w, std::string_view node, const Field& field,
                       const typename Field::value_type& value) {
@@ -363,6 +380,7 @@ std::string render_metrics(const NodeStats& stats, MetricsFormat format,
             write_node_field(w, node, field, stats.*field.member);
         });
     }
+    write_dead_letters(w, node, stats.dead_letters);
     if (process != nullptr) {
         // The names of Prometheus' process collector, so that its dashboards and alerts apply.
         w.family("process_cpu_seconds", "counter", "Total user and system CPU time spent.",

@@ -32,38 +32,26 @@ std::uint64_t dropped(const peermq::NodeStats& stats, const std::string& reason)
 // producer's key, its PULL and PUB servers with its own.
 class GreedyConsumer {
 public:
-    GreedyConsumer(const peermq::Node& producer, std::uint32_t prefetch) : prefetch_(prefetch) {
-        peermq::testing::curve_server(inbox_, identity_);
-        peermq::testing::curve_server(pub_, identity_);
-        port_ = peermq::testing::bind_loopback(inbox_);
-        pub_port_ = peermq::testing::bind_loopback(pub_);
-        to_producer_.set(zmq::sockopt::linger, 0);
-        peermq::testing::curve_client(to_producer_, producer.public_key(), identity_);
-        to_producer_.connect(producer.inbox_endpoint());
-    }
+    GreedyConsumer(const peermq::Node& producer, std::uint32_t prefetch)
+        : sockets_(producer.inbox_endpoint(), producer.public_key()), prefetch_(prefetch) {}
 
     // Its HELLO, again and again (as an attacker would, every 0.3 s): it stays alive.
     void hello() {
-        detail::Hello hello;
-        hello.name = "greedy";
-        hello.cluster = "default";
-        hello.host = "127.0.0.1";
-        hello.inbox_port = port_;
-        hello.pub_port = pub_port_;
+        detail::Hello hello = sockets_.hello("greedy");
         hello.queues.push_back(detail::QueueAd{"work", prefetch_});
         hello.batch = true;
         hello.batch_max = detail::kMaxBatchEntries;
-        peermq::testing::send_hello(to_producer_, hello, identity_.id);
+        peermq::testing::send_hello(sockets_.to_node, hello, sockets_.identity.id);
     }
 
     // Reads what arrived; returns the number of DATA messages taken so far.
     std::size_t drain() {
         zmq::message_t header;
         zmq::message_t body;
-        while (inbox_.recv(header, zmq::recv_flags::dontwait)) {
+        while (sockets_.inbox.recv(header, zmq::recv_flags::dontwait)) {
             bool more = header.more();
             if (more) {
-                (void)inbox_.recv(body);
+                (void)sockets_.inbox.recv(body);
                 more = body.more();
             }
             detail::Header decoded;
@@ -76,14 +64,8 @@ public:
     }
 
 private:
+    peermq::testing::HandSockets sockets_;
     std::uint32_t prefetch_;
-    peermq::testing::FakeIdentity identity_ = peermq::testing::fake_identity();
-    zmq::context_t context_;
-    zmq::socket_t inbox_{context_, zmq::socket_type::pull};
-    zmq::socket_t pub_{context_, zmq::socket_type::pub};
-    zmq::socket_t to_producer_{context_, zmq::socket_type::push};
-    std::uint16_t port_ = 0;
-    std::uint16_t pub_port_ = 0;
     std::size_t taken_ = 0;
 };
 

@@ -73,6 +73,7 @@ peermq::NodeStats sample_stats() {
     stats.bad_frames = 5;
     stats.discovery_ignored["other_cluster"] = 2;
     stats.thread_errors["control"] = 3;
+    stats.dead_letters["payments"] = {{"max_attempts", 3}, {"rejected", 1}};
     return stats;
 }
 
@@ -257,6 +258,36 @@ TEST(RenderMetrics, LabelValuesAreEscapedAndMadeValidUtf8) {
                          "\xEF\xBF\xBD\xEF\xBF\xBD(\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"} 3"));
 }
 
+// NodeStats::dead_letters, which the stats field table has no kind for: one gauge, a sample per
+// queue and reason, labels escaped like every other; no family while there are none.
+TEST(RenderMetrics, DeadLettersAreAGaugeByQueueAndReason) {
+    auto stats = sample_stats();
+    stats.dead_letters["a\"b\\c\nd"]["corrupt"] = 2;
+    const std::string help =
+        "Letters in the dead-letter store now, by queue and reason (replay and purge take them "
+        "out).";
+    const std::string text = peermq::render_metrics(stats, MetricsFormat::prometheus);
+    EXPECT_TRUE(has_line(text, "# HELP peermq_dead_letters " + help));
+    EXPECT_TRUE(has_line(text, "# TYPE peermq_dead_letters gauge"));
+    EXPECT_EQ(lines_starting(text, "peermq_dead_letters").size(), 3u);
+    EXPECT_TRUE(has_line(
+        text, R"(peermq_dead_letters{node="n1",queue="payments",reason="max_attempts"} 3)"));
+    EXPECT_TRUE(
+        has_line(text, R"(peermq_dead_letters{node="n1",queue="payments",reason="rejected"} 1)"));
+    EXPECT_TRUE(
+        has_line(text, R"(peermq_dead_letters{node="n1",queue="a\"b\\c\nd",reason="corrupt"} 2)"));
+
+    const std::string open = peermq::render_metrics(stats, MetricsFormat::openmetrics);
+    EXPECT_TRUE(has_line(open, "# TYPE peermq_dead_letters gauge"));
+    EXPECT_TRUE(
+        has_line(open, R"(peermq_dead_letters{node="n1",queue="payments",reason="rejected"} 1)"));
+
+    stats.dead_letters.clear();
+    const std::string none = peermq::render_metrics(stats);
+    EXPECT_TRUE(lines_starting(none, "# HELP peermq_dead_letters").empty());
+    EXPECT_TRUE(lines_starting(none, "peermq_dead_letters").empty());
+}
+
 TEST(RenderMetrics, FamiliesAreNotInterleavedAndEachHasOneHeader) {
     const std::string text = peermq::render_metrics(sample_stats(), MetricsFormat::prometheus);
     std::set<std::string> closed;
@@ -301,6 +332,7 @@ std::string tricky_text(MetricsFormat format) {
     auto stats = sample_stats();
     stats.queues["a\"b\\c\nd"].ack_latency.record(1500);
     stats.topics["bad\xFF"].sent = 1;
+    stats.dead_letters["a\"b\\c\nd"]["bad\xFF"] = 1;
     return peermq::render_metrics(stats, format);
 }
 

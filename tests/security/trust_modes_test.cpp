@@ -297,6 +297,37 @@ TEST_F(TrustModes, RevokingAndAddingAKeyInARunningCluster) {
     EXPECT_GE(goer.handled.load(), goer_before + 100);
 }
 
+// Queue reports (Node::cluster_queues) in authorized mode: a node tells a peer about the queues
+// that peer's key may send to or consume, no others — `peermq queues` run with a narrow key sees
+// only what that key may touch; with an unrestricted key, everything.
+TEST_F(TrustModes, AQueueReportNamesOnlyTheQueuesTheAskersKeyMayUse) {
+    Member serving{"serving"}, narrow{"narrow"}, admin{"admin"};
+    write_keys(keys_file, {line(serving), line(narrow, "send=work consume=work"), line(admin)});
+    Node node = make_node(authorized(serving));
+    for (const std::string queue : {"work", "payroll"}) {
+        ASSERT_TRUE(node.consume(queue, [](Delivery&) {}).ok());
+    }
+    NodeOptions narrow_options = authorized(narrow, {node.address()});
+    Node narrow_node = make_node(narrow_options);
+    Node admin_node = make_node(authorized(admin, {node.address()}));
+    ASSERT_TRUE(wait_until(
+        [&] { return sees(narrow_node, {"serving"}) && sees(admin_node, {"serving"}); }, 10s));
+
+    auto names = [&](const Node& asker) {
+        std::vector<std::string> out;
+        auto nodes = asker.cluster_queues(5s);
+        if (!nodes.ok()) return out;
+        for (const auto& report : *nodes) {
+            if (report.name != "serving") continue;
+            if (!report.answered) out.push_back("no answer: " + report.error);
+            for (const auto& q : report.queues) out.push_back(q.queue);
+        }
+        return out;
+    };
+    EXPECT_EQ(names(narrow_node), std::vector<std::string>{"work"});
+    EXPECT_EQ(names(admin_node), (std::vector<std::string>{"payroll", "work"}));
+}
+
 TEST_F(TrustModes, AuthorizedWithoutAReadableFileDoesNotStart) {
     Member member{"lonely"};
     NodeOptions missing = authorized(member);

@@ -91,4 +91,37 @@ inline void send_hello(zmq::socket_t& socket, const detail::Hello& hello,
     send_frames(socket, {header_frame(sender, detail::Kind::hello), hello_frame(hello)});
 }
 
+// The sockets of a peer spoken by hand, as a node's links expect them: its inbox (a PULL) and PUB
+// bound on loopback as CurveZMQ servers of a key of its own, and a PUSH to the node's inbox as a
+// client of the node's key. hello() is its HELLO with those ports, to fill in and send.
+struct HandSockets {
+    HandSockets(const std::string& node_inbox, const std::string& node_key) {
+        curve_server(inbox, identity);
+        curve_server(pub, identity);
+        inbox_port = bind_loopback(inbox);
+        pub_port = bind_loopback(pub);
+        to_node.set(zmq::sockopt::linger, 0);
+        curve_client(to_node, node_key, identity);
+        to_node.connect(node_inbox);
+    }
+
+    detail::Hello hello(std::string name) const {
+        detail::Hello out;
+        out.name = std::move(name);
+        out.cluster = "default";
+        out.host = "127.0.0.1";
+        out.inbox_port = inbox_port;
+        out.pub_port = pub_port;
+        return out;
+    }
+
+    FakeIdentity identity = fake_identity();
+    zmq::context_t context;
+    zmq::socket_t inbox{context, zmq::socket_type::pull};
+    zmq::socket_t pub{context, zmq::socket_type::pub};
+    zmq::socket_t to_node{context, zmq::socket_type::push};
+    std::uint16_t inbox_port = 0;
+    std::uint16_t pub_port = 0;
+};
+
 }  // namespace peermq::testing

@@ -128,6 +128,8 @@ peermq::NodeStats full_stats() {
     s.queues_omitted = 5;
     s.topics_omitted = 6;
     s.uncommitted = 1000;
+    s.dead_letters = {{"orders", {{"max_attempts", 2}, {"rejected", 70000}}},
+                      {"refunds", {{"corrupt", 1}}}};
     return s;
 }
 

@@ -105,7 +105,11 @@ TEST(StatsFieldsTest, AStatsReplyCarriesEveryFieldUnderItsNameInTableOrder) {
     const msgpack::object_handle handle = msgpack::unpack(buffer.data(), buffer.size());
     const msgpack::object& body = handle.get().via.array.ptr[2];
     ASSERT_EQ(body.type, msgpack::type::MAP);
-    EXPECT_EQ(keys_of(body), names_of<peermq::NodeStats>());
+    // Then `dead_letters`, a map of maps the table has no kind for (admin/control_messages.hpp
+    // writes it after every field of the table).
+    std::vector<std::string> want = names_of<peermq::NodeStats>();
+    want.emplace_back("dead_letters");
+    EXPECT_EQ(keys_of(body), want);
 
     detail::for_each_stats_field<peermq::NodeStats>([&](const auto& field) {
         const auto& value = stats.*field.member;

@@ -29,11 +29,6 @@ std::vector<PeerInfo> sorted(std::vector<PeerInfo> peers) {
     return peers;
 }
 
-std::size_t alive(const std::vector<PeerInfo>& peers) {
-    return static_cast<std::size_t>(std::count_if(
-        peers.begin(), peers.end(), [](const PeerInfo& p) { return p.state == PeerState::alive; }));
-}
-
 std::string address(const std::string& endpoint) {
     constexpr std::string_view kTcp = "tcp://";
     return endpoint.starts_with(kTcp) ? endpoint.substr(kTcp.size()) : endpoint;
@@ -65,14 +60,6 @@ void print(const std::vector<PeerInfo>& peers, bool json) {
     print_text(text);
 }
 
-// What the set of peers looks like, to tell when it stopped changing.
-std::string signature(const std::vector<PeerInfo>& peers) {
-    std::string out;
-    for (const auto& peer : peers)
-        out += peer.inbox_endpoint + "/" + std::string(to_string(peer.state)) + ";";
-    return out;
-}
-
 int watch(Node& node, const PeersOptions& options, Interrupts& interrupts) {
     const bool terminal = ::isatty(STDOUT_FILENO) == 1 && !options.json;
     do {
@@ -80,7 +67,7 @@ int watch(Node& node, const PeersOptions& options, Interrupts& interrupts) {
         if (terminal) {
             std::printf("\033[H\033[2J%s  cluster %s  %zu peers, %zu alive  (Ctrl-C to stop)\n\n",
                         format_time(now_ms()).c_str(), options.cluster.cluster.c_str(),
-                        peers.size(), alive(peers));
+                        peers.size(), alive_peers(peers));
             print(peers, false);
         } else if (options.json) {
             print(peers, true);
@@ -103,52 +90,17 @@ int run(const PeersOptions& options) {
         node.close();
         return code;
     }
-    const auto start = Clock::now();
-    const auto deadline = start + timeout;
-    bool reached = true;
-    if (options.wait > 0) {
-        while (alive(node.peers()) < options.wait) {
-            if (Clock::now() >= deadline) {
-                reached = false;
-                break;
-            }
-            if (interrupts.wait(20ms)) {
-                node.close();
-                return 130;
-            }
-        }
-    } else {
-        // No count to wait for: observe until the peer set has been settled (every peer past
-        // `connecting`, nothing changed) for a while, at most 2 s or the timeout. mDNS answers
-        // trickle in over a second; static peers only need their HELLO.
-        const auto quiet = options.cluster.discovery == "static" ? 300ms : 1500ms;
-        const auto settle_deadline = start + std::min<Clock::duration>(timeout, 2s);
-        std::string last;
-        auto stable_since = start;
-        for (;;) {
-            const auto peers = node.peers();
-            const auto now = Clock::now();
-            const std::string current = signature(peers);
-            if (current != last) {
-                last = current;
-                stable_since = now;
-            }
-            const bool resolved = std::none_of(peers.begin(), peers.end(), [](const PeerInfo& p) {
-                return p.state == PeerState::connecting;
-            });
-            if (!peers.empty() && resolved && now - stable_since >= quiet) break;
-            if (now >= settle_deadline) break;
-            if (interrupts.wait(20ms)) {
-                node.close();
-                return 130;
-            }
-        }
+    const Joined joined = join_cluster(node, options.cluster, options.wait, timeout, interrupts);
+    if (joined == Joined::interrupted) {
+        node.close();
+        return 130;
     }
+    const bool reached = joined == Joined::settled;
     const auto peers = sorted(node.peers());
     node.close();
     print(peers, options.json);
     if (!reached) {
-        throw CliError(std::to_string(alive(peers)) + " of " + std::to_string(options.wait) +
+        throw CliError(std::to_string(alive_peers(peers)) + " of " + std::to_string(options.wait) +
                        " peers alive after " + options.timeout);
     }
     return 0;

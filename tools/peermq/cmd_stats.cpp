@@ -1,5 +1,8 @@
 // peermq stats: the counters of a running node, through its control endpoint.
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -41,11 +44,26 @@ std::string more(std::uint64_t omitted, const char* what) {
            " (a control reply lists at most the first ones)\n";
 }
 
+// The letters in the node's dead-letter store now, a row per queue and reason; nothing when
+// there are none.
+std::string dead_letter_table(
+    const std::map<std::string, std::map<std::string, std::uint64_t>>& dead_letters) {
+    if (dead_letters.empty()) return {};
+    Table table({"DEAD LETTERS", "REASON", "COUNT"});
+    for (const auto& [queue, by_reason] : dead_letters) {
+        for (const auto& [reason, count] : by_reason) {
+            table.add({queue, reason, std::to_string(count)});
+        }
+    }
+    return "\n" + table.render();
+}
+
 std::string render(const NodeStats& stats) {
     std::string out = "node " + stats.name + " (" + stats.id.to_string() + ")\n\n";
     out += stats.queues.empty() && stats.queues_omitted == 0
                ? "no queues\n"
                : channel_table("QUEUE", stats.queues) + more(stats.queues_omitted, "queues");
+    out += dead_letter_table(stats.dead_letters);
     out += "\n";
     out += stats.topics.empty() && stats.topics_omitted == 0
                ? "no topics\n"
@@ -99,7 +117,15 @@ int run(const StatsOptions& options) {
         const bool silent = stats.status().code() == ErrorCode::unavailable;
         throw CliError(stats.status().message() + (silent ? control_hint(options.target) : ""));
     }
-    const std::string text = options.json ? dump(to_json(*stats)) + "\n" : render(*stats);
+    std::string text;
+    if (options.json) {
+        // Every field of the stats table, and the dead-letter counts, which it has no kind for.
+        Json json = to_json(*stats);
+        json["dead_letters"] = stats->dead_letters;
+        text = dump(json) + "\n";
+    } else {
+        text = render(*stats);
+    }
     print_text(text);
     return 0;
 }

@@ -27,6 +27,7 @@ void add_send_commands(CLI::App& app, Runner& selected);     // send, publish
 void add_consume_commands(CLI::App& app, Runner& selected);  // consume, tap
 void add_dlq_command(CLI::App& app, Runner& selected);
 void add_stats_command(CLI::App& app, Runner& selected);
+void add_queues_commands(CLI::App& app, Runner& selected);  // queues, top
 void add_bench_command(CLI::App& app, Runner& selected);
 void add_doctor_command(CLI::App& app, Runner& selected);
 void add_keys_command(CLI::App& app, Runner& selected);   // keys generate, keys show

@@ -72,6 +72,9 @@ void add_cluster_options(CLI::App& command, ClusterOptions& options, bool with_d
 // the options that would do.
 Node open_node(const ClusterOptions& options);
 
+// The peers the node sees alive.
+std::size_t alive_peers(const std::vector<PeerInfo>& peers);
+
 // --- A running node's control endpoint ----------------------------------------------------
 
 // --data-dir DIR and --control ENDPOINT: which node an administrative command talks to.
@@ -194,6 +197,15 @@ private:
     int fd_ = -1;
     bool received_ = false;
 };
+
+enum class Joined { settled, short_of_wait, interrupted };
+
+// How the tool's node waits for the cluster before it reports on it: with `wait` > 0, until that
+// many peers are alive (short_of_wait after `timeout`); else until the set of peers has settled
+// (every peer past `connecting`, nothing changed for a while), at most 2 s or `timeout`.
+// interrupted: a signal came first.
+Joined join_cluster(const Node& node, const ClusterOptions& cluster, std::size_t wait,
+                    std::chrono::milliseconds timeout, Interrupts& interrupts);
 
 // An eventfd that handler threads notify and the main thread waits on (with Interrupts::wait).
 class Wakeup {

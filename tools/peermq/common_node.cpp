@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -114,6 +115,50 @@ Node open_node(const ClusterOptions& cluster) {
     auto node = Node::create(std::move(options));
     if (!node) throw CliError("cannot start a node: " + node.status().to_string());
     return std::move(node).value();
+}
+
+std::size_t alive_peers(const std::vector<PeerInfo>& peers) {
+    return static_cast<std::size_t>(std::count_if(
+        peers.begin(), peers.end(), [](const PeerInfo& p) { return p.state == PeerState::alive; }));
+}
+
+Joined join_cluster(const Node& node, const ClusterOptions& cluster, std::size_t wait,
+                    std::chrono::milliseconds timeout, Interrupts& interrupts) {
+    using Clock = std::chrono::steady_clock;
+    using namespace std::chrono_literals;
+    const auto start = Clock::now();
+    if (wait > 0) {
+        const auto deadline = start + timeout;
+        while (alive_peers(node.peers()) < wait) {
+            if (Clock::now() >= deadline) return Joined::short_of_wait;
+            if (interrupts.wait(20ms)) return Joined::interrupted;
+        }
+        return Joined::settled;
+    }
+    // mDNS answers trickle in over a second; static peers only need their HELLO.
+    const auto quiet = cluster.discovery == "static" ? 300ms : 1500ms;
+    const auto settle_deadline = start + std::min<Clock::duration>(timeout, 2s);
+    std::string last;
+    auto stable_since = start;
+    for (;;) {
+        const auto peers = node.peers();
+        const auto now = Clock::now();
+        // What the set of peers looks like, to tell when it stopped changing.
+        std::string current;
+        for (const auto& peer : peers) {
+            current += peer.inbox_endpoint + "/" + std::string(to_string(peer.state)) + ";";
+        }
+        if (current != last) {
+            last = std::move(current);
+            stable_since = now;
+        }
+        const bool resolved = std::none_of(peers.begin(), peers.end(), [](const PeerInfo& p) {
+            return p.state == PeerState::connecting;
+        });
+        if (!peers.empty() && resolved && now - stable_since >= quiet) return Joined::settled;
+        if (now >= settle_deadline) return Joined::settled;
+        if (interrupts.wait(20ms)) return Joined::interrupted;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
     add_consume_commands(app, selected);
     add_dlq_command(app, selected);
     add_stats_command(app, selected);
+    add_queues_commands(app, selected);
     add_bench_command(app, selected);
     add_doctor_command(app, selected);
     add_keys_command(app, selected);

@@ -140,6 +140,13 @@ public:
     void on_peer_event(std::function<void(const PeerEvent&)> handler);
 
     NodeStats stats() const;
+
+    // Every queue of the cluster as its nodes count it: this node's own report first, then one
+    // per peer that is alive, asked over its link (docs/spec/wire.md §15) and waited for at most
+    // `timeout`. A peer that does not answer in time, or whose version does not report queues,
+    // is listed with answered = false. No central server: each node reports for itself.
+    Result<std::vector<NodeQueues>> cluster_queues(
+        std::chrono::milliseconds timeout = std::chrono::seconds(2)) const;
     DeadLetters dead_letters();
 
     // Stops the node. First it carries out what was asked before: the sends and publishes still

@@ -119,6 +119,49 @@ struct NodeStats {
     // Gauge: journal records (messages, acks, dead letters) accepted but not yet committed; at
     // most about NodeOptions::max_uncommitted. A crash now would lose the messages among them.
     std::uint64_t uncommitted = 0;
+    // Gauge: the letters in this node's dead-letter store now, by queue, then by reason
+    // ("max_attempts", "expired", "rejected", "corrupt", ...). Replay and purge take them out.
+    std::map<std::string, std::map<std::string, std::uint64_t>> dead_letters;
+};
+
+// One node's numbers for one queue, as that node counts them (Node::cluster_queues,
+// docs/spec/wire.md §15). A node is the queue's producer when it has sent to it, its consumer
+// when it consumes it; it may be both.
+struct QueueReport {
+    std::string queue;
+    bool producer = false;
+    bool consumer = false;
+    // As its producer: messages waiting for a consumer or credit, and sent but not settled
+    // (gauges); the age of the oldest waiting message (0: none waits); the letters of this
+    // queue in its dead-letter store now (gauge); and its counters since the node started.
+    std::uint64_t waiting = 0;
+    std::uint64_t in_flight = 0;
+    std::int64_t oldest_waiting_ms = 0;
+    std::uint64_t dead_letters = 0;
+    std::uint64_t sent = 0;
+    std::uint64_t acked = 0;
+    std::uint64_t nacked = 0;
+    std::uint64_t retried = 0;
+    std::uint64_t redelivered = 0;
+    std::uint64_t expired = 0;
+    std::uint64_t dead_lettered = 0;
+    // As its consumer: the credit it gives each producer, handler calls and handlers that threw.
+    std::uint32_t prefetch = 0;
+    std::uint64_t delivered = 0;
+    std::uint64_t handler_errors = 0;
+};
+
+// What one node of the cluster said about its queues (Node::cluster_queues).
+struct NodeQueues {
+    NodeId id;
+    std::string name;
+    // False: no report came (`error` says why: it did not answer in time, or its version does
+    // not report queues); its queues are then unknown, not empty.
+    bool answered = false;
+    std::string error;
+    std::int64_t at_ms = 0;  // when the node counted them (Unix ms, its clock)
+    std::vector<QueueReport> queues;
+    std::uint64_t queues_omitted = 0;  // left out of a report past its bound (256 queues)
 };
 
 }  // namespace peermq

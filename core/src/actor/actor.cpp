@@ -218,6 +218,8 @@ void Actor::turn() {
         const bool writable = links_.writable(poll_items_, [this](Peer& peer) {
             if (peer.hello_owed) send_hello(&peer);
             if (peer.start_owed) send_start(peer);
+            if (peer.query_owed != 0) send_queue_query(peer);
+            if (peer.report_owed != 0) send_queue_report(peer);
         });
         if (writable) sender_.pump_all(fresh_now());
 
@@ -502,6 +504,7 @@ NodeStats Actor::stats() {
         }
         out.uncommitted = journal_->uncommitted();
     }
+    out.dead_letters = dead_letters_->counts();
     // Handler calls are counted by the dispatcher (best-effort ones report no outcome here).
     for (const auto& [name, consumer] : receiver_.consumers()) {
         ChannelStats& stats = out.queues[name];

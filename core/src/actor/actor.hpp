@@ -26,6 +26,7 @@
 #include "actor/peer.hpp"
 #include "actor/peer_links.hpp"
 #include "actor/peer_liveness.hpp"
+#include "actor/queue_query.hpp"
 #include "node/node_core.hpp"
 #include "observability/drops.hpp"
 #include "peermq/log.hpp"
@@ -70,6 +71,11 @@ public:
     Result<std::vector<DeadLetter>> dead_letter_list(const DeadLetterFilter& filter);
     Result<DeadLetter> dead_letter_get(const MessageId& id);
     Result<std::size_t> dead_letter_purge(const DeadLetterFilter& filter);
+    // Node::cluster_queues (actor_queues.cpp): this node's report goes into `query`, and a
+    // QUEUE_QUERY to each alive peer, whose QUEUE_REPORTs fill it in as they come; the caller
+    // waits on it, then ends it.
+    void start_queue_query(const std::shared_ptr<QueueQuery>& query);
+    void end_queue_query(std::uint64_t seq);
 
 private:
     using Steady = Clock::Steady;
@@ -108,6 +114,13 @@ private:
     // streams of the reliable ones.
     void take_topic_message(TopicMessage topic, std::uint64_t epoch, bool repair);
     void on_repair(Peer* peer, zmq::message_t& payload_frame);
+    // Queue reports (actor_queues.cpp; docs/spec/wire.md §15). This node's queues as it counts
+    // them, those `allowed` names only (null: all).
+    NodeQueues queue_report(const Permissions* allowed);
+    void on_queue_query(Peer* peer);
+    void on_queue_report(Peer* peer, zmq::message_t& body);
+    void send_queue_query(Peer& peer);
+    void send_queue_report(Peer& peer);
     void on_sync(Peer* peer, zmq::message_t& body);
     void on_resend(Peer* peer, zmq::message_t& body);
     // A follower's starting RESEND: where each topic it follows stands, then its history.
@@ -288,6 +301,8 @@ private:
     Steady next_topic_tick_{};
 
     std::unordered_map<std::string, ChannelStats> queue_stats_;
+    std::unordered_map<std::uint64_t, std::shared_ptr<QueueQuery>> queue_queries_;
+    std::uint64_t queue_query_seq_ = 0;
     Drops drops_;
 
     Steady next_tick_{};

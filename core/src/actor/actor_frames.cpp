@@ -112,6 +112,14 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
             if (header_.kind == Kind::resend) on_resend(peer, payload_frame);
             if (header_.kind == Kind::repair) on_repair(peer, payload_frame);
             break;
+        case Kind::queue_query: on_queue_query(peer); break;
+        case Kind::queue_report:
+            if (!has_payload) {
+                drop(Drop::frame_truncated);
+                return;
+            }
+            on_queue_report(peer, payload_frame);
+            break;
     }
 }
 

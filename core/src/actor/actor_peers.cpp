@@ -146,6 +146,7 @@ void Actor::send_hello(Peer* peer) {
         hello.batch_max = static_cast<std::uint32_t>(kMaxBatchEntries);
         hello.incarnation = core_.identity.incarnation;
         hello.reliable_topics = true;
+        hello.queue_reports = true;
         hello_body_.clear();
         encode_hello(hello, hello_body_);
     }
@@ -269,6 +270,7 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
     } else {
         peer->batch_max = std::min<std::size_t>(hello.batch_max, kMaxBatchEntries);
     }
+    peer->queue_reports = hello.queue_reports;
     peer->own_sub = wants_own_sub(*peer);
     links_.subscribe_to(*peer, PeerLinks::endpoint_of(host, hello.pub_port));
     peer->advertised.clear();

@@ -67,8 +67,13 @@ struct Peer {
     // that never gets this far is the first to go when the table is full, and is forgotten as
     // soon as it is down.
     bool confirmed = false;
-    bool hello_seen = false;    // its name, queues and topics are known: it may become alive
-    std::size_t batch_max = 0;  // entries per BATCH frame it reads (its HELLO); 0: none
+    bool hello_seen = false;        // its name, queues and topics are known: it may become alive
+    std::size_t batch_max = 0;      // entries per BATCH frame it reads (its HELLO); 0: none
+    bool queue_reports = false;     // it answers QUEUE_QUERY (its HELLO, wire.md §15)
+    Steady last_report{};           // its last QUEUE_QUERY, and the answers it may still get:
+    double report_tokens = 0;       // a token bucket (actor_queues.cpp)
+    std::uint64_t query_owed = 0;   // a QUEUE_QUERY that waits for its link, as hello_owed
+    std::uint64_t report_owed = 0;  // the QUEUE_REPORT it asked for, waiting the same way
     std::unordered_map<std::string, QueueLink> queues;  // what it may consume of what it asked
     // Its HELLO's queues and prefetch as announced: `queues` is made from them again when the
     // trust policy changes what its key may consume.

@@ -26,9 +26,13 @@ namespace peermq::detail::control {
 
 inline constexpr std::size_t kMaxChannelName = 255;
 // The lists of a stats or peers reply stop before the reply would pass kMaxReplyBytes, less
-// room for the fixed-size fields written after them (section 5.4).
-inline constexpr std::size_t kReplyTail = 64;
+// room for the fields written after them: the omitted counts, and the key and header of
+// `dead_letters`, whose own entries stop at kMaxReplyBytes (section 5.4).
+inline constexpr std::size_t kReplyTail = 128;
 inline constexpr std::size_t kReplyListBytes = kMaxReplyBytes - kReplyTail;
+// A stats reply's `dead_letters`: at most this many queues, and reasons of each (section 5.4).
+inline constexpr std::size_t kMaxReplyDeadLetterQueues = kMaxReplyChannels;
+inline constexpr std::size_t kMaxReplyDeadLetterReasons = 16;
 
 using Uint = UnsignedCodec<std::uint64_t>;
 
@@ -150,7 +154,25 @@ struct StatsCodec<std::vector<PeerInfo>> : std::type_identity<PeerList> {};
 template <>
 struct StatsCodec<std::map<std::string, ChannelStats>> : std::type_identity<ChannelMap> {};
 
-inline constexpr auto kNodeStats = stats_message<NodeStats>({.what = "stats"}, kNodeStatsFields);
+// NodeStats::dead_letters, the letters in the node's dead-letter store by queue and reason: a map
+// of maps, which the stats field table has no kind for, so it is added here, after every field
+// of the table (a later revision's key: the keys before it keep their bytes, section 5.1).
+using DeadLetterReasons =
+    TextMapCodec<std::map<std::string, std::uint64_t>, Uint, kMaxReplyDeadLetterReasons>;
+using DeadLetterCountMap =
+    TextMapCodec<std::map<std::string, std::map<std::string, std::uint64_t>>, DeadLetterReasons,
+                 kMaxReplyDeadLetterQueues, kMaxReplyBytes>;
+
+template <>
+struct StatsCodec<std::map<std::string, std::map<std::string, std::uint64_t>>>
+    : std::type_identity<DeadLetterCountMap> {};
+
+inline constexpr auto kNodeStatsWireFields = std::tuple_cat(
+    kNodeStatsFields, std::tuple{stats_field(&NodeStats::dead_letters,
+                                             {.name = "dead_letters", .kind = StatsKind::gauge})});
+
+inline constexpr auto kNodeStats =
+    stats_message<NodeStats>({.what = "stats"}, kNodeStatsWireFields);
 
 using HeaderMap = TextMapCodec<Headers, TextCodec<>>;
 

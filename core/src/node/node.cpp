@@ -718,6 +718,26 @@ NodeStats Node::stats() const {
     return stats;
 }
 
+Result<std::vector<NodeQueues>> Node::cluster_queues(std::chrono::milliseconds timeout) const {
+    if (Status serving = detail::serving(core_); !serving.ok()) return serving;
+    if (timeout < std::chrono::milliseconds::zero()) {
+        return Status(ErrorCode::invalid_argument, "cluster_queues: the timeout is negative");
+    }
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto query = std::make_shared<detail::QueueQuery>();
+    auto started =
+        core_->call<std::uint64_t>([query](detail::Actor& actor) -> Result<std::uint64_t> {
+            actor.start_queue_query(query);
+            return query->seq();
+        });
+    if (!started.ok()) return started.status();
+    std::vector<NodeQueues> nodes = query->wait(deadline);
+    // Answers that come later are counted as unexpected, not kept.
+    core_->post(
+        detail::CallCmd{[seq = *started](detail::Actor& actor) { actor.end_queue_query(seq); }});
+    return nodes;
+}
+
 DeadLetters Node::dead_letters() { return DeadLetters(core_); }
 
 }  // namespace peermq

@@ -29,6 +29,7 @@ namespace peermq::detail {
     X(frame_unknown_sender,    "frame.unknown_sender",     true)                                  \
     X(frame_oversized_payload, "frame.oversized_payload",  true)                                  \
     X(frame_bad_sync,          "frame.bad_sync",           true)                                  \
+    X(frame_bad_report,        "frame.bad_report",         true)                                  \
     X(hello_bad,               "hello.bad",                true)                                  \
     X(hello_bad_host,          "hello.bad_host",           true)                                  \
     X(hello_oversized,         "hello.oversized",          true)                                  \
@@ -80,6 +81,9 @@ namespace peermq::detail {
     X(topic_stale_epoch,       "topic.stale_epoch",        false)                                 \
     X(topic_held_full,         "topic.held_full",          false)                                 \
     X(topic_lost,              "topic.lost",               true)                                  \
+    /* Queue reports (wire.md §15). */                                                           \
+    X(report_rate_limited,     "report.rate_limited",      false)                                 \
+    X(report_unexpected,       "report.unexpected",        false)                                 \
     /* Defects of this node, caught where they happened (wire.md §9). */                          \
     X(internal_frame_error,    "internal.frame_error",     true)                                  \
     X(internal_command_error,  "internal.command_error",   true)                                  \

@@ -121,6 +121,15 @@ public:
 
     // Fills depth and in_flight in each queue's stats.
     void update_stats();
+    // Each queue this node sends to, with when the message at the head of its waiting line was
+    // created (Unix ms; 0 when none waits): fn(name, head_created_ms).
+    template <typename F>
+    void for_each_queue(F&& fn) {
+        for (auto& q : queues_) {
+            if (q)
+                fn(q->name, q->waiting.empty() ? std::int64_t{0} : q->waiting.front().created_ms);
+        }
+    }
     // Every message not settled yet, waiting or in flight (closing: their receipts).
     void for_each_unsettled(const std::function<void(Outgoing&)>& fn);
     std::uint64_t last_seq() const { return seq_; }

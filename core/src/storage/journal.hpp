@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -73,6 +74,9 @@ struct JournalRecordCheck {
     std::size_t dead_letters_corrupt = 0;  // failing their checksum now, or quarantined before
     std::size_t unverified = 0;
 };
+
+// How many dead letters a journal holds, by queue, then by reason (NodeStats::dead_letters).
+using DeadLetterCounts = std::map<std::string, std::map<std::string, std::uint64_t>>;
 
 // An outbox row that outbox_load() moved to the dead letters (reason `corrupt`).
 struct QuarantinedRecord {
@@ -186,6 +190,10 @@ public:
     Result<std::vector<DeadLetter>> dead_letter_list(const DeadLetterFilter& filter);
     Result<DeadLetter> dead_letter_get(const MessageId& id);  // not_found if absent
     Result<std::size_t> dead_letter_purge(const DeadLetterFilter& filter);
+    // The dead letters by queue and by their stored reason, no zero entries. A letter that
+    // fails its checksum is counted under the reason it was stored with until a take marks it
+    // `corrupt` (a filter by reason finds it the same way).
+    Result<DeadLetterCounts> dead_letter_counts();
     // Removes and returns a dead letter, for replay by a running node. A corrupt one (flagged
     // as above, or stored with reason `corrupt`) is never handed out: corrupt_journal naming
     // it, and it stays, with reason `corrupt`.

@@ -50,6 +50,10 @@ public:
     JournalPipeline& operator=(const JournalPipeline&) = delete;
 
     Journal& journal() { return *journal_; }
+    Logger& log() { return log_; }
+    // A group commit is running on the writer thread: the journal may not be read until
+    // settle() or on_commit_done() ends it.
+    bool committing() const { return in_flight_; }
 
     // Buffering. Each starts the commit-lag clock when the buffer was empty.
     void outbox_put(OutboxRecord record, Steady now);

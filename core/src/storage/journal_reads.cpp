@@ -200,6 +200,25 @@ Result<std::size_t> Journal::dead_letter_purge(const DeadLetterFilter& filter) {
     return removed;
 }
 
+Result<DeadLetterCounts> Journal::dead_letter_counts() {
+    if (Status s = commit(); !s.ok()) return s;
+    // Prepared for each call: the counts are read at start, after a purge and after a refused
+    // take, never per message.
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v2(
+        db_, "SELECT queue, reason, COUNT(*) FROM dead_letters GROUP BY queue, reason", -1, &raw,
+        nullptr);
+    SqlStatement stmt(raw);
+    if (rc != SQLITE_OK) return error(rc, "preparing the dead-letter counts");
+    DeadLetterCounts counts;
+    while ((rc = sqlite3_step(raw)) == SQLITE_ROW) {
+        const std::int64_t n = sqlite3_column_int64(raw, 2);
+        if (n > 0) counts[column_text(raw, 0)][column_text(raw, 1)] = static_cast<std::uint64_t>(n);
+    }
+    if (rc != SQLITE_DONE) return error(rc, "counting the dead letters");
+    return counts;
+}
+
 Result<DeadLetter> Journal::take_dead_letter(const MessageId& id, Status& refused) {
     bool corrupt = false;
     auto letter = select_dead_letter(id, &corrupt);

@@ -212,6 +212,8 @@ std::string_view to_string(Kind kind) noexcept {
         case Kind::sync: return "SYNC";
         case Kind::resend: return "RESEND";
         case Kind::repair: return "REPAIR";
+        case Kind::queue_query: return "QUEUE_QUERY";
+        case Kind::queue_report: return "QUEUE_REPORT";
     }
     return "?";
 }

@@ -54,8 +54,11 @@ enum class Kind : std::uint8_t {
     sync = 9,     // publisher -> subscriber: where its topics stand
     resend = 10,  // subscriber -> publisher: start me, or send these ranges again
     repair = 11,  // publisher -> subscriber: a topic message sent again, on the inbox
+    // Queue reports (docs/spec/wire.md §15), asked only of peers whose HELLO has `qreports`.
+    queue_query = 12,   // how do your queues stand? (`seq`: the question's number)
+    queue_report = 13,  // the answer: the same `seq`, the report in the body
 };
-inline constexpr std::uint64_t kMaxKind = 11;
+inline constexpr std::uint64_t kMaxKind = 13;
 
 enum HeaderFlag : std::uint32_t {
     kFlagAckRequested = 1u << 0,  // at_least_once / effectively_once
@@ -157,6 +160,8 @@ struct Hello {
     std::uint64_t incarnation = 0;
     // It sequences its topic messages, keeps their history and answers RESEND (wire.md §14).
     bool reliable_topics = false;
+    // It answers QUEUE_QUERY with a QUEUE_REPORT (wire.md §15).
+    bool queue_reports = false;
 };
 
 // True for an IPv4 or IPv6 address literal (no brackets, no name, no port): what a HELLO's
