@@ -6,8 +6,11 @@
 # It says what it changes: the packages it installs (those asked for and their dependencies) and
 # the installed ones it upgrades, from apt's own plan; apt's output goes to a log
 # ($TMPDIR/peermq-setup-apt.log), shown when apt fails. avahi-daemon's package enables the daemon
-# at boot, on every interface: when this script installed it, it disables that again (systemd)
-# unless --enable-avahi-at-boot; peermq's tests and demo start their own daemon, on lo only.
+# at boot, on every interface, and prometheus's starts a server on every interface: no service
+# starts while it installs (a policy-rc.d that denies, unless one is there already), and the
+# services it installed are disabled at boot again (systemd) unless --enable-avahi-at-boot for
+# avahi-daemon. peermq's tests and demo start their own daemon (on lo only) and their own
+# Prometheus (on 127.0.0.1), each stopped by PID.
 set -euo pipefail
 
 enable_avahi=0
@@ -23,7 +26,7 @@ packages=(
     libavahi-client-dev libavahi-core-dev avahi-daemon avahi-utils dbus
     libgtest-dev libgmock-dev libbenchmark-dev
     libcli11-dev nlohmann-json3-dev libcpp-httplib-dev libsystemd-dev doxygen
-    iproute2 nftables procps python3 python3-prometheus-client curl
+    iproute2 nftables procps python3 python3-prometheus-client prometheus curl
 )
 
 is_installed() {
@@ -77,6 +80,17 @@ run_apt() {  # apt-get ARGS...: output to $log, its end shown if apt fails
     fi
 }
 
+# Debian's maintainer scripts start services through invoke-rc.d and deb-systemd-invoke, which
+# ask /usr/sbin/policy-rc.d first: exit 101 means "not now". Ours lasts as long as this script.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\n# scripts/setup.sh of peermq: no service starts while it installs.\nexit 101\n' |
+        "${sudo[@]}" tee "$policy" >/dev/null
+    "${sudo[@]}" chmod 755 "$policy"
+    trap '"${sudo[@]}" rm -f "$policy"' EXIT
+    echo "setup: no service starts while it installs ($policy, removed at the end)"
+fi
+
 avahi_before=$(avahi_daemon_pid)
 echo "setup: apt-get update (apt's output: $log)"
 run_apt update
@@ -111,23 +125,30 @@ if [[ -z $avahi_before && -n $avahi_after ]]; then
     fi
 fi
 
-# The package enables avahi-daemon at boot (systemd units), where it would announce on every
-# interface: undone unless asked, and said either way.
+# The packages enable their services at boot: avahi-daemon would announce on every interface,
+# prometheus listen on every interface. Undone unless asked, and said either way.
+disable_at_boot() {  # PACKAGE UNIT...
+    local package=$1
+    shift
+    if ! command -v systemctl >/dev/null ||
+        ! systemctl is-enabled --quiet "$@" 2>/dev/null; then
+        echo "setup: $package installed; not enabled at boot as far as systemctl tells"
+    elif "${sudo[@]}" systemctl disable --quiet "$@" 2>>"$log"; then
+        echo "setup: $package's package enabled it at boot; disabled it again"
+    else
+        echo "setup: WARNING: $package is enabled at boot and could not be disabled:" \
+            "systemctl disable $* (see $log)" >&2
+    fi
+}
 if [[ " ${missing[*]} " == *" avahi-daemon "* ]]; then
     if ((enable_avahi == 1)); then
         echo "setup: avahi-daemon stays enabled at boot (--enable-avahi-at-boot)"
-    elif command -v systemctl >/dev/null &&
-        systemctl is-enabled --quiet avahi-daemon.service avahi-daemon.socket 2>/dev/null; then
-        if "${sudo[@]}" systemctl disable --quiet avahi-daemon.service avahi-daemon.socket 2>>"$log"; then
-            echo "setup: avahi-daemon's package enabled it at boot; disabled it again" \
-                "(scripts/setup.sh --enable-avahi-at-boot keeps it)"
-        else
-            echo "setup: WARNING: avahi-daemon is enabled at boot and could not be disabled:" \
-                "systemctl disable avahi-daemon.service avahi-daemon.socket (see $log)" >&2
-        fi
     else
-        echo "setup: avahi-daemon installed; not enabled at boot as far as systemctl tells"
+        disable_at_boot avahi-daemon avahi-daemon.service avahi-daemon.socket
     fi
+fi
+if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    disable_at_boot prometheus prometheus.service
 fi
 
 still_missing=()
