@@ -5,7 +5,7 @@
 //   peermq_bench [--quick] [--scenario NAME[,NAME...]] [--runs N] [--seconds S] [--size B,...]
 //                [--trust open|plain]
 //   NAME: raw, best_effort, memory, group_commit, latency (these five by default), secure,
-//         topic, all
+//         topic, repair, all
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,7 +46,11 @@ const std::vector<std::string> kScenarios = {"raw", "best_effort", "memory", "gr
                                              "latency"};
 // Only when asked for (or "all"): the security comparison runs four links per figure; topics
 // three (best effort, reliable, reliable beside a dead follower).
-const std::vector<std::string> kExtraScenarios = {"secure", "topic"};
+const std::vector<std::string> kExtraScenarios = {"secure", "topic", "repair"};
+
+// Scenario repair: messages published while the subscriber process is stopped, past what its
+// publisher's PUB (high-water mark 100 000) and the kernel's buffers hold.
+constexpr std::size_t kRepairBurst = 300'000;
 
 struct Settings {
     int runs = 5;
@@ -72,7 +76,9 @@ void usage(std::FILE* out) {
         "                 and at_least_once with peermq in trust mode open and plain\n"
         "                 beside raw ZeroMQ with and without CURVE, their runs in turn;\n"
         "                 topic: best_effort and reliable subscriptions, and reliable\n"
-        "                 with a second follower SIGKILLed, beside raw PUB->SUB\n"
+        "                 with a second follower SIGKILLed, beside raw PUB->SUB; repair:\n"
+        "                 a reliable subscriber stopped while a burst past the high-water\n"
+        "                 mark is published, then continued: time until it has all of it\n"
         "  --runs N       runs per figure (median shown; default 5)\n"
         "  --seconds S    target length of one throughput run (default 0.6)\n"
         "  --size B[,B]   throughput payload sizes in bytes (default 64,1024)\n"
@@ -230,6 +236,7 @@ Result<std::size_t> calibrate(ThroughputLink& link, std::size_t warmup, const Se
 struct ThroughputFigure {
     std::vector<double> peermq;
     std::vector<double> raw;
+    std::optional<RepairFigures> repairs;  // a reliable topic subscriber's, after the runs
 };
 
 // Topics: raw PUB -> SUB interleaved with a peermq topic link of `context` (best effort,
@@ -261,11 +268,115 @@ Result<ThroughputFigure> measure_topic(const BenchContext& context, const Settin
                      static_cast<unsigned long long>(raw ? raw->lost() : 0));
     }
     ThroughputFigure figure{std::move(samples->peermq), std::move(samples->raw)};
+    if (context.reliable_topic) {
+        // The gaps the runs forced (the publisher goes flat out, past its PUB's high-water
+        // mark) and how long the subscriber waited for their repair.
+        auto repairs = peermq->repairs();
+        if (!repairs) return repairs.status();
+        figure.repairs = repairs.value();
+    }
     if (raw) {
         if (Status stopped = raw->stop(); !stopped.ok()) return stopped;
     }
     if (Status stopped = peermq->stop(); !stopped.ok()) return stopped;
     return figure;
+}
+
+struct RepairFigure {
+    std::vector<double> peermq_s;  // recovery of each round: SIGCONT to the whole burst
+    std::vector<double> raw_s;     // raw PUB->SUB: SIGCONT to the end marker
+    std::size_t peermq_got = 0;    // over every round
+    std::size_t raw_got = 0;
+    std::size_t sent = 0;  // per link, over every round
+    RepairFigures repairs;
+};
+
+// A forced gap: the subscriber process is stopped (SIGSTOP) while a burst is published, and
+// continued; a reliable subscription gets the whole burst (what the PUB dropped is repaired from
+// the publisher's history, sized for it), raw PUB->SUB drains what was buffered and loses the
+// rest. Their rounds in turn.
+Result<RepairFigure> measure_repair(const BenchContext& context, const Settings& settings,
+                                    std::size_t size) {
+    RepairFigure figure;
+    BenchContext reliable = context;
+    reliable.reliable_topic = true;
+    reliable.topic_history = kRepairBurst;
+    auto peermq = start_peermq_topic(reliable, size);
+    if (!peermq) return peermq.status();
+    std::unique_ptr<ThroughputLink> raw;
+    if (!settings.no_raw) {
+        auto started = start_raw_pub(context, size);
+        if (!started) return started.status();
+        raw = std::move(started).value();
+    }
+    for (int round = 0; round < settings.runs; ++round) {
+        if (raw) {
+            auto run = raw->run_paused(kRepairBurst, false);
+            if (!run) return run.status();
+            figure.raw_s.push_back(run->recovery_s);
+            figure.raw_got += run->got;
+        }
+        auto run = peermq.value()->run_paused(kRepairBurst, true);
+        if (!run) return run.status();
+        figure.peermq_s.push_back(run->recovery_s);
+        figure.peermq_got += run->got;
+        figure.sent += kRepairBurst;
+        if (settings.verbose) {
+            std::fprintf(stderr, "  repair round %d: %zu of %zu in %.3f s\n", round + 1, run->got,
+                         kRepairBurst, run->recovery_s);
+        }
+    }
+    auto repairs = peermq.value()->repairs();
+    if (!repairs) return repairs.status();
+    if (repairs.value()) figure.repairs = *repairs.value();
+    if (raw) {
+        if (Status stopped = raw->stop(); !stopped.ok()) return stopped;
+    }
+    if (Status stopped = peermq.value()->stop(); !stopped.ok()) return stopped;
+    return figure;
+}
+
+void print_repair(std::size_t size, const Result<RepairFigure>& figure) {
+    if (!figure) {
+        std::printf("7. topic reliable, a forced gap        %zu B  FAILED: %s\n", size,
+                    figure.status().to_string().c_str());
+        return;
+    }
+    const RepairFigure& f = figure.value();
+    const auto ms = [](double s) { return s * 1000.0; };
+    const auto percent = [](std::size_t got, std::size_t sent) {
+        return sent == 0 ? 0.0 : 100.0 * static_cast<double>(got) / static_cast<double>(sent);
+    };
+    const double peermq_p50 = median(f.peermq_s);
+    const double raw_p50 = f.raw_s.empty() ? 0 : median(f.raw_s);
+    std::printf(
+        "7. topic reliable, a forced gap  %5zu B  recovery p50 %8.1f ms  max %8.1f ms  "
+        "got %5.1f %%   raw: %8.1f ms, got %5.1f %%   ratio %.1f\n",
+        size, ms(peermq_p50), ms(*std::max_element(f.peermq_s.begin(), f.peermq_s.end())),
+        percent(f.peermq_got, f.sent), ms(raw_p50), percent(f.raw_got, f.sent),
+        raw_p50 > 0 ? peermq_p50 / raw_p50 : 0.0);
+    const auto gap_ms = [](std::uint64_t us) { return static_cast<double>(us) / 1000.0; };
+    const auto count = [](std::uint64_t n) { return grouped(static_cast<double>(n)); };
+    std::printf(
+        "   the subscriber's gaps: %s closed by repair, open p50 <=%.1f ms, p99 <=%.1f ms "
+        "(its repair_time buckets); %s messages repaired, %s lost; dropped %s as "
+        "duplicates, %s past its held bound\n",
+        count(f.repairs.gaps).c_str(), gap_ms(f.repairs.p50_us), gap_ms(f.repairs.p99_us),
+        count(f.repairs.repaired).c_str(), count(f.repairs.lost).c_str(),
+        count(f.repairs.duplicates).c_str(), count(f.repairs.held_full).c_str());
+}
+
+// "   repairs: 123 gaps closed, open p50 1.0 ms / p99 4.1 ms; 4,567 messages repaired, 0 lost"
+void print_repairs(const Result<ThroughputFigure>& figure) {
+    if (!figure || !figure->repairs) return;
+    const RepairFigures& r = *figure->repairs;
+    const auto ms = [](std::uint64_t us) { return static_cast<double>(us) / 1000.0; };
+    std::printf(
+        "   its gaps (forced by the publisher past its PUB high-water mark): %s closed by repair,"
+        " open p50 <=%.1f ms, p99 <=%.1f ms; %s messages repaired, %s lost\n",
+        grouped(static_cast<double>(r.gaps)).c_str(), ms(r.p50_us), ms(r.p99_us),
+        grouped(static_cast<double>(r.repaired)).c_str(),
+        grouped(static_cast<double>(r.lost)).c_str());
 }
 
 // Raw ZeroMQ runs interleaved with peermq runs (when `mode` is set), so that both see the same
@@ -624,6 +735,7 @@ int bench_main(int argc, char** argv) {
             auto sure =
                 guarded<ThroughputFigure>([&] { return measure_topic(reliable, settings, size); });
             print_throughput_row("6. topic reliable", size, sure, std::nullopt, tally);
+            print_repairs(sure);
             auto with_dead =
                 guarded<ThroughputFigure>([&] { return measure_topic(dead, settings, size); });
             print_throughput_row("6. topic reliable, a dead follower", size, with_dead,
@@ -637,6 +749,18 @@ int bench_main(int argc, char** argv) {
                 std::printf("   a dead follower / none (each vs its raw): %.2f  %s\n", ratio,
                             judge(Goal{0.9}, ratio, tally).c_str());
             }
+        }
+    }
+
+    if (selected("repair")) {
+        std::printf(
+            "\nReliable topic repair: %s messages published while the subscriber process is "
+            "stopped (SIGSTOP), then continued;\n  recovery = from SIGCONT until it has all "
+            "of them; raw = ZeroMQ PUB->SUB after the same burst, until its end marker\n",
+            grouped(static_cast<double>(kRepairBurst)).c_str());
+        for (std::size_t size : settings.sizes) {
+            print_repair(size, guarded<RepairFigure>(
+                                   [&] { return measure_repair(context, settings, size); }));
         }
     }
 

@@ -1,8 +1,10 @@
 #include "links.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <future>
 #include <optional>
@@ -78,8 +80,10 @@ Result<std::int64_t> await_done(PeerProcess& peer, std::size_t expected) {
     return parse_done(words, expected);
 }
 
-Status arm(PeerProcess& peer, std::size_t n) {
-    if (Status sent = peer.send_line("run " + std::to_string(n)); !sent.ok()) return sent;
+// "run N" (or "run N all": the run ends at its N-th message only, roles.hpp), then "armed".
+Status arm(PeerProcess& peer, std::size_t n, bool all = false) {
+    const std::string command = "run " + std::to_string(n) + (all ? " all" : "");
+    if (Status sent = peer.send_line(command); !sent.ok()) return sent;
     auto armed = peer.expect("armed", kReplyTimeout);
     return armed ? Status{} : armed.status();
 }
@@ -341,6 +345,37 @@ public:
         return receiver_rate(got, std::stoll(words[2]));
     }
 
+    Result<PausedRun> run_paused(std::size_t n, bool all) override {
+        ++run_number_;
+        if (Status armed = arm(peer_, n, all); !armed.ok()) return armed;
+        if (::kill(peer_.pid(), SIGSTOP) != 0) {
+            return make_error(ErrorCode::internal, "SIGSTOP: " + std::string(strerror(errno)));
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            if (Status sent = publish_data(); !sent.ok()) {
+                (void)::kill(peer_.pid(), SIGCONT);
+                return sent;
+            }
+        }
+        const auto resumed = Clock::now();
+        if (::kill(peer_.pid(), SIGCONT) != 0) {
+            return make_error(ErrorCode::internal, "SIGCONT: " + std::string(strerror(errno)));
+        }
+        // With `all` the subscriber answers once it has all n; otherwise at the end marker.
+        auto line = all ? peer_.read_line(kRunTimeout)
+                        : publish_until_answer(end_marker(run_number_), kRunTimeout);
+        if (!line) return line.status();
+        const double recovery = seconds(Clock::now() - resumed);
+        const auto words = split_words(line.value());
+        if (words.size() != 3 || words[0] != "done") {
+            return make_error(ErrorCode::timed_out,
+                              "the subscriber answered '" + line.value() + "'");
+        }
+        const std::size_t got = std::min<std::size_t>(std::stoull(words[1]), n);
+        lost_ += n - got;
+        return PausedRun{got, recovery};
+    }
+
     Status stop() override {
         close_sender();
         return peer_.stop(kStopTimeout);
@@ -362,6 +397,26 @@ public:
 
 protected:
     explicit TopicLink(PeerProcess peer) : peer_(std::move(peer)) {}
+    // Asks the subscriber for its repairs (a peermq subscriber's role answers "stats").
+    Result<std::optional<RepairFigures>> ask_repairs() {
+        if (Status sent = peer_.send_line("stats"); !sent.ok()) return sent;
+        auto line = peer_.read_line(kReplyTimeout);
+        if (!line) return line.status();
+        const auto words = split_words(line.value());
+        if (words.size() != 8 || words[0] != "stats") {
+            return make_error(ErrorCode::internal,
+                              "the subscriber answered '" + line.value() + "' to stats");
+        }
+        RepairFigures figures;
+        figures.gaps = std::stoull(words[1]);
+        figures.p50_us = std::stoull(words[2]);
+        figures.p99_us = std::stoull(words[3]);
+        figures.repaired = std::stoull(words[4]);
+        figures.lost = std::stoull(words[5]);
+        figures.duplicates = std::stoull(words[6]);
+        figures.held_full = std::stoull(words[7]);
+        return std::optional<RepairFigures>(figures);
+    }
     virtual Status publish_data() = 0;
     virtual Status publish_control(const std::string& body) = 0;
     virtual void close_sender() = 0;
@@ -422,6 +477,8 @@ public:
           dead_(std::move(dead)),
           publisher_(std::move(publisher)),
           payload_(size, 'x') {}
+
+    Result<std::optional<RepairFigures>> repairs() override { return ask_repairs(); }
 
 private:
     Status publish_data() override {
@@ -635,6 +692,10 @@ Result<std::unique_ptr<ThroughputLink>> start_peermq_topic(const BenchContext& c
     if (!peer) return peer.status();
     auto& [process, port, key] = peer.value();
     NodeOptions options = producer_options(context, port, key);
+    if (context.topic_history > 0) {
+        options.topic_history = context.topic_history;
+        options.topic_history_bytes = context.topic_history * 1024;
+    }
     std::optional<PeerProcess> dead;
     if (context.dead_follower) {
         auto follower = start_peer(context, role);

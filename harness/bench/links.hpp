@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,17 @@ struct BenchContext {
     // (what a dead follower costs the publisher).
     bool reliable_topic = false;
     bool dead_follower = false;
+    // Topic links: the publisher's NodeOptions::topic_history (0: the library's), with room for
+    // as many 1 KiB messages in topic_history_bytes.
+    std::size_t topic_history = 0;
+};
+
+// One run of a topic link whose subscriber process was stopped (SIGSTOP) while the messages were
+// published, and continued (SIGCONT) after: whatever its publisher's high-water mark dropped
+// meanwhile is a gap the subscriber has to have repaired.
+struct PausedRun {
+    std::size_t got = 0;    // messages of the run the subscriber received
+    double recovery_s = 0;  // from SIGCONT to the subscriber's answer
 };
 
 // "open" or "plain": the word the roles take after --trust.
@@ -44,6 +56,17 @@ const char* trust_name(TrustMode trust) noexcept;
 // its start, the sender a CURVE client with one of its own (no ZAP handler: any client key may
 // connect, as with peermq's open trust mode).
 enum class RawSecurity { plain, curve };
+
+// A reliable topic subscriber's repairs (the `stats` answer of its role, roles.hpp).
+struct RepairFigures {
+    std::uint64_t gaps = 0;  // gaps closed by repair
+    std::uint64_t p50_us = 0;
+    std::uint64_t p99_us = 0;
+    std::uint64_t repaired = 0;    // messages received as REPAIR
+    std::uint64_t lost = 0;        // messages reported lost
+    std::uint64_t duplicates = 0;  // the subscriber's drops topic.duplicate (repaired twice)
+    std::uint64_t held_full = 0;   // and topic.held_full (asked again later)
+};
 
 // Moves messages of one size to the peer process and measures the rate.
 class ThroughputLink {
@@ -55,6 +78,18 @@ public:
     virtual Status stop() = 0;
     // Messages sent and never received over every run so far: only topics may drop.
     virtual std::uint64_t lost() const { return 0; }
+    // Topic links: a run with the subscriber stopped while the messages are published. With
+    // `all`, the subscriber answers once it has all n (a reliable subscription, whose gaps are
+    // repaired); else at the run's end marker, like run().
+    virtual Result<PausedRun> run_paused(std::size_t n, bool all) {
+        (void)n;
+        (void)all;
+        return make_error(ErrorCode::invalid_argument, "only a topic link runs paused");
+    }
+    // A peermq topic link's subscriber's repairs so far; nullopt for other links.
+    virtual Result<std::optional<RepairFigures>> repairs() {
+        return std::optional<RepairFigures>();
+    }
 };
 
 // Round trips, one at a time.

@@ -11,8 +11,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -77,9 +79,21 @@ std::uint16_t port_of(const std::string& endpoint) {
     return static_cast<std::uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
 }
 
-// Reads commands until "quit" or end of input; `run` serves one "run N", `sync` one "sync".
+std::uint64_t count_of(const std::map<std::string, std::uint64_t>& counts, const char* key) {
+    const auto it = counts.find(key);
+    return it == counts.end() ? 0 : it->second;
+}
+
+// The topic roles' extra commands: "run N all" and "stats" (roles.hpp); empty: not served.
+struct TopicCommands {
+    std::function<void(std::uint64_t)> run_all;
+    std::function<std::string()> stats;
+};
+
+// Reads commands until "quit" or end of input; `run` serves one "run N", `sync` one "sync",
+// `topic` the topic roles' own.
 template <typename RunFn, typename SyncFn>
-int serve(RunFn run, SyncFn sync) {
+int serve(RunFn run, SyncFn sync, const TopicCommands& topic = {}) {
     std::string line;
     while (std::getline(std::cin, line)) {
         const auto words = split_words(line);
@@ -89,8 +103,16 @@ int serve(RunFn run, SyncFn sync) {
             run(std::stoull(words[1]));
             continue;
         }
+        if (words[0] == "run" && words.size() == 3 && words[2] == "all" && topic.run_all) {
+            topic.run_all(std::stoull(words[1]));
+            continue;
+        }
         if (words[0] == "sync" && words.size() == 1) {
             reply(sync() ? "synced" : "timeout 0 0");
+            continue;
+        }
+        if (words[0] == "stats" && words.size() == 1 && topic.stats) {
+            reply(topic.stats());
             continue;
         }
         std::fprintf(stderr, "bench role: unknown command '%s'\n", line.c_str());
@@ -233,6 +255,7 @@ struct TopicProgress {
     std::uint64_t messages = 0;  // data and control, guarded by mutex (updated on control only)
     std::uint64_t run = 0;       // guarded by mutex
     std::int64_t last_ns = 0;    // guarded by mutex; 0 until the run is complete
+    bool all = false;            // guarded by mutex: the run ends at its N-th message only
 };
 
 int peermq_subscriber(const std::vector<std::string>& args) {
@@ -270,7 +293,8 @@ int peermq_subscriber(const std::vector<std::string>& args) {
             }
             std::lock_guard lock(progress.mutex);
             ++progress.messages;
-            if (is_end_marker(message.payload.view(), progress.run) && progress.last_ns == 0) {
+            if (is_end_marker(message.payload.view(), progress.run) && progress.last_ns == 0 &&
+                !progress.all) {
                 progress.last_ns = now;
             }
             progress.changed.notify_all();
@@ -288,27 +312,43 @@ int peermq_subscriber(const std::vector<std::string>& args) {
             return progress.messages + progress.received.load() > before;
         });
     };
+    const auto run = [&](std::uint64_t n, bool all) {
+        const std::uint64_t begin = progress.received.load();
+        {
+            std::lock_guard lock(progress.mutex);
+            ++progress.run;
+            progress.last_ns = 0;
+            progress.all = all;
+        }
+        progress.begin.store(begin);
+        progress.end.store(begin + n);
+        reply("armed");
+        std::unique_lock lock(progress.mutex);
+        const bool complete =
+            progress.changed.wait_for(lock, kRunDeadline, [&] { return progress.last_ns != 0; });
+        TopicRun run;
+        run.got = std::min(progress.received.load() - begin, n);
+        run.first = Clock::time_point(std::chrono::nanoseconds(progress.first_ns.load()));
+        run.last = Clock::time_point(std::chrono::nanoseconds(progress.last_ns));
+        reply(run.answer(complete));
+    };
     const int status = serve(
-        [&](std::uint64_t n) {
-            const std::uint64_t begin = progress.received.load();
-            {
-                std::lock_guard lock(progress.mutex);
-                ++progress.run;
-                progress.last_ns = 0;
-            }
-            progress.begin.store(begin);
-            progress.end.store(begin + n);
-            reply("armed");
-            std::unique_lock lock(progress.mutex);
-            const bool complete = progress.changed.wait_for(lock, kRunDeadline,
-                                                            [&] { return progress.last_ns != 0; });
-            TopicRun run;
-            run.got = std::min(progress.received.load() - begin, n);
-            run.first = Clock::time_point(std::chrono::nanoseconds(progress.first_ns.load()));
-            run.last = Clock::time_point(std::chrono::nanoseconds(progress.last_ns));
-            reply(run.answer(complete));
-        },
-        sync);
+        [&](std::uint64_t n) { run(n, false); }, sync,
+        TopicCommands{[&](std::uint64_t n) { run(n, true); },
+                      [&] {
+                          // A reliable subscription's repairs of the data topic (the gaps the runs
+                          // forced).
+                          const auto stats = node.stats();
+                          const auto it = stats.topics.find(kBenchTopic);
+                          const ChannelStats bench =
+                              it == stats.topics.end() ? ChannelStats{} : it->second;
+                          return "stats " + std::to_string(bench.repair_time.count) + " " +
+                                 std::to_string(bench.repair_time.quantile_us(0.5)) + " " +
+                                 std::to_string(bench.repair_time.quantile_us(0.99)) + " " +
+                                 std::to_string(bench.repaired) + " " + std::to_string(bench.lost) +
+                                 " " + std::to_string(count_of(stats.dropped, "topic.duplicate")) +
+                                 " " + std::to_string(count_of(stats.dropped, "topic.held_full"));
+                      }});
     node.close();
     return status;
 }

@@ -11,6 +11,13 @@
 //   sync   -> (topic roles) "synced" once any message arrived, "timeout 0 0" after 10 s: the
 //             sender publishes sync markers until then, so that no run starts before the
 //             subscription reached the publisher.
+//   run N all -> (peermq-subscriber) as "run N", but the run ends at its N-th message only
+//             (its end marker does not end it): for runs whose gaps must be repaired first
+//   stats  -> (peermq-subscriber) "stats <gaps> <p50_us> <p99_us> <repaired> <lost>
+//             <duplicates> <held_full>": the gaps of topic "bench" closed by repair so far, the
+//             p50 and p99 of how long they stayed open (the power-of-two bucket bounds of
+//             ChannelStats::repair_time), the messages received as REPAIR and those reported
+//             lost; and the node's drops topic.duplicate and topic.held_full
 //   quit   -> exits with status 0 (so does end of input)
 // Nothing else is ever written to stdout.
 #pragma once

@@ -198,16 +198,16 @@ void write_histogram(Writer& w, std::string_view name, std::initializer_list<Lab
 }
 
 // The families of the channel fields (detail::kChannelStatsFields), each with a sample per queue
-// or topic: `prefix` is peermq_queue or peermq_topic, `label` names the channel.
+// or topic: `prefix` is peermq_queue or peermq_topic, `label` names the channel. A histogram
+// goes only to the channels it is for (its only_for).
 void write_channels(Writer& w, std::string_view node, std::string_view prefix,
-                    std::string_view label, const std::map<std::string, ChannelStats>& channels,
-                    bool latency) {
+                    std::string_view label, const std::map<std::string, ChannelStats>& channels) {
     if (channels.empty()) return;
     detail::for_each_stats_field<ChannelStats>([&](const auto& field) {
         const std::string name = std::string(prefix) + "_" + std::string(field.metric);
         using Value = typename std::decay_t<decltype(field)>::value_type;
         if constexpr (std::is_same_v<Value, LatencyHistogram>) {
-            if (!latency) return;
+            if (field.only_for != label) return;
             w.family(name, "histogram", field.help, "seconds");
             for (const auto& [channel, stats] : channels) {
                 write_histogram(w, name, {{"node", node}, {label, channel}}, stats.*field.member);
@@ -326,7 +326,7 @@ void write_node_field(Writer& w, std::string_view node, const Field& field,
                       const typename Field::value_type& value) {
     using Value = typename Field::value_type;
     if constexpr (std::is_same_v<Value, std::map<std::string, ChannelStats>>) {
-        write_channels(w, node, field.metric, field.label, value, field.latency);
+        write_channels(w, node, field.metric, field.label, value);
     } else if constexpr (std::is_same_v<Value, std::vector<PeerInfo>>) {
         write_peers(w, node, field.metric, field.help, value);
     } else if constexpr (std::is_same_v<Value, std::map<std::string, std::uint64_t>>) {

@@ -122,17 +122,22 @@ TEST(FieldTablesTest, ControlSpecListsEveryStatsField) {
     for (const auto& name : stats_names<peermq::NodeStats>()) EXPECT_EQ(keys.count(name), 1u);
     EXPECT_EQ(first_column(node_stats, "| key |"), keys);
 
-    // "ChannelStats: a map with the uint keys `sent`, ... (meanings ...), and `ack_latency`, a
-    // map: `buckets` (...), `count` (uint), `sum_us` (uint)."
+    // "ChannelStats: a map with the uint keys `sent`, ... (meanings ...), and two histograms,
+    // `ack_latency` (...) and `repair_time` (...). A histogram is a map: `buckets` (...), `count`
+    // (uint), `sum_us` (uint)."
     const std::string channel = paragraph(node_stats, "ChannelStats:");
-    const std::size_t histogram = channel.find(", and `ack_latency`, a map:");
-    ASSERT_NE(histogram, std::string::npos) << channel;
+    const std::size_t histograms = channel.find(", and two histograms, ");
+    const std::size_t layout = channel.find("A histogram is a map:");
+    ASSERT_NE(histograms, std::string::npos) << channel;
+    ASSERT_NE(layout, std::string::npos) << channel;
     Names channel_names =
         backquoted(std::string_view(channel).substr(0, channel.find("(meanings")));
-    channel_names.insert("ack_latency");
-    EXPECT_EQ(channel_names, stats_names<peermq::ChannelStats>());
-    Names histogram_names = backquoted(std::string_view(channel).substr(histogram));
-    histogram_names.erase("ack_latency");
+    const Names histogram_fields =
+        backquoted(std::string_view(channel).substr(histograms, layout - histograms));
+    Names all = channel_names;
+    all.insert(histogram_fields.begin(), histogram_fields.end());
+    EXPECT_EQ(all, stats_names<peermq::ChannelStats>());
+    Names histogram_names = backquoted(std::string_view(channel).substr(layout));
     EXPECT_EQ(histogram_names, message_keys<detail::control::kHistogram>());
 }
 
@@ -173,10 +178,15 @@ TEST(FieldTablesTest, MetricsGuideListsEveryFamilyWithItsHelp) {
             case detail::StatsKind::histogram: return;
             case detail::StatsKind::channels:
                 detail::for_each_stats_field<peermq::ChannelStats>([&](const auto& channel) {
-                    if (channel.kind == detail::StatsKind::histogram && !field.latency) return;
+                    // A histogram is exported only for the channels it is for, and listed.
+                    if (channel.kind == detail::StatsKind::histogram &&
+                        channel.only_for != field.label) {
+                        return;
+                    }
                     const std::string family =
                         std::string(field.metric) + "_" + std::string(channel.metric);
-                    if (field.label == "topic") {  // "peermq_topic_*: as above"
+                    if (field.label == "topic" &&
+                        channel.kind != detail::StatsKind::histogram) {  // "peermq_topic_*"
                         help_of[family +
                                 (channel.kind == detail::StatsKind::counter ? "_total" : "")] =
                             std::string(channel.help);

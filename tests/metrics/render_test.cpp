@@ -55,6 +55,8 @@ peermq::NodeStats sample_stats() {
     stats.queues["payments"].dead_lettered = 4;
     stats.topics["prices.eur"].sent = 11;
     stats.topics["prices.eur"].delivered = 10;
+    stats.topics["prices.eur"].repair_time.record(50'000);   // bucket 15: [32.768, 65.536) ms
+    stats.topics["prices.eur"].repair_time.record(250'000);  // bucket 17
 
     peermq::PeerInfo alive;
     alive.id = peermq::Uuid::parse("0190a3c4-0000-7000-8000-000000000002").value();
@@ -96,8 +98,17 @@ TEST(RenderMetrics, CounterLinesInOpenMetrics) {
     EXPECT_TRUE(
         has_line(text, R"(peermq_discovery_ignored_total{node="n1",reason="other_cluster"} 2)"));
     EXPECT_TRUE(has_line(text, R"(peermq_thread_errors_total{node="n1",where="control"} 3)"));
-    // Topics are never acked: no histogram for them.
+    // Topics are never acked: no ack latency for them; the repair time is theirs alone.
     EXPECT_TRUE(lines_starting(text, "peermq_topic_ack_latency").empty());
+    EXPECT_TRUE(lines_starting(text, "peermq_queue_repair_time").empty());
+    EXPECT_TRUE(has_line(text, "# TYPE peermq_topic_repair_time_seconds histogram"));
+    EXPECT_TRUE(has_line(
+        text,
+        R"(peermq_topic_repair_time_seconds_bucket{node="n1",topic="prices.eur",le="0.065536"} 1)"));
+    EXPECT_TRUE(has_line(
+        text, R"(peermq_topic_repair_time_seconds_count{node="n1",topic="prices.eur"} 2)"));
+    EXPECT_TRUE(has_line(
+        text, R"(peermq_topic_repair_time_seconds_sum{node="n1",topic="prices.eur"} 0.3)"));
     ASSERT_FALSE(text.empty());
     EXPECT_EQ(lines_of(text).back(), "# EOF");
     EXPECT_EQ(text.back(), '\n');
@@ -168,7 +179,7 @@ TEST(RenderMetrics, EveryFieldOfTheStatsTableIsAFamilyWithItsHelpAndValues) {
                     EXPECT_TRUE(has_line(
                         text, family + suffix_of(counter.kind) + labels + std::to_string(count)))
                         << family;
-                } else if (field.latency) {
+                } else if (counter.only_for == field.label) {
                     expect_family(family, "histogram", counter.help);
                     EXPECT_TRUE(
                         has_line(text, family + "_count" + labels + std::to_string(count.count)))

@@ -147,7 +147,8 @@ protected:
 
     NodeId pub = NodeId::generate();
     Steady now{};
-    TopicStreams streams{TopicStreams::Config{.max_held = 100, .retry = 400ms, .attempts = 3}};
+    TopicStreams streams{TopicStreams::Config{
+        .max_held = 100, .retry = 400ms, .attempts = 3, .repairs_per_resend = 4}};
     TopicStreams::Effects fx;
 };
 
@@ -192,6 +193,115 @@ TEST_F(TopicStreamsTest, AGapIsAskedAgainAndClosedInOrder) {
     now += 1s;
     streams.tick(now, alive, fx);
     EXPECT_TRUE(fx.resend.empty());
+}
+
+TEST_F(TopicStreamsTest, AClosedGapSaysHowLongItStayedOpenFromItsFirstResend) {
+    started({{"s.t", 1, 0}});
+    live(1);
+    live(4);  // 2-3 missing: asked now
+    now += 30ms;
+    live(2);
+    EXPECT_TRUE(fx.repaired.empty()) << "3 still missing";
+    now += 500ms;
+    streams.tick(now, alive, fx);  // asked again: the gap's start stays the first RESEND
+    now += 20ms;
+    live(3);
+    ASSERT_EQ(fx.repaired.size(), 1u);
+    EXPECT_EQ(fx.repaired[0].topic, "s.t");
+    EXPECT_EQ(fx.repaired[0].took, 550ms);
+    // The next gap is asked at once (not at the closed one's retry), and timed from then.
+    fx.clear();
+    live(6);
+    EXPECT_EQ(asked(), (std::vector<std::string>{"5-5"}));
+    now += 7ms;
+    live(5);
+    ASSERT_EQ(fx.repaired.size(), 1u);
+    EXPECT_EQ(fx.repaired[0].took, 7ms);
+    EXPECT_EQ(drain(), (std::vector<std::string>{"1", "2", "3", "4", "5", "6"}));
+}
+
+TEST_F(TopicStreamsTest, ALongGapIsAskedPartByPartAsEachAnswerCompletesNotAtEachRetry) {
+    started({{"s.t", 1, 0}});
+    live(1);
+    live(12);  // 2-11 missing; an answer holds 4 REPAIRs
+    EXPECT_EQ(asked(), (std::vector<std::string>{"2-11"}));
+    fx.clear();
+    for (std::uint64_t seq : {2, 3, 4}) live(seq);
+    EXPECT_TRUE(fx.resend.empty()) << "the answer is still coming";
+    live(5);  // the last one the answer can hold: the rest is asked at once
+    EXPECT_EQ(asked(), (std::vector<std::string>{"6-11"}));
+    fx.clear();
+    for (std::uint64_t seq : {6, 7, 8, 9}) live(seq);
+    EXPECT_EQ(asked(), (std::vector<std::string>{"10-11"}));
+    fx.clear();
+    live(10);
+    live(11);
+    EXPECT_TRUE(fx.resend.empty());
+    ASSERT_EQ(fx.repaired.size(), 1u);
+    EXPECT_EQ(fx.repaired[0].took, 0ms) << "timed from the first RESEND";
+    EXPECT_EQ(drain().size(), 12u);
+    // An answer cut short (a REPAIR the publisher's link refused) is asked again at the retry.
+    fx.clear();
+    live(20);  // 13-19 missing
+    EXPECT_EQ(asked(), (std::vector<std::string>{"13-19"}));
+    fx.clear();
+    live(13);
+    live(14);  // 15 and 16 never come
+    now += 500ms;
+    streams.tick(now, alive, fx);
+    EXPECT_EQ(asked(), (std::vector<std::string>{"15-19"}));
+}
+
+TEST_F(TopicStreamsTest, WhatAStreamHasNoRoomForIsAskedOnceItsHandlerMadeRoom) {
+    started({{"s.t", 1, 0}});
+    for (std::uint64_t seq = 1; seq <= 100; ++seq) live(seq);  // held: 100, none taken yet
+    live(150);  // past max_held: dropped, but now 101-150 are known to be missing
+    EXPECT_EQ(fx.held_full, 1u);
+    EXPECT_TRUE(fx.resend.empty()) << "no room: the REPAIRs would be dropped";
+    now += 100ms;
+    streams.tick(now, alive, fx);
+    EXPECT_TRUE(fx.resend.empty()) << "still no room";
+    EXPECT_EQ(drain().size(), 100u);
+    now += 100ms;
+    streams.tick(now, alive, fx);  // room: asked at once, not at the 400 ms retry
+    EXPECT_EQ(asked(), (std::vector<std::string>{"101-150"}));
+    // Ten held ahead of a hole, and the hole, leave room for 89 above them.
+    fx.clear();
+    for (std::uint64_t seq = 101; seq <= 150; ++seq) live(seq);
+    for (std::uint64_t seq = 152; seq <= 161; ++seq) live(seq);  // 151 missing, 10 held
+    EXPECT_EQ(asked(), (std::vector<std::string>{"151-151"}));
+    fx.clear();
+    streams.on_sync(pub, 1, false, {{"s.t", 1, 400}}, now, fx);  // 162-400 exist
+    EXPECT_EQ(drain().size(), 50u);                              // 101-150; 152-161 wait for 151
+    now += 500ms;
+    streams.tick(now, alive, fx);
+    EXPECT_EQ(asked(), (std::vector<std::string>{"151-151", "162-250"}));
+    for (std::uint64_t seq = 151; seq <= 250; ++seq) live(seq);
+    EXPECT_EQ(fx.held_full, 0u) << "what was asked fits";
+    EXPECT_EQ(streams.held(), 100u);
+}
+
+TEST_F(TopicStreamsTest, AGapThatEndsInALossIsNoRepair) {
+    started({{"s.t", 1, 0}});
+    live(1);
+    live(10);
+    // 2-6 no longer held: lost; 7-9 repaired, but the gap did not close by repairs alone.
+    streams.on_sync(pub, 1, false, {{"s.t", 7, 10}}, now, fx);
+    for (std::uint64_t seq : {7, 8, 9}) live(seq);
+    EXPECT_TRUE(fx.repaired.empty());
+    // Given up: no repair either.
+    live(12);
+    for (int i = 0; i < 3; ++i) {
+        now += 1s;
+        streams.tick(now, alive, fx);
+    }
+    EXPECT_TRUE(fx.repaired.empty());
+    EXPECT_EQ(drain(), (std::vector<std::string>{"1", "lost 2-6 not_held", "7", "8", "9", "10",
+                                                 "lost 11-11 unanswered", "12"}));
+    // History served at the start is not a repair: nothing was missing.
+    fx.clear();
+    live(13);
+    EXPECT_TRUE(fx.repaired.empty());
 }
 
 TEST_F(TopicStreamsTest, WhatThePublisherNoLongerHoldsIsReportedLostInOrder) {

@@ -21,8 +21,8 @@ std::string latency(const LatencyHistogram& h, double q) {
     return us >= 10'000 ? std::to_string(us / 1000) + "ms" : std::to_string(us) + "us";
 }
 
-std::string channel_table(const char* kind, const std::map<std::string, ChannelStats>& channels) {
-    Table table({kind, "SENT", "RECEIVED", "DELIVERED", "ACKED", "NACKED", "ERRORS", "RETRIED",
+std::string queue_table(const std::map<std::string, ChannelStats>& channels) {
+    Table table({"QUEUE", "SENT", "RECEIVED", "DELIVERED", "ACKED", "NACKED", "ERRORS", "RETRIED",
                  "REDELIVERED", "EXPIRED", "DEAD", "DUPS", "IN FLIGHT", "DEPTH", "ACK P50",
                  "ACK P99"});
     for (const auto& [name, s] : channels) {
@@ -33,6 +33,21 @@ std::string channel_table(const char* kind, const std::map<std::string, ChannelS
                    std::to_string(s.dead_lettered), std::to_string(s.duplicates),
                    std::to_string(s.in_flight), std::to_string(s.depth),
                    latency(s.ack_latency, 0.5), latency(s.ack_latency, 0.99)});
+    }
+    return table.render();
+}
+
+// Topics are never acked: their table has the counters of reliable topics instead (a
+// subscriber's repairs and losses, a publisher's resends and history).
+std::string topic_table(const std::map<std::string, ChannelStats>& channels) {
+    Table table({"TOPIC", "SENT", "RECEIVED", "DELIVERED", "DUPS", "REPAIRED", "LOST", "RESENT",
+                 "HISTORY", "REPAIR P50", "REPAIR P99"});
+    for (const auto& [name, s] : channels) {
+        table.add({name, std::to_string(s.sent), std::to_string(s.received),
+                   std::to_string(s.delivered), std::to_string(s.duplicates),
+                   std::to_string(s.repaired), std::to_string(s.lost), std::to_string(s.resent),
+                   std::to_string(s.history_served), latency(s.repair_time, 0.5),
+                   latency(s.repair_time, 0.99)});
     }
     return table.render();
 }
@@ -62,12 +77,12 @@ std::string render(const NodeStats& stats) {
     std::string out = "node " + stats.name + " (" + stats.id.to_string() + ")\n\n";
     out += stats.queues.empty() && stats.queues_omitted == 0
                ? "no queues\n"
-               : channel_table("QUEUE", stats.queues) + more(stats.queues_omitted, "queues");
+               : queue_table(stats.queues) + more(stats.queues_omitted, "queues");
     out += dead_letter_table(stats.dead_letters);
     out += "\n";
     out += stats.topics.empty() && stats.topics_omitted == 0
                ? "no topics\n"
-               : channel_table("TOPIC", stats.topics) + more(stats.topics_omitted, "topics");
+               : topic_table(stats.topics) + more(stats.topics_omitted, "topics");
     out += "\n";
     if (stats.peers.empty() && stats.peers_omitted == 0) {
         out += "no peers\n";

@@ -87,9 +87,12 @@ struct ChannelStats {
     std::uint64_t lost_ranges = 0;
     std::uint64_t resent = 0;
     std::uint64_t history_served = 0;
-    std::uint64_t in_flight = 0;  // gauge
-    std::uint64_t depth = 0;      // gauge: waiting for a consumer or credit
-    LatencyHistogram ack_latency;
+    std::uint64_t in_flight = 0;   // gauge
+    std::uint64_t depth = 0;       // gauge: waiting for a consumer or credit
+    LatencyHistogram ack_latency;  // queues: from a message's last send to its ack
+    // Reliable topics, a subscriber's: how long each gap stayed open, from the first RESEND for
+    // it to the message that closed it. A gap that ended in a loss report is not counted.
+    LatencyHistogram repair_time;
 };
 
 struct NodeStats {

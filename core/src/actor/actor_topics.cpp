@@ -8,9 +8,6 @@
 namespace peermq::detail {
 namespace {
 
-// REPAIRs sent for one RESEND: the rest is asked again once these arrived.
-constexpr std::size_t kMaxRepairsPerResend = 4096;
-
 bool follows(const std::vector<ReliablePrefix>& prefixes, const std::string& topic) {
     return std::any_of(prefixes.begin(), prefixes.end(),
                        [&](const ReliablePrefix& p) { return topic.starts_with(p.prefix); });
@@ -280,6 +277,11 @@ void Actor::apply_stream_effects() {
         if (Peer* peer = peers_.find(resend.publisher)) {
             send_ranges(*peer, Kind::resend, false, resend.epoch, resend.ranges);
         }
+    }
+    for (const auto& closed : fx.repaired) {
+        topics_.stats_of(closed.topic)
+            .repair_time.record(static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(closed.took).count()));
     }
     if (fx.duplicates) drop(Drop::topic_duplicate, fx.duplicates);
     if (fx.stale) drop(Drop::topic_stale_epoch, fx.stale);

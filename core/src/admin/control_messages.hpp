@@ -88,7 +88,7 @@ using Counters = TextMapCodec<std::map<std::string, std::uint64_t>, Uint>;
 // --- Reply bodies (section 5) ---------------------------------------------------------------
 
 inline constexpr auto kHistogram =
-    map_table<LatencyHistogram>({.what = "ack_latency", .prefix = "ack_latency."},
+    map_table<LatencyHistogram>({.what = "histogram", .prefix = "histogram."},
                                 map_field<BucketsCodec>("buckets", &LatencyHistogram::buckets),
                                 map_field<Uint>("count", &LatencyHistogram::count),
                                 map_field<Uint>("sum_us", &LatencyHistogram::sum_us));

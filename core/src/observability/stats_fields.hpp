@@ -22,7 +22,7 @@ enum class StatsKind {
     counter,    // only grows
     gauge,      // a level
     by_reason,  // a counter per reason (a map name -> count; the metric's label is `label`)
-    histogram,  // ack latency, power-of-two microsecond buckets
+    histogram,  // a duration, power-of-two microsecond buckets (LatencyHistogram)
     channels,   // ChannelStats per queue or topic (the metric's label is `label`)
     peers,      // PeerInfo per peer
     omitted,    // how many entries of a bounded list a control reply left out: not a metric
@@ -40,8 +40,9 @@ struct StatsFieldInfo {
     std::string_view label = {};
     // A bounded list (channels, peers): where a control reply counts the entries it left out.
     std::uint64_t Owner::*omitted_in = nullptr;
-    // channels: whether the ack-latency histogram is exported (queues are acked; topics never).
-    bool latency = false;
+    // A channel histogram: the channels it is exported for, by their label ("queue": the ack
+    // latency, as only queues are acked; "topic": the repair time of reliable topics).
+    std::string_view only_for = {};
 };
 
 template <typename Owner, typename Value>
@@ -114,11 +115,11 @@ inline constexpr auto kChannelStatsFields = std::tuple{
                                        .kind = StatsKind::gauge,
                                        .metric = "depth",
                                        .help = "Messages waiting for a consumer or for credit."}),
-    stats_field(&ChannelStats::ack_latency,
-                {.name = "ack_latency",
-                 .kind = StatsKind::histogram,
-                 .metric = "ack_latency_seconds",
-                 .help = "Time from a message's last send to its ack."}),
+    stats_field(&ChannelStats::ack_latency, {.name = "ack_latency",
+                                             .kind = StatsKind::histogram,
+                                             .metric = "ack_latency_seconds",
+                                             .help = "Time from a message's last send to its ack.",
+                                             .only_for = "queue"}),
     // Reliable topics: appended, so that the keys before them keep their order on the control
     // protocol's wire.
     stats_field(
@@ -147,6 +148,13 @@ inline constexpr auto kChannelStatsFields = std::tuple{
                  .kind = StatsKind::counter,
                  .metric = "history_served",
                  .help = "Topic messages this publisher sent as history to a joining subscriber."}),
+    stats_field(&ChannelStats::repair_time,
+                {.name = "repair_time",
+                 .kind = StatsKind::histogram,
+                 .metric = "repair_time_seconds",
+                 .help = "Time a reliable topic's gap stayed open, from the first RESEND for it "
+                         "to the message that closed it.",
+                 .only_for = "topic"}),
 };
 
 inline constexpr auto kNodeStatsFields = std::tuple{
@@ -182,8 +190,7 @@ inline constexpr auto kNodeStatsFields = std::tuple{
                                      .kind = StatsKind::channels,
                                      .metric = "peermq_queue",
                                      .label = "queue",
-                                     .omitted_in = &NodeStats::queues_omitted,
-                                     .latency = true}),
+                                     .omitted_in = &NodeStats::queues_omitted}),
     stats_field(&NodeStats::topics, {.name = "topics",
                                      .kind = StatsKind::channels,
                                      .metric = "peermq_topic",

@@ -75,11 +75,19 @@ bool TopicStreams::on_message(Message& message, std::uint64_t epoch, Steady now,
     const std::uint64_t seq = message.seq;
     if (seq < s.next || held_covers(s, seq)) {
         ++fx.duplicates;  // delivered, held, or already reported lost
+        ++s.copies_since_ask;
         return true;
     }
     message.history = seq <= s.history_last;
     put(s, seq, Entry{std::move(message), std::nullopt}, fx);
-    if (has_gap(s) && !s.asked) ask(s, now, fx);
+    // A new gap is asked at once; so is the rest of a long one, once the last message the
+    // publisher's answer could hold came (not at the retry: a gap of 100 000 would take 25 of
+    // them, ten seconds).
+    if (has_gap(s) &&
+        (!s.asked || (seq == s.answer_last && 2 * s.copies_since_ask <= s.answer_size))) {
+        ask(s, now, fx);
+    }
+    settle_gap(s, now, fx);
     return true;
 }
 
@@ -136,6 +144,7 @@ void TopicStreams::on_sync(const NodeId& publisher, std::uint64_t epoch, bool st
         } else if (has_gap(s) && !s.asked) {
             ask(s, now, fx);
         }
+        settle_gap(s, now, fx);
         update_ready(s);
     }
     if (start_sync) {
@@ -160,10 +169,15 @@ void TopicStreams::tick(Steady now, const std::function<bool(const NodeId&)>& al
             continue;
         }
         ++it;
+        if (s.starved) {
+            if (s.held.size() < config_.max_held) ask(s, now, fx);
+            continue;
+        }
         if (now - s.asked_at < config_.retry || !alive(s.publisher->id)) continue;
         if (s.next != s.asked_next) s.attempts = 0;  // answered in part: not given up on
         if (++s.attempts >= config_.attempts) {
             lose_until(s, s.known_last, "unanswered");
+            settle_gap(s, now, fx);
             update_ready(s);
             continue;
         }
@@ -271,6 +285,7 @@ void TopicStreams::lose_until(Stream& s, std::uint64_t up_to, const char* reason
             continue;
         }
         const std::uint64_t hole_end = std::min(up_to, it != s.held.end() ? it->first - 1 : up_to);
+        s.gap_lost = s.gap_since.has_value();
         SampleLost lost;
         lost.publisher = s.publisher->id;
         lost.publisher_name = s.publisher->name;
@@ -289,6 +304,12 @@ void TopicStreams::lose_until(Stream& s, std::uint64_t up_to, const char* reason
 void TopicStreams::ask(Stream& s, Steady now, Effects& fx) {
     Effects::Resend resend{s.publisher->id, s.epoch, {}};
     std::uint64_t seq = s.next;
+    std::uint64_t answerable = config_.repairs_per_resend;  // numbers the answer can still hold
+    // A message above every held one takes room, of which the stream has max_held: asking for
+    // more than fits would have the REPAIRs dropped (topic.held_full) and asked for again.
+    const std::uint64_t top = s.held.empty() ? 0 : s.held.rbegin()->first;
+    std::uint64_t room = config_.max_held > s.held.size() ? config_.max_held - s.held.size() : 0;
+    s.answer_last = 0;
     auto it = s.held.lower_bound(seq);
     while (seq <= s.known_last && resend.ranges.size() < config_.max_ranges) {
         if (it != s.held.end() && it->first == seq) {
@@ -296,13 +317,36 @@ void TopicStreams::ask(Stream& s, Steady now, Effects& fx) {
             ++it;
             continue;
         }
-        const std::uint64_t hole_end =
+        std::uint64_t hole_end =
             std::min(s.known_last, it != s.held.end() ? it->first - 1 : s.known_last);
+        if (seq > top) {  // a hole lies wholly below or wholly above the highest held number
+            if (room == 0) break;
+            hole_end = std::min(hole_end, seq + room - 1);
+        }
+        // Below it a REPAIR is always taken, but it takes room from those above.
+        room -= std::min(room, hole_end - seq + 1);
         resend.ranges.push_back(TopicRange{s.topic, seq, hole_end});
+        if (answerable > 0) {
+            const std::uint64_t taken = std::min(answerable, hole_end - seq + 1);
+            s.answer_last = seq + taken - 1;
+            answerable -= taken;
+        }
         seq = hole_end + 1;
+    }
+    s.starved = resend.ranges.empty() && has_gap(s);
+    if (s.starved) {
+        // No room for what is missing: asked once the handler has taken some (tick), and not
+        // counted against the publisher.
+        s.asked = true;
+        s.asked_at = now;
+        gapped_.insert(&s);
+        return;
     }
     if (resend.ranges.empty()) return;
     fx.resend.push_back(std::move(resend));
+    s.answer_size = config_.repairs_per_resend - answerable;
+    s.copies_since_ask = 0;
+    if (!s.gap_since) s.gap_since = now;
     s.asked_next = s.next;
     s.asked = true;
     s.asked_at = now;
@@ -318,6 +362,17 @@ bool TopicStreams::held_covers(const Stream& s, std::uint64_t seq) const {
 
 void TopicStreams::update_ready(Stream& s) {
     if (!s.held.empty() && s.held.begin()->first == s.next) ready_.insert(&s);
+}
+
+void TopicStreams::settle_gap(Stream& s, Steady now, Effects& fx) {
+    if (has_gap(s)) return;
+    if (s.gap_since && !s.gap_lost) fx.repaired.push_back({s.topic, now - *s.gap_since});
+    s.gap_since.reset();
+    s.gap_lost = false;
+    // Closed: the next gap is asked for the moment it shows, not at this one's next retry.
+    s.asked = false;
+    s.starved = false;
+    s.attempts = 0;
 }
 
 bool TopicStreams::has_gap(const Stream& s) const {

@@ -36,6 +36,9 @@ public:
         std::chrono::milliseconds retry{400};
         unsigned attempts = 8;        // RESENDs for one gap, sent while the publisher is alive
         std::size_t max_ranges = 64;  // ranges asked in one RESEND
+        // The REPAIRs a publisher sends for one RESEND at most (wire.md §14.7): when the last
+        // of them has come and the gap is still open, the rest is asked at once.
+        std::size_t repairs_per_resend = kMaxRepairsPerResend;
         // Streams per publisher: past it, a new topic's messages are not streamed (delivered as
         // they come, as best effort) so that a publisher of endless topics costs bounded memory.
         std::size_t max_streams = 16384;
@@ -47,8 +50,15 @@ public:
             std::uint64_t epoch = 0;
             std::vector<TopicRange> ranges;
         };
+        // A gap closed by the messages sent again: its topic, and how long it was open (from
+        // the first RESEND for it to the message that closed it).
+        struct Repaired {
+            std::string topic;
+            std::chrono::steady_clock::duration took{};
+        };
         std::vector<NodeId> start;  // send these publishers a starting RESEND
         std::vector<Resend> resend;
+        std::vector<Repaired> repaired;
         std::size_t duplicates = 0;
         std::size_t stale = 0;
         std::size_t held_full = 0;
@@ -117,6 +127,21 @@ private:
         Steady asked_at{};
         unsigned attempts = 0;
         std::uint64_t asked_next = 0;  // `next` when last asked: progress since resets attempts
+        // The last number the publisher's answer to the last RESEND can hold (the
+        // repairs_per_resend-th number asked): when it comes, the next part is asked at once.
+        std::uint64_t answer_last = 0;
+        // How many numbers that answer holds, and how many messages since it was asked came
+        // twice: an answer mostly of copies means the live messages it was asked for were still
+        // on their way (a SYNC overtook them), and the rest waits for the retry.
+        std::uint64_t answer_size = 0;
+        std::uint64_t copies_since_ask = 0;
+        // A gap the stream had no room to ask for (max_held, all ahead of the handler): asked
+        // at the first tick with room, without counting an attempt.
+        bool starved = false;
+        // The gap under way: when it was first asked for, and whether part of it was reported
+        // lost (then its closing is no repair).
+        std::optional<Steady> gap_since;
+        bool gap_lost = false;
     };
     struct Publisher {
         NodeId id;
@@ -141,6 +166,9 @@ private:
     // Whether a held entry stands for `seq`: the message, or a lost range over it.
     bool held_covers(const Stream& s, std::uint64_t seq) const;
     bool has_gap(const Stream& s) const;
+    // Once a stream has no gap: how long the one it had took to close, when messages closed
+    // it; and the stream is ready to ask for its next gap at once.
+    void settle_gap(Stream& s, Steady now, Effects& fx);
 
     const Config config_;
     std::vector<ReliablePrefix> prefixes_;

@@ -19,6 +19,9 @@ namespace peermq::detail {
 inline constexpr std::size_t kMaxSyncEntries = 1024;
 // What a sender puts in one body at most: the receiver's limit is the header's, 65 536 bytes.
 inline constexpr std::size_t kMaxSyncBodyBytes = 60'000;
+// REPAIRs a publisher sends for one RESEND at most: the subscriber asks for the rest once the
+// last of them arrived (TopicStreams).
+inline constexpr std::size_t kMaxRepairsPerResend = 4096;
 // Reliable subscriptions a node may hold (so that a starting RESEND fits one body).
 inline constexpr std::size_t kMaxReliablePrefixes = 128;
 // The flag of a starting SYNC that more of it follows (it is cut by kMaxSyncEntries and bytes).
