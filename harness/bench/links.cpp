@@ -330,19 +330,15 @@ public:
         }
         auto line = publish_until_answer(end_marker(run_number_), kRunTimeout);
         if (!line) return line.status();
-        const auto words = split_words(line.value());
-        if (words.size() != 3 || words[0] != "done") {
-            return make_error(ErrorCode::timed_out,
-                              "the subscriber answered '" + line.value() + "'");
-        }
-        const std::size_t got = std::min<std::size_t>(std::stoull(words[1]), n);
-        lost_ += n - got;
+        auto done = take_done(line.value(), n);
+        if (!done) return done.status();
+        const auto [got, ns] = done.value();
         if (got < 2) {
             return make_error(ErrorCode::internal, "the subscriber received " +
                                                        std::to_string(got) + " of " +
                                                        std::to_string(n) + " messages");
         }
-        return receiver_rate(got, std::stoll(words[2]));
+        return receiver_rate(got, ns);
     }
 
     Result<PausedRun> run_paused(std::size_t n, bool all) override {
@@ -366,14 +362,9 @@ public:
                         : publish_until_answer(end_marker(run_number_), kRunTimeout);
         if (!line) return line.status();
         const double recovery = seconds(Clock::now() - resumed);
-        const auto words = split_words(line.value());
-        if (words.size() != 3 || words[0] != "done") {
-            return make_error(ErrorCode::timed_out,
-                              "the subscriber answered '" + line.value() + "'");
-        }
-        const std::size_t got = std::min<std::size_t>(std::stoull(words[1]), n);
-        lost_ += n - got;
-        return PausedRun{got, recovery};
+        auto done = take_done(line.value(), n);
+        if (!done) return done.status();
+        return PausedRun{done->first, recovery};
     }
 
     Status stop() override {
@@ -422,6 +413,18 @@ protected:
     virtual void close_sender() = 0;
 
 private:
+    // The subscriber's "done <got> <ns>" to a run of n: got (at most n; the rest is counted
+    // lost) and ns.
+    Result<std::pair<std::size_t, std::int64_t>> take_done(const std::string& line, std::size_t n) {
+        const auto words = split_words(line);
+        if (words.size() != 3 || words[0] != "done") {
+            return make_error(ErrorCode::timed_out, "the subscriber answered '" + line + "'");
+        }
+        const std::size_t got = std::min<std::size_t>(std::stoull(words[1]), n);
+        lost_ += n - got;
+        return std::pair<std::size_t, std::int64_t>(got, std::stoll(words[2]));
+    }
+
     // Publishes `body` about every millisecond until the peer answers; returns the answer.
     Result<std::string> publish_until_answer(const std::string& body,
                                              std::chrono::milliseconds timeout) {

@@ -14,22 +14,17 @@
 
 #include "peermq/peermq.hpp"
 #include "support/free_port.hpp"
+#include "support/nodes.hpp"
 #include "support/raw_frames.hpp"
 #include "support/wait.hpp"
 #include "wire/envelope.hpp"
 
 using namespace std::chrono_literals;
+using peermq::testing::dropped;
 using peermq::testing::wait_until;
 namespace detail = peermq::detail;
 
-namespace {
-
-std::uint64_t dropped(const peermq::NodeStats& stats, const std::string& reason) {
-    auto it = stats.dropped.find(reason);
-    return it == stats.dropped.end() ? 0 : it->second;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST(HeldAcks, AcksForASenderWhoseInboxIsNotListeningYetArriveWhenItListens) {
     auto consumer = peermq::Node::create({.name = "consumer", .interface = "lo"}).value();

@@ -107,6 +107,45 @@ std::string describe(const peermq::Node& node) {
     return out;
 }
 
+// A publisher, and a subscriber "slow" whose reliable handler of "load." waits at a gate, with
+// a handler queue of 16: what it cannot take waits in its stream, up to the stream's bound. The
+// gate opens before the nodes close, whatever path the test took.
+struct GatedSubscriber {
+    explicit GatedSubscriber(std::size_t topic_history)
+        : publisher(make_node("publisher", {}, {.topic_history = topic_history})),
+          slow(make_node("slow", {publisher.address()}, {.max_handler_queue = 16})) {}
+
+    // Subscribes, and waits until the publisher follows the subscriber: the handler is shut,
+    // so a probe topic's arrival is read from the subscriber's stats.
+    ::testing::AssertionResult subscribe() {
+        auto base = seen.handler();
+        const auto status = slow.subscribe(
+            "load.",
+            [this, base](const peermq::Message& m) {
+                gate.wait();
+                base(m);
+            },
+            {.reliability = peermq::TopicReliability::reliable, .on_lost = seen.on_lost()});
+        if (!status.ok()) return ::testing::AssertionFailure() << status.to_string();
+        if (!wait_until([&] { return sees(publisher, {"slow"}) && sees(slow, {"publisher"}); })) {
+            return ::testing::AssertionFailure() << "the nodes never saw each other";
+        }
+        if (!wait_until([&] {
+                EXPECT_TRUE(publisher.publish("load.probe", -1).ok());
+                return slow.stats().topics["load.probe"].received > 0;
+            })) {
+            return ::testing::AssertionFailure() << "no probe arrived" << describe(slow);
+        }
+        return ::testing::AssertionSuccess();
+    }
+
+    Gate gate;
+    Seen seen;
+    peermq::Node publisher;
+    peermq::Node slow;
+    const Opener opener{gate};
+};
+
 TEST(ReliableTopics, ALateJoinerGetsTheLastNInOrderThenTheLiveStreamWithNoGapOrDuplicate) {
     Seen seen;  // outlives the nodes' handler threads
     auto publisher = make_node("publisher");
@@ -158,27 +197,9 @@ TEST(ReliableTopics, ABestEffortSubscriberOfTheSamePublisherGetsNoHistory) {
 // is ahead (bounded), and past that the publisher's history (bounded too) is asked again. Every
 // number is delivered or reported lost, in order, none skipped silently.
 TEST(ReliableTopics, ASubscriberTooSlowForThePublisherGetsEveryMessageOrItsReportInOrder) {
-    Gate gate;
-    Seen seen;
-    auto publisher = make_node("publisher", {}, {.topic_history = 2000});
-    auto slow = make_node("slow", {publisher.address()}, {.max_handler_queue = 16});
-    const Opener opener{gate};
-    auto base = seen.handler();
-    ASSERT_TRUE(slow.subscribe("load.",
-                               [&](const peermq::Message& m) {
-                                   gate.wait();
-                                   base(m);
-                               },
-                               {.reliability = peermq::TopicReliability::reliable,
-                                .on_lost = seen.on_lost()})
-                    .ok());
-    // The subscription is live once a probe topic arrives through it... but the handler is shut:
-    // wait for the publisher to hear of the follower instead.
-    ASSERT_TRUE(wait_until([&] { return sees(publisher, {"slow"}) && sees(slow, {"publisher"}); }));
-    ASSERT_TRUE(wait_until([&] {
-        EXPECT_TRUE(publisher.publish("load.probe", -1).ok());
-        return slow.stats().topics["load.probe"].received > 0;
-    }));
+    GatedSubscriber nodes(2000);
+    ASSERT_TRUE(nodes.subscribe());
+    auto& [gate, seen, publisher, slow, opener] = nodes;
     constexpr int kCount = 40'000;
     for (int i = 1; i <= kCount; ++i) ASSERT_TRUE(publisher.publish("load.x", i).ok());
     gate.open();
@@ -228,25 +249,9 @@ TEST(ReliableTopics, ASubscriberTooSlowForThePublisherGetsEveryMessageOrItsRepor
 // lost, and the subscriber's stats say how long its gaps stayed open.
 TEST(ReliableTopics, GapsOfASubscriberThatFellBehindAreRepairedAndTimed) {
     constexpr int kCount = 30'000;  // past the 16 384 a stream holds ahead of its handler
-    Gate gate;
-    Seen seen;
-    auto publisher = make_node("publisher", {}, {.topic_history = 2 * kCount});
-    auto slow = make_node("slow", {publisher.address()}, {.max_handler_queue = 16});
-    const Opener opener{gate};
-    auto base = seen.handler();
-    ASSERT_TRUE(slow.subscribe("load.",
-                               [&](const peermq::Message& m) {
-                                   gate.wait();
-                                   base(m);
-                               },
-                               {.reliability = peermq::TopicReliability::reliable,
-                                .on_lost = seen.on_lost()})
-                    .ok());
-    ASSERT_TRUE(wait_until([&] { return sees(publisher, {"slow"}) && sees(slow, {"publisher"}); }));
-    ASSERT_TRUE(wait_until([&] {
-        EXPECT_TRUE(publisher.publish("load.probe", -1).ok());
-        return slow.stats().topics["load.probe"].received > 0;
-    }));
+    GatedSubscriber nodes(2 * kCount);
+    ASSERT_TRUE(nodes.subscribe());
+    auto& [gate, seen, publisher, slow, opener] = nodes;
     for (int i = 1; i <= kCount; ++i) ASSERT_TRUE(publisher.publish("load.x", i).ok());
     ASSERT_TRUE(wait_until([&] { return slow.stats().dropped.contains("topic.held_full"); }))
         << "no gap: the stream held everything" << describe(slow);

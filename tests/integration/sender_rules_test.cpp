@@ -10,17 +10,14 @@
 #include <string>
 
 #include "peermq/peermq.hpp"
+#include "support/nodes.hpp"
 #include "support/wait.hpp"
 
 using namespace std::chrono_literals;
+using peermq::testing::dropped;
 using peermq::testing::wait_until;
 
 namespace {
-
-std::uint64_t dropped(const peermq::NodeStats& stats, const std::string& reason) {
-    auto it = stats.dropped.find(reason);
-    return it == stats.dropped.end() ? 0 : it->second;
-}
 
 bool alive(const peermq::Node& node, const std::string& name, const std::string& queue = {}) {
     for (const auto& peer : node.peers()) {

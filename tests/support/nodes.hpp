@@ -53,6 +53,12 @@ inline ChannelStats queue_stats(const Node& node, const std::string& queue) {
     return it == stats.queues.end() ? ChannelStats{} : it->second;
 }
 
+// How many times a node dropped something for `reason` (0 when never).
+inline std::uint64_t dropped(const NodeStats& stats, const std::string& reason) {
+    const auto it = stats.dropped.find(reason);
+    return it == stats.dropped.end() ? 0 : it->second;
+}
+
 // "tcp://127.0.0.1:4000" (or an address, "tcp://127.0.0.1:4000#KEY") -> "tcp://127.0.0.1:4000".
 inline std::string without_key(const std::string& endpoint) {
     const std::size_t n = endpoint.size();

@@ -56,7 +56,7 @@ void Actor::take_topic_message(TopicMessage topic, std::uint64_t epoch, bool rep
     }
     if (!streamed) return;
     if (repair) ++topic.stats->repaired;
-    if (!streams_.on_message(topic.message, epoch, now_, stream_fx_) && !repair) {
+    if (!streams_.on_message(topic.message, epoch, now_, stream_fx_, repair) && !repair) {
         // Not streamed after all (its publisher has too many): as it comes, to every one.
         receiver_.deliver_topic(topic, topics_.subscriptions(), Receiver::Audience::reliable);
     }

@@ -86,10 +86,12 @@ public:
     void publisher_gone(const NodeId& id);
     bool numbered(const NodeId& id) const;
 
-    // A numbered message of a followed topic from a numbering publisher, live or a REPAIR.
+    // A numbered message of a followed topic from a numbering publisher, live or a REPAIR
+    // (`repair`).
     // False (not taken, `message` left as it was) when it is not streamed: its publisher is not
     // known as numbering, or has max_streams streams and this topic none.
-    bool on_message(Message& message, std::uint64_t epoch, Steady now, Effects& fx);
+    bool on_message(Message& message, std::uint64_t epoch, Steady now, Effects& fx,
+                    bool repair = false);
     // `more`: a starting SYNC that is not whole yet (its next part follows).
     void on_sync(const NodeId& publisher, std::uint64_t epoch, bool start,
                  const std::vector<TopicRange>& ranges, Steady now, Effects& fx, bool more = false);
@@ -130,14 +132,9 @@ private:
         // The last number the publisher's answer to the last RESEND can hold (the
         // repairs_per_resend-th number asked): when it comes, the next part is asked at once.
         std::uint64_t answer_last = 0;
-        // How many numbers that answer holds, and how many messages since it was asked came
-        // twice: an answer mostly of copies means the live messages it was asked for were still
-        // on their way (a SYNC overtook them), and the rest waits for the retry.
-        std::uint64_t answer_size = 0;
-        std::uint64_t copies_since_ask = 0;
-        // A gap the stream had no room to ask for (max_held, all ahead of the handler): asked
-        // at the first tick with room, without counting an attempt.
-        bool starved = false;
+        // Live messages (not REPAIRs) since the last RESEND: while they come, the rest of a
+        // long gap waits for the retry.
+        std::uint64_t live_since_ask = 0;
         // The gap under way: when it was first asked for, and whether part of it was reported
         // lost (then its closing is no repair).
         std::optional<Steady> gap_since;
