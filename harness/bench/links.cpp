@@ -324,7 +324,7 @@ public:
     Result<double> run(std::size_t n) override {
         if (n < 2) return make_error(ErrorCode::invalid_argument, "a run needs 2 messages");
         ++run_number_;
-        if (Status armed = arm(peer_, n); !armed.ok()) return armed;
+        if (Status armed = arm(peer_, n, whole_runs_); !armed.ok()) return armed;
         for (std::size_t i = 0; i < n; ++i) {
             if (Status sent = publish_data(); !sent.ok()) return sent;
         }
@@ -387,7 +387,8 @@ public:
     }
 
 protected:
-    explicit TopicLink(PeerProcess peer) : peer_(std::move(peer)) {}
+    explicit TopicLink(PeerProcess peer, bool whole_runs = false)
+        : peer_(std::move(peer)), whole_runs_(whole_runs) {}
     // Asks the subscriber for its repairs (a peermq subscriber's role answers "stats").
     Result<std::optional<RepairFigures>> ask_repairs() {
         if (Status sent = peer_.send_line("stats"); !sent.ok()) return sent;
@@ -440,6 +441,7 @@ private:
     }
 
     PeerProcess peer_;
+    const bool whole_runs_;  // a run ends at its N-th message (BenchContext::whole_runs)
     std::uint64_t run_number_ = 0;
     std::uint64_t lost_ = 0;
 };
@@ -474,9 +476,9 @@ private:
 
 class PeermqTopic final : public TopicLink {
 public:
-    PeermqTopic(PeerProcess peer, Node publisher, std::size_t size,
+    PeermqTopic(PeerProcess peer, Node publisher, std::size_t size, bool whole_runs,
                 std::optional<PeerProcess> dead = std::nullopt)
-        : TopicLink(std::move(peer)),
+        : TopicLink(std::move(peer), whole_runs),
           dead_(std::move(dead)),
           publisher_(std::move(publisher)),
           payload_(size, 'x') {}
@@ -719,7 +721,7 @@ Result<std::unique_ptr<ThroughputLink>> start_peermq_topic(const BenchContext& c
         ::kill(dead->pid(), SIGKILL);
     }
     auto link = std::make_unique<PeermqTopic>(std::move(process), std::move(publisher).value(),
-                                              payload_size, std::move(dead));
+                                              payload_size, context.whole_runs, std::move(dead));
     if (Status synced = link->sync(); !synced.ok()) return synced;
     return std::unique_ptr<ThroughputLink>(std::move(link));
 }

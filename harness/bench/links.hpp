@@ -39,6 +39,9 @@ struct BenchContext {
     // Topic links: the publisher's NodeOptions::topic_history (0: the library's), with room for
     // as many 1 KiB messages in topic_history_bytes.
     std::size_t topic_history = 0;
+    // Reliable topic links: a run ends at its N-th message, not at its end marker (with a
+    // history that holds a run, nothing is lost: what the PUB drops is repaired).
+    bool whole_runs = false;
 };
 
 // One run of a topic link whose subscriber process was stopped (SIGSTOP) while the messages were
