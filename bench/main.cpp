@@ -286,6 +286,11 @@ Result<ThroughputFigure> measure_topic(const BenchContext& context, const Settin
     return figure;
 }
 
+// A figure's peermq median against its own raw runs' (the machine's load moves between links).
+double vs_raw(const ThroughputFigure& figure) {
+    return median(figure.peermq) / std::max(1.0, median(figure.raw));
+}
+
 struct RepairFigure {
     std::vector<double> peermq_s;  // recovery of each round: SIGCONT to the whole burst
     std::vector<double> raw_s;     // raw PUB->SUB: SIGCONT to the end marker
@@ -340,6 +345,18 @@ Result<RepairFigure> measure_repair(const BenchContext& context, const Settings&
     return figure;
 }
 
+// The subscriber's gaps and what closing them cost (`stats` of its role, roles.hpp).
+void print_gaps(const RepairFigures& r) {
+    const auto ms = [](std::uint64_t us) { return static_cast<double>(us) / 1000.0; };
+    const auto count = [](std::uint64_t n) { return grouped(static_cast<double>(n)); };
+    std::printf(
+        "   its gaps: %s closed by repair, open p50 <=%.1f ms, p99 <=%.1f ms (repair_time "
+        "buckets); %s messages repaired, %s lost; dropped %s as duplicates, %s past its held "
+        "bound\n",
+        count(r.gaps).c_str(), ms(r.p50_us), ms(r.p99_us), count(r.repaired).c_str(),
+        count(r.lost).c_str(), count(r.duplicates).c_str(), count(r.held_full).c_str());
+}
+
 void print_repair(std::size_t size, const Result<RepairFigure>& figure) {
     if (!figure) {
         std::printf("7. topic reliable, a forced gap        %zu B  FAILED: %s\n", size,
@@ -359,28 +376,12 @@ void print_repair(std::size_t size, const Result<RepairFigure>& figure) {
         size, ms(peermq_p50), ms(*std::max_element(f.peermq_s.begin(), f.peermq_s.end())),
         percent(f.peermq_got, f.sent), ms(raw_p50), percent(f.raw_got, f.sent),
         raw_p50 > 0 ? peermq_p50 / raw_p50 : 0.0);
-    const auto gap_ms = [](std::uint64_t us) { return static_cast<double>(us) / 1000.0; };
-    const auto count = [](std::uint64_t n) { return grouped(static_cast<double>(n)); };
-    std::printf(
-        "   the subscriber's gaps: %s closed by repair, open p50 <=%.1f ms, p99 <=%.1f ms "
-        "(its repair_time buckets); %s messages repaired, %s lost; dropped %s as "
-        "duplicates, %s past its held bound\n",
-        count(f.repairs.gaps).c_str(), gap_ms(f.repairs.p50_us), gap_ms(f.repairs.p99_us),
-        count(f.repairs.repaired).c_str(), count(f.repairs.lost).c_str(),
-        count(f.repairs.duplicates).c_str(), count(f.repairs.held_full).c_str());
+    print_gaps(f.repairs);
 }
 
-// "   repairs: 123 gaps closed, open p50 1.0 ms / p99 4.1 ms; 4,567 messages repaired, 0 lost"
+// "   its gaps: 4 closed by repair, open p50 <=2097.2 ms, ...": a reliable subscriber's repairs.
 void print_repairs(const Result<ThroughputFigure>& figure) {
-    if (!figure || !figure->repairs) return;
-    const RepairFigures& r = *figure->repairs;
-    const auto ms = [](std::uint64_t us) { return static_cast<double>(us) / 1000.0; };
-    std::printf(
-        "   its gaps (forced by the publisher past its PUB high-water mark): %s closed by repair,"
-        " open p50 <=%.1f ms, p99 <=%.1f ms; %s messages repaired, %s lost\n",
-        grouped(static_cast<double>(r.gaps)).c_str(), ms(r.p50_us), ms(r.p99_us),
-        grouped(static_cast<double>(r.repaired)).c_str(),
-        grouped(static_cast<double>(r.lost)).c_str());
+    if (figure && figure->repairs) print_gaps(*figure->repairs);
 }
 
 // Raw ZeroMQ runs interleaved with peermq runs (when `mode` is set), so that both see the same
@@ -756,10 +757,8 @@ int bench_main(int argc, char** argv) {
                                  tally);
             print_repairs(complete);
             if (best && complete && !best->peermq.empty() && !complete->peermq.empty()) {
-                const double lossy = median(best->peermq) / std::max(1.0, median(best->raw));
-                const double whole_ratio =
-                    median(complete->peermq) / std::max(1.0, median(complete->raw));
-                const double ratio = lossy > 0 ? whole_ratio / lossy : 0;
+                const double lossy = vs_raw(*best);
+                const double ratio = lossy > 0 ? vs_raw(*complete) / lossy : 0;
                 std::printf(
                     "   reliable, nothing lost / best effort (each vs its raw): %.2f  %s"
                     "  (peermq medians alone: %.2f)\n",
@@ -768,9 +767,8 @@ int bench_main(int argc, char** argv) {
             }
             if (sure && with_dead && !sure->peermq.empty() && !with_dead->peermq.empty()) {
                 // Each against its own raw runs: the machine's load moves between the two links.
-                const double alone = median(sure->peermq) / std::max(1.0, median(sure->raw));
-                const double beside =
-                    median(with_dead->peermq) / std::max(1.0, median(with_dead->raw));
+                const double alone = vs_raw(*sure);
+                const double beside = vs_raw(*with_dead);
                 const double ratio = alone > 0 ? beside / alone : 0;
                 std::printf("   a dead follower / none (each vs its raw): %.2f  %s\n", ratio,
                             judge(Goal{0.9}, ratio, tally).c_str());

@@ -62,7 +62,6 @@ public:
         std::size_t duplicates = 0;
         std::size_t stale = 0;
         std::size_t held_full = 0;
-        bool empty() const { return start.empty() && resend.empty(); }
         void clear() { *this = Effects{}; }
     };
 
