@@ -246,7 +246,8 @@ TEST_F(TopicStreamsTest, ALongGapIsAskedPartByPartAsEachAnswerCompletesNotAtEach
     EXPECT_EQ(fx.repaired[0].took, 0ms) << "timed from the first RESEND";
     EXPECT_EQ(drain().size(), 12u);
 
-    // While live messages come, the rest waits for the retry: repairs would take their room.
+    // While live messages come, the rest waits until they pause (or for the retry): repairs
+    // would take their room.
     fx.clear();
     live(20);  // 13-19 missing
     EXPECT_EQ(asked(), (std::vector<std::string>{"13-19"}));
@@ -254,8 +255,14 @@ TEST_F(TopicStreamsTest, ALongGapIsAskedPartByPartAsEachAnswerCompletesNotAtEach
     live(21);
     for (std::uint64_t seq : {13, 14, 15, 16}) repair(seq);
     EXPECT_TRUE(fx.resend.empty());
-    now += 500ms;
-    streams.tick(now, alive, fx);
+    now += 20ms;
+    live(22);
+    now += 20ms;
+    streams.check_pauses(now, fx);
+    EXPECT_TRUE(fx.resend.empty()) << "the live stream still moves";
+    now += 10ms;
+    EXPECT_EQ(streams.next_due(), now);
+    streams.check_pauses(now, fx);  // 30 ms without a live message
     EXPECT_EQ(asked(), (std::vector<std::string>{"17-19"}));
 
     // An answer cut short (a REPAIR the publisher's link refused) is asked again at the retry.
@@ -264,6 +271,21 @@ TEST_F(TopicStreamsTest, ALongGapIsAskedPartByPartAsEachAnswerCompletesNotAtEach
     now += 500ms;
     streams.tick(now, alive, fx);
     EXPECT_EQ(asked(), (std::vector<std::string>{"18-19"}));
+}
+
+TEST_F(TopicStreamsTest, ARESENDListsRangesUntilTheyHoldWhatOneAnswerCan) {
+    started({{"s.t", 1, 0}});
+    for (std::uint64_t seq = 1; seq <= 13; seq += 2) live(seq);  // every other one lost
+    now += 500ms;
+    fx.clear();
+    streams.tick(now, alive, fx);  // an answer holds 4 REPAIRs: 4 one-number ranges
+    EXPECT_EQ(asked(), (std::vector<std::string>{"2-2", "4-4", "6-6", "8-8"}));
+    fx.clear();
+    for (std::uint64_t seq : {2, 4, 6, 8}) repair(seq);
+    EXPECT_EQ(asked(), (std::vector<std::string>{"10-10", "12-12"}));
+    fx.clear();
+    for (std::uint64_t seq : {10, 12}) repair(seq);
+    EXPECT_EQ(drain().size(), 13u);
 }
 
 TEST_F(TopicStreamsTest, AGapThatEndsInALossIsNoRepair) {
@@ -315,12 +337,52 @@ TEST_F(TopicStreamsTest, AMessageOfARangeAlreadyReportedLostIsNotDeliveredLate) 
     EXPECT_EQ(streams.held(), 0u);
 }
 
-TEST_F(TopicStreamsTest, TheTailIsFoundByTheSyncState) {
+TEST_F(TopicStreamsTest, TheTailIsFoundByTheSyncStateOnceTheLiveStreamPaused) {
     started({{"s.t", 1, 0}});
     live(1);
     EXPECT_EQ(drain(), (std::vector<std::string>{"1"}));
-    streams.on_sync(pub, 1, false, {{"s.t", 1, 3}}, now, fx);  // 2 and 3 never came
-    EXPECT_EQ(asked(), (std::vector<std::string>{"2-3"}));
+    streams.on_sync(pub, 1, false, {{"s.t", 1, 3}}, now, fx);  // 2 and 3: on their way, or lost
+    EXPECT_TRUE(asked().empty());                              // the SYNC can overtake them
+    EXPECT_TRUE(streams.waiting());
+    now += 20ms;
+    live(2);
+    EXPECT_EQ(streams.next_due(), now + 30ms);
+    now += 20ms;
+    streams.check_pauses(now, fx);  // 40 ms after the SYNC, but 2 came 20 ms ago
+    EXPECT_TRUE(asked().empty());
+    now += 10ms;
+    streams.check_pauses(now, fx);  // 30 ms without a live message: 3 was lost on the way
+    EXPECT_EQ(asked(), (std::vector<std::string>{"3-3"}));
+    EXPECT_FALSE(streams.next_due());
+    repair(3);
+    EXPECT_EQ(drain(), (std::vector<std::string>{"2", "3"}));
+    streams.tick(now, alive, fx);
+    EXPECT_FALSE(streams.waiting());
+}
+
+TEST_F(TopicStreamsTest, ASyncThatOvertookTheLiveMessagesItCountsAsksForNone) {
+    started({{"s.t", 1, 0}});
+    live(1);
+    std::size_t delivered = drain().size();
+    std::uint64_t seq = 2;
+    for (std::uint64_t last = 300; last <= 1100; last += 200) {
+        // Every 100 ms the publisher's state runs ahead of a busy live stream.
+        streams.on_sync(pub, 1, false, {{"s.t", 1, last}}, now, fx);
+        for (int i = 0; i < 200; ++i) {
+            now += 500us;
+            live(seq++);
+            delivered += drain().size();
+        }
+        streams.tick(now, alive, fx);
+    }
+    while (seq <= 1100) live(seq++);
+    delivered += drain().size();
+    now += 1s;
+    streams.tick(now, alive, fx);
+    EXPECT_TRUE(fx.resend.empty());
+    EXPECT_EQ(fx.duplicates, 0u);
+    EXPECT_EQ(delivered, 1100u);
+    EXPECT_FALSE(streams.waiting());
 }
 
 TEST_F(TopicStreamsTest, AnUnansweredGapIsGivenUpOnlyAfterItsAttemptsWhileThePublisherLives) {

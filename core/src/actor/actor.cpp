@@ -242,7 +242,12 @@ void Actor::turn() {
             drops_.summarize(now);
             next_tick_ = liveness_.next_check(now);
         }
-        if (now >= next_topic_tick_) topic_tick(now);
+        if (now >= next_topic_tick_) {
+            topic_tick(now);
+        } else if (auto paused = streams_.next_due(); paused && now >= *paused) {
+            streams_.check_pauses(now, stream_fx_);
+            apply_stream_effects();
+        }
         if (hello_dirty_) broadcast_hello();
         // Batch acks only while the handlers are busy: once the dispatcher has nothing left,
         // no more outcomes are coming soon, and waiting out the interval would only add latency.
@@ -294,6 +299,7 @@ std::chrono::milliseconds Actor::poll_timeout(Steady now) const {
     // Reliable topics' timers run only while there is something to ask or to tell.
     if (streams_.waiting() || topics_.history().has_changed())
         due = std::min(due, next_topic_tick_);
+    if (auto paused = streams_.next_due()) due = std::min(due, *paused);
     if (auto next = sender_.next_due(); next && *next < due) due = *next;
     if (auto acks = receiver_.acks().next_due()) due = std::min(due, *acks);
     if (journal_) {

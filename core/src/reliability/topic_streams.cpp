@@ -74,20 +74,31 @@ bool TopicStreams::on_message(Message& message, std::uint64_t epoch, Steady now,
     }
     Stream& s = stream_of(p, message.channel);
     const std::uint64_t seq = message.seq;
-    if (!repair) ++s.live_since_ask;
+    if (!repair) {
+        ++s.live_since_ask;
+        s.live_at = now;
+    }
     if (seq < s.next || held_covers(s, seq)) {
         ++fx.duplicates;  // delivered, held, or already reported lost
         return true;
     }
     message.history = seq <= s.history_last;
     put(s, seq, Entry{std::move(message), std::nullopt}, fx);
+    if (s.claimed_since && s.known_last >= s.claimed) settle_claim(s);
     // A new gap is asked at once. So is the rest of a long one, once the last REPAIR the
     // publisher's answer could hold came, if no live message came meanwhile: the publisher is
     // quiet, and 180 000 missing messages take 1.5 s instead of 45 retries. While live messages
     // come, the retry paces the repairs, which would otherwise take the live stream's room and
     // make it lose more (a saturated subscriber received a third less).
-    if (has_gap(s) && (!s.asked || (repair && seq == s.answer_last && s.live_since_ask == 0))) {
+    if (has_gap(s) && !s.asked) {
         ask(s, now, fx);
+    } else if (has_gap(s) && repair && seq == s.answer_last) {
+        // Answered while live messages came: asked again once they pause.
+        if (s.live_since_ask == 0) {
+            ask(s, now, fx);
+        } else {
+            answered_.insert(&s);
+        }
     }
     settle_gap(s, now, fx);
     return true;
@@ -133,11 +144,16 @@ void TopicStreams::on_sync(const NodeId& publisher, std::uint64_t epoch, bool st
             // Where this subscriber's stream begins: its history, then what follows.
             s.next = range.first;
             s.history_last = range.last;
-        } else if (!start_sync && range.first > s.next) {
-            // The publisher no longer holds what this node still lacks below `first`.
-            lose_until(s, range.first - 1, "not_held");
+        } else if (!start_sync && range.first > s.next && s.known_last >= s.next) {
+            // The publisher no longer holds what this node lacks below `first`: lost, up to the
+            // highest number known. Above it the live messages may still be on their way.
+            lose_until(s, std::min(range.first - 1, s.known_last), "not_held");
         }
-        s.known_last = std::max(s.known_last, range.last);
+        if (start_sync) {
+            s.known_last = std::max(s.known_last, range.last);
+        } else {
+            claim(s, range.last, now);
+        }
         if (start_sync && fresh && !restarted && range.last >= range.first) {
             // The history is on its way (REPAIRs after this SYNC): asked again if it is late.
             s.asked = true;
@@ -162,6 +178,7 @@ void TopicStreams::tick(Steady now, const std::function<bool(const NodeId&)>& al
     for (auto& [id, p] : publishers_) {
         if (p.starting && now - p.start_sent >= config_.retry && alive(id)) start(p, now, fx);
     }
+    check_pauses(now, fx);
     for (auto it = gapped_.begin(); it != gapped_.end();) {
         Stream& s = **it;
         if (!s.asked || !has_gap(s)) {
@@ -181,6 +198,36 @@ void TopicStreams::tick(Steady now, const std::function<bool(const NodeId&)>& al
         }
         ask(s, now, fx);
     }
+}
+
+void TopicStreams::check_pauses(Steady now, Effects& fx) {
+    // A claimed tail that the live stream did not bring while it moved: lost on the way.
+    for (auto it = claimed_.begin(); it != claimed_.end();) {
+        Stream& s = **it;
+        ++it;
+        if (now - std::max(*s.claimed_since, s.live_at) < config_.quiet) continue;
+        s.known_last = std::max(s.known_last, s.claimed);
+        settle_claim(s);
+        if (has_gap(s) && !s.asked) ask(s, now, fx);
+    }
+    for (auto it = answered_.begin(); it != answered_.end();) {
+        Stream& s = **it;
+        if (now - s.live_at < config_.quiet) {
+            ++it;
+            continue;
+        }
+        it = answered_.erase(it);
+        if (has_gap(s)) ask(s, now, fx);
+    }
+}
+
+std::optional<TopicStreams::Steady> TopicStreams::next_due() const {
+    std::optional<Steady> due;
+    const auto consider = [&](Steady at) { due = due ? std::min(*due, at) : at; };
+    for (const Stream* s : claimed_)
+        consider(std::max(*s->claimed_since, s->live_at) + config_.quiet);
+    for (const Stream* s : answered_) consider(s->live_at + config_.quiet);
+    return due;
 }
 
 void TopicStreams::deliver(const std::function<bool(const Out&)>& take) {
@@ -209,12 +256,14 @@ void TopicStreams::deliver(const std::function<bool(const Out&)>& take) {
         if (!s->held.empty()) return false;
         ready_.erase(s.get());
         gapped_.erase(s.get());
+        claimed_.erase(s.get());
+        answered_.erase(s.get());
         return true;
     });
 }
 
 bool TopicStreams::waiting() const {
-    if (!gapped_.empty()) return true;
+    if (!gapped_.empty() || !claimed_.empty() || !answered_.empty()) return true;
     return std::any_of(publishers_.begin(), publishers_.end(),
                        [](const auto& entry) { return entry.second.starting; });
 }
@@ -236,8 +285,14 @@ std::size_t TopicStreams::held() const {
 
 void TopicStreams::end_epoch(Publisher& p, const char* reason) {
     for (auto& [topic, s] : p.streams) {
+        // A claimed tail is owed too: its messages of the ended epoch will not be taken.
+        if (s->claimed_since) {
+            s->known_last = std::max(s->known_last, s->claimed);
+            settle_claim(*s);
+        }
         lose_until(*s, s->known_last, reason);
         gapped_.erase(s.get());
+        answered_.erase(s.get());
         s->asked = false;
         update_ready(*s);
         if (!s->held.empty()) ended_.push_back(std::move(s));
@@ -305,7 +360,7 @@ void TopicStreams::ask(Stream& s, Steady now, Effects& fx) {
     std::uint64_t answerable = config_.repairs_per_resend;  // numbers the answer can still hold
     s.answer_last = 0;
     auto it = s.held.lower_bound(seq);
-    while (seq <= s.known_last && resend.ranges.size() < config_.max_ranges) {
+    while (seq <= s.known_last && answerable > 0 && resend.ranges.size() < config_.max_ranges) {
         if (it != s.held.end() && it->first == seq) {
             seq = (it->second.lost ? it->second.lost->last : seq) + 1;
             ++it;
@@ -314,15 +369,14 @@ void TopicStreams::ask(Stream& s, Steady now, Effects& fx) {
         const std::uint64_t hole_end =
             std::min(s.known_last, it != s.held.end() ? it->first - 1 : s.known_last);
         resend.ranges.push_back(TopicRange{s.topic, seq, hole_end});
-        if (answerable > 0) {
-            const std::uint64_t taken = std::min(answerable, hole_end - seq + 1);
-            s.answer_last = seq + taken - 1;
-            answerable -= taken;
-        }
+        const std::uint64_t taken = std::min(answerable, hole_end - seq + 1);
+        s.answer_last = seq + taken - 1;
+        answerable -= taken;
         seq = hole_end + 1;
     }
     if (resend.ranges.empty()) return;
     fx.resend.push_back(std::move(resend));
+    answered_.erase(&s);
     s.live_since_ask = 0;
     if (!s.gap_since) s.gap_since = now;
     s.asked_next = s.next;
@@ -348,8 +402,23 @@ void TopicStreams::settle_gap(Stream& s, Steady now, Effects& fx) {
     s.gap_since.reset();
     s.gap_lost = false;
     // Closed: the next gap is asked for the moment it shows, not at this one's next retry.
+    answered_.erase(&s);
     s.asked = false;
     s.attempts = 0;
+}
+
+void TopicStreams::claim(Stream& s, std::uint64_t last, Steady now) {
+    if (last <= s.known_last) return;
+    s.claimed = std::max(s.claimed, last);
+    if (!s.claimed_since) {
+        s.claimed_since = now;
+        claimed_.insert(&s);
+    }
+}
+
+void TopicStreams::settle_claim(Stream& s) {
+    s.claimed_since.reset();
+    claimed_.erase(&s);
 }
 
 bool TopicStreams::has_gap(const Stream& s) const {

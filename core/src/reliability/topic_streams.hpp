@@ -34,14 +34,21 @@ public:
     struct Config {
         std::size_t max_held = 16384;  // messages held ahead of a gap, per stream
         std::chrono::milliseconds retry{400};
-        unsigned attempts = 8;        // RESENDs for one gap, sent while the publisher is alive
-        std::size_t max_ranges = 64;  // ranges asked in one RESEND
+        unsigned attempts = 8;  // RESENDs for one gap, sent while the publisher is alive
+        // Ranges asked in one RESEND, and only until they hold what one answer can: a subscriber
+        // that lost every other message asks for thousands of one-number ranges.
+        std::size_t max_ranges = kMaxSyncEntries;
         // The REPAIRs a publisher sends for one RESEND at most (wire.md §14.7): when the last
         // of them has come and the gap is still open, the rest is asked at once.
         std::size_t repairs_per_resend = kMaxRepairsPerResend;
         // Streams per publisher: past it, a new topic's messages are not streamed (delivered as
         // they come, as best effort) so that a publisher of endless topics costs bounded memory.
         std::size_t max_streams = 16384;
+        // How long a topic's live stream goes without a message before it counts as paused. A
+        // SYNC's `last` above what came is believed only then (it can count messages still on
+        // their way on the PUB connection); and a gap whose last answer came while live
+        // messages did is asked again then, not at its retry.
+        std::chrono::milliseconds quiet{30};
     };
 
     struct Effects {
@@ -94,8 +101,13 @@ public:
     // `more`: a starting SYNC that is not whole yet (its next part follows).
     void on_sync(const NodeId& publisher, std::uint64_t epoch, bool start,
                  const std::vector<TopicRange>& ranges, Steady now, Effects& fx, bool more = false);
-    // Asks again what is overdue; gives up (lost, "unanswered") after Config::attempts.
+    // Asks again what is overdue; gives up (lost, "unanswered") after Config::attempts. Checks
+    // the paused streams too.
     void tick(Steady now, const std::function<bool(const NodeId&)>& alive, Effects& fx);
+    // Streams whose live stream paused (Config::quiet): a claimed tail is believed and asked
+    // for, a gap whose last answer came is asked again. Due at next_due().
+    void check_pauses(Steady now, Effects& fx);
+    std::optional<Steady> next_due() const;
 
     // Hands what is ready, in order per stream, to `take`, which returns false when the
     // message cannot be taken now (no room): that stream then waits for the next call.
@@ -138,6 +150,11 @@ private:
         // lost (then its closing is no repair).
         std::optional<Steady> gap_since;
         bool gap_lost = false;
+        // A tail a SYNC claimed (its `last`, above known_last), from `claimed_since` on; and
+        // when the last live message came: the claim is believed once the live stream paused.
+        std::uint64_t claimed = 0;
+        std::optional<Steady> claimed_since;
+        Steady live_at{};
     };
     struct Publisher {
         NodeId id;
@@ -165,6 +182,11 @@ private:
     // Once a stream has no gap: how long the one it had took to close, when messages closed
     // it; and the stream is ready to ask for its next gap at once.
     void settle_gap(Stream& s, Steady now, Effects& fx);
+    // A SYNC says `last` exists: believed at once if the stream already knows it, else once the
+    // live stream paused (check_pauses).
+    void claim(Stream& s, std::uint64_t last, Steady now);
+    // The claim is what the stream now knows (the messages came, or it was believed).
+    void settle_claim(Stream& s);
 
     const Config config_;
     std::vector<ReliablePrefix> prefixes_;
@@ -173,8 +195,10 @@ private:
     struct ByOrder {
         bool operator()(const Stream* a, const Stream* b) const { return a->order < b->order; }
     };
-    std::set<Stream*, ByOrder> ready_;   // streams whose next entry is there
-    std::set<Stream*, ByOrder> gapped_;  // streams that asked for a gap
+    std::set<Stream*, ByOrder> ready_;     // streams whose next entry is there
+    std::set<Stream*, ByOrder> gapped_;    // streams that asked for a gap
+    std::set<Stream*, ByOrder> claimed_;   // streams with a tail claimed, not believed yet
+    std::set<Stream*, ByOrder> answered_;  // gaps whose last answer came while live ones did
     std::uint64_t streams_made_ = 0;
     std::vector<std::unique_ptr<Stream>> ended_;  // streams of an ended epoch, left to drain
 };
