@@ -178,6 +178,52 @@ TEST(ReliableTopics, ALateJoinerGetsTheLastNInOrderThenTheLiveStreamWithNoGapOrD
     EXPECT_EQ(dashboard.stats().topics["sensors.t1"].lost, 0u);
 }
 
+TEST(ReliableTopics, AHistoryOfSmallAndLargeMessagesComesInOrderInAFewBatches) {
+    // REPAIRs of small payloads travel in BATCH frames (wire.md §14.4); a large one goes alone,
+    // in its place.
+    constexpr int kMessages = 1000;
+    const auto payload_of = [](int i) {
+        return i % 100 == 0 ? std::string(5000, static_cast<char>('a' + i / 100))
+                            : "reading " + std::to_string(i);
+    };
+    std::mutex mutex;  // outlives the nodes' handler threads
+    std::vector<std::pair<std::uint64_t, std::string>> got;
+    auto publisher = make_node("publisher", {}, {.topic_history = kMessages});
+    for (int i = 1; i <= kMessages; ++i) {
+        ASSERT_TRUE(publisher.publish("sensors.t1", payload_of(i)).ok());
+    }
+    auto dashboard = make_node("dashboard", {publisher.address()});
+    ASSERT_TRUE(
+        dashboard
+            .subscribe("sensors.",
+                       [&](const peermq::Message& m) {
+                           std::lock_guard lock(mutex);
+                           got.emplace_back(m.seq, m.as<std::string>());
+                       },
+                       {.reliability = peermq::TopicReliability::reliable, .history = kMessages})
+            .ok());
+    ASSERT_TRUE(wait_until([&] {
+        std::lock_guard lock(mutex);
+        return got.size() >= kMessages;
+    })) << describe(dashboard);
+
+    std::lock_guard lock(mutex);
+    ASSERT_EQ(got.size(), static_cast<std::size_t>(kMessages)) << describe(dashboard);
+    for (int i = 1; i <= kMessages; ++i) {
+        ASSERT_EQ(got[i - 1].first, static_cast<std::uint64_t>(i));
+        ASSERT_EQ(got[i - 1].second, payload_of(i)) << "at " << i;
+    }
+    EXPECT_EQ(publisher.stats().topics["sensors.t1"].history_served,
+              static_cast<std::uint64_t>(kMessages));
+    // 1 000 REPAIRs, the 10 large ones alone: far fewer frames than messages.
+    std::uint64_t frames = 0;
+    for (const auto& peer : publisher.stats().peers) {
+        if (peer.name == "dashboard") frames = peer.frames_sent;
+    }
+    EXPECT_GT(frames, 10u);
+    EXPECT_LT(frames, 100u);
+}
+
 TEST(ReliableTopics, ABestEffortSubscriberOfTheSamePublisherGetsNoHistory) {
     auto publisher = make_node("publisher");
     for (int i = 1; i <= 20; ++i) ASSERT_TRUE(publisher.publish("sensors.t1", i).ok());

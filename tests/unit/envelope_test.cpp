@@ -214,6 +214,12 @@ TEST(Envelope, HelloRoundTripAndValidation) {
     ASSERT_FALSE(detail::decode_hello(buffer.data(), buffer.size(), out).has_value());
     EXPECT_TRUE(out.batch);
     EXPECT_EQ(out.batch_max, 256u);
+    EXPECT_FALSE(out.repair_batch);  // not said: REPAIRs go one frame each
+    hello.repair_batch = true;
+    buffer.clear();
+    detail::encode_hello(hello, buffer);
+    ASSERT_FALSE(detail::decode_hello(buffer.data(), buffer.size(), out).has_value());
+    EXPECT_TRUE(out.repair_batch);
 
     auto map = [](auto&&... kv) {
         msgpack::sbuffer b;

@@ -113,7 +113,9 @@ private:
     // A topic message (live from a SUB, or a REPAIR) to the best-effort subscriptions and the
     // streams of the reliable ones.
     void take_topic_message(TopicMessage topic, std::uint64_t epoch, bool repair);
-    void on_repair(Peer* peer, zmq::message_t& payload_frame);
+    // A REPAIR alone (`frame` holds `payload`) or a BATCH's entry (`owner` keeps it), as on_data.
+    void on_repair(Peer* peer, std::string_view payload, zmq::message_t* frame,
+                   const std::shared_ptr<const void>* owner = nullptr);
     // Queue reports (actor_queues.cpp; docs/spec/wire.md §15). This node's queues as it counts
     // them, those `allowed` names only (null: all).
     NodeQueues queue_report(const Permissions* allowed);
@@ -132,7 +134,11 @@ private:
     bool send_body(Peer& peer, Kind kind, std::uint32_t flags, std::uint64_t epoch,
                    const msgpack::sbuffer& body);
     void send_start(Peer& peer);
-    bool send_repair(Peer& peer, const Message& message);
+    // A REPAIR for `peer`: put in repair_batch_ when the peer reads REPAIRs in a BATCH and the
+    // payload is small, else sent alone (after what the batch holds). `counter` counts it once
+    // it is sent. False when the link refused a frame: what was not sent is asked again.
+    bool send_repair(Peer& peer, const Message& message, std::uint64_t& counter);
+    bool flush_repairs(Peer& peer);
     void topic_tick(Steady now);
     void apply_stream_effects();
     void deliver_streams();
@@ -143,6 +149,8 @@ private:
     // `owner`, when given, keeps `payload` alive (a BATCH frame's entry) and is shared.
     void on_data(Peer* peer, std::string_view payload, zmq::message_t* frame,
                  const std::shared_ptr<const void>* owner = nullptr);
+    static Payload payload_from(std::string_view payload, zmq::message_t* frame,
+                                const std::shared_ptr<const void>* owner);
     void on_batch(Peer* peer, zmq::message_t& body_frame);
     void on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame);
     void on_ack_frame(Peer* peer);
@@ -316,6 +324,12 @@ private:
     }
     Header header_;  // decode scratch
     msgpack::sbuffer encode_buffer_;
+    // The REPAIRs of one answer waiting to leave in one BATCH (send_repair), each entry's
+    // counter beside it.
+    struct RepairBatch {
+        msgpack::sbuffer body{kMaxBatchBytes};
+        std::vector<std::uint64_t*> counters;
+    } repair_batch_;
     std::vector<BatchEntry> batch_entries_;  // decode scratch
     std::vector<HandlerOutcome> outcomes_;   // scratch for on_outcomes
     std::vector<Command> commands_;

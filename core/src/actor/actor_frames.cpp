@@ -110,7 +110,11 @@ void Actor::on_frame(zmq::message_t& header_frame, zmq::message_t& payload_frame
             }
             if (header_.kind == Kind::sync) on_sync(peer, payload_frame);
             if (header_.kind == Kind::resend) on_resend(peer, payload_frame);
-            if (header_.kind == Kind::repair) on_repair(peer, payload_frame);
+            if (header_.kind == Kind::repair) {
+                on_repair(peer,
+                          {static_cast<const char*>(payload_frame.data()), payload_frame.size()},
+                          &payload_frame);
+            }
             break;
         case Kind::queue_query: on_queue_query(peer); break;
         case Kind::queue_report:
@@ -159,12 +163,15 @@ void Actor::on_batch(Peer* peer, zmq::message_t& body_frame) {
         }
         // An entry is a DATA frame of the batch's sender; anything else would let one frame
         // speak for another node, or smuggle control frames past their checks.
-        if (header_.kind != Kind::data || header_.sender != sender) {
+        // A REPAIR too (to nodes that say they read them), checked as one alone.
+        const bool repair = header_.kind == Kind::repair;
+        if ((header_.kind != Kind::data && !repair) || header_.sender != sender) {
             drop(Drop::frame_bad_batch_entry);
             continue;
         }
         if (entry.payload.size() <= Payload::kInlineCapacity) {
-            on_data(peer, entry.payload, nullptr);
+            repair ? on_repair(peer, entry.payload, nullptr)
+                   : on_data(peer, entry.payload, nullptr);
             continue;
         }
         if (!owner) {
@@ -175,7 +182,8 @@ void Actor::on_batch(Peer* peer, zmq::message_t& body_frame) {
         }
         const std::string_view payload(shared_bytes + (entry.payload.data() - base),
                                        entry.payload.size());
-        on_data(peer, payload, nullptr, &owner);
+        repair ? on_repair(peer, payload, nullptr, &owner)
+               : on_data(peer, payload, nullptr, &owner);
     }
 }
 
@@ -193,14 +201,17 @@ void Actor::on_data(Peer* /*peer*/, std::string_view payload, zmq::message_t* fr
     }
     Job* job = receiver_.admit(header_, payload.size(), turn_now());
     if (!job) return;
-    if (frame) {
-        job->message.payload = payload_of(*frame);
-    } else if (owner) {
-        job->message.payload = Payload::adopt(
-            *owner, reinterpret_cast<const std::byte*>(payload.data()), payload.size());
-    } else {
-        job->message.payload = Payload::copy_of(payload.data(), payload.size());
+    job->message.payload = payload_from(payload, frame, owner);
+}
+
+Payload Actor::payload_from(std::string_view payload, zmq::message_t* frame,
+                            const std::shared_ptr<const void>* owner) {
+    if (frame) return payload_of(*frame);
+    if (owner) {
+        return Payload::adopt(*owner, reinterpret_cast<const std::byte*>(payload.data()),
+                              payload.size());
     }
+    return Payload::copy_of(payload.data(), payload.size());
 }
 
 void Actor::read_sub(zmq::socket_t& socket, Peer* from) {

@@ -147,6 +147,7 @@ void Actor::send_hello(Peer* peer) {
         hello.incarnation = core_.identity.incarnation;
         hello.reliable_topics = true;
         hello.queue_reports = true;
+        hello.repair_batch = true;
         hello_body_.clear();
         encode_hello(hello, hello_body_);
     }
@@ -271,6 +272,7 @@ void Actor::on_hello(zmq::message_t& header_frame, zmq::message_t& payload_frame
         peer->batch_max = std::min<std::size_t>(hello.batch_max, kMaxBatchEntries);
     }
     peer->queue_reports = hello.queue_reports;
+    peer->repair_batch = hello.repair_batch && peer->batch_max >= 2;
     peer->own_sub = wants_own_sub(*peer);
     links_.subscribe_to(*peer, PeerLinks::endpoint_of(host, hello.pub_port));
     peer->advertised.clear();

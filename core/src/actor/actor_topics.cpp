@@ -63,7 +63,8 @@ void Actor::take_topic_message(TopicMessage topic, std::uint64_t epoch, bool rep
     apply_stream_effects();
 }
 
-void Actor::on_repair(Peer* peer, zmq::message_t& payload_frame) {
+void Actor::on_repair(Peer* peer, std::string_view payload, zmq::message_t* frame,
+                      const std::shared_ptr<const void>* owner) {
     if (!peer) {
         drop(Drop::frame_unknown_sender);
         return;
@@ -72,7 +73,7 @@ void Actor::on_repair(Peer* peer, zmq::message_t& payload_frame) {
         drop(Drop::frame_bad_field);
         return;
     }
-    if (payload_frame.size() > options_.max_payload_bytes) {
+    if (payload.size() > options_.max_payload_bytes) {
         drop(Drop::frame_oversized_payload);
         return;
     }
@@ -82,7 +83,7 @@ void Actor::on_repair(Peer* peer, zmq::message_t& payload_frame) {
         return;
     }
     const std::uint64_t epoch = header_.epoch;
-    take_topic_message(topics_.received(header_, payload_of(payload_frame)), epoch, true);
+    take_topic_message(topics_.received(header_, payload_from(payload, frame, owner)), epoch, true);
 }
 
 void Actor::on_sync(Peer* peer, zmq::message_t& body) {
@@ -143,13 +144,15 @@ void Actor::on_resend(Peer* peer, zmq::message_t& body) {
     std::size_t sent = 0;
     for (const TopicRange& asked : sync_ranges_) {
         if (allowed && !allowed->may_subscribe(asked.topic)) continue;
+        std::uint64_t& resent = topics_.stats_of(asked.topic).resent;
         for (const TopicHistory::Kept* kept :
              history.messages(asked.topic, asked.first, asked.last)) {
-            if (sent == kMaxRepairsPerResend || !send_repair(*peer, kept->message)) return;
+            if (sent == kMaxRepairsPerResend) break;
+            if (!send_repair(*peer, kept->message, resent)) return;
             ++sent;
-            ++topics_.stats_of(asked.topic).resent;
         }
     }
+    flush_repairs(*peer);
 }
 
 void Actor::answer_start(Peer& peer) {
@@ -178,12 +181,13 @@ void Actor::answer_start(Peer& peer) {
     }
     send_ranges(peer, Kind::sync, true, topics_.epoch(), state);
     for (const TopicRange& range : state) {
+        std::uint64_t& served = topics_.stats_of(range.topic).history_served;
         for (const TopicHistory::Kept* kept :
              history.messages(range.topic, range.first, range.last)) {
-            if (!send_repair(peer, kept->message)) return;  // asked again by the follower
-            ++topics_.stats_of(range.topic).history_served;
+            if (!send_repair(peer, kept->message, served)) return;  // asked again by the follower
         }
     }
+    flush_repairs(peer);
 }
 
 void Actor::send_ranges(Peer& peer, Kind kind, bool start, std::uint64_t epoch,
@@ -233,11 +237,47 @@ bool Actor::send_body(Peer& peer, Kind kind, std::uint32_t flags, std::uint64_t 
     return links_.send(peer, header, &frame, now_);
 }
 
-bool Actor::send_repair(Peer& peer, const Message& message) {
+bool Actor::send_repair(Peer& peer, const Message& message, std::uint64_t& counter) {
+    RepairBatch& batch = repair_batch_;
+    if (!peer.repair_batch || message.payload.size() > kBatchPayloadMax) {
+        // Alone, zero-copy for a large payload; after what is batched, in order.
+        if (!flush_repairs(peer)) return false;
+        topics_.encode_repair(message, encode_buffer_);
+        zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
+        zmq::message_t payload = payload_frame(message.payload);
+        if (!links_.send(peer, header, &payload, now_)) return false;
+        ++counter;
+        return true;
+    }
     topics_.encode_repair(message, encode_buffer_);
-    zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
-    zmq::message_t payload = payload_frame(message.payload);
-    return links_.send(peer, header, &payload, now_);
+    const std::size_t entry = kBatchEntryOverhead + encode_buffer_.size() + message.payload.size();
+    if (batch.counters.size() == peer.batch_max || batch.body.size() + entry > kMaxBatchBytes) {
+        if (!flush_repairs(peer)) return false;
+    }
+    append_batch_entry({encode_buffer_.data(), encode_buffer_.size()}, message.payload.view(),
+                       batch.body);
+    batch.counters.push_back(&counter);
+    return true;
+}
+
+bool Actor::flush_repairs(Peer& peer) {
+    RepairBatch& batch = repair_batch_;
+    if (batch.counters.empty()) return true;
+    Header h;
+    h.kind = Kind::batch;
+    h.sender = core_.id;
+    h.seq = batch.counters.size();
+    msgpack::sbuffer head;
+    encode_header(h, head);
+    zmq::message_t header(head.data(), head.size());
+    zmq::message_t body(batch.body.data(), batch.body.size());
+    batch.body.clear();
+    const bool sent = links_.send(peer, header, &body, now_);
+    if (sent) {
+        for (std::uint64_t* counter : batch.counters) ++*counter;
+    }
+    batch.counters.clear();
+    return sent;
 }
 
 void Actor::topic_tick(Steady now) {

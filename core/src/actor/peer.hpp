@@ -70,6 +70,7 @@ struct Peer {
     bool hello_seen = false;        // its name, queues and topics are known: it may become alive
     std::size_t batch_max = 0;      // entries per BATCH frame it reads (its HELLO); 0: none
     bool queue_reports = false;     // it answers QUEUE_QUERY (its HELLO, wire.md §15)
+    bool repair_batch = false;      // it reads REPAIRs in a BATCH (its HELLO, wire.md §4.3)
     Steady last_report{};           // its last QUEUE_QUERY, and the answers it may still get:
     double report_tokens = 0;       // a token bucket (actor_queues.cpp)
     std::uint64_t query_owed = 0;   // a QUEUE_QUERY that waits for its link, as hello_owed

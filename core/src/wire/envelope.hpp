@@ -162,6 +162,8 @@ struct Hello {
     bool reliable_topics = false;
     // It answers QUEUE_QUERY with a QUEUE_REPORT (wire.md §15).
     bool queue_reports = false;
+    // It reads REPAIR entries in BATCH frames (wire.md §4.3, §14.4).
+    bool repair_batch = false;
 };
 
 // True for an IPv4 or IPv6 address literal (no brackets, no name, no port): what a HELLO's

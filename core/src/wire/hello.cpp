@@ -23,7 +23,7 @@ void encode_hello(const Hello& h, msgpack::sbuffer& out) {
     const bool batch_max = h.batch && h.batch_max != 0;
     pk.pack_map((h.host.empty() ? 7 : 8) + (h.batch ? 1 : 0) + (batch_max ? 1 : 0) +
                 (h.incarnation != 0 ? 1 : 0) + (h.reliable_topics ? 1 : 0) +
-                (h.queue_reports ? 1 : 0));
+                (h.queue_reports ? 1 : 0) + (h.repair_batch ? 1 : 0));
     pack_str(pk, "name");
     pack_str(pk, h.name);
     pack_str(pk, "cluster");
@@ -66,6 +66,10 @@ void encode_hello(const Hello& h, msgpack::sbuffer& out) {
     }
     if (h.queue_reports) {
         pack_str(pk, "qreports");
+        pk.pack_true();
+    }
+    if (h.repair_batch) {
+        pack_str(pk, "rbatch");
         pk.pack_true();
     }
 }
@@ -123,6 +127,9 @@ std::optional<Drop> decode_hello(const void* data, std::size_t size, Hello& out)
         } else if (key == "qreports") {
             if (kv.val.type != object_type::BOOLEAN) return Drop::hello_bad;
             out.queue_reports = kv.val.via.boolean;
+        } else if (key == "rbatch") {
+            if (kv.val.type != object_type::BOOLEAN) return Drop::hello_bad;
+            out.repair_batch = kv.val.via.boolean;
         } else if (key == "inc") {
             if (!read_uint(kv.val, out.incarnation)) return Drop::hello_bad;
         } else if (key == "hb_ms") {
