@@ -44,6 +44,11 @@ TEST(TopicHistoryTest, NumbersEachTopicFromOneAndKeepsTheLatestPerTopic) {
     EXPECT_EQ(kept[0]->seq, 3u);
     EXPECT_EQ(kept[1]->seq, 4u);
     EXPECT_EQ(history.kept(), 4u);
+    // A range past what the history holds, cut at a limit: what one answer may send.
+    const auto limited = history.messages("a", 1, UINT64_MAX, 2);
+    ASSERT_EQ(limited.size(), 2u);
+    EXPECT_EQ(limited[0]->seq, 3u);
+    EXPECT_EQ(limited[1]->seq, 4u);
 }
 
 TEST(TopicHistoryTest, BytesAndAgeBoundWhatIsKeptButNeverTheNumbering) {

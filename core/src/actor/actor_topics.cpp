@@ -3,6 +3,10 @@
 // from its history and tells its followers where its topics stand; as a subscriber it feeds
 // TopicStreams and carries out what they decide (RESEND, in-order delivery, lost reports).
 #include "actor/actor.hpp"
+
+#include <string_view>
+#include <unordered_set>
+
 #include "wire/frames.hpp"
 
 namespace peermq::detail {
@@ -129,25 +133,25 @@ void Actor::on_resend(Peer* peer, zmq::message_t& body) {
         return;
     }
     TopicHistory& history = topics_.history();
+    // Each topic once, found in a set: a RESEND may list 1 024 ranges, each of another topic.
     std::vector<TopicRange> state;
+    std::unordered_set<std::string_view> listed;
     for (const TopicRange& asked : sync_ranges_) {
         if (allowed && !allowed->may_subscribe(asked.topic)) continue;
-        if (std::none_of(state.begin(), state.end(),
-                         [&](const TopicRange& r) { return r.topic == asked.topic; })) {
-            state.push_back(history.range_of(asked.topic, now_));
-        }
+        if (listed.insert(asked.topic).second) state.push_back(history.range_of(asked.topic, now_));
     }
     // Where each topic stands first (what it no longer holds is lost to the asker), then what
     // it holds of the ranges, unless they were asked of an earlier life of this node.
     send_ranges(*peer, Kind::sync, false, topics_.epoch(), state);
     if (header_.epoch != topics_.epoch()) return;
+    // At most kMaxRepairsPerResend, looked up no further than that.
     std::size_t sent = 0;
     for (const TopicRange& asked : sync_ranges_) {
+        if (sent == kMaxRepairsPerResend) break;
         if (allowed && !allowed->may_subscribe(asked.topic)) continue;
         std::uint64_t& resent = topics_.stats_of(asked.topic).resent;
         for (const TopicHistory::Kept* kept :
-             history.messages(asked.topic, asked.first, asked.last)) {
-            if (sent == kMaxRepairsPerResend) break;
+             history.messages(asked.topic, asked.first, asked.last, kMaxRepairsPerResend - sent)) {
             if (!send_repair(*peer, kept->message, resent)) return;
             ++sent;
         }

@@ -71,7 +71,8 @@ TopicRange TopicHistory::range_of(const std::string& topic, Steady now,
 
 std::vector<const TopicHistory::Kept*> TopicHistory::messages(const std::string& topic,
                                                               std::uint64_t first,
-                                                              std::uint64_t last) const {
+                                                              std::uint64_t last,
+                                                              std::size_t limit) const {
     std::vector<const Kept*> out;
     auto it = topics_.find(topic);
     if (it == topics_.end() || it->second.ring.empty() || first > last) return out;
@@ -79,7 +80,8 @@ std::vector<const TopicHistory::Kept*> TopicHistory::messages(const std::string&
     // The ring holds consecutive numbers: the first wanted is found by offset.
     const std::uint64_t oldest = ring.front().seq;
     const std::uint64_t from = std::max(first, oldest);
-    for (std::uint64_t seq = from; seq <= last && seq - oldest < ring.size(); ++seq) {
+    for (std::uint64_t seq = from; seq <= last && seq - oldest < ring.size() && out.size() < limit;
+         ++seq) {
         out.push_back(&ring[seq - oldest]);
     }
     return out;

@@ -49,9 +49,10 @@ public:
     // message (first = last + 1 when none is kept; last = 0 for a topic never published).
     TopicRange range_of(const std::string& topic, Steady now,
                         std::chrono::milliseconds max_age = {}) const;
-    // The kept messages first..last of a topic, in order.
+    // The kept messages first..last of a topic, in order, at most `limit` of them (a range is
+    // anyone's to ask for, and a history can hold millions).
     std::vector<const Kept*> messages(const std::string& topic, std::uint64_t first,
-                                      std::uint64_t last) const;
+                                      std::uint64_t last, std::size_t limit = SIZE_MAX) const;
     // Every numbered topic whose name starts with `prefix`.
     std::vector<std::string> topics_matching(const std::string& prefix) const;
 
