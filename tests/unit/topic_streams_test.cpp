@@ -349,12 +349,13 @@ TEST_F(TopicStreamsTest, TheTailIsFoundByTheSyncStateOnceTheLiveStreamPaused) {
     streams.on_sync(pub, 1, false, {{"s.t", 1, 3}}, now, fx);  // 2 and 3: on their way, or lost
     EXPECT_TRUE(asked().empty());                              // the SYNC can overtake them
     EXPECT_TRUE(streams.waiting());
+    EXPECT_EQ(streams.next_due(), now + 30ms);
     now += 20ms;
     live(2);
-    EXPECT_EQ(streams.next_due(), now + 30ms);
     now += 20ms;
     streams.check_pauses(now, fx);  // 40 ms after the SYNC, but 2 came 20 ms ago
     EXPECT_TRUE(asked().empty());
+    EXPECT_EQ(streams.next_due(), now + 10ms);
     now += 10ms;
     streams.check_pauses(now, fx);  // 30 ms without a live message: 3 was lost on the way
     EXPECT_EQ(asked(), (std::vector<std::string>{"3-3"}));

@@ -96,8 +96,8 @@ bool TopicStreams::on_message(Message& message, std::uint64_t epoch, Steady now,
         // Answered while live messages came: asked again once they pause.
         if (s.live_since_ask == 0) {
             ask(s, now, fx);
-        } else {
-            answered_.insert(&s);
+        } else if (answered_.insert(&s).second) {
+            note_pause(s.live_at + config_.quiet);
         }
     }
     settle_gap(s, now, fx);
@@ -201,18 +201,25 @@ void TopicStreams::tick(Steady now, const std::function<bool(const NodeId&)>& al
 }
 
 void TopicStreams::check_pauses(Steady now, Effects& fx) {
+    pause_due_.reset();  // made exact again below, from what still waits
     // A claimed tail that the live stream did not bring while it moved: lost on the way.
     for (auto it = claimed_.begin(); it != claimed_.end();) {
         Stream& s = **it;
         ++it;
-        if (now - std::max(*s.claimed_since, s.live_at) < config_.quiet) continue;
+        const Steady due = std::max(*s.claimed_since, s.live_at) + config_.quiet;
+        if (now < due) {
+            note_pause(due);
+            continue;
+        }
         s.known_last = std::max(s.known_last, s.claimed);
         settle_claim(s);
         if (has_gap(s) && !s.asked) ask(s, now, fx);
     }
     for (auto it = answered_.begin(); it != answered_.end();) {
         Stream& s = **it;
-        if (now - s.live_at < config_.quiet) {
+        const Steady due = s.live_at + config_.quiet;
+        if (now < due) {
+            note_pause(due);
             ++it;
             continue;
         }
@@ -221,13 +228,8 @@ void TopicStreams::check_pauses(Steady now, Effects& fx) {
     }
 }
 
-std::optional<TopicStreams::Steady> TopicStreams::next_due() const {
-    std::optional<Steady> due;
-    const auto consider = [&](Steady at) { due = due ? std::min(*due, at) : at; };
-    for (const Stream* s : claimed_)
-        consider(std::max(*s->claimed_since, s->live_at) + config_.quiet);
-    for (const Stream* s : answered_) consider(s->live_at + config_.quiet);
-    return due;
+void TopicStreams::note_pause(Steady due) {
+    if (!pause_due_ || due < *pause_due_) pause_due_ = due;
 }
 
 void TopicStreams::deliver(const std::function<bool(const Out&)>& take) {
@@ -413,6 +415,7 @@ void TopicStreams::claim(Stream& s, std::uint64_t last, Steady now) {
     if (!s.claimed_since) {
         s.claimed_since = now;
         claimed_.insert(&s);
+        note_pause(now + config_.quiet);
     }
 }
 

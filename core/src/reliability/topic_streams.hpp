@@ -105,9 +105,11 @@ public:
     // the paused streams too.
     void tick(Steady now, const std::function<bool(const NodeId&)>& alive, Effects& fx);
     // Streams whose live stream paused (Config::quiet): a claimed tail is believed and asked
-    // for, a gap whose last answer came is asked again. Due at next_due().
+    // for, a gap whose last answer came is asked again. Due at next_due(), which is never later
+    // than the first pause awaited and may be earlier (live messages since pushed it back): it
+    // is cheap, asked on every loop turn; check_pauses makes it exact.
     void check_pauses(Steady now, Effects& fx);
-    std::optional<Steady> next_due() const;
+    std::optional<Steady> next_due() const { return pause_due_; }
 
     // Hands what is ready, in order per stream, to `take`, which returns false when the
     // message cannot be taken now (no room): that stream then waits for the next call.
@@ -187,6 +189,7 @@ private:
     void claim(Stream& s, std::uint64_t last, Steady now);
     // The claim is what the stream now knows (the messages came, or it was believed).
     void settle_claim(Stream& s);
+    void note_pause(Steady due);
 
     const Config config_;
     std::vector<ReliablePrefix> prefixes_;
@@ -199,6 +202,7 @@ private:
     std::set<Stream*, ByOrder> gapped_;    // streams that asked for a gap
     std::set<Stream*, ByOrder> claimed_;   // streams with a tail claimed, not believed yet
     std::set<Stream*, ByOrder> answered_;  // gaps whose last answer came while live ones did
+    std::optional<Steady> pause_due_;      // next_due()
     std::uint64_t streams_made_ = 0;
     std::vector<std::unique_ptr<Stream>> ended_;  // streams of an ended epoch, left to drain
 };
