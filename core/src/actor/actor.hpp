@@ -325,7 +325,8 @@ private:
     Header header_;  // decode scratch
     msgpack::sbuffer encode_buffer_;
     // The REPAIRs of one answer waiting to leave in one BATCH (send_repair), each entry's
-    // counter beside it.
+    // counter beside it. Empty between answers: every answer ends with flush_repairs, and a
+    // refused frame empties it.
     struct RepairBatch {
         msgpack::sbuffer body{kMaxBatchBytes};
         std::vector<std::uint64_t*> counters;

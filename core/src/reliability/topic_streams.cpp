@@ -88,8 +88,9 @@ bool TopicStreams::on_message(Message& message, std::uint64_t epoch, Steady now,
     // A new gap is asked at once. So is the rest of a long one, once the last REPAIR the
     // publisher's answer could hold came, if no live message came meanwhile: the publisher is
     // quiet, and 180 000 missing messages take 1.5 s instead of 45 retries. While live messages
-    // come, the retry paces the repairs, which would otherwise take the live stream's room and
-    // make it lose more (a saturated subscriber received a third less).
+    // come, the rest waits until they pause (check_pauses) or for the retry: repairs would take
+    // the live stream's room and make it lose more (a saturated subscriber received a third
+    // less).
     if (has_gap(s) && !s.asked) {
         ask(s, now, fx);
     } else if (has_gap(s) && repair && seq == s.answer_last) {
