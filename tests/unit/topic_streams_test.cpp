@@ -328,6 +328,24 @@ TEST_F(TopicStreamsTest, WhatThePublisherNoLongerHoldsIsReportedLostInOrder) {
     EXPECT_EQ(drain(), (std::vector<std::string>{"1", "lost 2-6 not_held", "7", "8", "9", "10"}));
 }
 
+TEST_F(TopicStreamsTest, WhatThePublisherNoLongerHoldsButIsStillOnItsWayIsNotReportedLost) {
+    started({{"s.t", 1, 0}});
+    live(1);
+    live(3);  // 2 missing: asked
+    EXPECT_EQ(asked(), (std::vector<std::string>{"2-2"}));
+    // The answer: the publisher now holds 50-100 only. 4-49 are still queued on the PUB
+    // connection; only 2, known missing, is lost.
+    streams.on_sync(pub, 1, false, {{"s.t", 50, 100}}, now, fx);
+    for (std::uint64_t seq = 4; seq <= 100; ++seq) live(seq);
+    const auto out = drain();
+    ASSERT_EQ(out.size(), 100u);
+    EXPECT_EQ(out[0], "1");
+    EXPECT_EQ(out[1], "lost 2-2 not_held");
+    EXPECT_EQ(out[2], "3");
+    EXPECT_EQ(out[99], "100");
+    EXPECT_EQ(fx.duplicates, 0u);
+}
+
 TEST_F(TopicStreamsTest, AMessageOfARangeAlreadyReportedLostIsNotDeliveredLate) {
     started({{"s.t", 1, 0}});
     live(1);
