@@ -329,6 +329,7 @@ private:
     // refused frame empties it.
     struct RepairBatch {
         msgpack::sbuffer body{kMaxBatchBytes};
+        msgpack::sbuffer header;  // encoded at flush_repairs (encode_buffer_ holds an entry's)
         std::vector<std::uint64_t*> counters;
     } repair_batch_;
     std::vector<BatchEntry> batch_entries_;  // decode scratch

@@ -267,15 +267,7 @@ bool Actor::send_repair(Peer& peer, const Message& message, std::uint64_t& count
 bool Actor::flush_repairs(Peer& peer) {
     RepairBatch& batch = repair_batch_;
     if (batch.counters.empty()) return true;
-    Header h;
-    h.kind = Kind::batch;
-    h.sender = core_.id;
-    h.seq = batch.counters.size();
-    msgpack::sbuffer head;
-    encode_header(h, head);
-    zmq::message_t header(head.data(), head.size());
-    zmq::message_t body(batch.body.data(), batch.body.size());
-    batch.body.clear();
+    auto [header, body] = take_batch(core_.id, batch.counters.size(), batch.body, batch.header);
     const bool sent = links_.send(peer, header, &body, now_);
     if (sent) {
         for (std::uint64_t* counter : batch.counters) ++*counter;

@@ -4,17 +4,9 @@
 // stats) is record_delivery's, in sender.cpp.
 #include "reliability/sender.hpp"
 
-#include <cstdlib>
-
 #include "wire/frames.hpp"
 
 namespace peermq::detail {
-namespace {
-
-// A BATCH body handed to ZeroMQ: msgpack::sbuffer::release() memory.
-void free_batch_body(void* data, void* /*hint*/) { std::free(data); }
-
-}  // namespace
 
 bool Sender::deliver(OutQueue& q, Outgoing& message, Target& target, Now now) {
     ++message.attempts;
@@ -85,21 +77,7 @@ std::size_t Sender::deliver_batch(OutQueue& q, Target& target, Now now) {
                            batch_buffer_);
     }
     if (n < 2) return 0;
-    Header h;
-    h.kind = Kind::batch;
-    h.sender = self_;
-    h.seq = n;
-    encode_buffer_.clear();
-    encode_header(h, encode_buffer_);
-    zmq::message_t header(encode_buffer_.data(), encode_buffer_.size());
-    // The body goes to ZeroMQ as it is (freed by its I/O thread once written), not copied. It
-    // was built in a buffer of the largest body, so it never grew (each growth is a copy); it
-    // leaves at its own size (shrinking in place: the rest goes back to the heap at once).
-    const std::size_t body_size = batch_buffer_.size();
-    void* body_bytes = batch_buffer_.release();
-    if (void* fitted = std::realloc(body_bytes, body_size)) body_bytes = fitted;
-    zmq::message_t body(body_bytes, body_size, &free_batch_body, nullptr);
-    batch_buffer_ = msgpack::sbuffer(kMaxBatchBytes);
+    auto [header, body] = take_batch(self_, n, batch_buffer_, encode_buffer_);
     if (!port_.send_to(*target.peer, header, &body)) return 0;
     for (std::size_t i = 0; i < n; ++i) {
         ++q.waiting[i].attempts;

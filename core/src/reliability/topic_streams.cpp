@@ -75,7 +75,7 @@ bool TopicStreams::on_message(Message& message, std::uint64_t epoch, Steady now,
     Stream& s = stream_of(p, message.channel);
     const std::uint64_t seq = message.seq;
     if (!repair) {
-        ++s.live_since_ask;
+        s.live_since_ask = true;
         s.live_at = now;
     }
     if (seq < s.next || held_covers(s, seq)) {
@@ -95,7 +95,7 @@ bool TopicStreams::on_message(Message& message, std::uint64_t epoch, Steady now,
         ask(s, now, fx);
     } else if (has_gap(s) && repair && seq == s.answer_last) {
         // Answered while live messages came: asked again once they pause.
-        if (s.live_since_ask == 0) {
+        if (!s.live_since_ask) {
             ask(s, now, fx);
         } else if (answered_.insert(&s).second) {
             note_pause(s.live_at + config_.quiet);
@@ -380,7 +380,7 @@ void TopicStreams::ask(Stream& s, Steady now, Effects& fx) {
     if (resend.ranges.empty()) return;
     fx.resend.push_back(std::move(resend));
     answered_.erase(&s);
-    s.live_since_ask = 0;
+    s.live_since_ask = false;
     if (!s.gap_since) s.gap_since = now;
     s.asked_next = s.next;
     s.asked = true;

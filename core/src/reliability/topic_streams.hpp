@@ -145,9 +145,9 @@ private:
         // The last number the publisher's answer to the last RESEND can hold (the
         // repairs_per_resend-th number asked): when it comes, the next part is asked at once.
         std::uint64_t answer_last = 0;
-        // Live messages (not REPAIRs) since the last RESEND: while they come, the rest of a
-        // long gap waits for the retry.
-        std::uint64_t live_since_ask = 0;
+        // A live message (not a REPAIR) came since the last RESEND: the rest of a long gap
+        // then waits until the live stream pauses, or for the retry.
+        bool live_since_ask = false;
         // The gap under way: when it was first asked for, and whether part of it was reported
         // lost (then its closing is no repair).
         std::optional<Steady> gap_since;
