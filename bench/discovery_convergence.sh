@@ -205,12 +205,31 @@ proc_cpu() {  # PIDS...: their utime + stime in jiffies, summed
     echo "$total"
 }
 
+# Until the daemons are quiet (under 2 % of a core between them over a second; at most 30 s): a
+# run measures discovery on a LAN whose daemons run already, not their own start (the lab's 32
+# daemons announce their hosts for seconds after `lab.sh up`) nor the previous run's goodbyes.
+settle() {  # DAEMON PIDS...
+    local deadline=$((SECONDS + 30)) started=$SECONDS before after hz
+    hz=$(getconf CLK_TCK)
+    while ((SECONDS < deadline)); do
+        before=$(proc_cpu "$@")
+        sleep 1  # the measuring window
+        after=$(proc_cpu "$@")
+        if (((after - before) * 50 < hz)); then
+            ((SECONDS - started > 2)) && echo "  (the daemons settled in $((SECONDS - started)) s)" >&2
+            return 0
+        fi
+    done
+    echo "convergence: the daemons did not settle within 30 s; measuring anyway" >&2
+}
+
 results=$work/results
 : >"$results"
 failed=0
 one_run() {  # BACKEND N RUN
     local backend=$1 n=$2 run=$3 t0 busy0 total0 busy1 total1 state deadline daemons=() d0=0
     [[ $backend == avahi ]] && mapfile -t daemons < <(daemon_pids)
+    ((${#daemons[@]} > 0)) && settle "${daemons[@]}"
     ((${#daemons[@]} > 0)) && d0=$(proc_cpu "${daemons[@]}")
     read -r busy0 total0 < <(cpu_busy)
     new_run

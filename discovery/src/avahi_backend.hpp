@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "avahi_common.hpp"
@@ -32,6 +33,7 @@ public:
     // The allow-list when there is one; else (a daemon serving all its interfaces) those on which
     // this host's mDNS group is joined: the daemon's.
     std::vector<std::string> interfaces() const final;
+    void set_heard_from(HeardFrom heard_from) final { heard_from_ = std::move(heard_from); }
 
 protected:
     explicit AvahiBackend(discovery::AvahiOptions options);
@@ -44,12 +46,23 @@ protected:
     // Frees the backend's Avahi objects; called once, by stop(), with the poll lock held.
     virtual void teardown() = 0;
 
+    // Before `browser` starts: the records of peers whose id ends above ours are theirs to
+    // resolve (docs/spec/discovery.md §6.1), when this node is announced (so that they can
+    // greet it) and the node says whom it hears from.
+    template <typename Browser>
+    void share_resolves(Browser& browser) {
+        if (announcement_.enabled && heard_from_) {
+            browser.share_resolves(poll_.api(), announcement_.self.id.short_string(), heard_from_);
+        }
+    }
+
     const discovery::AvahiOptions options_;
     // AVAHI_PROTO_INET, or AVAHI_PROTO_UNSPEC with options_.ipv6.
     const AvahiProtocol protocol_;
     EventRelay relay_;
     PollThread poll_;  // destroyed after the derived backend's objects
     Announcement announcement_;
+    HeardFrom heard_from_;  // set_heard_from(); empty: every record is resolved
     bool started_ = false;
     bool stopping_ = false;
 };

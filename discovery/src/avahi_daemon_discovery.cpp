@@ -61,6 +61,7 @@ public:
         if (!indexes) return indexes.status();
         publish_indexes_ = std::move(indexes).value();
         started_ = true;
+        share_resolves(browser_);
 
         // The poll thread does not run yet: Avahi may be called directly.
         const AvahiClientState state = avahi_client_get_state(client_);

@@ -112,6 +112,7 @@ public:
         }
         server_ = server;
 
+        share_resolves(browser_);
         if (Status browsing = browser_.start(server_); !browsing.ok()) {
             avahi_server_free(server_);
             server_ = nullptr;

@@ -1,9 +1,10 @@
 // ServiceBrowser: the browse/resolve half of both Avahi backends. It browses one DNS-SD service
-// type, resolves each instance found once, and turns what they report into PeerTable changes
-// through the backend's EventRelay: resolved → PeerTable::resolved(); removed by the browser, or
-// no longer resolvable → PeerTable::removed() (docs/spec/discovery.md §6). `Owner` is the root
-// object of the backend's API, AvahiClient (avahi-daemon) or AvahiServer (embedded); the calls
-// that differ between the two are overloads in avahi_calls.hpp.
+// type, resolves each instance found once (or leaves it to its node: share_resolves), and turns
+// what they report into PeerTable changes through the backend's EventRelay: resolved →
+// PeerTable::resolved(); removed by the browser, or no longer resolvable → PeerTable::removed()
+// (docs/spec/discovery.md §6). `Owner` is the root object of the backend's API, AvahiClient
+// (avahi-daemon) or AvahiServer (embedded); the calls that differ between the two are overloads in
+// avahi_calls.hpp.
 //
 // Thread-safety: like the backend's other Avahi objects, only the poll thread (or a holder of the
 // poll lock, or anyone before the poll thread starts) touches it. It owns the browser and the
@@ -11,14 +12,19 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include <avahi-common/timeval.h>
 
 #include "avahi_calls.hpp"
 #include "avahi_common.hpp"
 #include "peer_table.hpp"
+#include "txt_record.hpp"
 
 namespace peermq::detail {
 
@@ -42,6 +48,17 @@ public:
     ServiceBrowser& operator=(const ServiceBrowser&) = delete;
 
     bool browsing() const { return browser_ != nullptr; }
+
+    // A pair of nodes needs one resolve, not two (docs/spec/discovery.md §6.1): once this is
+    // called, an instance whose short id is above `self_short` is left to its node, which
+    // resolves ours and greets us; it is resolved here only if that node is not heard from
+    // (`heard_from`) kLeaveToPeer after it was found. `poll` runs the timer. Before start().
+    void share_resolves(const AvahiPoll* poll, std::string self_short,
+                        Discovery::HeardFrom heard_from) {
+        poll_ = poll;
+        self_short_ = std::move(self_short);
+        heard_from_ = std::move(heard_from);
+    }
 
     // Starts browsing through `owner`; nothing when it browses already. The callbacks may run
     // inside this call (avahi-core answers from its cache).
@@ -74,7 +91,14 @@ public:
         instances_.clear();
         browser_ = nullptr;
         owner_ = nullptr;
+        if (timer_ != nullptr) poll_->timeout_free(timer_);  // the poll's, not the Owner's
+        timer_ = nullptr;
     }
+
+    // How long an instance left to its node waits for that node's greeting. On a LAN the node
+    // resolves and connects within milliseconds; 32 hosts sharing two cores took up to 3 s, and
+    // a shorter wait there had the fallback's resolves add to the load it waited out.
+    static constexpr std::chrono::seconds kLeaveToPeer{5};
 
 private:
     // One browse result, and its resolver until that answers. A resolver left open keeps its
@@ -87,7 +111,11 @@ private:
         ServiceBrowser* browser = nullptr;
         InstanceKey key;
         std::string interface_name;
+        std::string type;  // the browse result's, for the resolver
+        std::string domain;
         Resolver* resolver = nullptr;
+        // Left to its node (share_resolves) until then; resolved then if it is not heard from.
+        std::optional<std::chrono::steady_clock::time_point> waiting_until;
     };
 
     bool interface_allowed(const std::string& name) const {
@@ -99,27 +127,82 @@ private:
         std::string ifname = interface_name(key.interface_index);
         if (!interface_allowed(ifname)) return;
         if (instances_.contains(key)) return;
-        auto instance = std::make_unique<Instance>();
-        instance->browser = this;
-        instance->key = key;
-        instance->interface_name = std::move(ifname);
-        // Created, kept, then started: with avahi-core the callback may fire from the cache
-        // inside start_lookup(), and by then the resolver must be stored.
-        Resolver* resolver =
-            new_resolver(owner_, key, type, domain, protocol_, &resolve_callback, instance.get());
-        if (resolver == nullptr) {
-            log_line("cannot resolve '" + key.name + "': " + last_error(owner_));
+        auto owned = std::make_unique<Instance>();
+        Instance& instance = *owned;
+        instance.browser = this;
+        instance.key = key;
+        instance.interface_name = std::move(ifname);
+        instance.type = type;
+        instance.domain = domain;
+        instances_.emplace(std::move(key), std::move(owned));
+        if (heard_from_ && peer_resolves_first(instance.key.name, self_short_)) {
+            instance.waiting_until = std::chrono::steady_clock::now() + kLeaveToPeer;
+            if (timer_ == nullptr) arm_timer(kLeaveToPeer);
             return;
         }
-        instance->resolver = resolver;
-        try {
-            instances_.emplace(std::move(key), std::move(instance));
-        } catch (...) {
-            // Not kept: the resolver must not outlive the Instance it points to.
-            free_lookup(resolver);
-            throw;
+        resolve(instance);
+    }
+
+    // Kept before started: with avahi-core the callback may fire from the cache inside
+    // start_lookup(), and by then the resolver must be stored.
+    void resolve(Instance& instance) {
+        Resolver* resolver =
+            new_resolver(owner_, instance.key, instance.type.c_str(), instance.domain.c_str(),
+                         protocol_, &resolve_callback, &instance);
+        if (resolver == nullptr) {
+            log_line("cannot resolve '" + instance.key.name + "': " + last_error(owner_));
+            // Not kept: the browser reporting it anew is another try.
+            const InstanceKey key = instance.key;
+            instances_.erase(key);
+            return;
         }
+        instance.resolver = resolver;
         start_lookup(resolver);
+    }
+
+    void arm_timer(std::chrono::steady_clock::duration delay) {
+        timeval when{};
+        avahi_elapse_time(
+            &when,
+            static_cast<unsigned>(std::chrono::ceil<std::chrono::milliseconds>(delay).count()), 0);
+        if (timer_ == nullptr) {
+            timer_ = poll_->timeout_new(poll_, &when, &timer_callback, this);
+        } else {
+            poll_->timeout_update(timer_, &when);
+        }
+    }
+
+    // The instances whose wait is over: resolved, unless their node greeted us meanwhile (then
+    // mDNS has nothing to add: the link is up).
+    void check_waiting() {
+        const auto now = std::chrono::steady_clock::now();
+        std::optional<std::chrono::steady_clock::time_point> next;
+        // Resolving may call back into instances_ (from the cache): the due ones first.
+        std::vector<Instance*> due;
+        for (auto& [key, instance] : instances_) {
+            if (!instance->waiting_until) continue;
+            if (*instance->waiting_until <= now) {
+                instance->waiting_until.reset();
+                if (!heard_from_(short_id_of_instance(key.name))) due.push_back(instance.get());
+            } else if (!next || *instance->waiting_until < *next) {
+                next = instance->waiting_until;
+            }
+        }
+        if (next) {
+            arm_timer(*next - now);
+        } else {
+            poll_->timeout_free(timer_);
+            timer_ = nullptr;
+        }
+        for (Instance* instance : due) resolve(*instance);
+    }
+
+    static void timer_callback(AvahiTimeout* /*timeout*/, void* userdata) {
+        auto* self = static_cast<ServiceBrowser*>(userdata);
+        self->relay_.guard("resolve", [&] {
+            if (self->owner_ == nullptr) return;  // stopped
+            self->check_waiting();
+        });
     }
 
     void removed(const InstanceKey& key) {
@@ -193,6 +276,12 @@ private:
     Owner* owner_ = nullptr;  // while browsing
     Browser* browser_ = nullptr;
     std::map<InstanceKey, std::unique_ptr<Instance>> instances_;
+
+    // share_resolves(): the poll, this node's short id, whom it hears from.
+    const AvahiPoll* poll_ = nullptr;
+    std::string self_short_;
+    Discovery::HeardFrom heard_from_;
+    AvahiTimeout* timer_ = nullptr;  // while an instance waits
 };
 
 }  // namespace peermq::detail

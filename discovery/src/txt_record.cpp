@@ -118,15 +118,40 @@ std::string instance_name(const ServiceRecord& self) {
     return name + suffix;
 }
 
-std::string node_name_from_instance(std::string_view instance, const NodeId& id) {
-    std::string_view rest = instance;
-    // avahi_alternative_service_name() appends " #2", " #3", ...
-    const auto hash = rest.rfind(" #");
-    if (hash != std::string_view::npos && hash + 2 < rest.size() &&
-        std::all_of(rest.begin() + static_cast<std::ptrdiff_t>(hash) + 2, rest.end(),
+namespace {
+
+// The instance without the " #2", " #3", ... that avahi_alternative_service_name() appends.
+std::string_view without_collision_suffix(std::string_view instance) noexcept {
+    const auto hash = instance.rfind(" #");
+    if (hash != std::string_view::npos && hash + 2 < instance.size() &&
+        std::all_of(instance.begin() + static_cast<std::ptrdiff_t>(hash) + 2, instance.end(),
                     [](char c) { return c >= '0' && c <= '9'; })) {
-        rest = rest.substr(0, hash);
+        return instance.substr(0, hash);
     }
+    return instance;
+}
+
+}  // namespace
+
+std::string_view short_id_of_instance(std::string_view instance) noexcept {
+    constexpr std::size_t kShort = 8;
+    const std::string_view rest = without_collision_suffix(instance);
+    if (rest.size() < kShort + 1 || rest[rest.size() - kShort - 1] != '-') return {};
+    const std::string_view digits = rest.substr(rest.size() - kShort);
+    const bool hex = std::all_of(digits.begin(), digits.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    });
+    return hex ? digits : std::string_view{};
+}
+
+bool peer_resolves_first(std::string_view instance, std::string_view self_short) noexcept {
+    const std::string_view peer = short_id_of_instance(instance);
+    // Both lower-case hex of the same length: the order of the strings is that of the numbers.
+    return !peer.empty() && peer.size() == self_short.size() && peer > self_short;
+}
+
+std::string node_name_from_instance(std::string_view instance, const NodeId& id) {
+    const std::string_view rest = without_collision_suffix(instance);
     const std::string suffix = "-" + id.short_string();
     if (rest.size() > suffix.size() && rest.ends_with(suffix)) {
         return std::string(rest.substr(0, rest.size() - suffix.size()));

@@ -55,6 +55,15 @@ std::string instance_name(const ServiceRecord& self);
 // without a " #2"-style suffix added on a name collision); the whole instance otherwise.
 std::string node_name_from_instance(std::string_view instance, const NodeId& id);
 
+// The short id (last 8 hex digits of the node id) an instance name ends with, as instance_name()
+// writes it (a " #2"-style collision suffix allowed); empty when it ends otherwise.
+std::string_view short_id_of_instance(std::string_view instance) noexcept;
+
+// Whether the node `self_short` may leave resolving `instance` to that instance's node: true when
+// the instance's short id is above `self_short` (docs/spec/discovery.md §6.1). False for names
+// without a short id, and for an equal one.
+bool peer_resolves_first(std::string_view instance, std::string_view self_short) noexcept;
+
 // True for 127.0.0.0/8, ::1 and ::ffff:127.x.x.x literals.
 bool is_loopback_literal(std::string_view host) noexcept;
 

@@ -30,6 +30,7 @@ public:
     struct State {
         std::mutex mutex;
         peermq::DiscoverySink sink;
+        peermq::Discovery::HeardFrom heard_from;  // what the node gave
         void report(const peermq::ServiceRecord& record) {
             std::lock_guard lock(mutex);
             if (sink) sink({peermq::DiscoveryEvent::Kind::found, record});
@@ -46,6 +47,10 @@ public:
     void stop() override {
         std::lock_guard lock(state_->mutex);
         state_->sink = nullptr;
+    }
+    void set_heard_from(HeardFrom heard_from) override {
+        std::lock_guard lock(state_->mutex);
+        state_->heard_from = std::move(heard_from);
     }
 
     static peermq::DiscoveryFactory factory(std::shared_ptr<State> state) {
@@ -139,6 +144,42 @@ TEST(PeerLifecycle, AliveEventOfAPeerFoundByDiscoveryCarriesItsNameAndQueues) {
     EXPECT_EQ(alive.peer.name, "worker-2");
     EXPECT_EQ(alive.peer.queues, (std::vector<std::string>{"audit", "jobs"}));
     EXPECT_FALSE(alive.peer.pub_endpoint.empty());
+}
+
+// A discovery backend may leave a record unresolved while the node hears from its node
+// (docs/spec/discovery.md §6.1): the node tells it whom it hears from, by short id, as peers come
+// alive and go down.
+TEST(PeerLifecycle, TheDiscoveryBackendIsToldWhomTheNodeHearsFrom) {
+    auto state = std::make_shared<ManualDiscovery::State>();
+    auto node = peermq::Node::create({.name = "listener",
+                                      .interface = "lo",
+                                      .discovery = ManualDiscovery::factory(state),
+                                      .heartbeat_interval = 100ms,
+                                      .peer_timeout = 500ms})
+                    .value();
+    peermq::Discovery::HeardFrom heard_from;
+    {
+        std::lock_guard lock(state->mutex);
+        heard_from = state->heard_from;
+    }
+    ASSERT_TRUE(heard_from);
+    auto peer = peermq::Node::create({.name = "speaker",
+                                      .interface = "lo",
+                                      .peers = {node.address()},
+                                      .heartbeat_interval = 100ms,
+                                      .peer_timeout = 500ms})
+                    .value();
+    const std::string speaker = peer.id().short_string();
+    EXPECT_FALSE(heard_from(node.id().short_string()));
+    ASSERT_TRUE(wait_until([&] { return heard_from(speaker); }, 10s));
+    // The speaker's HELLO made it alive: it greeted us, and no record of it was needed.
+    const auto peers = node.peers();
+    ASSERT_EQ(peers.size(), 1u);
+    EXPECT_EQ(peers[0].id, peer.id());
+    EXPECT_EQ(peers[0].state, peermq::PeerState::alive);
+
+    peer.close();  // BYE: down at once
+    EXPECT_TRUE(wait_until([&] { return !heard_from(speaker); }, 10s));
 }
 
 TEST(PeerLifecycle, ClosingNodeSaysByeToAPeerItKnowsOnlyByEndpoint) {

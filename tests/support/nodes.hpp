@@ -34,14 +34,16 @@ inline bool consumes(const PeerInfo& peer, const std::string& queue) {
     return std::find(peer.queues.begin(), peer.queues.end(), queue) != peer.queues.end();
 }
 
-// True when `node` sees every one of `names` alive and, unless `queue` is empty, consuming it.
+// True when `node` sees every one of `names` alive and, unless `queue` is empty, consuming it
+// and linked: `node` has sent it a frame. A peer that greeted `node` first is alive at once, its
+// link from `node` up a few milliseconds later; work sent before goes to the others.
 inline bool sees(const Node& node, const std::vector<std::string>& names,
                  const std::string& queue = {}) {
     const auto peers = node.peers();
     for (const auto& name : names) {
         const auto* p = find_peer(peers, name);
         if (!p || p->state != PeerState::alive) return false;
-        if (!queue.empty() && !consumes(*p, queue)) return false;
+        if (!queue.empty() && (!consumes(*p, queue) || p->frames_sent == 0)) return false;
     }
     return true;
 }

@@ -1,14 +1,17 @@
 // The DNS-SD record on the wire (docs/spec/discovery.md), checked with Avahi's own tools: what a
 // backend announces is what avahi-browse lists; what avahi-publish announces by hand is found,
-// or ignored and counted when its TXT is malformed; other clusters are not reported; a name
+// or ignored and counted when its TXT is malformed, or left to its node while that is heard
+// from; other clusters are not reported; a name
 // collision renames the instance. Each test runs with the daemon client and the embedded stack.
 #include <signal.h>
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "support/driver.hpp"
@@ -103,6 +106,59 @@ TEST_P(AvahiRecords, HandPublishedRecordIsFoundAndLostWhenWithdrawn) {
     std::printf("[timing] %s observer: avahi-publish -> found %.0f ms; withdrawn -> lost %.0f ms\n",
                 backend_name(GetParam()).c_str(), ms_between(published_at, found->at),
                 ms_between(withdrawn_at, lost->at));
+    discovery->stop();
+}
+
+// docs/spec/discovery.md §6.1: of two nodes, the one whose id ends lower resolves the other's
+// record and greets it; a node leaves a record whose id ends above its own to that record's node,
+// and resolves it only if it does not hear from that node 5 s after finding it.
+TEST_P(AvahiRecords, ARecordWhoseIdEndsAboveOursIsResolvedOnlyIfItsNodeIsNotHeardFrom) {
+    const std::string token = unique_token();
+    const std::string cluster = "c-" + token;
+    const ServiceRecord self = make_self("pairs-" + token, cluster, 41204, 42204);
+    const auto id_ending = [&](bool above) {
+        for (;;) {
+            const NodeId id = Uuid::generate();
+            if (id.short_string() == self.id.short_string()) continue;
+            if ((id.short_string() > self.id.short_string()) == above) return id;
+        }
+    };
+    const NodeId lower = id_ending(false);
+    const NodeId greeted = id_ending(true);  // its node is heard from
+    const NodeId silent = id_ending(true);
+
+    auto discovery = make_backend(GetParam());
+    ASSERT_NE(discovery, nullptr);
+    std::atomic<int> asked{0};
+    discovery->set_heard_from([&, greeted_short = greeted.short_string()](std::string_view id) {
+        ++asked;
+        return id == greeted_short;
+    });
+    EventLog log;
+    ASSERT_TRUE(discovery->start(self, log.sink()).ok());
+
+    const auto published_at = SteadyClock::now();
+    std::vector<std::unique_ptr<ChildProcess>> publishers;
+    std::uint16_t port = 43220;
+    for (const NodeId& id : {lower, greeted, silent}) {
+        publishers.push_back(publish_by_hand("peer-" + token + "-" + id.short_string(), port,
+                                             valid_txt(id, port + 1, cluster)));
+        port += 2;
+    }
+    const auto found_lower = log.wait_found(lower, kFindTimeout);
+    ASSERT_TRUE(found_lower) << log.dump();
+    const auto found_silent = log.wait_found(silent, kFindTimeout + 5s);
+    ASSERT_TRUE(found_silent) << log.dump();
+    // Found by the browser at the earliest when published; then left to its node for 5 s.
+    EXPECT_GE(ms_between(published_at, found_silent->at), 5000.0);
+    // The greeted one was asked about with the silent one, and is never resolved.
+    EXPECT_FALSE(log.wait_found(greeted, 2s)) << log.dump();
+    EXPECT_GE(asked.load(), 2);
+    std::printf(
+        "[timing] %s: published -> found: id ending below ours %.0f ms, above ours and "
+        "not heard from %.0f ms\n",
+        backend_name(GetParam()).c_str(), ms_between(published_at, found_lower->at),
+        ms_between(published_at, found_silent->at));
     discovery->stop();
 }
 

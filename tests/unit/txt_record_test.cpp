@@ -204,6 +204,38 @@ TEST(TxtRecord, NodeNameComesBackFromTheInstanceName) {
     EXPECT_EQ(node_name_from_instance("-3a4b5c6d", id), "-3a4b5c6d");
 }
 
+TEST(TxtRecord, TheShortIdComesBackFromTheInstanceName) {
+    EXPECT_EQ(short_id_of_instance("billing-1-3a4b5c6d"), "3a4b5c6d");
+    EXPECT_EQ(short_id_of_instance("billing-1-3a4b5c6d #2"), "3a4b5c6d");
+    EXPECT_EQ(short_id_of_instance("-3a4b5c6d"), "3a4b5c6d");
+    EXPECT_EQ(short_id_of_instance("printer"), "");
+    EXPECT_EQ(short_id_of_instance("billing-3A4B5C6D"), "");  // not as instance_name() writes it
+    EXPECT_EQ(short_id_of_instance("billing_3a4b5c6d"), "");
+    EXPECT_EQ(short_id_of_instance("billing-3a4b5c6"), "");
+    EXPECT_EQ(short_id_of_instance("3a4b5c6d"), "");
+}
+
+// docs/spec/discovery.md §6.1: of two nodes, the one whose id ends lower resolves the other.
+TEST(TxtRecord, ARecordWhoseIdEndsAboveOursIsItsNodesToResolve) {
+    EXPECT_TRUE(peer_resolves_first("worker-3a4b5c6e", "3a4b5c6d"));
+    EXPECT_TRUE(peer_resolves_first("worker-ffffffff #3", "00000000"));
+    EXPECT_FALSE(peer_resolves_first("worker-3a4b5c6c", "3a4b5c6d"));
+    EXPECT_FALSE(peer_resolves_first("worker-3a4b5c6d", "3a4b5c6d"));  // two ids, one ending
+    EXPECT_FALSE(peer_resolves_first("printer", "00000000"));          // named by hand
+    EXPECT_FALSE(peer_resolves_first("worker-3a4b5c6e", ""));
+    // Every pair has exactly one node that resolves.
+    const NodeId a = Uuid::generate();
+    const NodeId b = Uuid::generate();
+    ServiceRecord ra;
+    ra.id = a;
+    ServiceRecord rb;
+    rb.id = b;
+    if (a.short_string() != b.short_string()) {
+        EXPECT_NE(peer_resolves_first(instance_name(rb), a.short_string()),
+                  peer_resolves_first(instance_name(ra), b.short_string()));
+    }
+}
+
 TEST(TxtRecord, LoopbackLiterals) {
     EXPECT_TRUE(is_loopback_literal("127.0.0.1"));
     EXPECT_TRUE(is_loopback_literal("127.1.2.3"));

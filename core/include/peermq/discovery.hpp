@@ -57,6 +57,16 @@ public:
     // The interfaces it announces and browses on, by name; empty when it cannot tell. Asked
     // before start(): a node whose NodeOptions::interface is "" listens on these.
     virtual std::vector<std::string> interfaces() const { return {}; }
+
+    // Whether the node hears from the node whose id ends in `short_id` (the last 8 hex digits of
+    // its id, as DNS-SD instance names carry them): alive or suspect to it now. Thread-safe and
+    // cheap; called on the backend's thread.
+    using HeardFrom = std::function<bool(std::string_view short_id)>;
+    // Given by the node before start(). A backend may leave a record unresolved while its node
+    // is heard from: the Avahi backends resolve only the records of nodes whose id ends below
+    // their own, and the others only when that node has not greeted them within a few seconds
+    // (docs/spec/discovery.md §6.1). Without it, every record is resolved. The default ignores it.
+    virtual void set_heard_from(HeardFrom /*heard_from*/) {}
 };
 
 using DiscoveryFactory = std::function<Result<std::unique_ptr<Discovery>>()>;

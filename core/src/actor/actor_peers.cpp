@@ -66,6 +66,7 @@ void Actor::remove_peer(Peer* peer, bool replaced) {
     links_.close(*peer);
     if (!peer->id.is_nil()) {
         receiver_.acks().forget(peer->id);
+        core_.heard_peers.set(peer->id, false);
     }
     sender_.peers_changed();
     peers_.remove(peer);
@@ -90,6 +91,7 @@ void Actor::apply_peer_effects() {
     for (Peer* peer : fx.heartbeat) send_control(peer, Kind::heartbeat);
     for (Peer* peer : fx.down) sender_.redirect_from(peer->id, fresh_now());
     for (Peer* peer : fx.reset) links_.reset(*peer);
+    for (const auto& [id, heard] : fx.hearing) core_.heard_peers.set(id, heard);
     for (auto& event : fx.events) {
         // A publisher this node follows is back from down: where its topics stand is asked
         // again (what it said meanwhile was lost with the link).

@@ -55,6 +55,9 @@ void PeerLiveness::set_state(Peer& peer, PeerState state, std::string_view why, 
                         {"silent_ms", silent_ms}});
         }
     }
+    if (state == PeerState::alive || state == PeerState::down) {
+        out.hearing.emplace_back(peer.id, state == PeerState::alive);
+    }
     if (report_events_) out.events.push_back(PeerEvent{info(peer), previous});
 }
 

@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "actor/peer.hpp"
@@ -36,17 +37,19 @@ public:
     };
     // What the actor is to do, in this order.
     struct Effects {
-        std::vector<Peer*> hello;        // send our HELLO
-        std::vector<Peer*> heartbeat;    // send a HEARTBEAT
-        std::vector<Peer*> down;         // went down: its work in flight goes elsewhere
-        std::vector<Peer*> reset;        // its link is made anew
-        std::vector<Peer*> forget;       // remove the record
-        std::vector<PeerEvent> events;   // state changes, for the peer handler
+        std::vector<Peer*> hello;       // send our HELLO
+        std::vector<Peer*> heartbeat;   // send a HEARTBEAT
+        std::vector<Peer*> down;        // went down: its work in flight goes elsewhere
+        std::vector<Peer*> reset;       // its link is made anew
+        std::vector<Peer*> forget;      // remove the record
+        std::vector<PeerEvent> events;  // state changes, for the peer handler
+        // Peers this node began (alive: true) or stopped (down: false) hearing from.
+        std::vector<std::pair<NodeId, bool>> hearing;
         bool consumers_changed = false;  // a peer's state changed: the senders' targets too
 
         bool empty() const {
             return hello.empty() && heartbeat.empty() && down.empty() && reset.empty() &&
-                   forget.empty() && events.empty() && !consumers_changed;
+                   forget.empty() && events.empty() && hearing.empty() && !consumers_changed;
         }
         void clear() {
             hello.clear();
@@ -55,6 +58,7 @@ public:
             reset.clear();
             forget.clear();
             events.clear();
+            hearing.clear();
             consumers_changed = false;
         }
     };

@@ -371,6 +371,8 @@ Status NodeCore::start() {
         self.interface = options.interface == "*" ? std::string() : options.interface;
         if (secure()) self.public_key = identity.public_key;
         const bool configured = discovery->backend() == "static";
+        discovery->set_heard_from(
+            [this](std::string_view short_id) { return heard_peers.heard(short_id); });
         Status started = discovery->start(self, [this, configured](DiscoveryEvent event) {
             post(DiscoveryCmd{std::move(event), configured});
         });

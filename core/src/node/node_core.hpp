@@ -4,13 +4,16 @@
 // Sockets, peers, in-flight messages and the journal belong to the Actor (actor.hpp) alone.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <functional>
 #include <future>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <variant>
@@ -39,6 +42,30 @@ inline constexpr std::size_t kFdsPerSecurePeer = 6;
 inline constexpr std::size_t kSpareConnections = 16;
 inline constexpr std::size_t kReservedFds = 64;
 inline constexpr std::size_t kReservedSockets = 32;
+
+// The peers a node hears from (alive or suspect), kept by the actor for its discovery backends
+// (Discovery::set_heard_from), which ask on threads of their own.
+class HeardPeers {
+public:
+    void set(const NodeId& id, bool heard) PEERMQ_EXCLUDES(mutex_) {
+        MutexLock lock(mutex_);
+        if (heard) {
+            ids_.insert(id);
+        } else {
+            ids_.erase(id);
+        }
+    }
+    // Whether one of them has an id ending in `short_id` (Uuid::short_string()).
+    bool heard(std::string_view short_id) const PEERMQ_EXCLUDES(mutex_) {
+        MutexLock lock(mutex_);
+        return std::any_of(ids_.begin(), ids_.end(),
+                           [&](const NodeId& id) { return id.short_string() == short_id; });
+    }
+
+private:
+    mutable Mutex mutex_;
+    std::set<NodeId> ids_ PEERMQ_GUARDED_BY(mutex_);
+};
 
 class Actor;
 class ControlServer;
@@ -224,6 +251,7 @@ public:
     std::uint16_t inbox_port = 0;
     std::uint16_t pub_port = 0;
     JournalBacklog backlog;
+    HeardPeers heard_peers;
 
     zmq::context_t context;
     Mailbox<Command> mailbox_;
