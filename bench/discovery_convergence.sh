@@ -5,10 +5,11 @@
 # the default tests (`ctest -L scale` runs it once at 32 hosts, as a check that the mesh forms).
 #
 #   bench/discovery_convergence.sh [-n "8 16 24 32"] [-b "avahi embedded static"] [-r RUNS]
-#                                  [-i SECONDS] [-p PEERMQ] [-k DIR]
+#                                  [-i SECONDS] [-w SECONDS] [-p PEERMQ] [-k DIR]
 #     -n  host counts (each <= 32)                        -b  backends, in this order
 #     -r  runs per backend and count (default 3)          -p  the peermq tool (default: build/ci)
 #     -i  idle window in seconds (default 20; 0: none)    -k  keep the logs: DIR/<backend>-<N>-<run>
+#     -w  the idle window starts this long after the nodes' launch (default 60)
 #
 # A run: one `peermq consume` node per host 1..N, all launched at once, in a cluster of the run's
 # own; `avahi`: each host's avahi-daemon; `embedded`: the in-process mDNS stack on lan0 (no
@@ -25,7 +26,7 @@
 #           busy      the machine's CPU busy from launch to mesh, in cores (of `nproc`)
 #           CPU       what the nodes, and for `avahi` the lab's avahi and D-Bus daemons, spent
 # Per backend, after its runs, the idle window: N-1 nodes on hosts 1..N-1 of the largest N, left
-# running, measured from 60 s after their launch for -i seconds: the CPU of the daemons and of
+# running, measured from 60 s (-w) after their launch for -i seconds: the CPU of the daemons and of
 # the nodes (in % of one core, all summed), and the packets per second that host N, which runs
 # no node, receives. Then a node joins the settled cluster on host N and is timed until it is
 # alive to all and all to it. Each table row gives the median (and range) of its runs, and the
@@ -37,17 +38,19 @@ counts="8 16 24 32"
 backends="avahi embedded static"
 runs=3
 idle=20
+warmup=60
 keep=
 peermq=$root/build/ci/tools/peermq
-while getopts "n:b:r:i:p:k:" option; do
+while getopts "n:b:r:i:w:p:k:" option; do
     case $option in
         n) counts=$OPTARG ;;
         b) backends=$OPTARG ;;
         r) runs=$OPTARG ;;
         i) idle=$OPTARG ;;
+        w) warmup=$OPTARG ;;
         p) peermq=$OPTARG ;;
         k) keep=$OPTARG ;;
-        *) sed -n '2,30p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,31p' "$0" >&2; exit 2 ;;
     esac
 done
 [[ -x $peermq ]] || { echo "convergence: no peermq tool at $peermq (build it, or -p)" >&2; exit 2; }
@@ -278,7 +281,7 @@ idle_window() {  # BACKEND: nodes on hosts 1..max_n-1, host max_n has none
     started=$SECONDS
     new_run
     launch "$backend" $((max_n - 1)) 1 $((max_n - 1))
-    while ((SECONDS < started + 60)); do sleep 1; done
+    while ((SECONDS < started + warmup)); do sleep 1; done
     local hz d0 n0 p0 d1 n1 p1 t0 t1
     hz=$(getconf CLK_TCK)
     rx() { "$lab" exec "$max_n" cat /sys/class/net/lan0/statistics/rx_packets; }
@@ -348,7 +351,7 @@ awk "$awk_lib"'
     }' "$results"
 if [[ -s $idle_results ]]; then
     echo
-    echo "idle, from 60 s after launch for $idle s (host $max_n runs no node); then a node joins on host $max_n:"
+    echo "idle, from $warmup s after launch for $idle s (host $max_n runs no node); then a node joins on host $max_n:"
     echo "| backend | nodes | avahi and D-Bus daemons, % of a core | nodes, % of a core | packets/s at host $max_n | join: alive to all, s |"
     echo "|---|---|---|---|---|---|"
     awk '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }' "$idle_results"
