@@ -1,8 +1,8 @@
 // The DNS-SD record on the wire (docs/spec/discovery.md), checked with Avahi's own tools: what a
 // backend announces is what avahi-browse lists; what avahi-publish announces by hand is found,
 // or ignored and counted when its TXT is malformed, or left to its node while that is heard
-// from; other clusters are not reported; a name
-// collision renames the instance. Each test runs with the daemon client and the embedded stack.
+// from; other clusters are not reported; a name collision renames the instance. Each test runs
+// with the daemon client and the embedded stack.
 #include <signal.h>
 
 #include <gtest/gtest.h>
@@ -109,7 +109,7 @@ TEST_P(AvahiRecords, HandPublishedRecordIsFoundAndLostWhenWithdrawn) {
     discovery->stop();
 }
 
-// docs/spec/discovery.md §6.1: of two nodes, the one whose id ends lower resolves the other's
+// docs/spec/discovery.md §6.1: of two nodes, the one whose id ends higher resolves the other's
 // record and greets it; a node leaves a record whose id ends above its own to that record's node,
 // and resolves it only if it does not hear from that node 5 s after finding it.
 TEST_P(AvahiRecords, ARecordWhoseIdEndsAboveOursIsResolvedOnlyIfItsNodeIsNotHeardFrom) {

@@ -215,7 +215,7 @@ TEST(TxtRecord, TheShortIdComesBackFromTheInstanceName) {
     EXPECT_EQ(short_id_of_instance("3a4b5c6d"), "");
 }
 
-// docs/spec/discovery.md §6.1: of two nodes, the one whose id ends lower resolves the other.
+// docs/spec/discovery.md §6.1: of two nodes, the one whose id ends higher resolves the other.
 TEST(TxtRecord, ARecordWhoseIdEndsAboveOursIsItsNodesToResolve) {
     EXPECT_TRUE(peer_resolves_first("worker-3a4b5c6e", "3a4b5c6d"));
     EXPECT_TRUE(peer_resolves_first("worker-ffffffff #3", "00000000"));
