@@ -487,6 +487,77 @@ TEST_F(TopicStreamsTest, HeldMessagesAreBoundedAndTheNewestWaitAtThePublisher) {
     EXPECT_EQ(asked(), (std::vector<std::string>{"102-150"}));
 }
 
+// A stream whose handler takes nothing holds what it can and asks for no more than that: what
+// it could not hold is asked for once the handler made room, not again and again (a subscriber
+// whose handler stalled had its publisher send the same messages 4.6 million times).
+TEST_F(TopicStreamsTest, AStreamWithNoRoomAsksForNothingUntilItsHandlerMakesRoom) {
+    started({{"s.t", 1, 0}});
+    for (std::uint64_t seq = 1; seq <= 110; ++seq) live(seq);  // 1-100 held, 101-110 not
+    EXPECT_EQ(fx.held_full, 10u);
+    EXPECT_TRUE(fx.resend.empty()) << "asked for what it cannot hold: " << asked().front();
+    // The handler still takes nothing: no retry asks, and nothing is given up as unanswered.
+    for (int i = 0; i < 10; ++i) {
+        now += 500ms;
+        streams.tick(now, alive, fx);
+        streams.check_pauses(now, fx);
+    }
+    EXPECT_TRUE(fx.resend.empty());
+    // The handler takes 10: too little room to ask for.
+    int room = 10;
+    std::vector<std::string> got;
+    const auto take = [&](const TopicStreams::Out& o) {
+        if (room == 0) return false;
+        --room;
+        got.push_back(o.lost ? std::string("lost ") + o.lost->reason
+                             : std::to_string(o.message->seq));
+        return true;
+    };
+    streams.deliver(take);
+    EXPECT_EQ(got.size(), 10u);
+    streams.check_pauses(now, fx);
+    EXPECT_TRUE(fx.resend.empty());
+    // It takes 30 more: a quarter of the stream's room is free, due at once, and asked for.
+    room = 30;
+    streams.deliver(take);
+    ASSERT_TRUE(streams.next_due().has_value());
+    EXPECT_LE(*streams.next_due(), now);
+    streams.check_pauses(now, fx);
+    EXPECT_EQ(asked(), (std::vector<std::string>{"101-110"}));
+    // The answer is taken (an answer holds 4: the rest is asked for as its last one comes).
+    fx.clear();
+    for (std::uint64_t seq = 101; seq <= 104; ++seq) repair(seq);
+    EXPECT_EQ(asked(), (std::vector<std::string>{"105-110"}));
+    fx.clear();
+    for (std::uint64_t seq = 105; seq <= 110; ++seq) repair(seq);
+    EXPECT_EQ(fx.held_full, 0u);
+    room = 1000;
+    streams.deliver(take);
+    ASSERT_EQ(got.size(), 110u);
+    for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], std::to_string(i + 1));
+}
+
+// Holes below the newest message held are asked for whatever the room (their REPAIRs are always
+// taken: they fill the stream, they do not lengthen it); numbers above it only once there is room.
+TEST_F(TopicStreamsTest, HolesBelowWhatIsHeldAreAskedForAndWhatIsAboveWaitsForRoom) {
+    started({{"s.t", 1, 0}});
+    for (std::uint64_t seq = 1; seq <= 98; ++seq) live(seq);
+    live(120);  // 99-119 missing, below 120
+    EXPECT_EQ(asked(), (std::vector<std::string>{"99-119"}));
+    for (std::uint64_t seq = 99; seq <= 119; ++seq) repair(seq);
+    EXPECT_EQ(fx.held_full, 0u);
+    EXPECT_EQ(streams.held(), 120u);
+    // Full: 121-130 come and are not held, nor asked for.
+    fx.clear();
+    for (std::uint64_t seq = 121; seq <= 130; ++seq) live(seq);
+    EXPECT_EQ(fx.held_full, 10u);
+    EXPECT_TRUE(fx.resend.empty());
+    // The handler takes 45: room for 25 of 100, and 121-130 are asked for.
+    int room = 45;
+    streams.deliver([&](const TopicStreams::Out&) { return room-- > 0; });
+    streams.check_pauses(now, fx);
+    EXPECT_EQ(asked(), (std::vector<std::string>{"121-130"}));
+}
+
 TEST_F(TopicStreamsTest, TopicsOfAnUnfollowedPrefixOrUnnumberedPublishersAreNotStreams) {
     EXPECT_TRUE(streams.follows("s.x"));
     EXPECT_FALSE(streams.follows("other"));

@@ -227,6 +227,16 @@ void TopicStreams::check_pauses(Steady now, Effects& fx) {
         it = answered_.erase(it);
         if (has_gap(s)) ask(s, now, fx);
     }
+    // Gaps that waited for their stream's handler to make room.
+    for (auto it = roomless_.begin(); it != roomless_.end();) {
+        Stream& s = **it;
+        if (!has_room(s)) {
+            ++it;
+            continue;
+        }
+        it = roomless_.erase(it);
+        if (has_gap(s) && !s.asked) ask(s, now, fx);
+    }
 }
 
 void TopicStreams::note_pause(Steady due) {
@@ -248,6 +258,8 @@ void TopicStreams::deliver(const std::function<bool(const Out&)>& take) {
             s.covered -= last - s.next + 1;
             s.next = last + 1;
         }
+        // Room made for a gap that waited for it: asked on the next check.
+        if (roomless_.contains(&s) && has_room(s)) note_pause(Steady::min());
         if (blocked) {
             ++it;
             continue;
@@ -259,6 +271,7 @@ void TopicStreams::deliver(const std::function<bool(const Out&)>& take) {
         if (!s->held.empty()) return false;
         ready_.erase(s.get());
         gapped_.erase(s.get());
+        roomless_.erase(s.get());
         claimed_.erase(s.get());
         answered_.erase(s.get());
         return true;
@@ -266,7 +279,9 @@ void TopicStreams::deliver(const std::function<bool(const Out&)>& take) {
 }
 
 bool TopicStreams::waiting() const {
-    if (!gapped_.empty() || !claimed_.empty() || !answered_.empty()) return true;
+    if (!gapped_.empty() || !claimed_.empty() || !answered_.empty() || !roomless_.empty()) {
+        return true;
+    }
     return std::any_of(publishers_.begin(), publishers_.end(),
                        [](const auto& entry) { return entry.second.starting; });
 }
@@ -296,6 +311,7 @@ void TopicStreams::end_epoch(Publisher& p, const char* reason) {
         lose_until(*s, s->known_last, reason);
         gapped_.erase(s.get());
         answered_.erase(s.get());
+        roomless_.erase(s.get());
         s->asked = false;
         update_ready(*s);
         if (!s->held.empty()) ended_.push_back(std::move(s));
@@ -358,6 +374,15 @@ void TopicStreams::lose_until(Stream& s, std::uint64_t up_to, const char* reason
 }
 
 void TopicStreams::ask(Stream& s, Steady now, Effects& fx) {
+    // What the stream can take of the answer (put): a hole below the newest entry held, always;
+    // above it, only while there is room. A stream with neither asks for nothing: its handler
+    // falls behind, and what it asked for would only be sent again and again and dropped.
+    const std::uint64_t top = top_of(s);
+    std::uint64_t room = room_of(s);
+    if (room == 0 && s.covered == top - s.next + 1) {
+        wait_for_room(s);
+        return;
+    }
     Effects::Resend resend{s.publisher->id, s.epoch, {}};
     std::uint64_t seq = s.next;
     std::uint64_t answerable = config_.repairs_per_resend;  // numbers the answer can still hold
@@ -369,12 +394,17 @@ void TopicStreams::ask(Stream& s, Steady now, Effects& fx) {
             ++it;
             continue;
         }
-        const std::uint64_t hole_end =
+        std::uint64_t hole_end =
             std::min(s.known_last, it != s.held.end() ? it->first - 1 : s.known_last);
+        if (seq > top) {
+            if (room == 0) break;
+            hole_end = std::min(hole_end, seq + room - 1);
+        }
         resend.ranges.push_back(TopicRange{s.topic, seq, hole_end});
         const std::uint64_t taken = std::min(answerable, hole_end - seq + 1);
         s.answer_last = seq + taken - 1;
         answerable -= taken;
+        room -= std::min(room, taken);
         seq = hole_end + 1;
     }
     if (resend.ranges.empty()) return;
@@ -386,6 +416,29 @@ void TopicStreams::ask(Stream& s, Steady now, Effects& fx) {
     s.asked = true;
     s.asked_at = now;
     gapped_.insert(&s);
+}
+
+std::uint64_t TopicStreams::top_of(const Stream& s) const {
+    if (s.held.empty()) return s.next - 1;
+    const auto& [seq, entry] = *s.held.rbegin();
+    return entry.lost ? entry.lost->last : seq;
+}
+
+std::uint64_t TopicStreams::room_of(const Stream& s) const {
+    return config_.max_held > s.held.size() ? config_.max_held - s.held.size() : 0;
+}
+
+bool TopicStreams::has_room(const Stream& s) const {
+    return room_of(s) >= std::max<std::size_t>(config_.max_held / 4, 1);
+}
+
+void TopicStreams::wait_for_room(Stream& s) {
+    // Not asked, so neither retried nor given up on: the publisher is not late, this node is.
+    s.asked = false;
+    s.attempts = 0;
+    gapped_.erase(&s);
+    answered_.erase(&s);
+    roomless_.insert(&s);
 }
 
 bool TopicStreams::held_covers(const Stream& s, std::uint64_t seq) const {

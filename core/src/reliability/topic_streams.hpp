@@ -105,7 +105,8 @@ public:
     // the paused streams too.
     void tick(Steady now, const std::function<bool(const NodeId&)>& alive, Effects& fx);
     // Streams whose live stream paused (Config::quiet): a claimed tail is believed and asked
-    // for, a gap whose last answer came is asked again. Due at next_due(), which is never later
+    // for, a gap whose last answer came is asked again; and gaps that waited for room in their
+    // stream, once its handler made some (deliver). Due at next_due(), which is never later
     // than the first pause awaited and may be earlier (live messages since pushed it back): it
     // is cheap, asked on every loop turn; check_pauses makes it exact.
     void check_pauses(Steady now, Effects& fx);
@@ -178,6 +179,15 @@ private:
     void lose_until(Stream& s, std::uint64_t up_to, const char* reason);
     void ask(Stream& s, Steady now, Effects& fx);
     void update_ready(Stream& s);
+    // The last number the held entries stand for (next - 1 when none is held); how many more
+    // entries the stream may hold; and whether that is room enough to ask for a gap that waited
+    // for it (a quarter of max_held: a handler that takes one message at a time is not asked
+    // for one message at a time).
+    std::uint64_t top_of(const Stream& s) const;
+    std::uint64_t room_of(const Stream& s) const;
+    bool has_room(const Stream& s) const;
+    // A gap the stream has no room for: asked once its handler made some (check_pauses).
+    void wait_for_room(Stream& s);
     // Whether a held entry stands for `seq`: the message, or a lost range over it.
     bool held_covers(const Stream& s, std::uint64_t seq) const;
     bool has_gap(const Stream& s) const;
@@ -202,6 +212,7 @@ private:
     std::set<Stream*, ByOrder> gapped_;    // streams that asked for a gap
     std::set<Stream*, ByOrder> claimed_;   // streams with a tail claimed, not believed yet
     std::set<Stream*, ByOrder> answered_;  // gaps whose last answer came while live ones did
+    std::set<Stream*, ByOrder> roomless_;  // gaps that wait for room in their stream
     std::optional<Steady> pause_due_;      // next_due()
     std::uint64_t streams_made_ = 0;
     std::vector<std::unique_ptr<Stream>> ended_;  // streams of an ended epoch, left to drain
