@@ -337,8 +337,9 @@ TopicStreams::Stream& TopicStreams::stream_of(Publisher& p, const std::string& t
 
 void TopicStreams::put(Stream& s, std::uint64_t seq, Entry entry, Effects& fx) {
     s.known_last = std::max(s.known_last, seq);
-    if (s.held.size() >= config_.max_held && seq > s.held.rbegin()->first) {
-        // Held too much ahead of a gap: the newest waits at the publisher (asked again later).
+    if (room_of(s) == 0 && seq > top_of(s)) {
+        // Held too much ahead of a gap: the newest waits at the publisher (asked again once the
+        // handler made room: ask() asks only for what this takes).
         ++fx.held_full;
         return;
     }
