@@ -105,6 +105,7 @@ bool NodeFlags::take(Flags& flags) {
     else if (flags.is("--authorized-keys")) options.authorized_keys = flags.value();
     else if (flags.is("--interface")) options.interface = flags.value();
     else if (flags.is("--port")) options.inbox_port = static_cast<std::uint16_t>(flags.number());
+    else if (flags.is("--pub-port")) options.pub_port = static_cast<std::uint16_t>(flags.number());
     else if (flags.is("--peer")) options.peers.push_back(flags.value());
     else if (flags.is("--discovery")) discovery = flags.value();
     else if (flags.is("--data-dir")) options.data_dir = flags.value();

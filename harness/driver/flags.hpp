@@ -56,7 +56,8 @@ bool discovery_by_name(const std::string& name, const discovery::AvahiOptions& a
                        DiscoveryFactory& factory);
 
 // The flags of a node, shared by the `node` and `probe` roles:
-//   --name N  --cluster C  --interface IF (default lo)  --port P (inbox)  --peer HOST:PORT#KEY...
+//   --name N  --cluster C  --interface IF (default lo)  --port P (inbox)  --pub-port P
+//   --peer HOST:PORT#KEY...
 //   --trust open|plain (NodeOptions::trust; the key: PEERMQ_SECRET_KEY or the data dir's)
 //   --discovery static|avahi|embedded|auto (default static; Avahi only on --interface)
 //   --data-dir DIR  --durability memory|group_commit|fsync_each

@@ -425,6 +425,78 @@ TEST_F(FatHelloTest, HellosAtTheSizeLimitsCostBoundedMemory) {
     }
 }
 
+// A subscriber that connects to a node's PUB socket and leaves costs the node nothing once it is
+// gone, also when the node never publishes. libzmq frees a closed connection's pipes (two queues
+// of 256 messages, ~36 KiB) only when the socket that holds them processes its commands, which a
+// PUB socket does when it sends or is polled: a node that published nothing kept every
+// subscriber connection it had ever accepted, and a peer reconnecting its SUB (or, at a plain
+// node, anyone at all) grew it without end. Here 4 000 subscribers come and go, 50 at a time,
+// each once its handshake is done (its socket monitor says so).
+class ChurningSubscriberTest : public PlainHostileTest {
+protected:
+    ChurningSubscriberTest() {
+        extra_target_args_ = {"--pub-port", std::to_string(pub_port_), "--heartbeat-ms", "100"};
+    }
+
+    // `count` subscribers connect to the target's PUB socket, finish their handshakes, and close.
+    void come_and_go(int count) {
+        const std::string pub = "tcp://127.0.0.1:" + std::to_string(pub_port_);
+        constexpr int kAtOnce = 50;
+        for (int done = 0; done < count; done += kAtOnce) {
+            std::vector<zmq::socket_t> subscribers;
+            std::vector<zmq::socket_t> monitors;
+            for (int i = 0; i < kAtOnce; ++i) {
+                auto& sub = subscribers.emplace_back(context_, zmq::socket_type::sub);
+                sub.set(zmq::sockopt::linger, 0);
+                sub.set(zmq::sockopt::subscribe, "");
+                const std::string endpoint = "inproc://churn." + std::to_string(monitor_count_++);
+                ASSERT_EQ(zmq_socket_monitor(sub.handle(), endpoint.c_str(),
+                                             ZMQ_EVENT_HANDSHAKE_SUCCEEDED),
+                          0);
+                auto& monitor = monitors.emplace_back(context_, zmq::socket_type::pair);
+                monitor.set(zmq::sockopt::linger, 0);
+                monitor.set(zmq::sockopt::rcvtimeo, 10'000);
+                monitor.connect(endpoint);
+                sub.connect(pub);
+            }
+            for (auto& monitor : monitors) {
+                zmq::message_t event;
+                ASSERT_TRUE(monitor.recv(event)) << "a subscriber's handshake did not finish";
+                zmq::message_t address;
+                if (event.more()) {
+                    ASSERT_TRUE(monitor.recv(address));
+                }
+            }
+        }
+    }
+
+    const std::uint16_t pub_port_ = free_port();
+    int monitor_count_ = 0;
+};
+
+TEST_F(ChurningSubscriberTest, SubscribersThatComeAndGoCostANodeThatNeverPublishesNothing) {
+    come_and_go(200);  // the allocator's first arenas
+    baseline_rss_ = target_rss();
+    constexpr int kSubscribers = 4000;
+    come_and_go(kSubscribers);
+    expect_healthy("after the subscribers left");
+    if (kSanitized) return;  // ASan's quarantine keeps what is freed
+    // Kept, they would hold ~140 MiB; let go, at most those of the last turns are still held.
+    constexpr std::uint64_t kGrowthBound = 24ull << 20;
+    std::uint64_t growth = 0;
+    EXPECT_TRUE(wait_until(
+        [&] {
+            const std::uint64_t rss = target_rss();
+            growth = rss > baseline_rss_ ? rss - baseline_rss_ : 0;
+            return growth < kGrowthBound;
+        },
+        5s))
+        << "after " << kSubscribers << " subscribers came and went the target holds "
+        << growth / (1 << 20) << " MiB more than before";
+    std::printf("hostile: %d subscribers came and went: the target's RSS grew %.1f MiB\n",
+                kSubscribers, static_cast<double>(growth) / (1 << 20));
+}
+
 // wire.md §8.2 step 4: what a node queues for one handler is bounded (max_handler_queue,
 // max_handler_queue_bytes). Its handler hangs on the first message while a legitimate
 // best-effort producer sends it 1 GB (100 000 × 10 KiB): past the bound each message is dropped

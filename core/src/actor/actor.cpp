@@ -104,6 +104,17 @@ void Actor::watch_connections(zmq::socket_t& socket, zmq::socket_t& monitor, con
     monitor.connect(endpoint);
 }
 
+void Actor::release_ended_subscribers() {
+    // libzmq frees an ended connection's pipes once the socket holding them processes its
+    // commands, which it does when used: sending, receiving, polled. Unpolled (in every trust
+    // mode but `authorized`), a PUB that publishes nothing would keep every subscriber
+    // connection it ever accepted (docs/design/bounds.md); asking for its events processes
+    // them. Interrupted by a signal, the next tick does.
+    int events = 0;
+    std::size_t size = sizeof events;
+    (void)zmq_getsockopt(pub_.handle(), ZMQ_EVENTS, &events, &size);
+}
+
 void Actor::read_monitor(zmq::socket_t& monitor, InboundConnections& connections) {
     zmq::message_t event;
     for (int n = 0; n < 256 && monitor.recv(event, zmq::recv_flags::dontwait); ++n) {
@@ -228,6 +239,7 @@ void Actor::turn() {
         if (now >= next_tick_) {
             check_trust();
             inbox_connections_.sample(now);
+            release_ended_subscribers();
             liveness_.tick(now, peer_effects_);
             apply_peer_effects();
             if (trim_memory_) {

@@ -256,6 +256,8 @@ private:
     zmq::socket_t pub_monitor_;
     void watch_connections(zmq::socket_t& socket, zmq::socket_t& monitor, const char* name);
     void read_monitor(zmq::socket_t& monitor, InboundConnections& connections);
+    // Once a tick: frees what the PUB socket holds of subscriber connections that ended.
+    void release_ended_subscribers();
     InboundConnections inbox_connections_;
     InboundConnections pub_connections_;
 
