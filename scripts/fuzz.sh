@@ -35,14 +35,14 @@ if [[ $# -eq 1 && $1 =~ ^[0-9]+$ ]]; then
     seconds=$1
     shift
 fi
-sanitizers=address,undefined
+ubsan_only=0
 while getopts "t:n:j:um" option; do
     case $option in
         t) seconds=$OPTARG ;;
         n) runs=$OPTARG ;;
         j) workers=$OPTARG ;;
         m) merge=1 ;;
-        u) sanitizers=undefined ;;
+        u) ubsan_only=1 ;;
         *) sed -n '2,26p' "$0" >&2; exit 2 ;;
     esac
 done
@@ -50,12 +50,15 @@ shift $((OPTIND - 1))
 targets=("$@")
 ((${#targets[@]} > 0)) || targets=(envelope node)
 build=$root/build/fuzz
-[[ $sanitizers == undefined ]] && build=$root/build/fuzz-ubsan
+flags=()  # the preset's
+if ((ubsan_only)); then
+    build=$root/build/fuzz-ubsan
+    flags=(-DCMAKE_CXX_FLAGS="-fsanitize=undefined,fuzzer-no-link -fno-omit-frame-pointer -fno-sanitize-recover=undefined")
+fi
 cd "$root"
 
 scripts/setup.sh >/dev/null
-cmake --preset fuzz -B "$build" >/dev/null \
-    -DCMAKE_CXX_FLAGS="-fsanitize=$sanitizers,fuzzer-no-link -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+cmake --preset fuzz -B "$build" "${flags[@]}" >/dev/null
 binaries=()
 for target in "${targets[@]}"; do binaries+=("peermq_${target}_fuzz"); done
 cmake --build "$build" -j2 --target "${binaries[@]}"

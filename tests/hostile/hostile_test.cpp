@@ -426,8 +426,8 @@ TEST_F(FatHelloTest, HellosAtTheSizeLimitsCostBoundedMemory) {
 }
 
 // A subscriber that connects to a node's PUB socket and leaves costs the node nothing once it is
-// gone, also when the node never publishes. libzmq frees a closed connection's pipes (two queues
-// of 256 messages, ~36 KiB) only when the socket that holds them processes its commands, which a
+// gone, also when the node never publishes. libzmq frees a closed connection's pipes (~14 KiB
+// measured) only when the socket that holds them processes its commands, which a
 // PUB socket does when it sends or is polled: a node that published nothing kept every
 // subscriber connection it had ever accepted, and a peer reconnecting its SUB (or, at a plain
 // node, anyone at all) grew it without end. Here 4 000 subscribers come and go, 50 at a time,
@@ -481,7 +481,7 @@ TEST_F(ChurningSubscriberTest, SubscribersThatComeAndGoCostANodeThatNeverPublish
     come_and_go(kSubscribers);
     expect_healthy("after the subscribers left");
     if (kSanitized) return;  // ASan's quarantine keeps what is freed
-    // Kept, they would hold ~140 MiB; let go, at most those of the last turns are still held.
+    // Kept, they held 54 MiB; let go, at most those of the last turns are still held.
     constexpr std::uint64_t kGrowthBound = 24ull << 20;
     std::uint64_t growth = 0;
     EXPECT_TRUE(wait_until(
