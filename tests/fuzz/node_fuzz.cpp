@@ -308,12 +308,27 @@ std::size_t rss_mb() {
     return 0;
 }
 
-// A send that a signal interrupts is tried again (libFuzzer's -timeout is a SIGALRM each
-// second or so); false when the socket could not take the frame in its send timeout.
+// A send that a signal interrupts is tried again (libFuzzer's -timeout=120 is a SIGALRM every
+// 61 s, to whichever thread of the process); false when the socket could not take the frame in
+// its send timeout.
 bool send_frame(zmq::socket_t& socket, zmq::message_t& frame, zmq::send_flags flags) {
     for (;;) {
         try {
             return socket.send(frame, flags).has_value();
+        } catch (const zmq::error_t& e) {
+            if (e.num() != EINTR) throw;
+        }
+    }
+}
+
+// Receives the same way: libzmq fails even a non-blocking receive with EINTR when a signal is
+// pending (it first looks for its own threads' commands with a poll() of zero timeout). False
+// when a non-blocking receive finds nothing.
+bool recv_frame(zmq::socket_t& socket, zmq::message_t& frame,
+                zmq::recv_flags flags = zmq::recv_flags::none) {
+    for (;;) {
+        try {
+            return socket.recv(frame, flags).has_value();
         } catch (const zmq::error_t& e) {
             if (e.num() != EINTR) throw;
         }
@@ -1051,11 +1066,11 @@ bool Harness::answered(int k, std::chrono::milliseconds timeout) {
     detail::Header header;
     const auto deadline = SteadyClock::now() + timeout;
     for (;;) {
-        while (inbox.recv(frame, zmq::recv_flags::dontwait)) {
+        while (recv_frame(inbox, frame, zmq::recv_flags::dontwait)) {
             const bool echo = !detail::decode_header(frame.data(), frame.size(), header) &&
                               header.kind == detail::Kind::nack && header.sender == t_->id() &&
                               header.ids.size() == 1 && header.ids[0] == expected;
-            while (frame.more()) (void)inbox.recv(frame);  // the rest of the message
+            while (frame.more()) (void)recv_frame(inbox, frame);  // the rest of the message
             if (echo) return true;
         }
         const auto left =
@@ -1109,7 +1124,7 @@ void Harness::barrier() {
 void Harness::drain() {
     zmq::message_t frame;
     for (auto& inbox : barrier_inboxes_) {
-        while (inbox.recv(frame, zmq::recv_flags::dontwait)) {
+        while (recv_frame(inbox, frame, zmq::recv_flags::dontwait)) {
         }
     }
     // What T delivered to the attacker's consumer: those ids an attacker may answer.
@@ -1122,15 +1137,15 @@ void Harness::drain() {
         sink_ids_.push_back(id);
         if (sink_ids_.size() > kSinkIds) sink_ids_.pop_front();
     };
-    while (sink_.recv(header, zmq::recv_flags::dontwait)) {
+    while (recv_frame(sink_, header, zmq::recv_flags::dontwait)) {
         bool more = header.more();
         body.rebuild();
         if (more) {
-            (void)sink_.recv(body);
+            (void)recv_frame(sink_, body);
             more = body.more();
         }
         while (more) {
-            (void)sink_.recv(frame);
+            (void)recv_frame(sink_, frame);
             more = frame.more();
         }
         if (detail::decode_header(header.data(), header.size(), decoded)) continue;

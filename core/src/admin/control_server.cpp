@@ -18,6 +18,7 @@
 #include "actor/actor.hpp"
 #include "node/node_core.hpp"
 #include "peermq/control.hpp"
+#include "platform/signals.hpp"
 #include "security/authorized_keys.hpp"
 
 namespace peermq {
@@ -184,7 +185,10 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(NodeCore& core, std:
         return make_error(code,
                           "cannot bind control endpoint " + server->endpoint_ + ": " + e.what());
     }
-    server->thread_ = std::thread([s = server.get()] { s->run(); });
+    server->thread_ = std::thread([s = server.get()] {
+        block_async_signals();
+        s->run();
+    });
     return server;
 }
 

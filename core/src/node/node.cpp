@@ -11,6 +11,7 @@
 #include "peermq/keys.hpp"
 #include "platform/data_dir_lock.hpp"
 #include "platform/interfaces.hpp"
+#include "platform/signals.hpp"
 #include "security/trust_policy.hpp"
 #include "security/zap_handler.hpp"
 #include "storage/journal.hpp"
@@ -319,7 +320,10 @@ Status NodeCore::start() {
         actor_.reset();
         return loaded;
     }
-    actor_thread_ = std::thread([this] { actor_->run(); });
+    actor_thread_ = std::thread([this] {
+        block_async_signals();
+        actor_->run();
+    });
 
     // Static peers from the options and PEERMQ_PEERS, then the configured discovery.
     std::vector<std::string> endpoints = options.peers;

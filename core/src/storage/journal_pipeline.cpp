@@ -4,6 +4,7 @@
 #include <atomic>
 #include <string>
 
+#include "platform/signals.hpp"
 #include "util/mutex.hpp"
 
 namespace peermq::detail {
@@ -14,7 +15,10 @@ namespace peermq::detail {
 class JournalPipeline::Writer {
 public:
     Writer(Journal& journal, std::function<void()> on_done)
-        : journal_(journal), on_done_(std::move(on_done)), thread_([this] { run(); }) {}
+        : journal_(journal), on_done_(std::move(on_done)), thread_([this] {
+              block_async_signals();
+              run();
+          }) {}
 
     ~Writer() {
         {
