@@ -308,31 +308,30 @@ std::size_t rss_mb() {
     return 0;
 }
 
-// A send that a signal interrupts is tried again (libFuzzer's -timeout=120 is a SIGALRM every
-// 61 s, to whichever thread of the process); false when the socket could not take the frame in
-// its send timeout.
-bool send_frame(zmq::socket_t& socket, zmq::message_t& frame, zmq::send_flags flags) {
+// A ZeroMQ call that a signal interrupts is made again. libzmq fails even a non-blocking send or
+// receive with EINTR when a signal is pending (it first looks for its own threads' commands with
+// a poll() of zero timeout), and libFuzzer's -timeout=120 is a SIGALRM every 61 s, to whichever
+// thread of the process.
+template <typename Call>
+auto again_on_eintr(Call call) {
     for (;;) {
         try {
-            return socket.send(frame, flags).has_value();
+            return call();
         } catch (const zmq::error_t& e) {
             if (e.num() != EINTR) throw;
         }
     }
 }
 
-// Receives the same way: libzmq fails even a non-blocking receive with EINTR when a signal is
-// pending (it first looks for its own threads' commands with a poll() of zero timeout). False
-// when a non-blocking receive finds nothing.
+// False when the socket could not take the frame in its send timeout.
+bool send_frame(zmq::socket_t& socket, zmq::message_t& frame, zmq::send_flags flags) {
+    return again_on_eintr([&] { return socket.send(frame, flags).has_value(); });
+}
+
+// False when a non-blocking receive finds nothing.
 bool recv_frame(zmq::socket_t& socket, zmq::message_t& frame,
                 zmq::recv_flags flags = zmq::recv_flags::none) {
-    for (;;) {
-        try {
-            return socket.recv(frame, flags).has_value();
-        } catch (const zmq::error_t& e) {
-            if (e.num() != EINTR) throw;
-        }
-    }
+    return again_on_eintr([&] { return socket.recv(frame, flags).has_value(); });
 }
 
 std::string encode(const detail::Header& header) {
